@@ -1,0 +1,66 @@
+"""The exceptions application code catches.
+
+Every message is written by this layer and names fields, never their values: a patient's
+name, phone, email, ABHA id, MRN or note text never appears in ``str(error)``. Driver
+exceptions are translated at one boundary (:mod:`dr_assistant_data.relational.translate`)
+and never chained, so a traceback printed by a web framework cannot leak the driver's
+``DETAIL: Key (mrn)=(...)`` line either.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Backend = Literal["postgres", "mongodb", "redis"]
+
+
+class DataLayerError(Exception):
+    """Base class of every error this package raises."""
+
+
+class ConfigurationError(DataLayerError, ValueError):
+    """A setting is missing or cannot be parsed; ``variable`` names it."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+
+
+class NotFoundError(DataLayerError):
+    """The entity asked for does not exist (or is soft-deleted)."""
+
+
+class ValidationError(DataLayerError, ValueError):
+    """Input was refused before anything was written; ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+
+class ConflictError(DataLayerError):
+    """The write lost a race: a stale version, an overlapping appointment, a concurrent edit."""
+
+
+class DuplicateError(ConflictError):
+    """A value that must be unique is already taken; ``field`` names it."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field}: already in use")
+        self.field = field
+
+
+class ImmutableRecordError(ConflictError):
+    """A signed record was edited as if it were a draft."""
+
+
+class BackendUnavailableError(DataLayerError):
+    """A store could not be reached, timed out, or has no free connection.
+
+    ``backend`` is ``"postgres"``, ``"mongodb"`` or ``"redis"``.
+    """
+
+    def __init__(self, backend: Backend, message: str) -> None:
+        super().__init__(f"{backend}: {message}")
+        self.backend = backend

@@ -1,0 +1,153 @@
+"""The facade application code holds: one ``DataLayer`` per process (or per fork)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from .errors import DataLayerError
+from .migrations import relational as relational_migrations
+from .relational.engine import build_engine
+from .relational.session import build_session_factory
+from .relational.unit_of_work import UnitOfWork
+from .settings import Settings
+
+HealthReport = dict[str, dict[str, Any]]
+
+
+class DataLayer:
+    """Wires settings to engines and units of work. Cheap to build: nothing connects until
+    the first unit of work (or ``engine``) needs it."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings if settings is not None else Settings.from_env()
+        self._clinic_timezone = ZoneInfo(self.settings.clinic_timezone)
+        self._lock = threading.Lock()
+        self._engine: Engine | None = None
+        self._session_factory: sessionmaker[Session] | None = None
+        self._closed = False
+
+    @property
+    def engine(self) -> Engine:
+        """The pooled SQLAlchemy engine of the primary database."""
+        with self._lock:
+            if self._closed:
+                raise DataLayerError("this DataLayer is closed")
+            if self._engine is None:
+                self._engine = build_engine(self.settings)
+                self._session_factory = build_session_factory(self._engine)
+            return self._engine
+
+    @property
+    def session_factory(self) -> sessionmaker[Session]:
+        """Sessions carrying the layer's validation, audit and soft-delete rules."""
+        self.engine  # noqa: B018 - builds the factory with the engine
+        assert self._session_factory is not None
+        return self._session_factory
+
+    def unit_of_work(
+        self, actor: str | None = None, *, correlation_id: str | None = None
+    ) -> UnitOfWork:
+        """A new unit of work; use it as a context manager.
+
+        ``actor`` (a user id or a system name) is recorded on every audit event of the
+        writes it makes; ``correlation_id`` ties them to a request (one is generated when
+        omitted).
+        """
+        return UnitOfWork(
+            self.session_factory,
+            actor=actor or "unknown",
+            correlation_id=correlation_id,
+            clinic_timezone=self._clinic_timezone,
+        )
+
+    def migrate(self) -> None:
+        """Bring the relational schema to the newest revision. Idempotent; concurrent
+        callers wait for each other (advisory lock) and each revision runs once."""
+        relational_migrations.upgrade(self.engine)
+
+    def downgrade(self, revision: str) -> None:
+        relational_migrations.downgrade(self.engine, revision)
+
+    def migration_status(self) -> relational_migrations.Status:
+        return relational_migrations.status(self.engine)
+
+    def schema_drift(self) -> list[Any]:
+        """Differences between the models and the live schema; empty when in step."""
+        return relational_migrations.drift(self.engine)
+
+    def health(self) -> HealthReport:
+        """Reachability and latency of each store. Never raises."""
+        return {
+            "postgres": _probe(self._ping_database),
+            "mongodb": _probe(self._ping_mongodb),
+            "redis": _probe(self._ping_redis),
+        }
+
+    def close(self) -> None:
+        """Release every pooled connection. Idempotent."""
+        with self._lock:
+            engine, self._engine, self._session_factory = self._engine, None, None
+            self._closed = True
+        if engine is not None:
+            engine.dispose()
+
+    def __enter__(self) -> DataLayer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _ping_database(self) -> dict[str, Any]:
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return {"backend": self.engine.dialect.name, "embedded": self.settings.is_embedded}
+
+    def _ping_mongodb(self) -> dict[str, Any]:
+        uri = self.settings.mongodb_uri
+        if uri.startswith("mongomock://"):
+            return {"embedded": True}
+        from pymongo import MongoClient
+
+        client: MongoClient[Any] = MongoClient(
+            uri, serverSelectionTimeoutMS=self.settings.mongodb_timeout_ms, connect=True
+        )
+        try:
+            client.admin.command("ping")
+        finally:
+            client.close()
+        return {"embedded": False}
+
+    def _ping_redis(self) -> dict[str, Any]:
+        if self.settings.redis_url.startswith("memory://"):
+            return {"embedded": True}
+        import redis
+
+        timeout = self.settings.db_connect_timeout
+        client = redis.Redis.from_url(
+            self.settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        try:
+            client.ping()
+        finally:
+            client.close()
+        return {"embedded": False}
+
+
+def _probe(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        detail = check()
+    except Exception as error:
+        return {"ok": False, "error": type(error).__name__, "latency_ms": _since(started)}
+    return {"ok": True, "latency_ms": _since(started), **detail}
+
+
+def _since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

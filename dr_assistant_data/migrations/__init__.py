@@ -1,0 +1,1 @@
+"""Schema migrations: Alembic revisions for PostgreSQL (and the embedded SQLite file)."""

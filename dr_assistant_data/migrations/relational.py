@@ -1,0 +1,87 @@
+"""Running the Alembic revisions of the relational store from code.
+
+The revisions live in the repository's ``alembic/`` directory, shipped inside the package
+as ``dr_assistant_data.revisions``. Every operation runs on a connection the caller's
+engine provides, in one transaction: PostgreSQL's DDL is transactional, so a failing
+revision leaves the schema as it was. Upgrades hold a PostgreSQL advisory lock, so several
+deploys starting at once apply each revision exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, func, select
+
+from alembic import command
+
+from ..relational.base import Base
+
+MIGRATION_LOCK = 0x6472_6173_6D69_6772  # shared by every process that migrates
+
+
+def script_location() -> str:
+    """``revisions/`` inside an installed package, else the checkout's ``alembic/``."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "revisions"
+    return str(installed if installed.is_dir() else package.parent / "alembic")
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", script_location())
+    config.attributes["connection"] = connection
+    return config
+
+
+def hold_migration_lock(connection: Connection) -> None:
+    """Serialize migrators until the connection's transaction ends (PostgreSQL only)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    with engine.begin() as connection:
+        hold_migration_lock(connection)
+        command.upgrade(alembic_config(connection), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    with engine.begin() as connection:
+        hold_migration_lock(connection)
+        command.downgrade(alembic_config(connection), revision)
+
+
+@dataclass(frozen=True)
+class Status:
+    current: tuple[str, ...]
+    head: str | None
+    pending: tuple[str, ...]
+
+
+def status(engine: Engine) -> Status:
+    """The revisions applied and those still to apply, oldest first."""
+    scripts = ScriptDirectory.from_config(alembic_config())
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_heads()
+    pending = [
+        script.revision
+        for script in scripts.iterate_revisions("heads", current[0] if current else "base")
+        if script.revision not in current
+    ]
+    return Status(
+        current=tuple(current), head=scripts.get_current_head(), pending=tuple(reversed(pending))
+    )
+
+
+def drift(engine: Engine) -> list[Any]:
+    """Differences between the models and the database (empty when they agree)."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))

@@ -1,0 +1,61 @@
+"""One pooled engine per ``DataLayer``, configured from :class:`Settings`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
+
+from ..settings import Settings
+
+APPLICATION_NAME = "dr-assistant-data"
+
+
+def build_engine(settings: Settings) -> Engine:
+    """PostgreSQL: a ``QueuePool`` of ``db_pool_size`` connections (no overflow, so the
+    size is the ceiling the old ``DB_POOL_MAX`` promised), checked with a ping before use,
+    recycled after ``db_pool_recycle`` seconds, with a server-side statement timeout.
+    SQLite (embedded mode): foreign keys switched on.
+
+    Query parameters are patient data, so they are hidden from SQLAlchemy's log lines and
+    exception messages (``hide_parameters``).
+    """
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(
+            url,
+            hide_parameters=True,
+            connect_args={"timeout": settings.db_connect_timeout},
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    connect_args: dict[str, Any] = {
+        "connect_timeout": max(1, math.ceil(settings.db_connect_timeout)),
+        "application_name": APPLICATION_NAME,
+    }
+    if settings.db_statement_timeout_ms:
+        connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+    if settings.db_ssl:
+        connect_args["sslmode"] = (
+            "verify-full" if settings.db_ssl_reject_unauthorized else "require"
+        )
+    return create_engine(
+        url,
+        poolclass=QueuePool,
+        pool_size=settings.db_pool_size,
+        max_overflow=0,
+        pool_timeout=settings.db_pool_timeout,
+        pool_recycle=settings.db_pool_recycle,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args=connect_args,
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,264 @@
+"""Field checks: each cleans one value or raises ``ValidationError`` naming the field.
+
+Messages describe what was expected, never the value received (it may be patient data).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from ..errors import ValidationError
+from .types import utcnow
+
+CLOCK_SKEW = timedelta(minutes=5)
+EARLIEST_BIRTH = date(1900, 1, 1)
+TEXT_MAX = 20_000
+JSON_MAX_BYTES = 16_384
+JSON_MAX_DEPTH = 5
+
+
+def check_text(value: str, field: str) -> None:
+    """Refuse what PostgreSQL cannot store or what is not text: NUL bytes, lone surrogates."""
+    if "\x00" in value:
+        raise ValidationError(field, "must not contain NUL bytes")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(field, "must be valid Unicode text") from None
+
+
+@dataclass(frozen=True)
+class Field:
+    """Type check shared by every field; subclasses add ``convert``."""
+
+    nullable: bool = True
+
+    def clean(self, value: Any, field: str) -> Any:
+        if value is None:
+            if not self.nullable:
+                raise ValidationError(field, "must not be empty")
+            return None
+        return self.convert(value, field)
+
+    def convert(self, value: Any, field: str) -> Any:
+        return value
+
+
+@dataclass(frozen=True)
+class Text(Field):
+    max_length: int = TEXT_MAX
+    pattern: re.Pattern[str] | None = None
+    expected: str = "text"
+    strip: bool = False
+    normalize: Callable[[str], str] | None = None
+
+    def convert(self, value: Any, field: str) -> str:
+        if not isinstance(value, str):
+            raise ValidationError(field, f"must be {self.expected}")
+        check_text(value, field)
+        if self.strip:
+            value = value.strip()
+            if not value:
+                raise ValidationError(field, "must not be blank")
+        if self.normalize is not None:
+            value = self.normalize(value)
+        if len(value) > self.max_length:
+            raise ValidationError(field, f"must be at most {self.max_length} characters")
+        if self.pattern is not None and not self.pattern.fullmatch(value):
+            raise ValidationError(field, f"must be {self.expected}")
+        return value
+
+
+@dataclass(frozen=True)
+class Choice(Field):
+    values: tuple[str, ...] = ()
+
+    def convert(self, value: Any, field: str) -> str:
+        if not isinstance(value, str) or value not in self.values:
+            raise ValidationError(field, "must be one of " + ", ".join(self.values))
+        return value
+
+
+@dataclass(frozen=True)
+class Integer(Field):
+    minimum: int | None = None
+    maximum: int | None = 2**31 - 1
+
+    def convert(self, value: Any, field: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError(field, "must be a whole number")
+        if self.minimum is not None and value < self.minimum:
+            raise ValidationError(field, f"must be at least {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValidationError(field, f"must be at most {self.maximum}")
+        return value
+
+
+@dataclass(frozen=True)
+class Boolean(Field):
+    def convert(self, value: Any, field: str) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError(field, "must be true or false")
+        return value
+
+
+@dataclass(frozen=True)
+class UUIDField(Field):
+    def convert(self, value: Any, field: str) -> uuid.UUID:
+        if isinstance(value, uuid.UUID):
+            return value
+        if isinstance(value, str):
+            try:
+                return uuid.UUID(value)
+            except ValueError:
+                pass
+        raise ValidationError(field, "must be a UUID")
+
+
+@dataclass(frozen=True)
+class Day(Field):
+    not_future: bool = False
+    earliest: date | None = None
+
+    def convert(self, value: Any, field: str) -> date:
+        if isinstance(value, str):
+            try:
+                value = date.fromisoformat(value)
+            except ValueError:
+                raise ValidationError(field, "must be a date (YYYY-MM-DD)") from None
+        if isinstance(value, datetime) or not isinstance(value, date):
+            raise ValidationError(field, "must be a date (YYYY-MM-DD)")
+        if self.not_future and value > utcnow().date() + timedelta(days=1):
+            raise ValidationError(field, "must not be in the future")
+        if self.earliest is not None and value < self.earliest:
+            raise ValidationError(field, f"must not be before {self.earliest.isoformat()}")
+        return value
+
+
+@dataclass(frozen=True)
+class Timestamp(Field):
+    not_future: bool = False
+
+    def convert(self, value: Any, field: str) -> datetime:
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                raise ValidationError(field, "must be an ISO 8601 timestamp") from None
+        if not isinstance(value, datetime):
+            raise ValidationError(field, "must be a timestamp")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValidationError(field, "must carry a time zone")
+        if self.not_future and value > utcnow() + CLOCK_SKEW:
+            raise ValidationError(field, "must not be in the future")
+        return value
+
+
+@dataclass(frozen=True)
+class JSONObject(Field):
+    """A JSON object of bounded size and depth, with plain keys and valid text throughout."""
+
+    max_bytes: int = JSON_MAX_BYTES
+
+    def convert(self, value: Any, field: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise ValidationError(field, "must be an object")
+        _check_json(value, field, depth=0)
+        if len(json.dumps(value)) > self.max_bytes:
+            raise ValidationError(field, f"must be at most {self.max_bytes} bytes as JSON")
+        return value
+
+
+@dataclass(frozen=True)
+class TextList(Field):
+    """A list of short, distinct, non-blank strings (allergies, tags)."""
+
+    max_items: int = 100
+    item: Text = Text(max_length=200, strip=True)
+
+    def convert(self, value: Any, field: str) -> list[str]:
+        if not isinstance(value, list | tuple):
+            raise ValidationError(field, "must be a list of text")
+        if len(value) > self.max_items:
+            raise ValidationError(field, f"must have at most {self.max_items} entries")
+        cleaned = [self.item.convert(entry, field) for entry in value]
+        return list(dict.fromkeys(cleaned))
+
+
+def _check_json(value: Any, field: str, depth: int) -> None:
+    if depth > JSON_MAX_DEPTH:
+        raise ValidationError(field, f"must not nest deeper than {JSON_MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key or key.startswith("$") or "." in key:
+                raise ValidationError(field, "keys must be plain names (no '$' or '.')")
+            check_text(key, field)
+            _check_json(item, field, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item, field, depth + 1)
+    elif isinstance(value, str):
+        check_text(value, field)
+    elif value is not None and not isinstance(value, bool | int | float):
+        raise ValidationError(field, "must hold only JSON values")
+
+
+def _normalize_phone(value: str) -> str:
+    digits = re.sub(r"[\s()-]", "", value)
+    if re.fullmatch(r"[6-9]\d{9}", digits):
+        return "+91" + digits
+    if re.fullmatch(r"0[6-9]\d{9}", digits):
+        return "+91" + digits[1:]
+    return digits
+
+
+def _normalize_abha(value: str) -> str:
+    digits = value.replace("-", "").replace(" ", "")
+    if re.fullmatch(r"\d{14}", digits):
+        return f"{digits[:2]}-{digits[2:6]}-{digits[6:10]}-{digits[10:]}"
+    return value
+
+
+PHONE = Text(
+    max_length=16,
+    pattern=re.compile(r"\+[1-9]\d{7,14}"),
+    expected="a phone number in international format (+91...)",
+    strip=True,
+    normalize=_normalize_phone,
+)
+EMAIL = Text(
+    max_length=254,
+    pattern=re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+"),
+    expected="an email address",
+    strip=True,
+    normalize=str.lower,
+)
+ABHA_NUMBER = Text(
+    max_length=17,
+    pattern=re.compile(r"\d{2}-\d{4}-\d{4}-\d{4}"),
+    expected="a 14-digit ABHA number",
+    strip=True,
+    normalize=_normalize_abha,
+)
+MRN = Text(
+    max_length=32,
+    pattern=re.compile(r"[A-Za-z0-9][A-Za-z0-9/-]*"),
+    expected="a medical record number (letters, digits, '-' or '/')",
+    strip=True,
+)
+USERNAME = Text(
+    max_length=50,
+    pattern=re.compile(r"[A-Za-z0-9_.-]{3,50}"),
+    expected="3-50 letters, digits, '_', '.' or '-'",
+    strip=True,
+)
+WEB_URL = Text(max_length=2048, pattern=re.compile(r"https?://\S+"), expected="an http(s) URL")
+APP_LINK = Text(
+    max_length=2048, pattern=re.compile(r"(/|https?://)\S*"), expected="a path or http(s) URL"
+)

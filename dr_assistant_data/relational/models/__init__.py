@@ -1,0 +1,21 @@
+"""Every mapped table of the relational store."""
+
+from .audit import AuditEvent
+from .clinical import Encounter, Order, OrderItem, Prescription, PrescriptionItem
+from .people import Patient, User
+from .scheduling import Appointment
+from .workflow import Alert, Task
+
+__all__ = [
+    "Alert",
+    "Appointment",
+    "AuditEvent",
+    "Encounter",
+    "Order",
+    "OrderItem",
+    "Patient",
+    "Prescription",
+    "PrescriptionItem",
+    "Task",
+    "User",
+]

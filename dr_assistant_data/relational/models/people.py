@@ -1,0 +1,79 @@
+"""Users (clinic staff) and patients."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Date, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..base import Entity, SoftDeleted, Versioned, choice
+from ..types import MutableJSONDict, MutableJSONList
+from ..vocabulary import BLOOD_GROUPS, GENDERS, PATIENT_STATUSES, USER_ROLES, USER_STATUSES
+
+
+class User(Versioned, SoftDeleted, Entity):
+    __tablename__ = "users"
+    __table_args__ = (
+        # Emails are stored lower-cased, which makes the plain unique constraint case-insensitive.
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+    )
+
+    username: Mapped[str] = mapped_column(String(50), unique=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(choice("user_role", USER_ROLES))
+    specialty: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    profile_image_url: Mapped[str | None] = mapped_column(String(2048))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(choice("user_status", USER_STATUSES), default="active")
+    preferences: Mapped[dict[str, Any]] = mapped_column(MutableJSONDict, default=dict)
+    last_login_at: Mapped[datetime | None]
+
+
+class Patient(Versioned, SoftDeleted, Entity):
+    __tablename__ = "patients"
+    __table_args__ = (
+        Index(
+            "uq_patients_mrn",
+            "mrn",
+            unique=True,
+            postgresql_where=text("mrn IS NOT NULL"),
+            sqlite_where=text("mrn IS NOT NULL"),
+        ),
+        Index(
+            "uq_patients_abha_id",
+            "abha_id",
+            unique=True,
+            postgresql_where=text("abha_id IS NOT NULL"),
+            sqlite_where=text("abha_id IS NOT NULL"),
+        ),
+        Index("ix_patients_last_name_first_name", "last_name", "first_name"),
+    )
+
+    mrn: Mapped[str | None] = mapped_column(String(32))
+    abha_id: Mapped[str | None] = mapped_column(String(17))
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    date_of_birth: Mapped[date] = mapped_column(Date)
+    gender: Mapped[str] = mapped_column(choice("patient_gender", GENDERS))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))
+    address: Mapped[dict[str, Any] | None] = mapped_column(MutableJSONDict)
+    emergency_contact: Mapped[dict[str, Any] | None] = mapped_column(MutableJSONDict)
+    blood_group: Mapped[str | None] = mapped_column(choice("patient_blood_group", BLOOD_GROUPS))
+    allergies: Mapped[list[str]] = mapped_column(MutableJSONList, default=list)
+    status: Mapped[str] = mapped_column(
+        choice("patient_status", PATIENT_STATUSES), default="active"
+    )
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    def age_on(self, day: date) -> int:
+        """Completed years of age on ``day``."""
+        born = self.date_of_birth
+        return day.year - born.year - ((day.month, day.day) < (born.month, born.day))

@@ -1,0 +1,201 @@
+"""The generic repository: the contract's CRUD methods for one mapped table.
+
+Validation happens in the session's ``before_flush`` (see ``session.py``), so every method
+that writes flushes at once: a bad value, a taken unique value or a lost race surfaces from
+the call that caused it, and nothing of it reaches the database. Filters and ordering are
+accepted only on the fields a repository names; anything else is a ``ValidationError``,
+never SQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.orm import Session
+
+from ...errors import ConflictError, NotFoundError, ValidationError
+from .. import rules
+from ..base import Entity, SoftDeleted
+from ..fields import UUIDField
+from ..translate import translate_all
+from ..types import utcnow
+
+M = TypeVar("M", bound=Entity)
+
+MAX_LIMIT = 500
+MAX_IDS = 1000
+
+
+def check_page(limit: int, offset: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValidationError("offset", "must be a whole number, 0 or more")
+
+
+def as_uuid(value: Any, field: str = "id") -> uuid.UUID:
+    return UUIDField(nullable=False).clean(value, field)  # type: ignore[no-any-return]
+
+
+@translate_all
+class Repository(Generic[M]):
+    """CRUD over ``model`` inside one unit of work's session."""
+
+    model: ClassVar[type[Entity]]
+    filterable: ClassVar[frozenset[str]] = frozenset()
+    sortable: ClassVar[frozenset[str]] = frozenset({"created_at", "updated_at"})
+    default_order: ClassVar[str] = "-created_at"
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        translate_all(cls)
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get(self, id: Any) -> M | None:
+        """The entity with this id, or ``None`` (also for soft-deleted rows)."""
+        row = self.session.get(self.model, as_uuid(id))
+        return None if row is None or self._is_deleted(row) else row  # type: ignore[return-value]
+
+    def get_many(self, ids: Iterable[Any]) -> list[M]:
+        """The entities found, in the order of ``ids``, in one query."""
+        wanted = [as_uuid(value, "ids") for value in ids]
+        if len(wanted) > MAX_IDS:
+            raise ValidationError("ids", f"must name at most {MAX_IDS} records")
+        if not wanted:
+            return []
+        found = {
+            row.id: row
+            for row in self.session.scalars(
+                select(self.model).where(self.model.id.in_(set(wanted)))
+            )
+        }
+        return [found[key] for key in wanted if key in found]  # type: ignore[misc]
+
+    def list(
+        self,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[M]:
+        """A page of entities matching ``filters`` (equality, ``None`` or a list of values)."""
+        check_page(limit, offset)
+        statement = self._filtered(select(self.model), filters)
+        statement = statement.order_by(*self._ordering(order_by)).limit(limit).offset(offset)
+        return list(self.session.scalars(statement))  # type: ignore[arg-type]
+
+    def count(self, *, filters: Mapping[str, Any] | None = None) -> int:
+        statement = self._filtered(select(func.count()).select_from(self.model), filters)
+        return int(self.session.scalar(statement) or 0)
+
+    # -- writes ------------------------------------------------------------------------
+
+    def create(self, **fields: Any) -> M:
+        """Validate and insert; returns the entity with its id assigned."""
+        self._check_writable(fields)
+        row = self.model(**self._prepare(fields))
+        self.session.add(row)
+        try:
+            self.session.flush()
+        except ValidationError:
+            self.session.expunge(row)
+            raise
+        return row  # type: ignore[return-value]
+
+    def update(self, id: Any, *, expected_version: int | None = None, **fields: Any) -> M:
+        """Validate and apply ``fields``.
+
+        ``expected_version`` is the version the caller read; if the row has moved on since,
+        ``ConflictError`` is raised and nothing is changed. Without it the update still
+        loses to a concurrent commit (the UPDATE is guarded by the loaded version).
+        """
+        self._check_writable(fields)
+        row = self._require(id)
+        if expected_version is not None and row.version != expected_version:  # type: ignore[attr-defined]
+            raise ConflictError("the record was changed by someone else; reload it and retry")
+        for key, value in self._prepare(fields).items():
+            setattr(row, key, value)
+        try:
+            self.session.flush()
+        except ValidationError:
+            self.session.expire(row, list(fields))
+            raise
+        return row
+
+    def delete(self, id: Any) -> None:
+        """Remove the entity: soft for patients and users (hidden, never dropped)."""
+        row = self._require(id)
+        if isinstance(row, SoftDeleted):
+            row.deleted_at = utcnow()
+        else:
+            self.session.delete(row)
+        self.session.flush()
+
+    # -- helpers for subclasses --------------------------------------------------------
+
+    def _require(self, id: Any) -> M:
+        row = self.get(id)
+        if row is None:
+            raise NotFoundError(f"no {self.model.__tablename__} record with that id")
+        return row
+
+    def _prepare(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Turn caller input into attribute values (subclasses build child rows here)."""
+        return fields
+
+    def _check_writable(self, fields: Mapping[str, Any]) -> None:
+        writable = rules.columns_of(self.model).keys() | self._extra_fields()
+        for key in fields:
+            if key not in writable:
+                raise ValidationError(key, "is not a writable field of this record")
+
+    def _extra_fields(self) -> frozenset[str]:
+        return frozenset()
+
+    def _is_deleted(self, row: object) -> bool:
+        return isinstance(row, SoftDeleted) and row.deleted_at is not None
+
+    def _filtered(self, statement: Select[Any], filters: Mapping[str, Any] | None) -> Select[Any]:
+        if filters is None:
+            return statement
+        if not isinstance(filters, Mapping):
+            raise ValidationError("filters", "must be a mapping of field names to values")
+        return statement.where(*(self._condition(key, value) for key, value in filters.items()))
+
+    def _condition(self, key: str, value: Any) -> ColumnElement[bool]:
+        if key not in self.filterable:
+            raise ValidationError(key, "cannot be filtered on")
+        column = getattr(self.model, key)
+        if value is None:
+            return column.is_(None)  # type: ignore[no-any-return]
+        if isinstance(value, list | tuple | set | frozenset):
+            if not value or len(value) > MAX_IDS:
+                raise ValidationError(key, f"must list 1 to {MAX_IDS} values")
+            return column.in_([rules.clean(self.model, key, item) for item in value])  # type: ignore[no-any-return]
+        return column == rules.clean(self.model, key, value)  # type: ignore[no-any-return]
+
+    def _ordering(self, order_by: str | Sequence[str] | None) -> list[Any]:
+        terms = [order_by or self.default_order] if isinstance(order_by, str | None) else order_by
+        if not isinstance(terms, Sequence) or not terms:
+            raise ValidationError("order_by", "must be a field name or a list of them")
+        clauses = []
+        for term in terms:
+            if not isinstance(term, str):
+                raise ValidationError("order_by", "must be a field name or a list of them")
+            name = term.removeprefix("-")
+            if name not in self.sortable:
+                raise ValidationError(
+                    "order_by", "can only sort on " + ", ".join(sorted(self.sortable))
+                )
+            column = getattr(self.model, name)
+            clauses.append(column.desc() if term.startswith("-") else column.asc())
+        clauses.append(self.model.id.asc())  # a total order, so pages never overlap
+        return clauses

@@ -1,0 +1,106 @@
+"""Encounters, prescriptions and orders: the patient's timeline."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload, selectinload
+
+from ...errors import ValidationError
+from ..models import Encounter, Order, OrderItem, Prescription, PrescriptionItem
+from .base import Repository, as_uuid, check_page
+
+MAX_ITEMS = 100
+
+
+class EncounterRepository(Repository[Encounter]):
+    model = Encounter
+    filterable = frozenset(
+        {"patient_id", "doctor_id", "appointment_id", "status", "encounter_type"}
+    )
+    sortable = frozenset({"created_at", "updated_at", "start_time", "end_time"})
+    default_order = "-start_time"
+
+    def for_patient(self, patient_id: Any, *, limit: int = 50, offset: int = 0) -> list[Encounter]:
+        """The patient's encounters, newest first, with ``.doctor`` loaded: one query."""
+        check_page(limit, offset)
+        statement = (
+            select(Encounter)
+            .options(joinedload(Encounter.doctor))
+            .where(Encounter.patient_id == as_uuid(patient_id, "patient_id"))
+            .order_by(Encounter.start_time.desc(), Encounter.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(self.session.scalars(statement))
+
+
+class _WithItems(Repository[Any]):
+    """Prescriptions and orders: a header with ordered item rows, written together.
+
+    ``items`` is a list of dicts; on ``update`` it replaces the whole list.
+    """
+
+    item_model: ClassVar[type[PrescriptionItem] | type[OrderItem]]
+
+    def _extra_fields(self) -> frozenset[str]:
+        return frozenset({"items"})
+
+    def _prepare(self, fields: dict[str, Any]) -> dict[str, Any]:
+        if "items" not in fields:
+            return fields
+        items = fields["items"]
+        if not isinstance(items, list | tuple) or len(items) > MAX_ITEMS:
+            raise ValidationError("items", f"must be a list of at most {MAX_ITEMS} items")
+        built = []
+        for entry in items:
+            if isinstance(entry, self.item_model):
+                built.append(entry)
+                continue
+            if not isinstance(entry, dict):
+                raise ValidationError("items", "each item must be an object")
+            allowed = self.item_model.__table__.columns.keys()
+            for key in entry:
+                if key in {"id", "position", "created_at", "updated_at"} or key not in allowed:
+                    raise ValidationError(f"items.{key}", "is not a writable field of an item")
+            built.append(self.item_model(**entry))
+        return {**fields, "items": built}
+
+    def _timeline(self, column: Any, value: Any, limit: int, offset: int) -> list[Any]:
+        check_page(limit, offset)
+        statement = (
+            select(self.model)
+            .options(selectinload(self.model.items), joinedload(self.model.doctor))
+            .where(column == value)
+            .order_by(self.model.created_at.desc(), self.model.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(self.session.scalars(statement))
+
+    def for_patient(self, patient_id: Any, *, limit: int = 50, offset: int = 0) -> list[Any]:
+        """Newest first, with items and doctor loaded: two queries, whatever the history."""
+        return self._timeline(
+            self.model.patient_id, as_uuid(patient_id, "patient_id"), limit, offset
+        )
+
+    def for_encounter(self, encounter_id: Any, *, limit: int = 50, offset: int = 0) -> list[Any]:
+        """Newest first, with items and doctor loaded: two queries."""
+        return self._timeline(
+            self.model.encounter_id, as_uuid(encounter_id, "encounter_id"), limit, offset
+        )
+
+
+class PrescriptionRepository(_WithItems):
+    model = Prescription
+    item_model = PrescriptionItem
+    filterable = frozenset({"patient_id", "doctor_id", "encounter_id", "status"})
+    sortable = frozenset({"created_at", "updated_at", "signed_at", "valid_from"})
+
+
+class OrderRepository(_WithItems):
+    model = Order
+    item_model = OrderItem
+    filterable = frozenset({"patient_id", "doctor_id", "encounter_id", "status", "order_type"})
+    sortable = frozenset({"created_at", "updated_at", "ordered_at", "completed_at"})

@@ -1,0 +1,53 @@
+"""Appointments and the doctor's day."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
+
+from ..fields import Day
+from ..models import Appointment
+from ..vocabulary import INACTIVE_APPOINTMENT_STATUSES
+from .base import Repository, as_uuid
+
+DAY = Day(nullable=False)
+
+
+class AppointmentRepository(Repository[Appointment]):
+    model = Appointment
+    filterable = frozenset({"doctor_id", "patient_id", "status", "appointment_type", "created_by"})
+    sortable = frozenset({"created_at", "updated_at", "start_time", "end_time"})
+    default_order = "start_time"
+
+    def __init__(self, session: Session, clinic_timezone: ZoneInfo) -> None:
+        super().__init__(session)
+        self.clinic_timezone = clinic_timezone
+
+    def schedule_for(
+        self, doctor_id: Any, day: date | str, *, include_cancelled: bool = False
+    ) -> list[Appointment]:
+        """The doctor's appointments starting on ``day`` (the clinic's local date), in time
+        order, with ``.patient`` loaded: one query, whatever the day holds."""
+        doctor = as_uuid(doctor_id, "doctor_id")
+        local_day = DAY.clean(day, "day")
+        start = datetime.combine(local_day, time.min, self.clinic_timezone).astimezone(UTC)
+        end = datetime.combine(
+            local_day + timedelta(days=1), time.min, self.clinic_timezone
+        ).astimezone(UTC)
+        statement = (
+            select(Appointment)
+            .options(joinedload(Appointment.patient))
+            .where(
+                Appointment.doctor_id == doctor,
+                Appointment.start_time >= start,
+                Appointment.start_time < end,
+            )
+            .order_by(Appointment.start_time, Appointment.id)
+        )
+        if not include_cancelled:
+            statement = statement.where(Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES))
+        return list(self.session.scalars(statement))

@@ -1,0 +1,68 @@
+"""The session factory and the rules every session of the layer keeps.
+
+Listeners installed here, once, hold for every write however it is made (a repository
+call, a plain attribute change, a factory in a test):
+
+* ``before_flush`` validates every new and changed row before any SQL is emitted;
+* ``after_flush`` hands the flushed changes to the unit of work's audit trail;
+* ``do_orm_execute`` hides soft-deleted rows from every top-level read, unless the
+  statement carries ``execution_options(include_deleted=True)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, event, inspect
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker, with_loader_criteria
+
+from . import rules
+from .base import SoftDeleted
+
+AUDIT_KEY = "audit_trail"
+
+
+def build_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions whose loaded attributes stay readable after commit (``expire_on_commit``
+    off), so entities returned by a unit of work can be used once it has ended."""
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    event.listen(factory, "before_flush", _validate_rows)
+    event.listen(factory, "after_flush", _collect_audit)
+    event.listen(factory, "do_orm_execute", _hide_deleted)
+    return factory
+
+
+def _validate_rows(session: Session, _context: Any, _instances: Any) -> None:
+    for row in session.new:
+        rules.validate(row, changed=None)
+    for row in session.dirty:
+        state = inspect(row)
+        changed = {
+            attr.key
+            for attr in state.attrs
+            if attr.key in state.mapper.column_attrs and attr.history.has_changes()
+        }
+        if changed:
+            rules.validate(row, changed=changed)
+
+
+def _collect_audit(session: Session, _context: Any) -> None:
+    trail = session.info.get(AUDIT_KEY)
+    if trail is not None:
+        trail.collect(session)
+
+
+def _not_deleted(cls: type[SoftDeleted]) -> Any:
+    return cls.deleted_at.is_(None)
+
+
+def _hide_deleted(state: ORMExecuteState) -> None:
+    if (
+        state.is_select
+        and not state.is_column_load
+        and not state.is_relationship_load
+        and not state.execution_options.get("include_deleted", False)
+    ):
+        state.statement = state.statement.options(
+            with_loader_criteria(SoftDeleted, _not_deleted, include_aliases=True)
+        )

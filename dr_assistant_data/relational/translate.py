@@ -1,0 +1,162 @@
+"""The one place where SQLAlchemy and driver exceptions become the contract's errors.
+
+Translated: everything raised by the database or its driver, lost optimistic-lock races,
+pool timeouts and spent transactions. SQLAlchemy's own usage errors (a programming
+mistake, never data) propagate unchanged.
+
+The driver's message is never copied into the new error and the new error is raised
+outside the ``except`` block, so it carries neither ``__cause__`` nor ``__context__``:
+PostgreSQL's ``DETAIL: Key (mrn)=(...)`` cannot reach a log through a chained traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm.exc import StaleDataError
+
+from ..errors import (
+    BackendUnavailableError,
+    ConflictError,
+    DataLayerError,
+    DuplicateError,
+    ValidationError,
+)
+from .base import Base
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+OVERLAP = "ex_appointments_doctor_overlap"
+"""The exclusion constraint on PostgreSQL and the trigger's message on SQLite."""
+
+_SQLITE_FIELD = re.compile(r"(?:UNIQUE|NOT NULL) constraint failed: \w+\.(\w+)")
+_SQLITE_CHECK = re.compile(r"CHECK constraint failed: (\w+)")
+
+
+def translated(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Wrap ``fn`` so that only contract errors leave it."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except DataLayerError:
+            raise
+        except (sa_exc.DBAPIError, sa_exc.StatementError, sa_exc.TimeoutError) as error:
+            mapped = contract_error(error)
+        except (StaleDataError, sa_exc.PendingRollbackError) as error:
+            mapped = contract_error(error)
+        raise mapped
+
+    return wrapper
+
+
+def contract_error(error: Exception) -> DataLayerError:
+    """The contract error for a SQLAlchemy / DBAPI exception; its text holds no values."""
+    if isinstance(error, StaleDataError):
+        return ConflictError("the record was changed by someone else; reload it and retry")
+    if isinstance(error, sa_exc.TimeoutError):
+        return BackendUnavailableError("postgres", f"no free connection in the pool ({error})")
+    if isinstance(error, sa_exc.IntegrityError):
+        return _integrity_error(error)
+    if isinstance(error, sa_exc.DataError):
+        return ValidationError(_pg_column(error) or "value", "is not a valid value")
+    if isinstance(error, sa_exc.DBAPIError) and (
+        error.connection_invalidated
+        or isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError)
+    ):
+        return BackendUnavailableError("postgres", _first_line(error.orig))
+    if isinstance(error, sa_exc.PendingRollbackError):
+        return DataLayerError(
+            "this unit of work failed earlier and was rolled back; start a new one"
+        )
+    return DataLayerError(f"relational store error ({type(error).__name__})")
+
+
+def _integrity_error(error: sa_exc.IntegrityError) -> DataLayerError:
+    code = getattr(error.orig, "pgcode", None)
+    message = str(error.orig)
+    if OVERLAP in message or code == "23P01":
+        return ConflictError("the doctor already has a live appointment overlapping this time")
+    constraint = _pg_constraint(error)
+    if code == "23505" or message.startswith("UNIQUE constraint failed"):
+        return DuplicateError(_constraint_field(constraint) or _sqlite_field(message))
+    if code == "23502" or message.startswith("NOT NULL constraint failed"):
+        return ValidationError(_pg_column(error) or _sqlite_field(message), "is required")
+    if code == "23503" or "FOREIGN KEY constraint failed" in message:
+        if message.startswith("update or delete"):
+            return ConflictError("the record is still referenced by other records")
+        field = _constraint_field(constraint) or "reference"
+        return ValidationError(field, "refers to a record that does not exist")
+    if code == "23514" or message.startswith("CHECK constraint failed"):
+        check = constraint or _sqlite_check(message)
+        return ValidationError(_check_field(check), "violates a rule of the record")
+    return ConflictError("the write conflicts with existing data")
+
+
+def _first_line(orig: BaseException | None) -> str:
+    text = str(orig).strip().splitlines()
+    return text[0] if text else "unavailable"
+
+
+def _pg_constraint(error: sa_exc.DBAPIError) -> str | None:
+    diag = getattr(error.orig, "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+def _pg_column(error: sa_exc.DBAPIError) -> str | None:
+    diag = getattr(error.orig, "diag", None)
+    return getattr(diag, "column_name", None)
+
+
+def _sqlite_field(message: str) -> str:
+    match = _SQLITE_FIELD.search(message)
+    return match.group(1) if match else "value"
+
+
+def _sqlite_check(message: str) -> str | None:
+    match = _SQLITE_CHECK.search(message)
+    return match.group(1) if match else None
+
+
+@functools.cache
+def _columns_by_constraint() -> dict[str, str]:
+    """Constraint and index names of the schema, mapped to their first column."""
+    names: dict[str, str] = {}
+    for table in Base.metadata.tables.values():
+        for item in [*table.constraints, *table.indexes]:
+            columns = list(item.columns) if hasattr(item, "columns") else []
+            if isinstance(item.name, str) and columns:
+                names[item.name] = columns[0].name
+    return names
+
+
+def _constraint_field(constraint: str | None) -> str | None:
+    return _columns_by_constraint().get(constraint) if constraint else None
+
+
+def _check_field(constraint: str | None) -> str:
+    if constraint is None:
+        return "value"
+    if constraint in _columns_by_constraint():
+        return _columns_by_constraint()[constraint]
+    # ck_<table>_<rule>: name the rule
+    for table in Base.metadata.tables:
+        prefix = f"ck_{table}_"
+        if constraint.startswith(prefix):
+            return constraint[len(prefix) :]
+    return constraint
+
+
+def translate_all(cls: type[Any]) -> type[Any]:
+    """Class decorator: wrap every public method defined on ``cls`` with :func:`translated`."""
+    for name, member in list(vars(cls).items()):
+        if inspect.isfunction(member) and not name.startswith("_"):
+            setattr(cls, name, translated(member))
+    return cls

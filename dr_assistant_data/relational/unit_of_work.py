@@ -1,0 +1,110 @@
+"""The unit of work: one transaction, its repositories, its audit trail.
+
+    with dl.unit_of_work(actor=str(doctor.id)) as uow:
+        patient = uow.patients.get(patient_id)
+        patient.allergies.append("penicillin")
+    # committed here; an exception inside the block rolls everything back and propagates
+
+Leaving the block normally flushes (validating every changed row), writes the audit events
+and commits. An exception rolls back and is re-raised unchanged. Once the database has
+refused a write (a duplicate, a lost race) the transaction is spent: start a new unit of
+work to try again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from types import TracebackType
+from typing import Self
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..errors import DataLayerError
+from .audit_trail import AuditTrail
+from .repositories.audit import AuditRepository
+from .repositories.clinical import EncounterRepository, OrderRepository, PrescriptionRepository
+from .repositories.people import PatientRepository, UserRepository
+from .repositories.scheduling import AppointmentRepository
+from .repositories.workflow import AlertRepository, TaskRepository
+from .session import AUDIT_KEY
+from .translate import translated
+
+
+class UnitOfWork:
+    users: UserRepository
+    patients: PatientRepository
+    appointments: AppointmentRepository
+    encounters: EncounterRepository
+    prescriptions: PrescriptionRepository
+    orders: OrderRepository
+    tasks: TaskRepository
+    alerts: AlertRepository
+    audit: AuditRepository
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        *,
+        actor: str,
+        correlation_id: str | None = None,
+        clinic_timezone: ZoneInfo,
+    ) -> None:
+        self._session_factory = session_factory
+        self.actor = actor
+        self.correlation_id = correlation_id or uuid.uuid4().hex
+        self._clinic_timezone = clinic_timezone
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        """The SQLAlchemy session, for queries the repositories do not offer."""
+        if self._session is None:
+            raise DataLayerError("the unit of work is not open; use it in a 'with' block")
+        return self._session
+
+    def __enter__(self) -> Self:
+        if self._session is not None:
+            raise DataLayerError("a unit of work cannot be entered twice")
+        session = self._session_factory()
+        session.info[AUDIT_KEY] = AuditTrail(actor=self.actor, correlation_id=self.correlation_id)
+        self._session = session
+        self.users = UserRepository(session)
+        self.patients = PatientRepository(session)
+        self.appointments = AppointmentRepository(session, self._clinic_timezone)
+        self.encounters = EncounterRepository(session)
+        self.prescriptions = PrescriptionRepository(session)
+        self.orders = OrderRepository(session)
+        self.tasks = TaskRepository(session)
+        self.alerts = AlertRepository(session)
+        self.audit = AuditRepository(session)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        session = self.session
+        try:
+            if exc_type is None:
+                self.commit()
+            else:
+                session.rollback()
+        finally:
+            session.close()
+            self._session = None
+
+    @translated
+    def commit(self) -> None:
+        """Flush, write the audit events, commit. The unit of work stays usable after."""
+        session = self.session
+        session.flush()
+        session.info[AUDIT_KEY].write(session)
+        session.commit()
+
+    def rollback(self) -> None:
+        """Discard every change since the last commit, including pending audit events."""
+        self.session.rollback()
+        self.session.info[AUDIT_KEY].changes.clear()

@@ -1,0 +1,204 @@
+"""Configuration: one immutable :class:`Settings`, built explicitly or from the environment.
+
+The environment variables keep the names of the layer this package replaces (``DB_HOST``,
+``DB_POOL_MAX``, ``REDIS_KEY_PREFIX``...); ``DATABASE_URL`` and ``REDIS_URL`` win when set.
+Durations the old layer took in milliseconds are still milliseconds. A value that cannot be
+parsed raises :class:`~dr_assistant_data.errors.ConfigurationError` naming the variable, at
+start-up rather than on the first request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import TypeVar
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from .errors import ConfigurationError
+
+DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/dr_assistant"
+ENVIRONMENTS = ("development", "test", "production")
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the layer needs to reach its three stores.
+
+    Durations are seconds unless the name ends in ``_ms``. Every field has a default that
+    works against the servers of ``compose.yaml`` on a laptop.
+    """
+
+    database_url: str = DEFAULT_DATABASE_URL
+    mongodb_uri: str = "mongodb://127.0.0.1:27017/dr_assistant"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    cache_prefix: str = "dr_assistant:"
+    environment: str = "development"
+    clinic_timezone: str = "Asia/Kolkata"
+    db_pool_size: int = 10
+    db_pool_timeout: float = 5.0
+    db_connect_timeout: float = 5.0
+    db_pool_recycle: float = 1800.0
+    db_statement_timeout_ms: int = 30_000
+    db_ssl: bool = False
+    db_ssl_reject_unauthorized: bool = True
+    mongodb_timeout_ms: int = 5_000
+    mongodb_pool_size: int = 10
+
+    def __post_init__(self) -> None:
+        if self.environment not in ENVIRONMENTS:
+            raise ConfigurationError("APP_ENV", f"must be one of {', '.join(ENVIRONMENTS)}")
+        try:
+            url = make_url(self.database_url)
+        except ArgumentError:
+            raise ConfigurationError("DATABASE_URL", "is not a database URL") from None
+        if url.get_backend_name() not in ("postgresql", "sqlite"):
+            raise ConfigurationError("DATABASE_URL", "must be a postgresql or sqlite URL")
+        if self.environment == "production" and self.is_embedded:
+            raise ConfigurationError(
+                "DATABASE_URL", "an embedded database is refused in production"
+            )
+        try:
+            ZoneInfo(self.clinic_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigurationError("CLINIC_TIMEZONE", "is not a known time zone") from None
+        for name in ("db_pool_size", "mongodb_pool_size"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(name, "must be at least 1")
+        for name in ("db_pool_timeout", "db_connect_timeout", "db_pool_recycle"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(name, "must be positive")
+        if self.db_statement_timeout_ms < 0:
+            raise ConfigurationError("db_statement_timeout_ms", "must not be negative")
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when the relational store is an SQLite file or memory database."""
+        return make_url(self.database_url).get_backend_name() == "sqlite"
+
+    @property
+    def database_url_safe(self) -> str:
+        """The database URL with its password masked, fit for logs and messages."""
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["database_url"] = self.database_url_safe
+        for name in ("mongodb_uri", "redis_url"):
+            shown[name] = _mask_password(shown[name])
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default: ``os.environ``)."""
+        env = _Env(os.environ if environ is None else environ)
+        environment = env.text("APP_ENV", "") or env.text("NODE_ENV", "development")
+        overrides: dict[str, object] = {
+            "environment": environment,
+            "database_url": _database_url(env, environment),
+            "redis_url": _redis_url(env),
+            "mongodb_uri": env.text("MONGODB_URI", cls.mongodb_uri),
+            "cache_prefix": env.text("REDIS_KEY_PREFIX", cls.cache_prefix),
+            "clinic_timezone": env.text("CLINIC_TIMEZONE", cls.clinic_timezone),
+            "db_pool_size": env.number("DB_POOL_MAX", int, cls.db_pool_size),
+            "db_pool_recycle": env.millis("DB_POOL_IDLE_TIMEOUT", cls.db_pool_recycle),
+            "db_pool_timeout": env.millis("DB_POOL_CONNECTION_TIMEOUT", cls.db_pool_timeout),
+            "db_connect_timeout": env.millis("DB_POOL_CONNECTION_TIMEOUT", cls.db_connect_timeout),
+            "db_statement_timeout_ms": env.number(
+                "DB_STATEMENT_TIMEOUT", int, cls.db_statement_timeout_ms
+            ),
+            "db_ssl": env.flag("DB_SSL", cls.db_ssl),
+            "db_ssl_reject_unauthorized": env.flag(
+                "DB_SSL_REJECT_UNAUTHORIZED", cls.db_ssl_reject_unauthorized
+            ),
+            "mongodb_timeout_ms": env.number("MONGODB_TIMEOUT", int, cls.mongodb_timeout_ms),
+            "mongodb_pool_size": env.number("MONGODB_POOL_SIZE", int, cls.mongodb_pool_size),
+        }
+        return cls(**overrides)  # type: ignore[arg-type]
+
+
+class _Env:
+    """Typed reads of environment variables; every failure names the variable."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def text(self, name: str, default: str) -> str:
+        value = self._environ.get(name, "").strip()
+        return value or default
+
+    def has(self, name: str) -> bool:
+        return bool(self._environ.get(name, "").strip())
+
+    def number(self, name: str, kind: Callable[[str], _T], default: _T) -> _T:
+        if not self.has(name):
+            return default
+        try:
+            return kind(self._environ[name].strip())
+        except ValueError:
+            raise ConfigurationError(name, "must be a number") from None
+
+    def millis(self, name: str, default_seconds: float) -> float:
+        millis = self.number(name, int, -1)
+        if millis == -1:
+            return default_seconds
+        if millis <= 0:
+            raise ConfigurationError(name, "must be a positive number of milliseconds")
+        return millis / 1000
+
+    def flag(self, name: str, default: bool) -> bool:
+        if not self.has(name):
+            return default
+        value = self._environ[name].strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise ConfigurationError(name, "must be true or false")
+
+
+def _database_url(env: _Env, environment: str) -> str:
+    if env.has("DATABASE_URL"):
+        url = env.text("DATABASE_URL", "")
+        for legacy in ("postgres://", "postgresql://"):
+            if url.startswith(legacy):
+                return "postgresql+psycopg2://" + url[len(legacy) :]
+        return url
+    if not env.has("DB_HOST"):
+        if environment == "production":
+            raise ConfigurationError("DATABASE_URL", "DATABASE_URL or DB_HOST must be set")
+        return DEFAULT_DATABASE_URL
+    url = URL.create(
+        "postgresql+psycopg2",
+        username=env.text("DB_USER", "postgres"),
+        password=env.text("DB_PASSWORD", "") or None,
+        host=env.text("DB_HOST", "127.0.0.1"),
+        port=env.number("DB_PORT", int, 5432),
+        database=env.text("DB_NAME", "dr_assistant"),
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def _redis_url(env: _Env) -> str:
+    if env.has("REDIS_URL"):
+        return env.text("REDIS_URL", "")
+    host = env.text("REDIS_HOST", "127.0.0.1")
+    port = env.number("REDIS_PORT", int, 6379)
+    db = env.number("REDIS_DB", int, 0)
+    password = env.text("REDIS_PASSWORD", "")
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"redis://{auth}{host}:{port}/{db}"
+
+
+def _mask_password(uri: str) -> str:
+    scheme, sep, rest = uri.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return uri
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{location}"
