@@ -7,6 +7,10 @@ call, a plain attribute change, a factory in a test):
 * ``after_flush`` hands the flushed changes to the unit of work's audit trail;
 * ``do_orm_execute`` hides soft-deleted rows from every top-level read, unless the
   statement carries ``execution_options(include_deleted=True)``.
+
+Every statement, whoever sends it (a repository, a caller's own query through
+``uow.session``, a lazy load, the flush at commit), passes through :class:`LayerSession`,
+the one place where database failures become the contract's errors.
 """
 
 from __future__ import annotations
@@ -18,14 +22,29 @@ from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker, with_loader_c
 
 from . import rules
 from .base import SoftDeleted
+from .translate import translated
 
 AUDIT_KEY = "audit_trail"
+
+
+class LayerSession(Session):
+    """A session whose failures are the contract's errors (see ``translate.py``).
+
+    SQLAlchemy routes ``get``, ``refresh``, lazy and eager loads through ``execute``, and
+    autoflush through ``flush``, so these five methods are the whole boundary.
+    """
+
+    execute = translated(Session.execute)  # type: ignore[assignment]
+    scalar = translated(Session.scalar)  # type: ignore[assignment]
+    scalars = translated(Session.scalars)  # type: ignore[assignment]
+    flush = translated(Session.flush)
+    commit = translated(Session.commit)
 
 
 def build_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions whose loaded attributes stay readable after commit (``expire_on_commit``
     off), so entities returned by a unit of work can be used once it has ended."""
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    factory = sessionmaker(bind=engine, class_=LayerSession, expire_on_commit=False)
     event.listen(factory, "before_flush", _validate_rows)
     event.listen(factory, "after_flush", _collect_audit)
     event.listen(factory, "do_orm_execute", _hide_deleted)

@@ -12,10 +12,9 @@ PostgreSQL's ``DETAIL: Key (mrn)=(...)`` cannot reach a log through a chained tr
 from __future__ import annotations
 
 import functools
-import inspect
 import re
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm.exc import StaleDataError
@@ -153,10 +152,3 @@ def _check_field(constraint: str | None) -> str:
             return constraint[len(prefix) :]
     return constraint
 
-
-def translate_all(cls: type[Any]) -> type[Any]:
-    """Class decorator: wrap every public method defined on ``cls`` with :func:`translated`."""
-    for name, member in list(vars(cls).items()):
-        if inspect.isfunction(member) and not name.startswith("_"):
-            setattr(cls, name, translated(member))
-    return cls

@@ -11,15 +11,38 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.mutable import MutableDict, MutableList
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from ..errors import ValidationError
+
 
 def json_document() -> TypeEngine[Any]:
     """JSON on SQLite, JSONB on PostgreSQL."""
     return JSON().with_variant(JSONB(), "postgresql")
 
 
+class TrackedDict(MutableDict[str, Any]):
+    """A JSON object whose in-place changes are saved; anything else is refused on assignment
+    (SQLAlchemy must wrap the value at that moment, before validation could run)."""
+
+    @classmethod
+    def coerce(cls, key: str, value: Any) -> Any:
+        if value is not None and not isinstance(value, dict):
+            raise ValidationError(key, "must be an object")
+        return super().coerce(key, value)
+
+
+class TrackedList(MutableList[Any]):
+    """A JSON list whose in-place changes (``append``...) are saved."""
+
+    @classmethod
+    def coerce(cls, key: str, value: Any) -> Any:
+        if value is not None and not isinstance(value, list):
+            raise ValidationError(key, "must be a list")
+        return super().coerce(key, value)
+
+
 # Separate type instances: ``as_mutable`` binds its tracker to the instance it is given.
-MutableJSONDict = MutableDict.as_mutable(json_document())
-MutableJSONList = MutableList.as_mutable(json_document())
+MutableJSONDict = TrackedDict.as_mutable(json_document())
+MutableJSONList = TrackedList.as_mutable(json_document())
 
 
 class UTCDateTime(TypeDecorator[datetime]):

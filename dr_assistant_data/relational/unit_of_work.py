@@ -28,7 +28,6 @@ from .repositories.people import PatientRepository, UserRepository
 from .repositories.scheduling import AppointmentRepository
 from .repositories.workflow import AlertRepository, TaskRepository
 from .session import AUDIT_KEY
-from .translate import translated
 
 
 class UnitOfWork:
@@ -90,13 +89,12 @@ class UnitOfWork:
         try:
             if exc_type is None:
                 self.commit()
-            else:
-                session.rollback()
         finally:
+            # close() detaches the entities, then rolls back whatever was not committed:
+            # unlike rollback() it leaves their loaded attributes readable.
             session.close()
             self._session = None
 
-    @translated
     def commit(self) -> None:
         """Flush, write the audit events, commit. The unit of work stays usable after."""
         session = self.session

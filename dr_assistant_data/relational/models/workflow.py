@@ -56,6 +56,7 @@ class Task(Versioned, Entity):
     completed_at: Mapped[datetime | None]
 
     assignee: Mapped[User | None] = relationship(foreign_keys=[assigned_to])
+    creator: Mapped[User] = relationship(foreign_keys=[created_by])
     patient: Mapped[Patient | None] = relationship()
 
 
@@ -78,4 +79,5 @@ class Alert(Entity):
     source_id: Mapped[str | None] = mapped_column(String(64))
     action_url: Mapped[str | None] = mapped_column(String(2048))
 
+    user: Mapped[User] = relationship()
     patient: Mapped[Patient | None] = relationship()

@@ -10,14 +10,12 @@ from sqlalchemy.orm import Session
 from ...errors import ValidationError
 from ..fields import Text
 from ..models import AuditEvent
-from ..translate import translate_all
 from .base import check_page
 
 ENTITY_TYPE = Text(max_length=50, strip=True, nullable=False)
 ENTITY_ID = Text(max_length=64, strip=True, nullable=False)
 
 
-@translate_all
 class AuditRepository:
     def __init__(self, session: Session) -> None:
         self.session = session

@@ -20,7 +20,6 @@ from ...errors import ConflictError, NotFoundError, ValidationError
 from .. import rules
 from ..base import Entity, SoftDeleted
 from ..fields import UUIDField
-from ..translate import translate_all
 from ..types import utcnow
 
 M = TypeVar("M", bound=Entity)
@@ -40,7 +39,6 @@ def as_uuid(value: Any, field: str = "id") -> uuid.UUID:
     return UUIDField(nullable=False).clean(value, field)  # type: ignore[no-any-return]
 
 
-@translate_all
 class Repository(Generic[M]):
     """CRUD over ``model`` inside one unit of work's session."""
 
@@ -51,10 +49,6 @@ class Repository(Generic[M]):
 
     def __init__(self, session: Session) -> None:
         self.session = session
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        translate_all(cls)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -106,7 +100,8 @@ class Repository(Generic[M]):
         try:
             self.session.flush()
         except ValidationError:
-            self.session.expunge(row)
+            if self.session.is_active:  # refused before SQL: forget the row, keep the session
+                self.session.expunge(row)
             raise
         return row  # type: ignore[return-value]
 
@@ -126,7 +121,8 @@ class Repository(Generic[M]):
         try:
             self.session.flush()
         except ValidationError:
-            self.session.expire(row, list(fields))
+            if self.session.is_active:  # refused before SQL: drop the refused values
+                self.session.expire(row, list(fields))
             raise
         return row
 
