@@ -1,0 +1,44 @@
+"""Test support for applications built on the layer: factory-boy factories for every
+table written by callers, bound to a unit of work.
+
+    from dr_assistant_data.testing import PatientFactory, bind_factories
+
+    with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
+        patient = PatientFactory(allergies=["penicillin"])
+
+The binding lives in a context variable, so each thread (and each asyncio task) has its own
+and parallel tests never write into each other's session. Factories flush through the
+layer's session, so the layer's validation and audit rules apply to them too.
+"""
+
+from .factories import (
+    AlertFactory,
+    AppointmentFactory,
+    DoctorFactory,
+    EncounterFactory,
+    NurseFactory,
+    OrderFactory,
+    OrderItemFactory,
+    PatientFactory,
+    PrescriptionFactory,
+    PrescriptionItemFactory,
+    TaskFactory,
+    UserFactory,
+    bind_factories,
+)
+
+__all__ = [
+    "AlertFactory",
+    "AppointmentFactory",
+    "DoctorFactory",
+    "EncounterFactory",
+    "NurseFactory",
+    "OrderFactory",
+    "OrderItemFactory",
+    "PatientFactory",
+    "PrescriptionFactory",
+    "PrescriptionItemFactory",
+    "TaskFactory",
+    "UserFactory",
+    "bind_factories",
+]

@@ -1,0 +1,187 @@
+"""factory-boy factories for the relational models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import factory
+from factory.alchemy import SQLAlchemyModelFactory
+from sqlalchemy.orm import Session
+
+from ..errors import DataLayerError
+from ..relational.models import (
+    Alert,
+    Appointment,
+    Encounter,
+    Order,
+    OrderItem,
+    Patient,
+    Prescription,
+    PrescriptionItem,
+    Task,
+    User,
+)
+from ..relational.unit_of_work import UnitOfWork
+
+_session: ContextVar[Session | None] = ContextVar("dr_assistant_factory_session", default=None)
+
+CLINIC_DAY_START = datetime.combine(
+    datetime.now(ZoneInfo("Asia/Kolkata")).date(), time(9), ZoneInfo("Asia/Kolkata")
+).astimezone(UTC)
+"""09:00 today in the clinic; appointments are laid out from here, 20 minutes apart."""
+
+
+@contextmanager
+def bind_factories(target: UnitOfWork | Session) -> Iterator[Session]:
+    """Make the factories write into ``target`` (a unit of work or a session) in this
+    thread or task, until the block ends."""
+    session = target.session if isinstance(target, UnitOfWork) else target
+    token = _session.set(session)
+    try:
+        yield session
+    finally:
+        _session.reset(token)
+
+
+def _current_session() -> Session:
+    session = _session.get()
+    if session is None:
+        raise DataLayerError("factories are not bound; use 'with bind_factories(uow):'")
+    return session
+
+
+class _Factory(SQLAlchemyModelFactory):
+    class Meta:
+        abstract = True
+        sqlalchemy_session_factory = _current_session
+        sqlalchemy_session_persistence = "flush"
+
+
+class UserFactory(_Factory):
+    class Meta:
+        model = User
+
+    username = factory.Sequence(lambda n: f"user{n:05d}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@clinic.example.in")
+    full_name = factory.Faker("name", locale="en_IN")
+    role = "receptionist"
+    phone = factory.Sequence(lambda n: f"+9197{n:08d}")
+    # A syntactically plausible hash of no real password.
+    password_hash = "pbkdf2:sha256:600000$factory$" + "0" * 64
+
+
+class DoctorFactory(UserFactory):
+    role = "doctor"
+    specialty = "General Medicine"
+    full_name = factory.LazyAttribute(lambda o: f"Dr {o.username.title()}")
+
+
+class NurseFactory(UserFactory):
+    role = "nurse"
+
+
+class PatientFactory(_Factory):
+    class Meta:
+        model = Patient
+
+    mrn = factory.Sequence(lambda n: f"MRN-{n:06d}")
+    first_name = factory.Faker("first_name", locale="en_IN")
+    last_name = factory.Faker("last_name", locale="en_IN")
+    date_of_birth = factory.Faker("date_of_birth", minimum_age=1, maximum_age=90)
+    gender = factory.Iterator(["female", "male", "other"])
+    phone = factory.Sequence(lambda n: f"+9198{n:08d}")
+    blood_group = factory.Iterator(["O+", "B+", "A+", "AB+"])
+    allergies = factory.LazyFunction(list)
+
+
+class AppointmentFactory(_Factory):
+    class Meta:
+        model = Appointment
+
+    doctor = factory.SubFactory(DoctorFactory)
+    patient = factory.SubFactory(PatientFactory)
+    start_time = factory.Sequence(lambda n: CLINIC_DAY_START + timedelta(minutes=20 * n))
+    end_time = factory.LazyAttribute(lambda o: o.start_time + timedelta(minutes=15))
+    appointment_type = "in_person"
+    reason = "Follow-up visit"
+
+
+class EncounterFactory(_Factory):
+    class Meta:
+        model = Encounter
+
+    doctor = factory.SubFactory(DoctorFactory)
+    patient = factory.SubFactory(PatientFactory)
+    encounter_type = "office_visit"
+    start_time = factory.LazyFunction(lambda: datetime.now(UTC) - timedelta(minutes=30))
+    chief_complaint = "Fever for three days"
+
+
+class PrescriptionItemFactory(_Factory):
+    class Meta:
+        model = PrescriptionItem
+
+    medication_name = factory.Iterator(["Paracetamol", "Amoxicillin", "Cetirizine"])
+    dosage = "500 mg"
+    frequency = "three times a day"
+    duration = "5 days"
+    quantity = 15
+    refills = 0
+
+
+class PrescriptionFactory(_Factory):
+    """A draft prescription of an encounter, with two items."""
+
+    class Meta:
+        model = Prescription
+
+    encounter = factory.SubFactory(EncounterFactory)
+    patient_id = factory.SelfAttribute("encounter.patient.id")
+    doctor = factory.SelfAttribute("encounter.doctor")
+    items = factory.LazyFunction(lambda: PrescriptionItemFactory.build_batch(2))
+
+
+class OrderItemFactory(_Factory):
+    class Meta:
+        model = OrderItem
+
+    item_code = factory.Sequence(lambda n: f"LAB-{n:04d}")
+    item_name = factory.Iterator(["Complete blood count", "HbA1c", "Lipid profile"])
+
+
+class OrderFactory(_Factory):
+    """A lab order of an encounter, with one item."""
+
+    class Meta:
+        model = Order
+
+    encounter = factory.SubFactory(EncounterFactory)
+    patient_id = factory.SelfAttribute("encounter.patient.id")
+    doctor = factory.SelfAttribute("encounter.doctor")
+    order_type = "lab"
+    items = factory.LazyFunction(lambda: OrderItemFactory.build_batch(1))
+
+
+class TaskFactory(_Factory):
+    class Meta:
+        model = Task
+
+    title = factory.Sequence(lambda n: f"Review lab results #{n}")
+    creator = factory.SubFactory(DoctorFactory)
+    assignee = factory.SubFactory(NurseFactory)
+    priority = "medium"
+    task_type = "review"
+
+
+class AlertFactory(_Factory):
+    class Meta:
+        model = Alert
+
+    user = factory.SubFactory(DoctorFactory)
+    alert_type = "lab_result"
+    severity = "medium"
+    title = factory.Sequence(lambda n: f"New lab result #{n}")
