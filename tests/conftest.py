@@ -1,0 +1,106 @@
+"""Shared fixtures: a real PostgreSQL database of the test run's own, migrated once.
+
+The server comes from ``TEST_DATABASE_ADMIN_URL`` (default: the local ``postgres``
+database over TCP with trust auth). If it cannot be reached the run stops with an error:
+database tests are never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pytest
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from dr_assistant_data import DataLayer, Settings
+from dr_assistant_data.relational.base import Base
+
+ADMIN_URL = os.environ.get(
+    "TEST_DATABASE_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextmanager
+def scratch_database(prefix: str = "dr_assistant_test") -> Iterator[str]:
+    """Create an empty PostgreSQL database, yield its URL, drop it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as error:
+        admin.dispose()
+        pytest.exit(
+            f"PostgreSQL is unreachable at {make_url(ADMIN_URL).render_as_string()}: "
+            f"{str(error.orig).strip().splitlines()[0]}. Start it (see README) and rerun.",
+            returncode=3,
+        )
+    try:
+        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def settings_for(url: str, **overrides: object) -> Settings:
+    return Settings(database_url=url, environment="test", **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with scratch_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def migrated_layer(database_url: str) -> Iterator[DataLayer]:
+    layer = DataLayer(settings_for(database_url))
+    layer.migrate()
+    yield layer
+    layer.close()
+
+
+@pytest.fixture
+def dl(migrated_layer: DataLayer) -> Iterator[DataLayer]:
+    """The migrated layer; every table is emptied after the test."""
+    yield migrated_layer
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    with migrated_layer.engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+
+
+@dataclass
+class QueryLog:
+    statements: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@contextmanager
+def counting_queries(engine: Engine) -> Iterator[QueryLog]:
+    """Record every statement the engine sends while the block runs."""
+    log = QueryLog()
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        log.statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield log
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.fixture
+def count_queries(dl: DataLayer):
+    """``with count_queries() as log:`` records the statements sent by the test's layer."""
+    return lambda: counting_queries(dl.engine)

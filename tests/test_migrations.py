@@ -1,0 +1,289 @@
+"""Specifications of the relational schema's migrations.
+
+Every test gets its own fresh PostgreSQL database (``scratch_database``) or SQLite file
+under ``tmp_path``, so the revisions are exercised from an empty schema every time.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import scratch_database, settings_for
+from sqlalchemy import inspect, text
+
+from dr_assistant_data import DataLayer
+from dr_assistant_data.errors import ConflictError
+from dr_assistant_data.relational.base import Base
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+MODEL_TABLES = set(Base.metadata.tables)
+CONCURRENT_DEPLOYS = 4
+
+
+@contextmanager
+def layer_for(url: str) -> Iterator[DataLayer]:
+    layer = DataLayer(settings_for(url))
+    try:
+        yield layer
+    finally:
+        layer.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with scratch_database("dr_assistant_migrations") as url:
+        yield url
+
+
+@pytest.fixture
+def pg_layer(pg_url: str) -> Iterator[DataLayer]:
+    with layer_for(pg_url) as layer:
+        yield layer
+
+
+@pytest.fixture
+def sqlite_layer(tmp_path: Path) -> Iterator[DataLayer]:
+    with layer_for(f"sqlite:///{tmp_path / 'embedded.db'}") as layer:
+        yield layer
+
+
+def head_revision(layer: DataLayer) -> str:
+    head = layer.migration_status().head
+    assert head is not None
+    return head
+
+
+def table_names(layer: DataLayer) -> set[str]:
+    return set(inspect(layer.engine).get_table_names())
+
+
+def version_rows(layer: DataLayer) -> list[str]:
+    with layer.engine.connect() as connection:
+        return list(connection.scalars(text("SELECT version_num FROM alembic_version")))
+
+
+def migrate_in_own_process(url: str, start_together) -> None:
+    """One deploy: a process of its own, its own layer, ``migrate()``.
+
+    Every deploy connects first, then waits at the barrier, so all of them reach
+    ``migrate()`` at the same moment however long each took to start.
+    """
+    with layer_for(url) as layer:
+        layer.engine.connect().close()
+        start_together.wait(timeout=60)
+        layer.migrate()
+
+
+def run_alembic(*arguments: str, database_url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", *arguments],
+        cwd=REPOSITORY_ROOT,
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+# --- PostgreSQL through DataLayer -------------------------------------------------------------
+
+
+def test_migrate_brings_an_empty_postgres_database_to_head(pg_layer):
+    before = pg_layer.migration_status()
+    assert before.current == ()
+    assert before.pending == (before.head,)
+
+    pg_layer.migrate()
+
+    after = pg_layer.migration_status()
+    assert after.pending == ()
+    assert after.current == (after.head,)
+    assert table_names(pg_layer) == MODEL_TABLES | {"alembic_version"}
+
+
+def test_postgres_schema_survives_upgrade_downgrade_upgrade_without_drift(pg_layer):
+    pg_layer.migrate()
+
+    pg_layer.downgrade("base")
+    assert table_names(pg_layer) & MODEL_TABLES == set()
+    assert pg_layer.migration_status().current == ()
+
+    pg_layer.migrate()
+    assert table_names(pg_layer) >= MODEL_TABLES
+    assert pg_layer.migration_status().current == (head_revision(pg_layer),)
+    assert pg_layer.schema_drift() == []
+
+
+def test_migrate_is_idempotent(pg_layer):
+    pg_layer.migrate()
+    pg_layer.migrate()
+
+    assert version_rows(pg_layer) == [head_revision(pg_layer)]
+    assert pg_layer.migration_status().pending == ()
+    assert pg_layer.schema_drift() == []
+
+
+def test_concurrent_deploys_apply_the_schema_exactly_once(pg_url):
+    spawn = multiprocessing.get_context("spawn")
+    start_together = spawn.Barrier(CONCURRENT_DEPLOYS)
+    deploys = [
+        spawn.Process(target=migrate_in_own_process, args=(pg_url, start_together))
+        for _ in range(CONCURRENT_DEPLOYS)
+    ]
+    try:
+        for deploy in deploys:
+            deploy.start()
+        for deploy in deploys:
+            deploy.join(timeout=120)
+    finally:
+        for deploy in deploys:
+            if deploy.is_alive():
+                deploy.kill()
+
+    assert [deploy.exitcode for deploy in deploys] == [0] * CONCURRENT_DEPLOYS
+    with layer_for(pg_url) as layer:
+        assert version_rows(layer) == [head_revision(layer)]
+        assert layer.schema_drift() == []
+
+
+def test_schema_drift_reports_a_column_dropped_behind_the_models_back(pg_layer):
+    pg_layer.migrate()
+    assert pg_layer.schema_drift() == []
+
+    with pg_layer.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE patients DROP COLUMN blood_group"))
+
+    drift = pg_layer.schema_drift()
+    assert drift != []
+    assert "blood_group" in repr(drift)
+
+
+# --- PostgreSQL: what the design promises of the schema --------------------------------------
+
+
+def test_every_postgres_timestamp_column_is_timestamp_with_time_zone(pg_layer):
+    pg_layer.migrate()
+    with pg_layer.engine.connect() as connection:
+        columns = connection.execute(
+            text(
+                "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'public' AND data_type LIKE 'timestamp%'"
+            )
+        ).all()
+
+    assert columns, "the schema has timestamp columns"
+    assert {table for table, _, _ in columns} == MODEL_TABLES
+    naive = [
+        (table, column) for table, column, kind in columns if kind != "timestamp with time zone"
+    ]
+    assert naive == []
+
+
+def test_postgres_has_the_btree_gist_extension(pg_layer):
+    pg_layer.migrate()
+    with pg_layer.engine.connect() as connection:
+        installed = connection.scalar(
+            text("SELECT count(*) FROM pg_extension WHERE extname = 'btree_gist'")
+        )
+    assert installed == 1
+
+
+def test_postgres_has_the_appointment_overlap_exclusion_constraint(pg_layer):
+    pg_layer.migrate()
+    with pg_layer.engine.connect() as connection:
+        table = connection.scalar(
+            text(
+                "SELECT conrelid::regclass::text FROM pg_constraint "
+                "WHERE conname = 'ex_appointments_doctor_overlap' AND contype = 'x'"
+            )
+        )
+    assert table == "appointments"
+
+
+@pytest.mark.parametrize("index", ["uq_patients_mrn", "uq_patients_abha_id"])
+def test_postgres_patient_identifiers_are_unique_only_when_present(pg_layer, index):
+    pg_layer.migrate()
+    with pg_layer.engine.connect() as connection:
+        definition = connection.scalar(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = :name"), {"name": index}
+        )
+    assert definition is not None
+    assert "UNIQUE" in definition
+    assert "WHERE" in definition
+    assert "IS NOT NULL" in definition
+
+
+# --- Alembic's own command line -----------------------------------------------------------------
+
+
+def test_alembic_command_line_upgrades_downgrades_and_checks_postgres(pg_url):
+    for arguments in (["upgrade", "head"], ["downgrade", "base"], ["upgrade", "head"]):
+        result = run_alembic(*arguments, database_url=pg_url)
+        assert result.returncode == 0, f"alembic {' '.join(arguments)}:\n{result.stderr}"
+
+    check = run_alembic("check", database_url=pg_url)
+    assert check.returncode == 0, check.stderr
+    assert "No new upgrade operations detected" in check.stdout + check.stderr
+
+    with layer_for(pg_url) as layer:
+        assert version_rows(layer) == [head_revision(layer)]
+
+
+# --- Embedded SQLite ----------------------------------------------------------------------------
+
+
+def test_sqlite_schema_survives_upgrade_downgrade_upgrade_without_drift(sqlite_layer):
+    sqlite_layer.migrate()
+    assert table_names(sqlite_layer) == MODEL_TABLES | {"alembic_version"}
+    assert sqlite_layer.migration_status().pending == ()
+
+    sqlite_layer.downgrade("base")
+    assert table_names(sqlite_layer) & MODEL_TABLES == set()
+
+    sqlite_layer.migrate()
+    assert version_rows(sqlite_layer) == [head_revision(sqlite_layer)]
+    assert sqlite_layer.schema_drift() == []
+
+
+def test_sqlite_triggers_refuse_overlapping_live_appointments_but_not_cancelled_ones(
+    sqlite_layer,
+):
+    sqlite_layer.migrate()
+    start = datetime(2030, 3, 4, 9, 0, tzinfo=UTC)
+    slot = {"start_time": start, "end_time": start + timedelta(minutes=30)}
+    with sqlite_layer.unit_of_work(actor="test") as uow:
+        doctor = uow.users.create(
+            username="asha",
+            email="asha@clinic.in",
+            full_name="Dr Asha Rao",
+            role="doctor",
+            password_hash="x",
+        )
+        patient = uow.patients.create(
+            first_name="Ravi", last_name="Kumar", date_of_birth=date(1980, 5, 17), gender="male"
+        )
+        uow.appointments.create(doctor_id=doctor.id, patient_id=patient.id, **slot)
+        parties = {"doctor_id": doctor.id, "patient_id": patient.id}
+
+    overlapping = {
+        "start_time": start + timedelta(minutes=15),
+        "end_time": start + timedelta(minutes=45),
+    }
+    with pytest.raises(ConflictError), sqlite_layer.unit_of_work(actor="test") as uow:
+        uow.appointments.create(**parties, **overlapping)
+
+    with sqlite_layer.unit_of_work(actor="test") as uow:
+        uow.appointments.create(**parties, **slot, status="cancelled")
+
+    with sqlite_layer.unit_of_work(actor="test") as uow:
+        statuses = sorted(a.status for a in uow.appointments.list(filters=parties))
+    assert statuses == ["cancelled", "scheduled"]

@@ -1,0 +1,120 @@
+"""Settings: the old layer's environment names, clear errors, no silent embedded fallback."""
+
+from __future__ import annotations
+
+import pytest
+
+from dr_assistant_data import ConfigurationError, Settings
+from dr_assistant_data.settings import DEFAULT_DATABASE_URL
+
+
+def test_defaults_point_at_local_servers():
+    settings = Settings.from_env({})
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.cache_prefix == "dr_assistant:"
+    assert not settings.is_embedded
+
+
+def test_database_url_is_built_from_the_old_layers_variables():
+    settings = Settings.from_env(
+        {
+            "DB_HOST": "db.internal",
+            "DB_PORT": "6432",
+            "DB_NAME": "clinic",
+            "DB_USER": "app",
+            "DB_PASSWORD": "p@ss:word/1",
+        }
+    )
+    assert settings.database_url == (
+        "postgresql+psycopg2://app:p%40ss%3Aword%2F1@db.internal:6432/clinic"
+    )
+
+
+def test_database_url_wins_over_the_parts_and_legacy_schemes_are_upgraded():
+    settings = Settings.from_env(
+        {"DATABASE_URL": "postgres://app@primary/clinic", "DB_HOST": "ignored"}
+    )
+    assert settings.database_url == "postgresql+psycopg2://app@primary/clinic"
+
+
+def test_millisecond_variables_become_seconds():
+    settings = Settings.from_env(
+        {"DB_POOL_IDLE_TIMEOUT": "30000", "DB_POOL_CONNECTION_TIMEOUT": "2500", "DB_POOL_MAX": "7"}
+    )
+    assert settings.db_pool_recycle == 30.0
+    assert settings.db_pool_timeout == 2.5
+    assert settings.db_connect_timeout == 2.5
+    assert settings.db_pool_size == 7
+
+
+def test_redis_url_is_built_from_parts_with_the_password_escaped():
+    settings = Settings.from_env(
+        {"REDIS_HOST": "cache", "REDIS_PORT": "6380", "REDIS_DB": "2", "REDIS_PASSWORD": "a/b"}
+    )
+    assert settings.redis_url == "redis://:a%2Fb@cache:6380/2"
+    assert Settings.from_env({"REDIS_URL": "redis://x:1/0", "REDIS_HOST": "no"}).redis_url == (
+        "redis://x:1/0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DB_POOL_MAX", "many"),
+        ("DB_PORT", "54x"),
+        ("DB_POOL_CONNECTION_TIMEOUT", "-5"),
+        ("DB_SSL", "perhaps"),
+        ("MONGODB_POOL_SIZE", "1.5"),
+        ("REDIS_PORT", "not-a-port"),
+    ],
+)
+def test_a_bad_value_names_its_variable(variable, value):
+    env = {"DB_HOST": "db", variable: value}
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env(env)
+    assert raised.value.variable == variable
+    assert variable in str(raised.value)
+
+
+def test_pool_size_below_one_is_refused():
+    with pytest.raises(ConfigurationError, match="db_pool_size"):
+        Settings(db_pool_size=0)
+
+
+def test_production_never_falls_back_to_a_default_or_embedded_database():
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({"APP_ENV": "production"})
+    assert raised.value.variable == "DATABASE_URL"
+    with pytest.raises(ConfigurationError, match="embedded"):
+        Settings.from_env({"APP_ENV": "production", "DATABASE_URL": "sqlite:///clinic.db"})
+
+
+def test_sqlite_is_embedded_mode_outside_production():
+    assert Settings(database_url="sqlite:///clinic.db").is_embedded
+
+
+def test_unknown_environment_and_time_zone_are_refused():
+    with pytest.raises(ConfigurationError, match="APP_ENV"):
+        Settings.from_env({"APP_ENV": "staging-ish"})
+    with pytest.raises(ConfigurationError, match="CLINIC_TIMEZONE"):
+        Settings.from_env({"CLINIC_TIMEZONE": "Mars/Olympus"})
+
+
+def test_non_database_urls_are_refused():
+    with pytest.raises(ConfigurationError, match="DATABASE_URL"):
+        Settings(database_url="mysql://root@localhost/clinic")
+    with pytest.raises(ConfigurationError, match="DATABASE_URL"):
+        Settings(database_url="not a url")
+
+
+def test_repr_masks_every_password():
+    settings = Settings(
+        database_url="postgresql+psycopg2://app:s3cret@db/clinic",
+        redis_url="redis://:hunter2@cache:6379/0",
+        mongodb_uri="mongodb://notes:m0ngo@mongo/clinic",
+    )
+    shown = repr(settings)
+    for secret in ("s3cret", "hunter2", "m0ngo"):
+        assert secret not in shown
+    assert "db/clinic" in shown
