@@ -151,4 +151,3 @@ def _check_field(constraint: str | None) -> str:
         if constraint.startswith(prefix):
             return constraint[len(prefix) :]
     return constraint
-
