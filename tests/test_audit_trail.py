@@ -1,0 +1,118 @@
+"""Every write of a unit of work leaves audit events: names of fields, never values, chained."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from sqlalchemy import select
+
+from dr_assistant_data.relational.audit_trail import GENESIS, chain_hash
+from dr_assistant_data.relational.models import AuditEvent
+from dr_assistant_data.testing import PatientFactory, PrescriptionFactory, bind_factories
+
+
+def chain_rows(dl) -> list[AuditEvent]:
+    with dl.unit_of_work(actor="test") as uow:
+        return list(uow.session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+
+
+def as_row(event: AuditEvent) -> dict[str, object]:
+    return {column.key: getattr(event, column.key) for column in AuditEvent.__table__.columns}
+
+
+def assert_chain_intact(rows: list[AuditEvent]) -> None:
+    previous = GENESIS
+    for expected_seq, event in enumerate(rows, start=1):
+        assert event.seq == expected_seq
+        assert event.prev_hash == previous
+        assert event.row_hash == chain_hash(as_row(event))
+        previous = event.row_hash
+
+
+def test_create_update_delete_are_recorded_with_actor_and_correlation(dl):
+    with dl.unit_of_work(actor="doctor-7", correlation_id="req-1") as uow, bind_factories(uow):
+        patient = PatientFactory()
+    with dl.unit_of_work(actor="doctor-7", correlation_id="req-2") as uow:
+        uow.patients.update(patient.id, allergies=["penicillin"], blood_group="O-")
+    with dl.unit_of_work(actor="admin-1", correlation_id="req-3") as uow:
+        uow.patients.delete(patient.id)
+    with dl.unit_of_work(actor="test") as uow:
+        events = uow.audit.for_entity("patients", patient.id)
+    assert [(e.action, e.actor, e.correlation_id) for e in events] == [
+        ("create", "doctor-7", "req-1"),
+        ("update", "doctor-7", "req-2"),
+        ("delete", "admin-1", "req-3"),
+    ]
+    assert events[1].changed_fields == ["allergies", "blood_group"]
+    assert "first_name" in events[0].changed_fields
+
+
+def test_audit_events_hold_field_names_never_values(dl):
+    with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
+        patient = PatientFactory(first_name="Gayatri", phone="+919876501234", mrn="MRN-AUD-1")
+        uow.patients.update(patient.id, allergies=["sulfonamides"])
+    stored = json.dumps([as_row(e) for e in chain_rows(dl)], default=str)
+    for value in ("Gayatri", "9876501234", "MRN-AUD-1", "sulfonamides"):
+        assert value not in stored
+
+
+def test_child_rows_are_audited_with_their_parent(dl):
+    with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
+        prescription = PrescriptionFactory()
+    kinds = [event.entity_type for event in chain_rows(dl)]
+    assert kinds.count("prescription_items") == 2
+    assert kinds.count("prescriptions") == 1
+    with dl.unit_of_work(actor="test") as uow:
+        assert uow.audit.for_entity("prescriptions", str(prescription.id))[0].action == "create"
+
+
+def test_reads_write_no_audit_events(dl):
+    with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
+        patient = PatientFactory()
+    before = len(chain_rows(dl))
+    with dl.unit_of_work(actor="test") as uow:
+        uow.patients.get(patient.id)
+        uow.patients.list()
+    assert len(chain_rows(dl)) == before
+
+
+def test_the_chain_links_every_row_to_the_one_before(dl):
+    for _ in range(3):
+        with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
+            PatientFactory.create_batch(2)
+    rows = chain_rows(dl)
+    assert len(rows) == 6
+    assert_chain_intact(rows)
+
+
+def test_editing_a_row_breaks_its_link(dl):
+    with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
+        PatientFactory.create_batch(3)
+    rows = chain_rows(dl)
+    tampered = as_row(rows[1]) | {"actor": "someone-else"}
+    assert chain_hash(tampered) != rows[1].row_hash
+
+
+def test_concurrent_commits_extend_one_unbroken_chain(dl):
+    start = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            start.wait(timeout=10)
+            for _ in range(5):
+                with dl.unit_of_work(actor="worker") as uow, bind_factories(uow):
+                    PatientFactory()
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    rows = chain_rows(dl)
+    assert len(rows) == 20
+    assert_chain_intact(rows)
