@@ -1,0 +1,192 @@
+"""Specifications of the ``dr-assistant-data`` command line.
+
+Commands are run in process through ``main([...])`` with the environment set by
+``monkeypatch``; PostgreSQL tests get a fresh database each (``scratch_database``). MongoDB
+and Redis are the embedded ones throughout, so ``health`` depends on PostgreSQL alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from conftest import scratch_database, settings_for
+from sqlalchemy import create_engine, inspect, text
+
+from dr_assistant_data import DataLayer
+from dr_assistant_data.cli.main import main
+
+SCHEDULE = ["Arjun Mehta", "Lakshmi Subramanian", "Rohan Deshpande"]
+PRESCRIPTION_ITEMS = ["Metformin 500 mg", "Atorvastatin 10 mg"]
+SETTINGS_PREFIXES = ("DB_", "DATABASE_", "MONGODB_", "REDIS_", "APP_ENV", "NODE_ENV", "CLINIC_")
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch):
+    """Only what a test sets reaches ``Settings.from_env``; document and cache stores are
+    embedded."""
+    for name in list(os.environ):
+        if name.startswith(SETTINGS_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MONGODB_URI", "mongomock://localhost/dr_assistant_cli")
+    monkeypatch.setenv("REDIS_URL", "memory://")
+
+
+@pytest.fixture
+def pg_url(monkeypatch) -> Iterator[str]:
+    """An empty PostgreSQL database, configured through ``DATABASE_URL``."""
+    with scratch_database("dr_assistant_cli") as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        yield url
+
+
+def execute(url: str, statement: str) -> None:
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def table_names(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+def test_demo_prints_the_schedule_in_time_order_and_the_prescription_items(tmp_path, capsys):
+    assert main(["demo", "--database", str(tmp_path / "clinic.sqlite3")]) == 0
+
+    out = capsys.readouterr().out
+    positions = [out.index(name) for name in SCHEDULE]
+    assert positions == sorted(positions)
+    for item in PRESCRIPTION_ITEMS:
+        assert item in out
+
+
+def test_demo_runs_as_the_installed_console_script(tmp_path):
+    script = shutil.which("dr-assistant-data")
+    command = [script] if script else [sys.executable, "-m", "dr_assistant_data.cli.main"]
+
+    result = subprocess.run(
+        [*command, "demo", "--database", str(tmp_path / "clinic.sqlite3")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert all(name in result.stdout for name in SCHEDULE)
+
+
+# --- schema -----------------------------------------------------------------------------------
+
+
+def test_status_of_an_empty_database_lists_the_revisions_as_pending(pg_url, capsys):
+    assert main(["status"]) == 0
+
+    out = capsys.readouterr().out
+    assert "current:  none" in out
+    assert "pending:  none" not in out
+
+
+def test_migrate_then_status_reports_no_pending_revisions(pg_url, capsys):
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
+
+    assert main(["status"]) == 0
+    assert "pending:  none" in capsys.readouterr().out
+
+
+def test_downgrade_to_base_leaves_the_schema_empty(pg_url, capsys):
+    assert main(["migrate"]) == 0
+
+    assert main(["downgrade", "base"]) == 0
+
+    assert "current:  none" in capsys.readouterr().out
+    assert table_names(pg_url) <= {"alembic_version"}
+
+
+def test_check_passes_on_a_migrated_database(pg_url, capsys):
+    assert main(["migrate"]) == 0
+
+    assert main(["check"]) == 0
+    assert "agree" in capsys.readouterr().out
+
+
+def test_check_fails_and_names_a_column_dropped_behind_the_models_back(pg_url, capsys):
+    assert main(["migrate"]) == 0
+    execute(pg_url, "ALTER TABLE patients DROP COLUMN blood_group")
+    capsys.readouterr()
+
+    assert main(["check"]) == 1
+    assert "add_column patients blood_group" in capsys.readouterr().out
+
+
+# --- health -----------------------------------------------------------------------------------
+
+
+def test_health_exits_0_when_postgres_answers(pg_url, capsys):
+    assert main(["health"]) == 0
+
+    assert json.loads(capsys.readouterr().out)["postgres"]["ok"] is True
+
+
+def test_health_exits_1_when_postgres_is_unreachable_and_never_prints_the_password(
+    monkeypatch, capsys
+):
+    monkeypatch.setenv(
+        "DATABASE_URL", "postgresql+psycopg2://postgres:n0t-for-logs@127.0.0.1:1/dr_assistant"
+    )
+
+    assert main(["health"]) == 1
+
+    out, err = capsys.readouterr()
+    assert json.loads(out)["postgres"]["ok"] is False
+    assert "n0t-for-logs" not in out + err
+
+
+# --- seed -------------------------------------------------------------------------------------
+
+
+def test_seed_twice_into_the_same_database_adds_a_second_clinic(pg_url):
+    assert main(["seed"]) == 0
+    assert main(["seed"]) == 0
+
+    with DataLayer(settings_for(pg_url)) as layer, layer.unit_of_work() as uow:
+        assert uow.users.count(filters={"role": "doctor"}) == 2
+
+
+def test_seed_refuses_production_and_writes_nothing(pg_url, monkeypatch, capsys):
+    monkeypatch.setenv("APP_ENV", "production")
+
+    assert main(["seed"]) == 2
+
+    assert "production" in capsys.readouterr().err
+    assert table_names(pg_url) == set()
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+def test_a_bad_environment_value_exits_2_and_names_the_variable(monkeypatch, capsys):
+    monkeypatch.setenv("DB_HOST", "127.0.0.1")
+    monkeypatch.setenv("DB_POOL_MAX", "abc")
+
+    assert main(["status"]) == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith("error: DB_POOL_MAX")
+    assert "Traceback" not in err
