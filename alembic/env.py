@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from logging.config import fileConfig
 
+from alembic import context
 from sqlalchemy import Connection
 
-from alembic import context
 from dr_assistant_data.migrations.relational import hold_migration_lock
 from dr_assistant_data.relational.base import Base
 from dr_assistant_data.relational.engine import build_engine

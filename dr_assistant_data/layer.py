@@ -73,9 +73,11 @@ class DataLayer:
         relational_migrations.upgrade(self.engine)
 
     def downgrade(self, revision: str) -> None:
+        """Take the relational schema back to ``revision`` (``"base"``: empty)."""
         relational_migrations.downgrade(self.engine, revision)
 
     def migration_status(self) -> relational_migrations.Status:
+        """The applied, newest and pending revisions of the relational schema."""
         return relational_migrations.status(self.engine)
 
     def schema_drift(self) -> list[Any]:

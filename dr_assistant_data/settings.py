@@ -25,13 +25,24 @@ DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/dr_assista
 ENVIRONMENTS = ("development", "test", "production")
 _T = TypeVar("_T")
 
+VARIABLES = {
+    "db_pool_size": "DB_POOL_MAX",
+    "mongodb_pool_size": "MONGODB_POOL_SIZE",
+    "db_pool_timeout": "DB_POOL_CONNECTION_TIMEOUT",
+    "db_connect_timeout": "DB_POOL_CONNECTION_TIMEOUT",
+    "db_pool_recycle": "DB_POOL_IDLE_TIMEOUT",
+    "db_statement_timeout_ms": "DB_STATEMENT_TIMEOUT",
+}
+"""The environment variable behind each range-checked field, for error messages."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the layer needs to reach its three stores.
 
     Durations are seconds unless the name ends in ``_ms``. Every field has a default that
-    works against the servers of ``compose.yaml`` on a laptop.
+    works against local servers with trust authentication (``compose.yaml`` sets a
+    password: use the ``DATABASE_URL`` its header gives).
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -69,12 +80,12 @@ class Settings:
             raise ConfigurationError("CLINIC_TIMEZONE", "is not a known time zone") from None
         for name in ("db_pool_size", "mongodb_pool_size"):
             if getattr(self, name) < 1:
-                raise ConfigurationError(name, "must be at least 1")
+                raise ConfigurationError(VARIABLES[name], "must be at least 1")
         for name in ("db_pool_timeout", "db_connect_timeout", "db_pool_recycle"):
             if getattr(self, name) <= 0:
-                raise ConfigurationError(name, "must be positive")
+                raise ConfigurationError(VARIABLES[name], "must be positive")
         if self.db_statement_timeout_ms < 0:
-            raise ConfigurationError("db_statement_timeout_ms", "must not be negative")
+            raise ConfigurationError(VARIABLES["db_statement_timeout_ms"], "must not be negative")
 
     @property
     def is_embedded(self) -> bool:
@@ -144,9 +155,9 @@ class _Env:
             raise ConfigurationError(name, "must be a number") from None
 
     def millis(self, name: str, default_seconds: float) -> float:
-        millis = self.number(name, int, -1)
-        if millis == -1:
+        if not self.has(name):
             return default_seconds
+        millis = self.number(name, int, 0)
         if millis <= 0:
             raise ConfigurationError(name, "must be a positive number of milliseconds")
         return millis / 1000

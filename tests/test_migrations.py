@@ -287,3 +287,15 @@ def test_sqlite_triggers_refuse_overlapping_live_appointments_but_not_cancelled_
     with sqlite_layer.unit_of_work(actor="test") as uow:
         statuses = sorted(a.status for a in uow.appointments.list(filters=parties))
     assert statuses == ["cancelled", "scheduled"]
+
+
+def test_an_unknown_revision_is_a_data_layer_error(tmp_path):
+    from dr_assistant_data import DataLayerError
+
+    dl = DataLayer(settings_for(f"sqlite:///{tmp_path / 'clinic.sqlite3'}"))
+    try:
+        dl.migrate()
+        with pytest.raises(DataLayerError, match="migration"):
+            dl.downgrade("no-such-revision")
+    finally:
+        dl.close()

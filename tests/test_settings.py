@@ -78,7 +78,7 @@ def test_a_bad_value_names_its_variable(variable, value):
 
 
 def test_pool_size_below_one_is_refused():
-    with pytest.raises(ConfigurationError, match="db_pool_size"):
+    with pytest.raises(ConfigurationError, match="DB_POOL_MAX"):
         Settings(db_pool_size=0)
 
 
@@ -118,3 +118,12 @@ def test_repr_masks_every_password():
     for secret in ("s3cret", "hunter2", "m0ngo"):
         assert secret not in shown
     assert "db/clinic" in shown
+
+
+def test_range_errors_name_the_environment_variable():
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({"DB_POOL_MAX": "0"})
+    assert raised.value.variable == "DB_POOL_MAX"
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({"DB_POOL_IDLE_TIMEOUT": "-1"})
+    assert raised.value.variable == "DB_POOL_IDLE_TIMEOUT"

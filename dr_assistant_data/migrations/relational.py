@@ -9,19 +9,26 @@ deploys starting at once apply each revision exactly once.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, func, select
 
-from alembic import command
-
+from ..errors import DataLayerError
 from ..relational.base import Base
+from ..relational.translate import translated
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 MIGRATION_LOCK = 0x6472_6173_6D69_6772  # shared by every process that migrates
 
@@ -40,18 +47,35 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+def _migration_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Database failures become contract errors; Alembic's own (an unknown revision, say)
+    become ``DataLayerError`` with Alembic's message, which names revisions only."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return translated(fn)(*args, **kwargs)
+        except CommandError as error:
+            mapped = DataLayerError(f"migration: {error}")
+        raise mapped
+
+    return wrapper
+
+
 def hold_migration_lock(connection: Connection) -> None:
     """Serialize migrators until the connection's transaction ends (PostgreSQL only)."""
     if connection.dialect.name == "postgresql":
         connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
 
 
+@_migration_errors
 def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         hold_migration_lock(connection)
         command.upgrade(alembic_config(connection), revision)
 
 
+@_migration_errors
 def downgrade(engine: Engine, revision: str) -> None:
     with engine.begin() as connection:
         hold_migration_lock(connection)
@@ -65,6 +89,7 @@ class Status:
     pending: tuple[str, ...]
 
 
+@_migration_errors
 def status(engine: Engine) -> Status:
     """The revisions applied and those still to apply, oldest first."""
     scripts = ScriptDirectory.from_config(alembic_config())
@@ -80,6 +105,7 @@ def status(engine: Engine) -> Status:
     )
 
 
+@_migration_errors
 def drift(engine: Engine) -> list[Any]:
     """Differences between the models and the database (empty when they agree)."""
     with engine.connect() as connection:

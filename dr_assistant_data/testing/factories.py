@@ -29,10 +29,14 @@ from ..relational.unit_of_work import UnitOfWork
 
 _session: ContextVar[Session | None] = ContextVar("dr_assistant_factory_session", default=None)
 
-CLINIC_DAY_START = datetime.combine(
-    datetime.now(ZoneInfo("Asia/Kolkata")).date(), time(9), ZoneInfo("Asia/Kolkata")
-).astimezone(UTC)
-"""09:00 today in the clinic; appointments are laid out from here, 20 minutes apart."""
+CLINIC_TIMEZONE = ZoneInfo("Asia/Kolkata")
+
+
+def clinic_day_start() -> datetime:
+    """09:00 today in an Indian clinic; appointments are laid out from here, 20 minutes
+    apart (pass ``start_time`` for another time zone or day)."""
+    today = datetime.now(CLINIC_TIMEZONE).date()
+    return datetime.combine(today, time(9), CLINIC_TIMEZONE).astimezone(UTC)
 
 
 @contextmanager
@@ -104,7 +108,7 @@ class AppointmentFactory(_Factory):
 
     doctor = factory.SubFactory(DoctorFactory)
     patient = factory.SubFactory(PatientFactory)
-    start_time = factory.Sequence(lambda n: CLINIC_DAY_START + timedelta(minutes=20 * n))
+    start_time = factory.Sequence(lambda n: clinic_day_start() + timedelta(minutes=20 * n))
     end_time = factory.LazyAttribute(lambda o: o.start_time + timedelta(minutes=15))
     appointment_type = "in_person"
     reason = "Follow-up visit"
