@@ -8,7 +8,7 @@ import time
 
 import pytest
 from conftest import settings_for
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.pool import QueuePool
 
 from dr_assistant_data import BackendUnavailableError, DataLayer
@@ -22,7 +22,37 @@ def test_one_pooled_engine_per_layer_with_pre_ping_and_no_overflow(migrated_laye
     assert engine.pool._pre_ping is True
     assert engine.pool.size() == migrated_layer.settings.db_pool_size
     assert engine.pool._max_overflow == 0
+    assert engine.pool._recycle == migrated_layer.settings.db_pool_recycle
     assert engine.hide_parameters is True
+
+
+@pytest.mark.parametrize(
+    ("reject_unauthorized", "mode"), [(True, "verify-full"), (False, "require")]
+)
+def test_tls_and_connect_timeout_settings_reach_the_driver(database_url, reject_unauthorized, mode):
+    layer = DataLayer(
+        settings_for(
+            database_url,
+            db_ssl=True,
+            db_ssl_reject_unauthorized=reject_unauthorized,
+            db_connect_timeout=2.5,
+        )
+    )
+    seen: dict[str, object] = {}
+
+    def capture(_dialect, _record, _cargs, cparams):
+        seen.update(cparams)
+        raise RuntimeError("captured before connecting")
+
+    event.listen(layer.engine, "do_connect", capture)
+    try:
+        with pytest.raises(RuntimeError, match="captured"):
+            layer.engine.connect()
+    finally:
+        layer.close()
+    assert seen["sslmode"] == mode
+    assert seen["connect_timeout"] == 3
+    assert seen["application_name"] == "dr-assistant-data"
 
 
 def test_statement_timeout_is_set_on_every_connection(database_url):

@@ -157,3 +157,30 @@ def test_factories_write_into_the_bound_unit_of_work(dl):
         patient = PatientFactory(allergies=["latex"])
     with dl.unit_of_work(actor="test") as uow:
         assert uow.patients.get(patient.id).allergies == ["latex"]
+
+
+def test_factories_bound_in_one_thread_never_write_into_anothers_unit_of_work(dl):
+    bound = threading.Barrier(2)
+    counts: dict[str, int] = {}
+
+    def write(name: str, how_many: int) -> None:
+        with dl.unit_of_work(actor=name) as uow, bind_factories(uow):
+            bound.wait(timeout=10)
+            PatientFactory.create_batch(how_many)
+            counts[name] = uow.patients.count()
+            uow.rollback()
+
+    threads = [
+        threading.Thread(target=write, args=("a", 2)),
+        threading.Thread(target=write, args=("b", 5)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert counts == {"a": 2, "b": 5}
+
+
+def test_unbound_factories_say_how_to_bind_them():
+    with pytest.raises(DataLayerError, match="bind_factories"):
+        PatientFactory()
