@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 
 import pytest
 from sqlalchemy import Engine, create_engine, event, text
@@ -47,6 +48,17 @@ def scratch_database(prefix: str = "dr_assistant_test") -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def patient_fields(**overrides: object) -> dict[str, object]:
+    """A valid patient for ``uow.patients.create``, with ``overrides`` applied."""
+    return {
+        "first_name": "Ananya",
+        "last_name": "Rao",
+        "date_of_birth": date(1992, 3, 14),
+        "gender": "female",
+        **overrides,
+    }
 
 
 def settings_for(url: str, **overrides: object) -> Settings:

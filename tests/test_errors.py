@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import traceback
 from datetime import timedelta
 
 import pytest
+from conftest import patient_fields
 
 from dr_assistant_data import ConflictError, DuplicateError, ValidationError
 from dr_assistant_data.testing import (
@@ -16,24 +16,21 @@ from dr_assistant_data.testing import (
 )
 
 
-def full_text(error: BaseException) -> str:
-    """Everything a logging framework could print for the error."""
-    return (
-        "".join(traceback.format_exception(error)) + repr(error.__cause__) + repr(error.__context__)
-    )
+def full_text(error: BaseException | None) -> str:
+    """The text of the error and of every exception chained to it: what a logging framework
+    prints of an exception besides source lines."""
+    texts = []
+    while error is not None:
+        texts.append(f"{error!r} {error}")
+        error = error.__cause__ or error.__context__
+    return "\n".join(texts)
 
 
 def test_a_taken_mrn_is_a_duplicate_naming_the_field_not_the_value(dl):
     with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
         PatientFactory(mrn="MRN-424242")
     with pytest.raises(DuplicateError) as raised, dl.unit_of_work(actor="test") as uow:
-        uow.patients.create(
-            mrn="MRN-424242",
-            first_name="Kavya",
-            last_name="Nair",
-            date_of_birth="1990-01-01",
-            gender="female",
-        )
+        uow.patients.create(**patient_fields(mrn="MRN-424242", first_name="Kavya"))
     assert raised.value.field == "mrn"
     assert "424242" not in full_text(raised.value)
     assert "Kavya" not in full_text(raised.value)
@@ -45,13 +42,7 @@ def test_a_taken_abha_number_is_a_duplicate(dl):
     with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
         PatientFactory(abha_id="91-2345-6789-0123")
     with pytest.raises(DuplicateError) as raised, dl.unit_of_work(actor="test") as uow:
-        uow.patients.create(
-            abha_id="91234567890123",
-            first_name="A",
-            last_name="B",
-            date_of_birth="1990-01-01",
-            gender="female",
-        )
+        uow.patients.create(**patient_fields(abha_id="91234567890123"))
     assert raised.value.field == "abha_id"
     assert "0123" not in full_text(raised.value)
 
@@ -142,11 +133,5 @@ def test_after_a_database_refusal_the_unit_of_work_is_spent(dl):
         dl.unit_of_work(actor="test") as uow,
     ):
         with pytest.raises(DuplicateError):
-            uow.patients.create(
-                mrn="MRN-1",
-                first_name="A",
-                last_name="B",
-                date_of_birth="1990-01-01",
-                gender="male",
-            )
+            uow.patients.create(**patient_fields(mrn="MRN-1"))
         uow.patients.count()

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from conftest import patient_fields
 
 from dr_assistant_data import ConflictError, NotFoundError, ValidationError
 from dr_assistant_data.testing import (
@@ -237,13 +238,7 @@ def test_create_refuses_unknown_and_layer_maintained_fields(dl):
     with dl.unit_of_work(actor="test") as uow:
         for field in ("is_vip", "id", "version", "deleted_at", "created_at"):
             with pytest.raises(ValidationError) as raised:
-                uow.patients.create(
-                    first_name="A",
-                    last_name="B",
-                    date_of_birth=date(1990, 1, 1),
-                    gender="female",
-                    **{field: 1},
-                )
+                uow.patients.create(**patient_fields(**{field: 1}))
             assert raised.value.field == field
 
 

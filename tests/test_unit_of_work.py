@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from datetime import date
 
 import pytest
+from conftest import patient_fields
 from sqlalchemy.orm.exc import DetachedInstanceError
 
 from dr_assistant_data import ConflictError, DataLayerError, ValidationError
@@ -17,13 +17,7 @@ class Boom(Exception):
 
 
 def new_patient(uow, **fields):
-    values = {
-        "first_name": "Ravi",
-        "last_name": "Kumar",
-        "date_of_birth": date(1980, 5, 1),
-        "gender": "male",
-    }
-    return uow.patients.create(**{**values, **fields})
+    return uow.patients.create(**patient_fields(**fields))
 
 
 def test_leaving_the_block_commits(dl):
@@ -71,7 +65,7 @@ def test_loaded_attributes_stay_readable_after_the_block(dl):
         patient = new_patient(uow)
     with dl.unit_of_work(actor="test") as uow:
         loaded = uow.patients.get(patient.id)
-    assert loaded.first_name == "Ravi"
+    assert loaded.first_name == "Ananya"
     assert loaded.version == 1
     assert loaded.created_at.tzinfo is not None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from conftest import patient_fields
 from sqlalchemy import func, select
 
 from dr_assistant_data import ValidationError
@@ -16,12 +17,6 @@ from dr_assistant_data.testing import (
     bind_factories,
 )
 
-VALID_PATIENT = {
-    "first_name": "Ananya",
-    "last_name": "Rao",
-    "date_of_birth": date(1992, 3, 14),
-    "gender": "female",
-}
 NOW = datetime.now(UTC)
 
 
@@ -61,7 +56,7 @@ def test_a_bad_patient_field_is_named_and_nothing_is_written(dl, count_queries, 
     with dl.unit_of_work(actor="test") as uow:
         uow.patients.count()
         with count_queries() as queries, pytest.raises(ValidationError) as raised:
-            uow.patients.create(**{**VALID_PATIENT, field: value})
+            uow.patients.create(**patient_fields(**{field: value}))
         assert queries.count == 0
         assert raised.value.field == field
         assert uow.session.scalar(select(func.count()).select_from(Patient)) == 0
@@ -69,7 +64,7 @@ def test_a_bad_patient_field_is_named_and_nothing_is_written(dl, count_queries, 
 
 def test_a_missing_required_field_is_named(dl):
     with dl.unit_of_work(actor="test") as uow:
-        fields = dict(VALID_PATIENT)
+        fields = patient_fields()
         del fields["date_of_birth"]
         with pytest.raises(ValidationError) as raised:
             uow.patients.create(**fields)
@@ -80,14 +75,13 @@ def test_a_missing_required_field_is_named(dl):
 def test_values_are_normalized_before_they_are_stored(dl):
     with dl.unit_of_work(actor="test") as uow:
         patient = uow.patients.create(
-            **{
-                **VALID_PATIENT,
-                "phone": "098000 00001",
-                "email": " Ananya.Rao@Example.IN ",
-                "abha_id": "12 3456 7890 1234",
-                "allergies": ["penicillin", " penicillin ", "latex"],
-                "first_name": "  Ananya ",
-            }
+            **patient_fields(
+                phone="098000 00001",
+                email=" Ananya.Rao@Example.IN ",
+                abha_id="12 3456 7890 1234",
+                allergies=["penicillin", " penicillin ", "latex"],
+                first_name="  Ananya ",
+            )
         )
     assert patient.phone == "+919800000001"
     assert patient.email == "ananya.rao@example.in"
@@ -195,6 +189,6 @@ def test_error_messages_never_echo_the_value(dl):
     with dl.unit_of_work(actor="test") as uow:
         for field in ("phone", "email", "abha_id", "mrn", "gender"):
             with pytest.raises(ValidationError) as raised:
-                uow.patients.create(**{**VALID_PATIENT, field: secret})
+                uow.patients.create(**patient_fields(**{field: secret}))
             assert secret not in str(raised.value)
             assert "9876543210" not in repr(raised.value)

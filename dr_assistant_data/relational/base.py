@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Enum, MetaData, String, Uuid
+from sqlalchemy import Enum, Index, MetaData, String, Uuid, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from .types import UTCDateTime, utcnow
@@ -35,6 +35,13 @@ def choice(name: str, values: tuple[str, ...]) -> Enum:
         length=max(len(v) for v in values),
         validate_strings=True,
     )
+
+
+def partial_index(name: str, *columns: str, unique: bool = False) -> Index:
+    """An index of the rows whose first column is set: optional references and optional
+    identifiers cost nothing while they are empty (and stay unique only when present)."""
+    condition = text(f"{columns[0]} IS NOT NULL")
+    return Index(name, *columns, unique=unique, postgresql_where=condition, sqlite_where=condition)
 
 
 class Entity(Base):

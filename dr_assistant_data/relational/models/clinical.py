@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.ext.orderinglist import OrderingList, ordering_list
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..base import Entity, Versioned, choice
+from ..base import Entity, Versioned, choice, partial_index
 from ..vocabulary import (
     ENCOUNTER_STATUSES,
     ENCOUNTER_TYPES,
@@ -27,12 +27,7 @@ class Encounter(Versioned, Entity):
         CheckConstraint("end_time IS NULL OR end_time > start_time", name="end_after_start"),
         Index("ix_encounters_patient_id_start_time", "patient_id", "start_time"),
         Index("ix_encounters_doctor_id_start_time", "doctor_id", "start_time"),
-        Index(
-            "ix_encounters_appointment_id",
-            "appointment_id",
-            postgresql_where=text("appointment_id IS NOT NULL"),
-            sqlite_where=text("appointment_id IS NOT NULL"),
-        ),
+        partial_index("ix_encounters_appointment_id", "appointment_id"),
     )
 
     appointment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("appointments.id"))

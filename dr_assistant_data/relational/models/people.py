@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Date, Index, String, text
+from sqlalchemy import CheckConstraint, Date, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..base import Entity, SoftDeleted, Versioned, choice
+from ..base import Entity, SoftDeleted, Versioned, choice, partial_index
 from ..types import MutableJSONDict, MutableJSONList
 from ..vocabulary import BLOOD_GROUPS, GENDERS, PATIENT_STATUSES, USER_ROLES, USER_STATUSES
 
@@ -36,20 +36,8 @@ class User(Versioned, SoftDeleted, Entity):
 class Patient(Versioned, SoftDeleted, Entity):
     __tablename__ = "patients"
     __table_args__ = (
-        Index(
-            "uq_patients_mrn",
-            "mrn",
-            unique=True,
-            postgresql_where=text("mrn IS NOT NULL"),
-            sqlite_where=text("mrn IS NOT NULL"),
-        ),
-        Index(
-            "uq_patients_abha_id",
-            "abha_id",
-            unique=True,
-            postgresql_where=text("abha_id IS NOT NULL"),
-            sqlite_where=text("abha_id IS NOT NULL"),
-        ),
+        partial_index("uq_patients_mrn", "mrn", unique=True),
+        partial_index("uq_patients_abha_id", "abha_id", unique=True),
         Index("ix_patients_last_name_first_name", "last_name", "first_name"),
     )
 

@@ -9,7 +9,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Text, column, func, l
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..base import Entity, Versioned, choice
+from ..base import Entity, Versioned, choice, partial_index
 from ..vocabulary import APPOINTMENT_STATUSES, APPOINTMENT_TYPES, INACTIVE_APPOINTMENT_STATUSES
 from .people import Patient, User
 
@@ -37,12 +37,7 @@ class Appointment(Versioned, Entity):
         Index("ix_appointments_doctor_id_start_time", "doctor_id", "start_time"),
         Index("ix_appointments_patient_id_start_time", "patient_id", "start_time"),
         Index("ix_appointments_status", "status"),
-        Index(
-            "ix_appointments_created_by",
-            "created_by",
-            postgresql_where=text("created_by IS NOT NULL"),
-            sqlite_where=text("created_by IS NOT NULL"),
-        ),
+        partial_index("ix_appointments_created_by", "created_by"),
     )
 
     doctor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..base import Entity, Versioned, choice
+from ..base import Entity, Versioned, choice, partial_index
 from ..vocabulary import (
     ALERT_SEVERITIES,
     ALERT_TYPES,
@@ -19,25 +19,13 @@ from ..vocabulary import (
 from .people import Patient, User
 
 
-def _partial(name: str, column: str) -> Index:
-    condition = text(f"{column} IS NOT NULL")
-    return Index(name, column, postgresql_where=condition, sqlite_where=condition)
-
-
 class Task(Versioned, Entity):
     __tablename__ = "tasks"
     __table_args__ = (
-        Index(
-            "ix_tasks_assigned_to_status_due_date",
-            "assigned_to",
-            "status",
-            "due_date",
-            postgresql_where=text("assigned_to IS NOT NULL"),
-            sqlite_where=text("assigned_to IS NOT NULL"),
-        ),
+        partial_index("ix_tasks_assigned_to_status_due_date", "assigned_to", "status", "due_date"),
         Index("ix_tasks_created_by", "created_by"),
-        _partial("ix_tasks_patient_id", "patient_id"),
-        _partial("ix_tasks_encounter_id", "encounter_id"),
+        partial_index("ix_tasks_patient_id", "patient_id"),
+        partial_index("ix_tasks_encounter_id", "encounter_id"),
         Index("ix_tasks_status", "status"),
     )
 
@@ -64,7 +52,7 @@ class Alert(Entity):
     __tablename__ = "alerts"
     __table_args__ = (
         Index("ix_alerts_user_id_is_read_created_at", "user_id", "is_read", "created_at"),
-        _partial("ix_alerts_patient_id", "patient_id"),
+        partial_index("ix_alerts_patient_id", "patient_id"),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
