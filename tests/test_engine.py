@@ -175,3 +175,21 @@ def test_close_releases_the_pool_and_is_idempotent(database_url):
     layer.close()
     layer.close()
     assert pool.checkedin() == 0
+
+
+def test_a_connection_killed_mid_transaction_fails_that_unit_of_work_only(dl):
+    """The interrupted unit of work raises BackendUnavailableError and commits nothing; the
+    next one gets a fresh connection (the dead one is discarded) without the caller's help."""
+    with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
+        kept = PatientFactory()
+    with pytest.raises(BackendUnavailableError) as raised, dl.unit_of_work(actor="test") as uow:
+        uow.patients.update(kept.id, blood_group="AB-")
+        pid = uow.session.execute(text("SELECT pg_backend_pid()")).scalar()
+        with dl.engine.connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            admin.commit()
+        uow.patients.count()
+    assert raised.value.backend == "postgres"
+    with dl.unit_of_work(actor="test") as uow:
+        assert uow.patients.get(kept.id).blood_group != "AB-"
+        assert uow.patients.get(kept.id).version == 1
