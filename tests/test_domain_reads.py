@@ -158,28 +158,36 @@ def test_pending_tasks_come_most_urgent_first_then_earliest_due(dl, count_querie
     due = datetime(2031, 1, 1, tzinfo=UTC)
     with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
         nurse = NurseFactory()
-        TaskFactory(assignee=nurse, title="low", priority="low", due_date=due)
+        patient = PatientFactory()
+        TaskFactory(assignee=nurse, title="low", priority="low", due_date=due, patient=patient)
         TaskFactory(assignee=nurse, title="high-late", priority="high", due_date=due + timedelta(1))
         TaskFactory(assignee=nurse, title="high-soon", priority="high", due_date=due)
-        TaskFactory(assignee=nurse, title="urgent-undated", priority="urgent")
+        TaskFactory(assignee=nurse, title="urgent-undated", priority="urgent", patient=patient)
         TaskFactory(assignee=nurse, title="done", priority="urgent", status="completed")
         TaskFactory(title="someone else's", priority="urgent")
     with dl.unit_of_work(actor="test") as uow, count_queries() as queries:
-        titles = [task.title for task in uow.tasks.pending_for(nurse.id)]
-    assert titles == ["urgent-undated", "high-soon", "high-late", "low"]
+        tasks = uow.tasks.pending_for(nurse.id)
+        about = [task.patient.id if task.patient else None for task in tasks]
+    assert [task.title for task in tasks] == ["urgent-undated", "high-soon", "high-late", "low"]
+    assert about == [patient.id, None, None, patient.id]
     assert queries.count == 1
 
 
-def test_unread_alerts_come_most_severe_first(dl):
+def test_unread_alerts_come_most_severe_first_with_their_patient_in_one_query(dl, count_queries):
     with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
         doctor = DoctorFactory()
         for severity in ("low", "critical", "medium"):
-            AlertFactory(user=doctor, severity=severity, title=severity)
+            AlertFactory(user=doctor, severity=severity, title=severity, patient=PatientFactory())
         read = AlertFactory(user=doctor, severity="critical", title="read")
     with dl.unit_of_work(actor="test") as uow:
         uow.alerts.mark_read(read.id)
     with dl.unit_of_work(actor="test") as uow:
-        assert [a.title for a in uow.alerts.unread_for(doctor.id)] == ["critical", "medium", "low"]
+        with count_queries() as queries:
+            alerts = uow.alerts.unread_for(doctor.id)
+            names = [alert.patient.last_name for alert in alerts]
+        assert queries.count == 1
+        assert len(names) == 3
+        assert [a.title for a in alerts] == ["critical", "medium", "low"]
         assert uow.alerts.unread_count(doctor.id) == 3
         assert uow.alerts.get(read.id).read_at is not None
 

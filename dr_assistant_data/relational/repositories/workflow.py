@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import case, func, select
+from sqlalchemy.orm import joinedload
 
 from ..models import Alert, Task
 from ..types import utcnow
@@ -33,10 +34,12 @@ class TaskRepository(Repository[Task]):
     sortable = frozenset({"created_at", "updated_at", "due_date", "completed_at"})
 
     def pending_for(self, user_id: Any, *, limit: int = 50, offset: int = 0) -> list[Task]:
-        """Open tasks assigned to the user: most urgent first, then earliest due."""
+        """Open tasks assigned to the user: most urgent first, then earliest due, with
+        ``.patient`` loaded: one query."""
         check_page(limit, offset)
         statement = (
             select(Task)
+            .options(joinedload(Task.patient))
             .where(
                 Task.assigned_to == as_uuid(user_id, "user_id"),
                 Task.status.in_(OPEN_TASK_STATUSES),
@@ -58,10 +61,12 @@ class AlertRepository(Repository[Alert]):
     sortable = frozenset({"created_at", "updated_at", "read_at"})
 
     def unread_for(self, user_id: Any, *, limit: int = 50, offset: int = 0) -> list[Alert]:
-        """The user's unread alerts: most severe first, then newest."""
+        """The user's unread alerts: most severe first, then newest, with ``.patient``
+        loaded: one query."""
         check_page(limit, offset)
         statement = (
             select(Alert)
+            .options(joinedload(Alert.patient))
             .where(Alert.user_id == as_uuid(user_id, "user_id"), Alert.is_read.is_(False))
             .order_by(_rank(Alert.severity, ALERT_SEVERITIES), Alert.created_at.desc(), Alert.id)
             .limit(limit)
