@@ -51,10 +51,12 @@ def _migration_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     """Database failures become contract errors; Alembic's own (an unknown revision, say)
     become ``DataLayerError`` with Alembic's message, which names revisions only."""
 
+    run = translated(fn)
+
     @functools.wraps(fn)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
-            return translated(fn)(*args, **kwargs)
+            return run(*args, **kwargs)
         except CommandError as error:
             mapped = DataLayerError(f"migration: {error}")
         raise mapped
