@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from .errors import DataLayerError
 from .migrations import relational as relational_migrations
 from .relational.engine import build_engine
+from .relational.pool import pool_state
 from .relational.session import build_session_factory
+from .relational.translate import translated
 from .relational.unit_of_work import UnitOfWork
 from .settings import Settings
 
@@ -28,7 +30,8 @@ class DataLayer:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
         self._clinic_timezone = ZoneInfo(self.settings.clinic_timezone)
-        self._lock = threading.Lock()
+        # re-entrant: close() from a signal handler may interrupt this thread holding it
+        self._lock = threading.RLock()
         self._engine: Engine | None = None
         self._session_factory: sessionmaker[Session] | None = None
         self._closed = False
@@ -85,15 +88,16 @@ class DataLayer:
         return relational_migrations.drift(self.engine)
 
     def health(self) -> HealthReport:
-        """Reachability and latency of each store. Never raises."""
+        """Reachability and latency of each store, and the pool's state. Never raises;
+        ``health.failing_required`` judges the report."""
         return {
-            "postgres": _probe(self._ping_database),
+            "postgres": _probe(translated(self._ping_database)),
             "mongodb": _probe(self._ping_mongodb),
             "redis": _probe(self._ping_redis),
         }
 
     def close(self) -> None:
-        """Release every pooled connection. Idempotent."""
+        """Release every pooled connection. Idempotent, and safe in a signal handler."""
         with self._lock:
             engine, self._engine, self._session_factory = self._engine, None, None
             self._closed = True
@@ -109,7 +113,11 @@ class DataLayer:
     def _ping_database(self) -> dict[str, Any]:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-        return {"backend": self.engine.dialect.name, "embedded": self.settings.is_embedded}
+        return {
+            "backend": self.engine.dialect.name,
+            "embedded": self.settings.is_embedded,
+            "pool": pool_state(self.engine.pool),
+        }
 
     def _ping_mongodb(self) -> dict[str, Any]:
         uri = self.settings.mongodb_uri
@@ -147,7 +155,10 @@ def _probe(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         detail = check()
     except Exception as error:
-        return {"ok": False, "error": type(error).__name__, "latency_ms": _since(started)}
+        failure = {"ok": False, "error": type(error).__name__, "latency_ms": _since(started)}
+        if isinstance(error, DataLayerError):  # the layer's own messages carry no data
+            failure["detail"] = str(error)
+        return failure
     return {"ok": True, "latency_ms": _since(started), **detail}
 
 

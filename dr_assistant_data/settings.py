@@ -32,6 +32,7 @@ VARIABLES = {
     "db_connect_timeout": "DB_POOL_CONNECTION_TIMEOUT",
     "db_pool_recycle": "DB_POOL_IDLE_TIMEOUT",
     "db_statement_timeout_ms": "DB_STATEMENT_TIMEOUT",
+    "db_slow_query_ms": "DB_SLOW_QUERY_MS",
 }
 """The environment variable behind each range-checked field, for error messages."""
 
@@ -56,6 +57,7 @@ class Settings:
     db_connect_timeout: float = 5.0
     db_pool_recycle: float = 1800.0
     db_statement_timeout_ms: int = 30_000
+    db_slow_query_ms: int = 500
     db_ssl: bool = False
     db_ssl_reject_unauthorized: bool = True
     mongodb_timeout_ms: int = 5_000
@@ -84,8 +86,9 @@ class Settings:
         for name in ("db_pool_timeout", "db_connect_timeout", "db_pool_recycle"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(VARIABLES[name], "must be positive")
-        if self.db_statement_timeout_ms < 0:
-            raise ConfigurationError(VARIABLES["db_statement_timeout_ms"], "must not be negative")
+        for name in ("db_statement_timeout_ms", "db_slow_query_ms"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(VARIABLES[name], "must not be negative")
 
     @property
     def is_embedded(self) -> bool:
@@ -123,6 +126,7 @@ class Settings:
             "db_statement_timeout_ms": env.number(
                 "DB_STATEMENT_TIMEOUT", int, cls.db_statement_timeout_ms
             ),
+            "db_slow_query_ms": env.number("DB_SLOW_QUERY_MS", int, cls.db_slow_query_ms),
             "db_ssl": env.flag("DB_SSL", cls.db_ssl),
             "db_ssl_reject_unauthorized": env.flag(
                 "DB_SSL_REJECT_UNAUTHORIZED", cls.db_ssl_reject_unauthorized

@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..errors import ConfigurationError, DataLayerError
+from ..health import failing_required
 from ..layer import DataLayer
 from ..settings import Settings
 from .clinic import build_clinic, describe_clinic
@@ -30,9 +31,23 @@ Command = Callable[[DataLayer, argparse.Namespace], int]
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the process exit code."""
     args = _parser().parse_args(argv)
+    return _reported(lambda: _run_in_own_layer(args))
+
+
+def run_with(dl: DataLayer, argv: list[str]) -> int:
+    """Run one command against a layer the caller owns (the ``flask data`` group)."""
+    args = _parser().parse_args(argv)
+    return _reported(lambda: args.command(dl, args))
+
+
+def _run_in_own_layer(args: argparse.Namespace) -> int:
+    with DataLayer(args.settings(args)) as dl:
+        return args.command(dl, args)  # type: ignore[no-any-return]
+
+
+def _reported(run: Callable[[], int]) -> int:
     try:
-        with DataLayer(args.settings(args)) as dl:
-            return args.command(dl, args)  # type: ignore[no-any-return]
+        return run()
     except DataLayerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2 if isinstance(error, ConfigurationError) else 1
@@ -58,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     downgrade.add_argument("revision", metavar="REV", help="a revision id, or 'base'")
     command("status", _status, "show the applied, newest and pending revisions")
     command("check", _check, "compare the models with the live schema")
-    command("health", _health, "probe every store and print a JSON report")
+    command("health", _health, "probe every store, print JSON; exit 1 if a required one is down")
     command("seed", _seed, "add a demo clinic to the configured database")
     return parser
 
@@ -114,12 +129,22 @@ def _downgrade(dl: DataLayer, args: argparse.Namespace) -> int:
 
 
 def _status(dl: DataLayer, _args: argparse.Namespace) -> int:
+    """One section per store: where it is, then its current, head and pending revisions."""
     status = dl.migration_status()
-    print(f"database: {dl.settings.database_url_safe}")
-    print(f"current:  {', '.join(status.current) or 'none (empty schema)'}")
-    print(f"head:     {status.head or 'none'}")
-    print(f"pending:  {', '.join(status.pending) or 'none'}")
+    _print_section(
+        "relational",
+        database=dl.settings.database_url_safe,
+        current=", ".join(status.current) or "none (empty schema)",
+        head=status.head or "none",
+        pending=", ".join(status.pending) or "none",
+    )
     return 0
+
+
+def _print_section(title: str, **rows: str) -> None:
+    print(f"{title}:")
+    for name, value in rows.items():
+        print(f"  {name + ':':<9} {value}")
 
 
 def _check(dl: DataLayer, _args: argparse.Namespace) -> int:
@@ -147,9 +172,14 @@ def _describe_difference(difference: Any) -> str:
 
 
 def _health(dl: DataLayer, _args: argparse.Namespace) -> int:
+    """Exit 1 when a required store is down (``health.REQUIRED_STORES``): a container
+    health check. An optional store that is down is reported, exit 0."""
     report = dl.health()
     print(json.dumps(report, indent=2))
-    return 0 if report["postgres"]["ok"] else 1
+    down = failing_required(report)
+    if down:
+        print(f"error: required store down: {', '.join(down)}", file=sys.stderr)
+    return 1 if down else 0
 
 
 if __name__ == "__main__":

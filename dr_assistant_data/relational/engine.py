@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import QueuePool
 
 from ..settings import Settings
+from . import fork_safety, query_log
+from .pool import ReportingQueuePool
 
 APPLICATION_NAME = "dr-assistant-data"
 
@@ -21,8 +22,16 @@ def build_engine(settings: Settings) -> Engine:
     SQLite (embedded mode): foreign keys switched on.
 
     Query parameters are patient data, so they are hidden from SQLAlchemy's log lines and
-    exception messages (``hide_parameters``).
+    exception messages (``hide_parameters``). Slow and failed statements are logged
+    (``query_log.py``); a forked child never uses the parent's connections
+    (``fork_safety.py``).
     """
+    engine = _create(settings)
+    query_log.install(engine, settings.db_slow_query_ms)
+    return fork_safety.protect(engine)
+
+
+def _create(settings: Settings) -> Engine:
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         engine = create_engine(
@@ -44,7 +53,7 @@ def build_engine(settings: Settings) -> Engine:
         )
     return create_engine(
         url,
-        poolclass=QueuePool,
+        poolclass=ReportingQueuePool,
         pool_size=settings.db_pool_size,
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout,

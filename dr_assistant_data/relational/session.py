@@ -5,6 +5,8 @@ call, a plain attribute change, a factory in a test):
 
 * ``before_flush`` validates every new and changed row before any SQL is emitted;
 * ``after_flush`` hands the flushed changes to the unit of work's audit trail;
+* ``after_begin`` tags the connection with the unit of work's correlation id for the
+  slow-query and failure log lines (``query_log.py``);
 * ``do_orm_execute`` hides soft-deleted rows from every top-level read, unless the
   statement carries ``execution_options(include_deleted=True)``.
 
@@ -17,11 +19,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, event, inspect
-from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker, with_loader_criteria
+from sqlalchemy import Connection, Engine, event, inspect
+from sqlalchemy.orm import (
+    ORMExecuteState,
+    Session,
+    SessionTransaction,
+    sessionmaker,
+    with_loader_criteria,
+)
 
 from . import rules
 from .base import SoftDeleted
+from .query_log import CORRELATION_KEY
 from .translate import translated
 
 AUDIT_KEY = "audit_trail"
@@ -47,6 +56,7 @@ def build_session_factory(engine: Engine) -> sessionmaker[Session]:
     factory = sessionmaker(bind=engine, class_=LayerSession, expire_on_commit=False)
     event.listen(factory, "before_flush", _validate_rows)
     event.listen(factory, "after_flush", _collect_audit)
+    event.listen(factory, "after_begin", _tag_correlation)
     event.listen(factory, "do_orm_execute", _hide_deleted)
     return factory
 
@@ -69,6 +79,12 @@ def _collect_audit(session: Session, _context: Any) -> None:
     trail = session.info.get(AUDIT_KEY)
     if trail is not None:
         trail.collect(session)
+
+
+def _tag_correlation(session: Session, _tx: SessionTransaction, connection: Connection) -> None:
+    trail = session.info.get(AUDIT_KEY)
+    if trail is not None:
+        connection.info[CORRELATION_KEY] = trail.correlation_id
 
 
 def _not_deleted(cls: type[SoftDeleted]) -> Any:

@@ -61,7 +61,7 @@ def contract_error(error: Exception) -> DataLayerError:
     if isinstance(error, StaleDataError):
         return ConflictError("the record was changed by someone else; reload it and retry")
     if isinstance(error, sa_exc.TimeoutError):
-        return BackendUnavailableError("postgres", f"no free connection in the pool ({error})")
+        return BackendUnavailableError("postgres", f"no free connection: {error.args[0]}")
     if isinstance(error, sa_exc.IntegrityError):
         return _integrity_error(error)
     if isinstance(error, sa_exc.DataError):
