@@ -22,6 +22,8 @@ from sqlalchemy.exc import OperationalError
 from dr_assistant_data import DataLayer, Settings
 from dr_assistant_data.relational.base import Base
 
+pytest_plugins = ("throwaway_postgres",)  # a server of the tests' own, for fault tests
+
 ADMIN_URL = os.environ.get(
     "TEST_DATABASE_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )

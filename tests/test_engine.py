@@ -78,7 +78,7 @@ def test_a_query_past_the_statement_timeout_is_backend_unavailable(database_url)
     assert raised.value.backend == "postgres"
 
 
-def test_an_exhausted_pool_waits_its_timeout_then_raises_naming_the_pool(migrated_layer):
+def test_an_exhausted_pool_waits_its_timeout_then_raises_naming_the_pool_state(migrated_layer):
     layer = DataLayer(
         settings_for(migrated_layer.settings.database_url, db_pool_size=1, db_pool_timeout=0.3)
     )
@@ -107,24 +107,8 @@ def test_an_exhausted_pool_waits_its_timeout_then_raises_naming_the_pool(migrate
         holder.join(timeout=10)
         layer.close()
     assert raised.value.backend == "postgres"
-    assert "pool" in str(raised.value)
-    assert waited < 5  # bounded by the pool timeout, never a hang
-
-
-def test_an_unreachable_server_is_backend_unavailable_without_the_password():
-    layer = DataLayer(
-        settings_for("postgresql+psycopg2://app:s3cret@127.0.0.1:1/clinic", db_connect_timeout=1)
-    )
-    try:
-        with (
-            pytest.raises(BackendUnavailableError) as raised,
-            layer.unit_of_work(actor="test") as uow,
-        ):
-            uow.patients.count()
-    finally:
-        layer.close()
-    assert "s3cret" not in str(raised.value)
-    assert "127.0.0.1" in str(raised.value)
+    assert "size 1, checked out 1" in str(raised.value)
+    assert 0.3 <= waited < 5  # the pool timeout, never a hang
 
 
 def test_health_reports_each_store_and_never_raises(migrated_layer):

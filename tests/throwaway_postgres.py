@@ -1,0 +1,94 @@
+"""A PostgreSQL server of the tests' own, for faults the shared server must not suffer.
+
+``initdb`` refuses to run as root, so the server runs as the ``postgres`` OS user (through
+``runuser`` when the tests run as root), in a temporary directory, on a free port, with
+trust authentication on 127.0.0.1 only. Tests stop, kill and restart it; the fixture
+brings it back up between tests and removes it at the end of the run.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BIN = Path(os.environ.get("POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
+OS_USER = "postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ThrowawayPostgres:
+    def __init__(self, root: Path) -> None:
+        self.data = root / "data"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *command: str) -> None:
+        prefix = ["runuser", "-u", OS_USER, "--"] if os.geteuid() == 0 else []
+        result = subprocess.run(
+            [*prefix, *command], capture_output=True, text=True, timeout=60, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{command[0]} failed: {result.stderr.strip()}")
+
+    def _pg_ctl(self, *arguments: str) -> None:
+        self._run(str(BIN / "pg_ctl"), "-D", str(self.data), "-w", *arguments)
+
+    def init(self) -> None:
+        self._run(str(BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-N")
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} "
+            "-c fsync=off -c max_connections=40"
+        )
+        self._pg_ctl("-o", options, "-l", str(self.data / "server.log"), "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast``: a clean shutdown that ends sessions; ``immediate``: a crash."""
+        self._pg_ctl("-m", mode, "stop")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+
+@pytest.fixture(scope="session")
+def throwaway_postgres_server() -> Iterator[ThrowawayPostgres]:
+    root = Path(tempfile.mkdtemp(prefix="dr-assistant-pg-"))
+    if os.geteuid() == 0:
+        user = pwd.getpwnam(OS_USER)
+        os.chown(root, user.pw_uid, user.pw_gid)
+    server = ThrowawayPostgres(root)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        if server.running:
+            server.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def throwaway_postgres(throwaway_postgres_server: ThrowawayPostgres) -> ThrowawayPostgres:
+    """The throwaway server, running at the start of the test (a test may have stopped it)."""
+    if not throwaway_postgres_server.running:
+        throwaway_postgres_server.start()
+    return throwaway_postgres_server
