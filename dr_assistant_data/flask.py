@@ -1,0 +1,177 @@
+"""Flask integration: one ``DataLayer`` per app, one unit of work per request.
+
+    data = DataLayerExtension(actor=lambda: g.user_id)
+    data.init_app(app)
+
+    @app.post("/patients/<patient_id>/allergies")
+    def add_allergy(patient_id):
+        patient = current_uow.patients.get(patient_id) or abort(404)
+        patient.allergies.append(request.json["allergy"])
+        return {"ok": True}
+
+The unit of work opens on first use of ``data.uow`` / ``current_uow`` in a request (a
+request that never touches the data takes no connection). It commits before the response
+leaves, so a failed commit turns the response into a 500 instead of a success for a
+write that was lost. It rolls back when the view raises or when the response status is
+``DATA_LAYER_ROLLBACK_FROM_STATUS`` (default 400; 500 commits 4xx responses) or higher.
+Teardown always ends it and returns the connection, whatever happened.
+
+The correlation id is the request's ``X-Request-ID`` header (``DATA_LAYER_REQUEST_ID_HEADER``)
+when it is a plain token, else a new one; it is echoed on the response. ``flask data
+migrate|status|check|health`` runs the command line against the app's layer.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from os import environ
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request
+from flask.cli import AppGroup
+from werkzeug.local import LocalProxy
+
+from .cli.main import run_with
+from .layer import DataLayer
+from .relational.unit_of_work import UnitOfWork
+from .settings import Settings
+
+EXTENSION_KEY = "dr_assistant_data"
+_UOW_KEY = "_dr_assistant_data_uow"
+_REQUEST_ID_KEY = "_dr_assistant_data_request_id"
+_TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # the audit column holds 64
+SETTINGS_PREFIXES = ("DATABASE_URL", "DB_", "MONGODB_", "REDIS_", "CLINIC_", "APP_ENV")
+logger = logging.getLogger(__name__)
+
+
+class RequestFailed(Exception):
+    """Handed to the unit of work to roll it back when the request did not succeed."""
+
+
+class DataLayerExtension:
+    """The data layer of a Flask app; one instance may serve several apps."""
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        actor: Callable[[], object] | None = None,
+        layer: DataLayer | None = None,
+    ) -> None:
+        self._actor = actor
+        self._layer = layer
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Build the app's layer (``DATA_LAYER_SETTINGS``, else the settings variables
+        found in ``app.config`` over the environment) and hook its requests and CLI. The
+        layer is closed at interpreter exit."""
+        app.config.setdefault("DATA_LAYER_ROLLBACK_FROM_STATUS", 400)
+        app.config.setdefault("DATA_LAYER_REQUEST_ID_HEADER", "X-Request-ID")
+        layer = self._layer or DataLayer(settings_from_config(app.config))
+        app.extensions[EXTENSION_KEY] = _AppState(self, layer)
+        atexit.register(layer.close)
+        app.after_request(_finish_on_response)
+        app.teardown_request(_release)
+        app.cli.add_command(_data_commands)
+
+    @property
+    def layer(self) -> DataLayer:
+        """The current app's ``DataLayer``."""
+        return _state().layer
+
+    @property
+    def uow(self) -> UnitOfWork:
+        """The current request's unit of work, opened on first use."""
+        uow: UnitOfWork | None = g.get(_UOW_KEY)
+        if uow is None:
+            uow = self.layer.unit_of_work(actor=self._current_actor(), correlation_id=request_id())
+            uow.__enter__()  # left in _finish_on_response or _release, whatever happens
+            setattr(g, _UOW_KEY, uow)
+        return uow
+
+    def _current_actor(self) -> str:
+        actor = self._actor() if self._actor is not None else None
+        return str(actor) if actor else "anonymous"
+
+
+class _AppState:
+    def __init__(self, extension: DataLayerExtension, layer: DataLayer) -> None:
+        self.extension = extension
+        self.layer = layer
+
+
+def _state() -> _AppState:
+    state: _AppState = current_app.extensions[EXTENSION_KEY]
+    return state
+
+
+current_uow: UnitOfWork = LocalProxy(lambda: _state().extension.uow)  # type: ignore[assignment]
+"""The current request's unit of work (``DataLayerExtension.uow`` of the current app)."""
+
+
+def settings_from_config(config: dict[str, Any]) -> Settings:
+    if isinstance(config.get("DATA_LAYER_SETTINGS"), Settings):
+        return config["DATA_LAYER_SETTINGS"]  # type: ignore[no-any-return]
+    from_config = {
+        name: str(value)
+        for name, value in config.items()
+        if name.startswith(SETTINGS_PREFIXES) and value is not None
+    }
+    return Settings.from_env({**environ, **from_config})
+
+
+def request_id() -> str:
+    """The request's correlation id: its header when that is a plain token, else new."""
+    if _REQUEST_ID_KEY not in g:
+        header = request.headers.get(current_app.config["DATA_LAYER_REQUEST_ID_HEADER"], "")
+        setattr(g, _REQUEST_ID_KEY, header if _TOKEN.fullmatch(header) else uuid.uuid4().hex)
+    return str(g.get(_REQUEST_ID_KEY))
+
+
+def _finish_on_response(response: Response) -> Response:
+    if _REQUEST_ID_KEY in g:
+        response.headers[current_app.config["DATA_LAYER_REQUEST_ID_HEADER"]] = request_id()
+    uow: UnitOfWork | None = g.pop(_UOW_KEY, None)
+    if uow is None:
+        return response
+    if response.status_code >= current_app.config["DATA_LAYER_ROLLBACK_FROM_STATUS"]:
+        uow.__exit__(RequestFailed, RequestFailed(response.status_code), None)
+    else:
+        uow.__exit__(None, None, None)  # commits; a failure propagates and becomes a 500
+    return response
+
+
+def _release(error: BaseException | None) -> None:
+    """Teardown: a unit of work still open here (the view raised) is rolled back."""
+    uow: UnitOfWork | None = g.pop(_UOW_KEY, None)
+    if uow is None:
+        return
+    failure = error or RequestFailed("request ended before its response")
+    try:
+        uow.__exit__(type(failure), failure, None)
+    except Exception:  # teardown must not raise; the connection is released regardless
+        logger.warning("rolling back the request's unit of work failed", exc_info=False)
+
+
+_data_commands = AppGroup("data", help="Migrate, inspect and check the app's data stores.")
+
+
+def _mount(name: str, summary: str) -> None:
+    @_data_commands.command(name, help=summary)
+    def run() -> None:
+        raise SystemExit(run_with(_state().layer, [name]))
+
+
+for _name, _summary in (
+    ("migrate", "Bring the schema to the newest revision."),
+    ("status", "Show the applied, newest and pending revisions."),
+    ("check", "Exit 1 when the models and the schema differ."),
+    ("health", "Probe every store; exit 1 when a required one is down."),
+):
+    _mount(_name, _summary)
