@@ -158,6 +158,40 @@ def test_health_exits_1_when_postgres_is_unreachable_and_never_prints_the_passwo
     assert "n0t-for-logs" not in out + err
 
 
+def test_health_exits_1_when_mongodb_a_required_store_is_down(pg_url, monkeypatch, capsys):
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:1/dr_assistant")
+    monkeypatch.setenv("MONGODB_TIMEOUT", "200")
+
+    assert main(["health"]) == 1
+
+    out, err = capsys.readouterr()
+    assert json.loads(out)["mongodb"]["ok"] is False
+    assert "required store down: mongodb" in err
+
+
+def test_health_exits_0_when_only_redis_the_optional_cache_is_down(pg_url, monkeypatch, capsys):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("DB_POOL_CONNECTION_TIMEOUT", "500")
+
+    assert main(["health"]) == 0
+
+    assert json.loads(capsys.readouterr().out)["redis"]["ok"] is False
+
+
+def test_migrate_against_an_unreachable_server_names_host_and_port_not_the_password(
+    monkeypatch, capsys
+):
+    monkeypatch.setenv(
+        "DATABASE_URL", "postgresql+psycopg2://postgres:n0t-for-logs@127.0.0.1:1/dr_assistant"
+    )
+
+    assert main(["migrate"]) == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith('error: postgres: connection to server at "127.0.0.1", port 1 failed')
+    assert "n0t-for-logs" not in err
+
+
 # --- seed -------------------------------------------------------------------------------------
 
 

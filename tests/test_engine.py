@@ -132,6 +132,16 @@ def test_health_reports_each_store_and_never_raises(migrated_layer):
     assert [report[store]["ok"] for store in ("postgres", "mongodb", "redis")] == [False] * 3
 
 
+def test_health_reports_the_pool_state(migrated_layer):
+    with migrated_layer.unit_of_work(actor="test") as uow:
+        uow.patients.count()
+        pool = migrated_layer.health()["postgres"]["pool"]
+
+    assert pool["size"] == migrated_layer.settings.db_pool_size
+    assert pool["checked_out"] == 1  # the open unit of work's; the probe's is back
+    assert pool["overflow"] == 0
+
+
 def test_sql_logging_never_shows_parameters(dl, caplog):
     dl.engine.echo = True
     try:
