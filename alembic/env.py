@@ -32,6 +32,8 @@ def _run(connection: Connection) -> None:
     _configure(
         connection=connection,
         render_as_batch=connection.dialect.name == "sqlite",
+        # the layer's upgrade() counts applied revisions to name the one that failed
+        on_version_apply=config.attributes.get("on_version_apply", ()),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from conftest import scratch_database, settings_for
 from sqlalchemy import inspect, text
 
-from dr_assistant_data import DataLayer
+from dr_assistant_data import DataLayer, DataLayerError
 from dr_assistant_data.errors import ConflictError
+from dr_assistant_data.migrations import relational as relational_migrations
+from dr_assistant_data.migrations.relational import MIGRATION_LOCK
 from dr_assistant_data.relational.base import Base
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
@@ -153,6 +158,80 @@ def test_concurrent_deploys_apply_the_schema_exactly_once(pg_url):
     with layer_for(pg_url) as layer:
         assert version_rows(layer) == [head_revision(layer)]
         assert layer.schema_drift() == []
+
+
+def test_parallel_migrate_commands_all_succeed_and_apply_the_schema_once(pg_url):
+    """The deploys are held at the advisory lock until all of them wait on it, so they
+    really race; released together, each must find the work done or do it alone."""
+    with layer_for(pg_url) as holder, holder.engine.connect() as lock:
+        lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        deploys = [
+            subprocess.Popen(
+                [sys.executable, "-m", "dr_assistant_data.cli.main", "migrate"],
+                env={**os.environ, "DATABASE_URL": pg_url, "REDIS_URL": "memory://"},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(CONCURRENT_DEPLOYS)
+        ]
+        wait_for_lock_waiters(holder, CONCURRENT_DEPLOYS)
+        lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+        outcomes = [deploy.communicate(timeout=120) for deploy in deploys]
+
+    assert [deploy.returncode for deploy in deploys] == [0] * CONCURRENT_DEPLOYS, outcomes
+    with layer_for(pg_url) as layer:
+        assert version_rows(layer) == [head_revision(layer)]
+        assert layer.schema_drift() == []
+
+
+def wait_for_lock_waiters(layer: DataLayer, count: int) -> None:
+    deadline = time.monotonic() + 60
+    query = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    while time.monotonic() < deadline:
+        with layer.engine.connect() as connection:
+            if connection.scalar(query) == count:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"{count} deploys never all waited on the migration lock")
+
+
+FAILING_REVISION = """
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0002_breaks"
+down_revision = "{head}"
+
+
+def upgrade():
+    op.create_table("scratch", sa.Column("id", sa.Integer, primary_key=True))
+    op.execute("ALTER TABLE no_such_table ADD COLUMN x integer")
+
+
+def downgrade():
+    op.drop_table("scratch")
+"""
+
+
+@pytest.fixture
+def failing_revision(tmp_path, monkeypatch) -> str:
+    """The real revisions plus one that fails half-way, as the layer's script location."""
+    scripts = tmp_path / "alembic"
+    shutil.copytree(relational_migrations.script_location(), scripts)
+    head = ScriptDirectory.from_config(relational_migrations.alembic_config()).get_current_head()
+    (scripts / "versions" / "0002_breaks.py").write_text(FAILING_REVISION.format(head=head))
+    monkeypatch.setattr(relational_migrations, "script_location", lambda: str(scripts))
+    return "0002_breaks"
+
+
+def test_a_failing_revision_rolls_back_the_whole_upgrade_and_is_named(pg_layer, failing_revision):
+    with pytest.raises(DataLayerError) as raised:
+        pg_layer.migrate()
+
+    assert f"revision {failing_revision} failed" in str(raised.value)
+    assert table_names(pg_layer) == set()  # not even the revisions before it, nor "scratch"
+    assert pg_layer.migration_status().current == ()
 
 
 def test_schema_drift_reports_a_column_dropped_behind_the_models_back(pg_layer):

@@ -3,14 +3,16 @@
 The revisions live in the repository's ``alembic/`` directory, shipped inside the package
 as ``dr_assistant_data.revisions``. Every operation runs on a connection the caller's
 engine provides, in one transaction: PostgreSQL's DDL is transactional, so a failing
-revision leaves the schema as it was. Upgrades hold a PostgreSQL advisory lock, so several
-deploys starting at once apply each revision exactly once.
+revision leaves the schema as it was, and the error names that revision. Upgrades hold a
+PostgreSQL advisory lock, so several deploys starting at once apply each revision exactly
+once.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -22,10 +24,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import exc as sa_exc
 
 from ..errors import DataLayerError
 from ..relational.base import Base
-from ..relational.translate import translated
+from ..relational.translate import contract_error, translated
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -74,7 +77,36 @@ def hold_migration_lock(connection: Connection) -> None:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         hold_migration_lock(connection)
-        command.upgrade(alembic_config(connection), revision)
+        with _naming_the_failed_revision(connection, revision) as config:
+            command.upgrade(config, revision)
+
+
+@contextmanager
+def _naming_the_failed_revision(connection: Connection, target: str) -> Iterator[Config]:
+    """A config that counts the revisions applied; a database failure among them becomes
+    a ``DataLayerError`` naming the revision that was running (the first not applied)."""
+    config = alembic_config(connection)
+    applied: list[object] = []
+    config.attributes["on_version_apply"] = (lambda **step: applied.append(step),)
+    to_apply = _revisions_between(connection, target)
+    try:
+        yield config
+    except (sa_exc.DBAPIError, sa_exc.StatementError) as error:
+        failed = to_apply[len(applied)] if len(applied) < len(to_apply) else "unknown"
+        reason = contract_error(error)
+    else:
+        return
+    raise DataLayerError(
+        f"migration: revision {failed} failed; the upgrade was rolled back ({reason})"
+    )
+
+
+def _revisions_between(connection: Connection, target: str) -> list[str]:
+    """The revisions an upgrade to ``target`` would apply, in order."""
+    current = MigrationContext.configure(connection).get_current_heads()
+    scripts = ScriptDirectory.from_config(alembic_config())
+    path = scripts.iterate_revisions(target, current[0] if current else "base")
+    return [script.revision for script in reversed(list(path)) if script.revision not in current]
 
 
 @_migration_errors
@@ -94,17 +126,11 @@ class Status:
 @_migration_errors
 def status(engine: Engine) -> Status:
     """The revisions applied and those still to apply, oldest first."""
-    scripts = ScriptDirectory.from_config(alembic_config())
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_heads()
-    pending = [
-        script.revision
-        for script in scripts.iterate_revisions("heads", current[0] if current else "base")
-        if script.revision not in current
-    ]
-    return Status(
-        current=tuple(current), head=scripts.get_current_head(), pending=tuple(reversed(pending))
-    )
+        pending = _revisions_between(connection, "heads")
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return Status(current=tuple(current), head=head, pending=tuple(pending))
 
 
 @_migration_errors
