@@ -6,7 +6,6 @@ under ``tmp_path``, so the revisions are exercised from an empty schema every ti
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import subprocess
@@ -75,18 +74,6 @@ def version_rows(layer: DataLayer) -> list[str]:
         return list(connection.scalars(text("SELECT version_num FROM alembic_version")))
 
 
-def migrate_in_own_process(url: str, start_together) -> None:
-    """One deploy: a process of its own, its own layer, ``migrate()``.
-
-    Every deploy connects first, then waits at the barrier, so all of them reach
-    ``migrate()`` at the same moment however long each took to start.
-    """
-    with layer_for(url) as layer:
-        layer.engine.connect().close()
-        start_together.wait(timeout=60)
-        layer.migrate()
-
-
 def run_alembic(*arguments: str, database_url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "alembic", *arguments],
@@ -135,29 +122,6 @@ def test_migrate_is_idempotent(pg_layer):
     assert version_rows(pg_layer) == [head_revision(pg_layer)]
     assert pg_layer.migration_status().pending == ()
     assert pg_layer.schema_drift() == []
-
-
-def test_concurrent_deploys_apply_the_schema_exactly_once(pg_url):
-    spawn = multiprocessing.get_context("spawn")
-    start_together = spawn.Barrier(CONCURRENT_DEPLOYS)
-    deploys = [
-        spawn.Process(target=migrate_in_own_process, args=(pg_url, start_together))
-        for _ in range(CONCURRENT_DEPLOYS)
-    ]
-    try:
-        for deploy in deploys:
-            deploy.start()
-        for deploy in deploys:
-            deploy.join(timeout=120)
-    finally:
-        for deploy in deploys:
-            if deploy.is_alive():
-                deploy.kill()
-
-    assert [deploy.exitcode for deploy in deploys] == [0] * CONCURRENT_DEPLOYS
-    with layer_for(pg_url) as layer:
-        assert version_rows(layer) == [head_revision(layer)]
-        assert layer.schema_drift() == []
 
 
 def test_parallel_migrate_commands_all_succeed_and_apply_the_schema_once(pg_url):
