@@ -133,11 +133,16 @@ def test_health_reports_each_store_and_never_raises(migrated_layer):
 
 
 def test_health_reports_the_pool_state(migrated_layer):
-    with migrated_layer.unit_of_work(actor="test") as uow:
+    embedded_others = {"mongodb_uri": "mongomock://localhost/pool", "redis_url": "memory://"}
+    url = migrated_layer.settings.database_url
+    with (
+        DataLayer(settings_for(url, db_pool_size=3, **embedded_others)) as layer,
+        layer.unit_of_work(actor="test") as uow,
+    ):
         uow.patients.count()
-        pool = migrated_layer.health()["postgres"]["pool"]
+        pool = layer.health()["postgres"]["pool"]
 
-    assert pool["size"] == migrated_layer.settings.db_pool_size
+    assert pool["size"] == 3
     assert pool["checked_out"] == 1  # the open unit of work's; the probe's is back
     assert pool["overflow"] == 0
 

@@ -32,7 +32,14 @@ def clinic_url(throwaway_postgres_server: ThrowawayPostgres) -> str:
 
 @pytest.fixture
 def layer(throwaway_postgres: ThrowawayPostgres, clinic_url: str) -> Iterator[DataLayer]:
-    with DataLayer(settings_for(clinic_url, db_pool_size=2, db_connect_timeout=2)) as layer:
+    settings = settings_for(
+        clinic_url,
+        db_pool_size=2,
+        db_connect_timeout=2,
+        mongodb_uri="mongomock://localhost/faults",  # health probes PostgreSQL alone
+        redis_url="memory://",
+    )
+    with DataLayer(settings) as layer:
         yield layer
 
 

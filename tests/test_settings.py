@@ -67,6 +67,7 @@ def test_redis_url_is_built_from_parts_with_the_password_escaped():
         ("DB_SSL", "perhaps"),
         ("MONGODB_POOL_SIZE", "1.5"),
         ("REDIS_PORT", "not-a-port"),
+        ("DB_SLOW_QUERY_MS", "-1"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable, value):
@@ -75,6 +76,10 @@ def test_a_bad_value_names_its_variable(variable, value):
         Settings.from_env(env)
     assert raised.value.variable == variable
     assert variable in str(raised.value)
+
+
+def test_the_slow_query_threshold_is_read_in_milliseconds():
+    assert Settings.from_env({"DB_SLOW_QUERY_MS": "250"}).db_slow_query_ms == 250
 
 
 def test_pool_size_below_one_is_refused():
