@@ -45,6 +45,14 @@ def pg_url(monkeypatch) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def unreachable_pg(monkeypatch) -> None:
+    """``DATABASE_URL`` names a port nothing listens on, with a password never to print."""
+    monkeypatch.setenv(
+        "DATABASE_URL", "postgresql+psycopg2://postgres:n0t-for-logs@127.0.0.1:1/dr_assistant"
+    )
+
+
 def execute(url: str, statement: str) -> None:
     engine = create_engine(url)
     try:
@@ -145,12 +153,8 @@ def test_health_exits_0_when_postgres_answers(pg_url, capsys):
 
 
 def test_health_exits_1_when_postgres_is_unreachable_and_never_prints_the_password(
-    monkeypatch, capsys
+    unreachable_pg, capsys
 ):
-    monkeypatch.setenv(
-        "DATABASE_URL", "postgresql+psycopg2://postgres:n0t-for-logs@127.0.0.1:1/dr_assistant"
-    )
-
     assert main(["health"]) == 1
 
     out, err = capsys.readouterr()
@@ -179,12 +183,8 @@ def test_health_exits_0_when_only_redis_the_optional_cache_is_down(pg_url, monke
 
 
 def test_migrate_against_an_unreachable_server_names_host_and_port_not_the_password(
-    monkeypatch, capsys
+    unreachable_pg, capsys
 ):
-    monkeypatch.setenv(
-        "DATABASE_URL", "postgresql+psycopg2://postgres:n0t-for-logs@127.0.0.1:1/dr_assistant"
-    )
-
     assert main(["migrate"]) == 1
 
     err = capsys.readouterr().err
