@@ -35,14 +35,15 @@ def protect(engine: Engine) -> Engine:
 def release_inherited_pools() -> int:
     """Give every engine created by another process a fresh pool; returns how many."""
     pid = os.getpid()
-    inherited = [engine for engine, owner in list(_owners.items()) if owner != pid]
-    for engine in inherited:
-        engine.dispose(close=False)
-        _owners[engine] = pid
+    with _lock:
+        inherited = [engine for engine, owner in list(_owners.items()) if owner != pid]
+        for engine in inherited:
+            engine.dispose(close=False)
+            _owners[engine] = pid
     return len(inherited)
 
 
-def _reset_lock_in_child() -> None:
+def _reset_lock_in_child() -> None:  # registered first: runs before the release
     # the parent may have held the lock in another thread at the moment of the fork
     global _lock
     _lock = threading.Lock()
