@@ -36,6 +36,7 @@ from flask.cli import AppGroup
 from werkzeug.local import LocalProxy
 
 from .cli.main import run_with
+from .errors import ConfigurationError
 from .layer import DataLayer
 from .relational.unit_of_work import UnitOfWork
 from .settings import Settings
@@ -69,13 +70,18 @@ class DataLayerExtension:
 
     def init_app(self, app: Flask) -> None:
         """Build the app's layer (``DATA_LAYER_SETTINGS``, else the settings variables
-        found in ``app.config`` over the environment) and hook its requests and CLI. The
-        layer is closed at interpreter exit."""
+        found in ``app.config`` over the environment) and hook its requests and CLI. A
+        layer built here is closed at interpreter exit; a layer passed in is the caller's."""
         app.config.setdefault("DATA_LAYER_ROLLBACK_FROM_STATUS", 400)
         app.config.setdefault("DATA_LAYER_REQUEST_ID_HEADER", "X-Request-ID")
-        layer = self._layer or DataLayer(settings_from_config(app.config))
+        if not 400 <= app.config["DATA_LAYER_ROLLBACK_FROM_STATUS"] <= 500:
+            # above 500, a view that raised (answered 500) would commit
+            raise ConfigurationError("DATA_LAYER_ROLLBACK_FROM_STATUS", "must be 400 to 500")
+        layer = self._layer
+        if layer is None:
+            layer = DataLayer(settings_from_config(app.config))
+            atexit.register(layer.close)
         app.extensions[EXTENSION_KEY] = _AppState(self, layer)
-        atexit.register(layer.close)
         app.after_request(_finish_on_response)
         app.teardown_request(_release)
         app.cli.add_command(_data_commands)

@@ -9,7 +9,7 @@ import pytest
 from conftest import patient_fields, settings_for
 from flask import Flask, abort, g
 
-from dr_assistant_data import DataLayer
+from dr_assistant_data import ConfigurationError, DataLayer
 from dr_assistant_data.flask import DataLayerExtension, current_uow
 
 MRN = "MRN-FLASK-1"
@@ -80,6 +80,13 @@ def test_a_4xx_response_commits_when_rollback_starts_at_500(dl):
     assert app.test_client().post("/patients/refused").status_code == 409
 
     assert stored(dl) == 1
+
+
+def test_a_rollback_threshold_that_would_commit_a_500_is_refused(dl):
+    with pytest.raises(ConfigurationError) as raised:
+        build_app(dl, DATA_LAYER_ROLLBACK_FROM_STATUS=600)
+
+    assert raised.value.variable == "DATA_LAYER_ROLLBACK_FROM_STATUS"
 
 
 def test_a_view_that_raises_rolls_back_and_answers_500(app, dl):
