@@ -43,8 +43,12 @@ class DataLayer:
             if self._closed:
                 raise DataLayerError("this DataLayer is closed")
             if self._engine is None:
-                self._engine = build_engine(self.settings)
-                self._session_factory = build_session_factory(self._engine)
+                engine = build_engine(self.settings)
+                if self._closed:  # a signal handler closed the layer while it was built
+                    engine.dispose()
+                    raise DataLayerError("this DataLayer is closed")
+                self._engine = engine
+                self._session_factory = build_session_factory(engine)
             return self._engine
 
     @property

@@ -39,7 +39,7 @@ def test_close_from_a_signal_handler_releases_the_pool_and_may_run_twice(migrate
 
 SIGNAL_DURING_ENGINE_BUILD = """
 import os, signal
-from dr_assistant_data import DataLayer, Settings, layer as layer_module
+from dr_assistant_data import DataLayer, DataLayerError, Settings, layer as layer_module
 
 dl = DataLayer(Settings(database_url={url!r}, environment="test"))
 signal.signal(signal.SIGTERM, lambda *_: dl.close())
@@ -51,12 +51,17 @@ def build_then_get_signalled(settings):
     return engine
 
 layer_module.build_engine = build_then_get_signalled
-dl.engine
-print("closed cleanly")
+try:
+    dl.engine
+except DataLayerError as error:
+    print(error)
+assert dl._engine is None, "an engine was left on the closed layer"
 """
 
 
-def test_a_signal_arriving_while_the_layer_holds_its_lock_does_not_deadlock(database_url):
+def test_a_signal_arriving_while_the_layer_builds_its_engine_closes_it_without_deadlock(
+    database_url,
+):
     script = textwrap.dedent(SIGNAL_DURING_ENGINE_BUILD.format(url=database_url))
 
     result = subprocess.run(
@@ -64,4 +69,4 @@ def test_a_signal_arriving_while_the_layer_holds_its_lock_does_not_deadlock(data
     )
 
     assert result.returncode == 0, result.stderr
-    assert "closed cleanly" in result.stdout
+    assert "this DataLayer is closed" in result.stdout
