@@ -62,6 +62,8 @@ def patient_fields(**overrides: object) -> dict[str, object]:
 
 
 def settings_for(url: str, **overrides: object) -> Settings:
+    """Test settings: the given database, and an in-memory document store of its own."""
+    overrides.setdefault("mongodb_uri", f"mongomock://localhost/test_{uuid.uuid4().hex[:10]}")
     return Settings(database_url=url, environment="test", **overrides)  # type: ignore[arg-type]
 
 
@@ -86,6 +88,15 @@ def dl(migrated_layer: DataLayer) -> Iterator[DataLayer]:
     tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
     with migrated_layer.engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+
+
+@pytest.fixture
+def layer(dl: DataLayer, database_url: str) -> Iterator[DataLayer]:
+    """A layer on the test database with a fresh, migrated in-memory document store."""
+    fresh = DataLayer(settings_for(database_url))
+    fresh.migrate()
+    yield fresh
+    fresh.close()
 
 
 @dataclass
