@@ -99,6 +99,32 @@ def layer(dl: DataLayer, database_url: str) -> Iterator[DataLayer]:
     fresh.close()
 
 
+@dataclass(frozen=True)
+class Visit:
+    """The relational rows a clinical note refers to, committed."""
+
+    encounter_id: uuid.UUID
+    patient_id: uuid.UUID
+    doctor_id: uuid.UUID
+
+    @property
+    def ids(self) -> dict[str, uuid.UUID]:
+        return {
+            "encounter_id": self.encounter_id,
+            "patient_id": self.patient_id,
+            "doctor_id": self.doctor_id,
+        }
+
+
+@pytest.fixture
+def visit(layer: DataLayer) -> Visit:
+    from dr_assistant_data.testing import EncounterFactory, bind_factories
+
+    with layer.unit_of_work(actor="test") as uow, bind_factories(uow):
+        encounter = EncounterFactory()
+    return Visit(encounter.id, encounter.patient_id, encounter.doctor_id)
+
+
 @dataclass
 class QueryLog:
     statements: list[str] = field(default_factory=list)

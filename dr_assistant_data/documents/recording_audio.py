@@ -37,7 +37,6 @@ class AudioStream:
     def __init__(self, grid_out: GridOut) -> None:
         self._grid_out = grid_out
         self.length: int = grid_out.length
-        self.content_type: str | None = grid_out.content_type
 
     @translated
     def read(self, size: int = -1) -> bytes:
