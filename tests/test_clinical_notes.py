@@ -337,3 +337,21 @@ def test_two_layers_never_share_documents(layer, visit, database_url):
         assert uow.clinical_notes.get(note.id) is None
     with layer.unit_of_work(actor="test") as uow:
         assert uow.clinical_notes.get(note.id) is not None
+
+
+def test_factories_create_notes_and_recordings_through_the_bound_unit_of_work(layer):
+    from dr_assistant_data.testing import (
+        ClinicalNoteFactory,
+        VoiceRecordingFactory,
+        bind_factories,
+    )
+
+    with layer.unit_of_work(actor="test") as uow, bind_factories(uow):
+        note = ClinicalNoteFactory()
+        recording = VoiceRecordingFactory(encounter=uow.encounters.get(note.encounter_id))
+    with layer.unit_of_work(actor="test") as uow:
+        assert uow.clinical_notes.get(note.id).content.objective.vital_signs.heart_rate == 96
+        assert uow.voice_recordings.get(recording.id).encounter_id == note.encounter_id
+        assert [event.action for event in uow.audit.for_entity("clinical_notes", note.id)] == [
+            "create"
+        ]

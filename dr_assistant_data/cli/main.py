@@ -14,7 +14,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from ..errors import ConfigurationError, DataLayerError
 from ..layer import DataLayer
 from ..settings import Settings
+from .charting import chart_note, describe_note
 from .clinic import build_clinic, describe_clinic
 
 Command = Callable[[DataLayer, argparse.Namespace], int]
@@ -57,6 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     downgrade = command("downgrade", _downgrade, "take the schema back to a revision")
     downgrade.add_argument("revision", metavar="REV", help="a revision id, or 'base'")
     command("status", _status, "show the applied, newest and pending revisions")
+    sweep = command(
+        "sweep-documents",
+        _sweep_documents,
+        "settle documents left by interrupted units of work; remove expired audio",
+    )
+    sweep.add_argument(
+        "--grace-minutes", type=float, default=15.0, help="leave younger units alone"
+    )
     command("check", _check, "compare the models with the live schema")
     command("health", _health, "probe every store and print a JSON report")
     command("seed", _seed, "add a demo clinic to the configured database")
@@ -97,8 +106,11 @@ def _build_and_show_clinic(dl: DataLayer) -> int:
     today = datetime.now(ZoneInfo(dl.settings.clinic_timezone)).date()
     with dl.unit_of_work(actor="demo") as uow:
         clinic = build_clinic(uow, today)
+    note_id = chart_note(dl, clinic)
     with dl.unit_of_work(actor="demo") as uow:
         lines = describe_clinic(uow, clinic, today)
+        doctor = uow.users.get(clinic.doctor_id)
+        lines += ["", *describe_note(uow, note_id, doctor.full_name if doctor else "")]
     print("", *lines, sep="\n")
     return 0
 
@@ -119,6 +131,26 @@ def _status(dl: DataLayer, _args: argparse.Namespace) -> int:
     print(f"current:  {', '.join(status.current) or 'none (empty schema)'}")
     print(f"head:     {status.head or 'none'}")
     print(f"pending:  {', '.join(status.pending) or 'none'}")
+    print(
+        f"documents: {dl.documents.database_name}"
+        + (" (in memory)" if dl.documents.embedded else "")
+    )
+    for migration in dl.document_migration_status():
+        applied = (
+            f"applied {migration.applied_at:%Y-%m-%d %H:%M:%S}"
+            if migration.applied_at
+            else "pending"
+        )
+        print(f"  {migration.name:<28}{applied}")
+    return 0
+
+
+def _sweep_documents(dl: DataLayer, args: argparse.Namespace) -> int:
+    report = dl.sweep_documents(timedelta(minutes=args.grace_minutes))
+    print(
+        f"finalized {report.finalized}, undone {report.undone}, "
+        f"expired audio removed {report.expired_audio}"
+    )
     return 0
 
 
