@@ -119,27 +119,31 @@ class DocumentJournal:
     def after_commit(self) -> None:
         """The relational side committed: the documents are final. A failure here leaves
         them marked, and the sweep finalizes them (the commit row says so)."""
-        written, finished = self.written, self.unit_id
+        written, unit = self.written, self.unit_id
         self._written.clear()
         self.unit_id = uuid.uuid4().hex
-        if not written:
-            return
-        try:
-            finalize(self._db(), finished, written)
-        except DataLayerError:
-            logger.warning("documents of unit %s left for the sweep to finalize", finished)
+        self._settle(finalize, unit, written, "finalize")
 
     def release(self) -> None:
         """Undo whatever was written and not committed. A failure leaves the documents
         marked, and the sweep undoes them (no commit row)."""
         written, unit = self.written, self.unit_id
         self._written.clear()
+        self._settle(undo, unit, written, "undo")
+
+    def _settle(
+        self,
+        step: Callable[[Database[Raw], str, list[tuple[str, Any]]], None],
+        unit: str,
+        written: list[tuple[str, Any]],
+        what: str,
+    ) -> None:
         if not written:
             return
         try:
-            undo(self._db(), unit, written)
+            step(self._db(), unit, written)
         except DataLayerError:
-            logger.warning("documents of unit %s left for the sweep to undo", unit)
+            logger.warning("documents of unit %s left for the sweep to %s", unit, what)
 
 
 @translated

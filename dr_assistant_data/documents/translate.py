@@ -7,38 +7,16 @@ traceback carries the driver exception along.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
-
 from pymongo import errors as mongo_errors
 
+from ..boundary import boundary
 from ..errors import BackendUnavailableError, DataLayerError, DuplicateError
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 UNAVAILABLE = (
     mongo_errors.ConnectionFailure,  # includes AutoReconnect, NetworkTimeout, ServerSelection
     mongo_errors.ExecutionTimeout,
     mongo_errors.WaitQueueTimeoutError,
 )
-
-
-def translated(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Wrap ``fn`` so that only contract errors leave it."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return fn(*args, **kwargs)
-        except DataLayerError:
-            raise
-        except mongo_errors.PyMongoError as error:
-            mapped = contract_error(error)
-        raise mapped
-
-    return wrapper
 
 
 def contract_error(error: mongo_errors.PyMongoError) -> DataLayerError:
@@ -49,3 +27,7 @@ def contract_error(error: mongo_errors.PyMongoError) -> DataLayerError:
         key = (error.details or {}).get("keyPattern") or {}
         return DuplicateError(next(iter(key), "id"))
     return DataLayerError(f"document store error ({type(error).__name__})")
+
+
+translated = boundary((mongo_errors.PyMongoError,), contract_error)
+"""Wrap a function so that only contract errors leave it."""
