@@ -355,3 +355,29 @@ def test_factories_create_notes_and_recordings_through_the_bound_unit_of_work(la
         assert [event.action for event in uow.audit.for_entity("clinical_notes", note.id)] == [
             "create"
         ]
+
+
+def test_an_amendment_from_a_stale_version_is_a_conflict(layer, visit):
+    note = create_note(layer, visit)
+    with layer.unit_of_work(actor="test") as uow:
+        signed = uow.clinical_notes.sign(note.id, signed_by=visit.doctor_id)
+        uow.clinical_notes.amend(note.id, amended_by=visit.doctor_id, reason="a", content={})
+    with pytest.raises(ConflictError), layer.unit_of_work(actor="test") as uow:
+        uow.clinical_notes.amend(
+            note.id,
+            amended_by=visit.doctor_id,
+            reason="b",
+            content={},
+            expected_version=signed.version,
+        )
+    with layer.unit_of_work(actor="test") as uow:
+        assert [v.amendment_reason for v in uow.clinical_notes.history(note.id)] == [None, "a"]
+
+
+def test_search_on_a_mongodb_server_is_a_text_query_ranked_by_score(layer):
+    from dr_assistant_data.documents.clinical_note import ClinicalNote
+    from dr_assistant_data.documents.search import matching
+
+    notes = matching(layer.documents.objects(ClinicalNote), " chest  pain ", embedded=False)
+    assert notes._query == {"$text": {"$search": "chest  pain"}}
+    assert notes._ordering == [("_text_score", {"$meta": "textScore"})]
