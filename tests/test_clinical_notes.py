@@ -81,6 +81,16 @@ def test_a_note_must_be_written_by_an_existing_user(layer, visit):
             {"content": {"objective": {"vital_signs": {"blood_pressure": {"systolic": 20}}}}},
             "content.objective.vital_signs.blood_pressure.systolic",
         ),
+        (
+            {
+                "content": {
+                    "objective": {
+                        "vital_signs": {"blood_pressure": {"systolic": 80, "diastolic": 120}}
+                    }
+                }
+            },
+            "content.objective.vital_signs.blood_pressure",
+        ),
         ({"ai_confidence_score": 1.5}, "ai_confidence_score"),
         ({"ai_confidence_score": -0.1}, "ai_confidence_score"),
         ({"note_type": "gossip"}, "note_type"),

@@ -9,6 +9,7 @@ living patient can show, in the units named, to refuse typing slips (98.6 as Cel
 from __future__ import annotations
 
 from mongoengine import Document, EmbeddedDocument
+from mongoengine import ValidationError as MongoEngineValidationError
 from mongoengine import fields as me
 
 from .fields import PlainDictField, TextField, UUIDText, text_list
@@ -36,6 +37,11 @@ def _list_of_objects() -> me.ListField:
 class BloodPressure(EmbeddedDocument):
     systolic = me.IntField(min_value=40, max_value=300)  # mmHg
     diastolic = me.IntField(min_value=20, max_value=200)
+
+    def clean(self) -> None:
+        systolic, diastolic = self.systolic, self.diastolic
+        if systolic is not None and diastolic is not None and diastolic >= systolic:
+            raise MongoEngineValidationError("diastolic must be below systolic")
 
 
 class VitalSigns(EmbeddedDocument):

@@ -16,7 +16,7 @@ import bson
 from mongoengine import EmbeddedDocument
 from mongoengine import ValidationError as MongoEngineValidationError
 from mongoengine import fields as me
-from mongoengine.base import BaseDocument
+from mongoengine.base import NON_FIELD_ERRORS, BaseDocument
 
 from ..errors import ValidationError
 from .fields import expectation
@@ -47,11 +47,13 @@ def validate(document: BaseDocument, *, max_bytes: int, name: str) -> None:
         document.validate()
     except MongoEngineValidationError as error:
         parts = _first_path(error.to_dict())
-        message = (
-            "is required"
-            if _leaf(error.to_dict(), parts) == "Field is required"
-            else expectation(_field_at(type(document), parts))
-        )
+        leaf = _leaf(error.to_dict(), parts)
+        if parts[-1] == NON_FIELD_ERRORS:  # a rule across fields, raised by our clean()
+            parts, message = parts[:-1], str(leaf)
+        elif leaf == "Field is required":
+            message = "is required"
+        else:
+            message = expectation(_field_at(type(document), parts))
         raise ValidationError(".".join(parts), message) from None
     if len(bson.encode(document.to_mongo())) > max_bytes:
         raise ValidationError(name, f"must be at most {max_bytes // 1024} KiB in all")

@@ -35,14 +35,14 @@ LOCKS = "_migration_lock"
 LEASE = timedelta(seconds=120)
 POLL_SECONDS = 0.05
 
-Database_ = Database[dict[str, Any]]
+MongoDatabase = Database[dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class Migration:
     name: str
     summary: str
-    upgrade: Callable[[Database_], None]
+    upgrade: Callable[[MongoDatabase], None]
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def status(store: DocumentStore, migrations: Sequence[Migration] | None = None) 
 
 
 @contextmanager
-def _lock(db: Database_, wait: float) -> Iterator[Callable[[], None]]:
+def _lock(db: MongoDatabase, wait: float) -> Iterator[Callable[[], None]]:
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     deadline = time.monotonic() + wait
     while not _take(db, owner):
@@ -113,7 +113,7 @@ def _lock(db: Database_, wait: float) -> Iterator[Callable[[], None]]:
         db[LOCKS].delete_one({"_id": "migrate", "owner": owner})
 
 
-def _take(db: Database_, owner: str) -> bool:
+def _take(db: MongoDatabase, owner: str) -> bool:
     """Take or renew the lock; False while another owner's lease runs."""
     now = utcnow()
     try:
