@@ -13,7 +13,8 @@ from datetime import timedelta
 import pytest
 from conftest import patient_fields
 
-from dr_assistant_data import ConflictError, DuplicateError
+from dr_assistant_data import BackendUnavailableError, ConflictError, DuplicateError
+from dr_assistant_data.documents import journal
 from dr_assistant_data.documents.journal import DocumentJournal
 
 FEVER = {"subjective": {"chief_complaint": "Fever"}}
@@ -157,3 +158,20 @@ def test_a_rolled_back_recording_leaves_no_audio(layer, visit):
     assert db["voice_recordings"].count_documents({}) == 0
     assert db["voice_audio.files"].count_documents({}) == 0
     assert db["voice_audio.chunks"].count_documents({}) == 0
+
+
+def test_writes_left_to_the_sweep_by_a_rollback_are_not_vouched_for_by_a_later_commit(
+    layer, visit, monkeypatch
+):
+    def mongodb_unreachable(*_args):
+        raise BackendUnavailableError("mongodb", "unreachable")
+
+    monkeypatch.setattr(journal, "undo", mongodb_unreachable)
+    with layer.unit_of_work(actor="test") as uow:
+        uow.clinical_notes.create(**visit.ids, content=FEVER)
+        uow.rollback()  # the undo fails: the note stays marked for the sweep
+        kept = uow.clinical_notes.create(**visit.ids, content=FEVER)
+    monkeypatch.undo()
+
+    sweep_everything(layer)
+    assert [doc["_id"] for doc in notes(layer)] == [kept.id]

@@ -88,8 +88,10 @@ class DocumentJournal:
         """Apply ``changes`` (an update document) if the document still matches
         ``expected``; the first write of this unit keeps ``before`` for undo.
 
-        Returns False when nothing matched (the caller decides why). Raises
-        ``ConflictError`` when another unfinished unit of work holds the document.
+        ``expected`` must pin the version ``before`` shows, so the before-image kept is
+        exactly what this write replaces. Returns False when nothing matched (the caller
+        decides why). Raises ``ConflictError`` when another unfinished unit of work holds
+        the document.
         """
         held_by = (before.get("pending") or {}).get("unit")
         if held_by not in (None, self.unit_id):
@@ -119,25 +121,21 @@ class DocumentJournal:
     def after_commit(self) -> None:
         """The relational side committed: the documents are final. A failure here leaves
         them marked, and the sweep finalizes them (the commit row says so)."""
-        written, unit = self.written, self.unit_id
-        self._written.clear()
-        self.unit_id = uuid.uuid4().hex
-        self._settle(finalize, unit, written, "finalize")
+        self._settle(finalize, "finalize")
 
     def release(self) -> None:
         """Undo whatever was written and not committed. A failure leaves the documents
         marked, and the sweep undoes them (no commit row)."""
-        written, unit = self.written, self.unit_id
-        self._written.clear()
-        self._settle(undo, unit, written, "undo")
+        self._settle(undo, "undo")
 
     def _settle(
-        self,
-        step: Callable[[Database[Raw], str, list[tuple[str, Any]]], None],
-        unit: str,
-        written: list[tuple[str, Any]],
-        what: str,
+        self, step: Callable[[Database[Raw], str, list[tuple[str, Any]]], None], what: str
     ) -> None:
+        """Apply ``step`` to what was written, then start afresh under a new unit id, so a
+        later commit can never vouch for writes settled (or left to the sweep) here."""
+        written, unit = self.written, self.unit_id
+        self._written.clear()
+        self.unit_id = uuid.uuid4().hex
         if not written:
             return
         try:
