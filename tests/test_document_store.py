@@ -54,3 +54,18 @@ def test_close_is_idempotent_and_final(database_url):
 def test_the_database_name_comes_from_the_uri(database_url):
     store = DocumentStore(settings_for(database_url, mongodb_uri="mongodb://h:27017/clinic_a"))
     assert store.database_name == "clinic_a"
+
+
+def test_a_store_closed_while_it_connects_keeps_no_client(database_url, monkeypatch):
+    store = DocumentStore(settings_for(database_url))
+    connect = DocumentStore._connect
+
+    def interrupted_by_close(self):
+        client = connect(self)
+        self.close()  # what a signal handler running here would do
+        return client
+
+    monkeypatch.setattr(DocumentStore, "_connect", interrupted_by_close)
+    with pytest.raises(DataLayerError):
+        store.db  # noqa: B018
+    assert store._client is None

@@ -47,7 +47,8 @@ class DocumentStore:
         self.settings = settings
         self.embedded = settings.mongodb_uri.startswith(EMBEDDED_SCHEME)
         self.database_name = _database_name(settings.mongodb_uri)
-        self._lock = threading.Lock()
+        # re-entrant: close() from a signal handler may interrupt this thread holding it
+        self._lock = threading.RLock()
         self._client: MongoClient[dict[str, Any]] | None = None
         self._pid: int | None = None
         self._closed = False
@@ -61,8 +62,11 @@ class DocumentStore:
             if self._client is not None and self._pid != os.getpid():
                 self._client = None  # the parent's sockets: neither used nor closed here
             if self._client is None:
-                self._client = self._connect()
-                self._pid = os.getpid()
+                client = self._connect()
+                if self._closed:  # a signal handler closed the store while it connected
+                    client.close()
+                    raise DataLayerError("this document store is closed")
+                self._client, self._pid = client, os.getpid()
             return self._client[self.database_name]
 
     def collection(self, document: type[Document]) -> Collection[dict[str, Any]]:
@@ -83,8 +87,8 @@ class DocumentStore:
         return {"embedded": self.embedded, "database": self.database_name}
 
     def close(self) -> None:
-        """Close this process's client. Idempotent; a client inherited over a fork is
-        dropped without touching its sockets."""
+        """Close this process's client. Idempotent and safe in a signal handler; a client
+        inherited over a fork is dropped without touching its sockets."""
         with self._lock:
             client, self._client = self._client, None
             self._closed = True
