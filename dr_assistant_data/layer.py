@@ -5,20 +5,24 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from .documents.store import DocumentStore
+from .documents.sweep import DEFAULT_GRACE, SweepReport, sweep
 from .errors import DataLayerError
+from .migrations import documents as document_migrations
 from .migrations import relational as relational_migrations
 from .relational.engine import build_engine
 from .relational.pool import pool_state
 from .relational.session import build_session_factory
 from .relational.translate import translated
-from .relational.unit_of_work import UnitOfWork
 from .settings import Settings
+from .unit_of_work import UnitOfWork
 
 HealthReport = dict[str, dict[str, Any]]
 
@@ -34,6 +38,7 @@ class DataLayer:
         self._lock = threading.RLock()
         self._engine: Engine | None = None
         self._session_factory: sessionmaker[Session] | None = None
+        self._documents: DocumentStore | None = None
         self._closed = False
 
     @property
@@ -50,6 +55,16 @@ class DataLayer:
                 self._engine = engine
                 self._session_factory = build_session_factory(engine)
             return self._engine
+
+    @property
+    def documents(self) -> DocumentStore:
+        """The document store (MongoDB); connects on first use."""
+        with self._lock:
+            if self._closed:
+                raise DataLayerError("this DataLayer is closed")
+            if self._documents is None:
+                self._documents = DocumentStore(self.settings)
+            return self._documents
 
     @property
     def session_factory(self) -> sessionmaker[Session]:
@@ -69,15 +84,27 @@ class DataLayer:
         """
         return UnitOfWork(
             self.session_factory,
+            self.documents,
             actor=actor or "unknown",
             correlation_id=correlation_id,
             clinic_timezone=self._clinic_timezone,
         )
 
     def migrate(self) -> None:
-        """Bring the relational schema to the newest revision. Idempotent; concurrent
-        callers wait for each other (advisory lock) and each revision runs once."""
+        """Bring the relational schema, then the document store, to the newest revision.
+        Idempotent; concurrent callers wait for each other (an advisory lock, a lock
+        document) and each revision runs once."""
         relational_migrations.upgrade(self.engine)
+        document_migrations.upgrade(self.documents)
+
+    def document_migration_status(self) -> list[document_migrations.Applied]:
+        """Every document-store migration, with when it was applied (``None``: pending)."""
+        return document_migrations.status(self.documents)
+
+    def sweep_documents(self, grace: timedelta = DEFAULT_GRACE) -> SweepReport:
+        """Settle documents of units of work that died between the two stores (older than
+        ``grace``) and remove expired audio. Run it periodically (a worker, cron)."""
+        return sweep(self.documents, self.engine, grace)
 
     def downgrade(self, revision: str) -> None:
         """Take the relational schema back to ``revision`` (``"base"``: empty)."""
@@ -104,9 +131,12 @@ class DataLayer:
         """Release every pooled connection. Idempotent, and safe in a signal handler."""
         with self._lock:
             engine, self._engine, self._session_factory = self._engine, None, None
+            documents, self._documents = self._documents, None
             self._closed = True
         if engine is not None:
             engine.dispose()
+        if documents is not None:
+            documents.close()
 
     def __enter__(self) -> DataLayer:
         return self
@@ -124,19 +154,7 @@ class DataLayer:
         }
 
     def _ping_mongodb(self) -> dict[str, Any]:
-        uri = self.settings.mongodb_uri
-        if uri.startswith("mongomock://"):
-            return {"embedded": True}
-        from pymongo import MongoClient
-
-        client: MongoClient[Any] = MongoClient(
-            uri, serverSelectionTimeoutMS=self.settings.mongodb_timeout_ms, connect=True
-        )
-        try:
-            client.admin.command("ping")
-        finally:
-            client.close()
-        return {"embedded": False}
+        return self.documents.health()
 
     def _ping_redis(self) -> dict[str, Any]:
         if self.settings.redis_url.startswith("memory://"):

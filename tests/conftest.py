@@ -64,6 +64,8 @@ def patient_fields(**overrides: object) -> dict[str, object]:
 
 
 def settings_for(url: str, **overrides: object) -> Settings:
+    """Test settings: the given database, and an in-memory document store of its own."""
+    overrides.setdefault("mongodb_uri", f"mongomock://localhost/test_{uuid.uuid4().hex[:10]}")
     return Settings(database_url=url, environment="test", **overrides)  # type: ignore[arg-type]
 
 
@@ -88,6 +90,41 @@ def dl(migrated_layer: DataLayer) -> Iterator[DataLayer]:
     tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
     with migrated_layer.engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+
+
+@pytest.fixture
+def layer(dl: DataLayer, database_url: str) -> Iterator[DataLayer]:
+    """A layer on the test database with a fresh, migrated in-memory document store."""
+    fresh = DataLayer(settings_for(database_url))
+    fresh.migrate()
+    yield fresh
+    fresh.close()
+
+
+@dataclass(frozen=True)
+class Visit:
+    """The relational rows a clinical note refers to, committed."""
+
+    encounter_id: uuid.UUID
+    patient_id: uuid.UUID
+    doctor_id: uuid.UUID
+
+    @property
+    def ids(self) -> dict[str, uuid.UUID]:
+        return {
+            "encounter_id": self.encounter_id,
+            "patient_id": self.patient_id,
+            "doctor_id": self.doctor_id,
+        }
+
+
+@pytest.fixture
+def visit(layer: DataLayer) -> Visit:
+    from dr_assistant_data.testing import EncounterFactory, bind_factories
+
+    with layer.unit_of_work(actor="test") as uow, bind_factories(uow):
+        encounter = EncounterFactory()
+    return Visit(encounter.id, encounter.patient_id, encounter.doctor_id)
 
 
 @dataclass

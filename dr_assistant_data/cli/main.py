@@ -14,7 +14,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +23,7 @@ from ..errors import ConfigurationError, DataLayerError
 from ..health import failing_required
 from ..layer import DataLayer
 from ..settings import Settings
+from .charting import chart_note, describe_note
 from .clinic import build_clinic, describe_clinic
 
 Command = Callable[[DataLayer, argparse.Namespace], int]
@@ -72,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     downgrade = command("downgrade", _downgrade, "take the schema back to a revision")
     downgrade.add_argument("revision", metavar="REV", help="a revision id, or 'base'")
     command("status", _status, "show the applied, newest and pending revisions")
+    sweep = command(
+        "sweep-documents",
+        _sweep_documents,
+        "settle documents left by interrupted units of work; remove expired audio",
+    )
+    sweep.add_argument(
+        "--grace-minutes", type=float, default=15.0, help="leave younger units alone"
+    )
     command("check", _check, "compare the models with the live schema")
     command("health", _health, "probe every store, print JSON; exit 1 if a required one is down")
     command("seed", _seed, "add a demo clinic to the configured database")
@@ -112,8 +121,11 @@ def _build_and_show_clinic(dl: DataLayer) -> int:
     today = datetime.now(ZoneInfo(dl.settings.clinic_timezone)).date()
     with dl.unit_of_work(actor="demo") as uow:
         clinic = build_clinic(uow, today)
+    note_id = chart_note(dl, clinic)
     with dl.unit_of_work(actor="demo") as uow:
         lines = describe_clinic(uow, clinic, today)
+        doctor = uow.users.get(clinic.doctor_id)
+        lines += ["", *describe_note(uow, note_id, doctor.full_name if doctor else "")]
     print("", *lines, sep="\n")
     return 0
 
@@ -129,7 +141,7 @@ def _downgrade(dl: DataLayer, args: argparse.Namespace) -> int:
 
 
 def _status(dl: DataLayer, _args: argparse.Namespace) -> int:
-    """One section per store: where it is, then its current, head and pending revisions."""
+    """One section per store: where it is, then its applied and pending migrations."""
     status = dl.migration_status()
     _print_section(
         "relational",
@@ -137,6 +149,26 @@ def _status(dl: DataLayer, _args: argparse.Namespace) -> int:
         current=", ".join(status.current) or "none (empty schema)",
         head=status.head or "none",
         pending=", ".join(status.pending) or "none",
+    )
+    documents = dl.documents
+    _print_section(
+        "documents",
+        database=documents.database_name + (" (in memory)" if documents.embedded else ""),
+        **{
+            migration.name: f"applied {migration.applied_at:%Y-%m-%d %H:%M:%S}"
+            if migration.applied_at
+            else "pending"
+            for migration in dl.document_migration_status()
+        },
+    )
+    return 0
+
+
+def _sweep_documents(dl: DataLayer, args: argparse.Namespace) -> int:
+    report = dl.sweep_documents(timedelta(minutes=args.grace_minutes))
+    print(
+        f"finalized {report.finalized}, undone {report.undone}, "
+        f"expired audio removed {report.expired_audio}"
     )
     return 0
 

@@ -73,6 +73,12 @@ class AuditTrail:
         for row in session.deleted:
             self._add("delete", row, [], now)
 
+    def record(
+        self, action: str, entity_type: str, entity_id: str, fields: tuple[str, ...]
+    ) -> None:
+        """Add an event for a write the session does not flush (a document, say)."""
+        self.changes.append(Change(action, entity_type, entity_id, tuple(sorted(fields)), utcnow()))
+
     def _add(self, action: str, row: object, fields: list[str], now: datetime) -> None:
         if isinstance(row, AuditEvent):
             return
