@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from .cache import CacheService, CacheStore, SessionStore
+from .cache import invalidation as cache_invalidation
 from .errors import DataLayerError
 from .migrations import relational as relational_migrations
 from .relational.engine import build_engine
@@ -31,6 +33,7 @@ class DataLayer:
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._session_factory: sessionmaker[Session] | None = None
+        self._cache_store: CacheStore | None = None
         self._closed = False
 
     @property
@@ -42,6 +45,7 @@ class DataLayer:
             if self._engine is None:
                 self._engine = build_engine(self.settings)
                 self._session_factory = build_session_factory(self._engine)
+                cache_invalidation.install(self._session_factory, self._cache())
             return self._engine
 
     @property
@@ -50,6 +54,33 @@ class DataLayer:
         self.engine  # noqa: B018 - builds the factory with the engine
         assert self._session_factory is not None
         return self._session_factory
+
+    @property
+    def cache_store(self) -> CacheStore:
+        """The Redis (or ``memory://``) cache component; connects on first use."""
+        with self._lock:
+            if self._closed:
+                raise DataLayerError("this DataLayer is closed")
+            return self._cache()
+
+    @property
+    def cache(self) -> CacheService:
+        """The general cache service (see ``cache/service.py``)."""
+        return CacheService(self.cache_store)
+
+    @property
+    def sessions(self) -> SessionStore:
+        """The auth service's login sessions (see ``cache/sessions.py``)."""
+        return SessionStore(self.cache_store)
+
+    def cache_stats(self) -> dict[str, dict[str, int]]:
+        """Hits, misses, loads, invalidations and errors per cache region."""
+        return self.cache_store.stats.snapshot()
+
+    def _cache(self) -> CacheStore:
+        if self._cache_store is None:
+            self._cache_store = CacheStore(self.settings)
+        return self._cache_store
 
     def unit_of_work(
         self, actor: str | None = None, *, correlation_id: str | None = None
@@ -89,16 +120,19 @@ class DataLayer:
         return {
             "postgres": _probe(self._ping_database),
             "mongodb": _probe(self._ping_mongodb),
-            "redis": _probe(self._ping_redis),
+            "redis": _probe(lambda: self.cache_store.health()),
         }
 
     def close(self) -> None:
         """Release every pooled connection. Idempotent."""
         with self._lock:
             engine, self._engine, self._session_factory = self._engine, None, None
+            cache_store, self._cache_store = self._cache_store, None
             self._closed = True
         if engine is not None:
             engine.dispose()
+        if cache_store is not None:
+            cache_store.close()
 
     def __enter__(self) -> DataLayer:
         return self
@@ -122,21 +156,6 @@ class DataLayer:
         )
         try:
             client.admin.command("ping")
-        finally:
-            client.close()
-        return {"embedded": False}
-
-    def _ping_redis(self) -> dict[str, Any]:
-        if self.settings.redis_url.startswith("memory://"):
-            return {"embedded": True}
-        import redis
-
-        timeout = self.settings.db_connect_timeout
-        client = redis.Redis.from_url(
-            self.settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        try:
-            client.ping()
         finally:
             client.close()
         return {"embedded": False}
