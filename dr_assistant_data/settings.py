@@ -34,6 +34,7 @@ VARIABLES = {
     "db_statement_timeout_ms": "DB_STATEMENT_TIMEOUT",
     "redis_socket_timeout": "REDIS_SOCKET_TIMEOUT",
     "cache_lock_timeout": "CACHE_LOCK_TIMEOUT",
+    "cache_breaker_backoff": "CACHE_BREAKER_BACKOFF",
     "cache_ttl_entity": "CACHE_TTL_ENTITY",
     "cache_ttl_schedule": "CACHE_TTL_SCHEDULE",
     "cache_ttl_timeline": "CACHE_TTL_TIMELINE",
@@ -50,7 +51,7 @@ class Settings:
     """Everything the layer needs to reach its three stores.
 
     Durations are seconds unless the name ends in ``_ms`` (``REDIS_SOCKET_TIMEOUT`` and
-    ``CACHE_LOCK_TIMEOUT`` are read in milliseconds, ``CACHE_TTL_*`` in seconds). Every field has a default that
+    ``CACHE_LOCK_TIMEOUT``, ``CACHE_BREAKER_BACKOFF`` are read in milliseconds, ``CACHE_TTL_*`` in seconds). Every field has a default that
     works against local servers with trust authentication (``compose.yaml`` sets a
     password: use the ``DATABASE_URL`` its header gives).
     """
@@ -72,6 +73,7 @@ class Settings:
     mongodb_pool_size: int = 10
     redis_socket_timeout: float = 0.25
     cache_lock_timeout: float = 5.0
+    cache_breaker_backoff: float = 2.0
     cache_ttl_entity: float = 300.0
     cache_ttl_schedule: float = 60.0
     cache_ttl_timeline: float = 120.0
@@ -103,6 +105,7 @@ class Settings:
             "db_pool_recycle",
             "redis_socket_timeout",
             "cache_lock_timeout",
+            "cache_breaker_backoff",
             "cache_ttl_entity",
             "cache_ttl_schedule",
             "cache_ttl_timeline",
@@ -157,6 +160,7 @@ class Settings:
             "mongodb_pool_size": env.number("MONGODB_POOL_SIZE", int, cls.mongodb_pool_size),
             "redis_socket_timeout": env.millis("REDIS_SOCKET_TIMEOUT", cls.redis_socket_timeout),
             "cache_lock_timeout": env.millis("CACHE_LOCK_TIMEOUT", cls.cache_lock_timeout),
+            "cache_breaker_backoff": env.millis("CACHE_BREAKER_BACKOFF", cls.cache_breaker_backoff),
             **{
                 name: env.number(VARIABLES[name], float, getattr(cls, name))
                 for name in CACHE_TTLS

@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from sqlalchemy.orm.attributes import get_history
 
 from ..relational.models import Alert, Appointment, Encounter, Patient, User
@@ -34,6 +34,7 @@ def install(factory: sessionmaker[Session], store: CacheStore) -> None:
     event.listen(factory, "after_flush", _collect)
     event.listen(factory, "after_commit", _deliver)
     event.listen(factory, "after_rollback", _discard)
+    event.listen(factory, "do_orm_execute", _note_bulk_write)
 
 
 def affected_keys(store: CacheStore, row: object) -> Iterator[str]:
@@ -66,6 +67,13 @@ def _deliver(session: Session) -> None:
     owed = session.info.pop(WRITTEN_KEY, None)
     if owed:
         session.info[STORE_KEY].invalidate(owed)
+
+
+def _note_bulk_write(state: ORMExecuteState) -> None:
+    """A bulk UPDATE or DELETE names no rows: the session stops using the shared cache, but
+    only writes through entities (repositories, attribute changes) invalidate keys."""
+    if state.is_update or state.is_delete:
+        state.session.info.setdefault(WRITTEN_KEY, set())
 
 
 def _discard(session: Session) -> None:

@@ -42,7 +42,6 @@ REGION_TTLS = {
 KIND_REGIONS = {"patients": "entities", "users": "entities", "schedule": "schedules",
                 "encounters": "timelines", "unread": "counts"}
 BREAKER_FAILURES = 3
-BREAKER_BACKOFF = 2.0
 SCAN_BATCH = 500
 
 
@@ -75,7 +74,7 @@ class CacheStore:
                 return
             if self._closed:
                 raise DataLayerError("this cache store is closed")
-            breaker = CircuitBreaker(BREAKER_FAILURES, BREAKER_BACKOFF)
+            breaker = CircuitBreaker(BREAKER_FAILURES, self.settings.cache_breaker_backoff)
             self._client = None if self.embedded else self._new_client()
             self._guard = RedisGuard(breaker, self.stats, self._deliver, self._flush)
             self._regions = self._build_regions(self._guard)
