@@ -166,11 +166,12 @@ class CacheStore:
     # -- component convention -------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        """Pings Redis (raises on failure) and reports breaker, owed invalidations, stats."""
-        self._connect()
+        """Pings Redis (raises on failure), delivers owed invalidations, and reports the
+        breaker, what is still owed, and the per-region counts."""
+        guard = self.guard
         if not self.embedded:
             self.client.ping()
-        guard = self.guard
+            guard.call("invalidation", lambda: None, None)
         return {
             "embedded": self.embedded,
             "breaker": "open" if guard.breaker.is_open else "closed",
