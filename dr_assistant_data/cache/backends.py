@@ -120,12 +120,14 @@ class GuardedRedisBackend(RedisBackend):
         return FailSafeLock(lock, self.guard, self.region_name)
 
 
-def invalidate_in_redis(client: Redis, keys: Collection[str]) -> None:
-    """Bump each key's generation and delete its value, atomically per batch."""
+def invalidate_in_redis(client: Redis, keys: Collection[str], namespace: str) -> None:
+    """Delete the keys, atomically, bumping the generation of those under ``namespace``
+    (the cached reads; the general service's keys have no generation)."""
     pipe = client.pipeline(transaction=True)
     for key in keys:
-        pipe.incr(key + GENERATION_SUFFIX)
-        pipe.pexpire(key + GENERATION_SUFFIX, GENERATION_TTL_MS)
+        if key.startswith(namespace):
+            pipe.incr(key + GENERATION_SUFFIX)
+            pipe.pexpire(key + GENERATION_SUFFIX, GENERATION_TTL_MS)
         pipe.delete(key)
     pipe.execute()
 

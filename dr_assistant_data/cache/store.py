@@ -156,7 +156,7 @@ class CacheStore:
 
     def _deliver(self, keys: Collection[str]) -> None:
         assert self._client is not None
-        invalidate_in_redis(self._client, keys)
+        invalidate_in_redis(self._client, keys, self.keys.namespace)
 
     def _flush(self) -> None:
         """Too many invalidations were owed to remember: drop every cached read."""
