@@ -50,10 +50,11 @@ CACHE_TTLS = ("cache_ttl_entity", "cache_ttl_schedule", "cache_ttl_timeline", "c
 class Settings:
     """Everything the layer needs to reach its three stores.
 
-    Durations are seconds unless the name ends in ``_ms`` (``REDIS_SOCKET_TIMEOUT`` and
-    ``CACHE_LOCK_TIMEOUT``, ``CACHE_BREAKER_BACKOFF`` are read in milliseconds, ``CACHE_TTL_*`` in seconds). Every field has a default that
-    works against local servers with trust authentication (``compose.yaml`` sets a
-    password: use the ``DATABASE_URL`` its header gives).
+    Durations are seconds unless the name ends in ``_ms``; the environment gives
+    ``REDIS_SOCKET_TIMEOUT``, ``CACHE_LOCK_TIMEOUT`` and ``CACHE_BREAKER_BACKOFF`` in
+    milliseconds, ``CACHE_TTL_*`` in seconds. Every field has a default that works against
+    local servers with trust authentication (``compose.yaml`` sets a password: use the
+    ``DATABASE_URL`` its header gives).
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -161,10 +162,7 @@ class Settings:
             "redis_socket_timeout": env.millis("REDIS_SOCKET_TIMEOUT", cls.redis_socket_timeout),
             "cache_lock_timeout": env.millis("CACHE_LOCK_TIMEOUT", cls.cache_lock_timeout),
             "cache_breaker_backoff": env.millis("CACHE_BREAKER_BACKOFF", cls.cache_breaker_backoff),
-            **{
-                name: env.number(VARIABLES[name], float, getattr(cls, name))
-                for name in CACHE_TTLS
-            },
+            **{name: env.number(VARIABLES[name], float, getattr(cls, name)) for name in CACHE_TTLS},
         }
         return cls(**overrides)  # type: ignore[arg-type]
 

@@ -98,7 +98,9 @@ def test_a_rollback_drops_nothing(dl):
 def test_a_unit_of_work_that_wrote_never_caches_its_uncommitted_data(dl):
     patient = new_patient(dl)
     with pytest.raises(Boom), dl.unit_of_work(actor="test") as uow:
-        uow.session.execute(update(Patient).where(Patient.id == patient.id).values(last_name="Draft"))
+        uow.session.execute(
+            update(Patient).where(Patient.id == patient.id).values(last_name="Draft")
+        )
         assert uow.patients.get(patient.id).last_name == "Draft"
         raise Boom
     assert cached_patient(dl, patient.id).last_name == "Rao"

@@ -6,9 +6,8 @@ import time
 
 import pytest
 from conftest import patient_fields, settings_for
+from redis import exceptions
 from redis_servers import Proxy, free_port, throwaway_redis
-
-from redis.exceptions import ConnectionError
 
 from dr_assistant_data import DataLayer
 
@@ -61,13 +60,15 @@ def test_reads_and_writes_succeed_with_redis_down(dl):
         with layer.unit_of_work(actor="test") as uow:
             assert uow.appointments.schedule_for(patient.id, "2030-06-03") == []
         assert layer.cache_stats()["entities"]["error"] >= 1
-        with pytest.raises(ConnectionError):
+        with pytest.raises(exceptions.ConnectionError):
             layer.cache_store.health()
     finally:
         layer.close()
 
 
-def test_a_hung_redis_costs_a_few_timeouts_then_none_until_the_back_off_ends(dl, proxy, through_proxy):
+def test_a_hung_redis_costs_a_few_timeouts_then_none_until_the_back_off_ends(
+    dl, proxy, through_proxy
+):
     patient = new_patient(through_proxy)
     proxy.black_hole()
     started = time.monotonic()
@@ -92,7 +93,9 @@ def test_a_value_cached_before_an_outage_is_not_served_after_it(dl, proxy, throu
     assert through_proxy.cache_store.guard.owed == 0
 
 
-def test_owed_invalidations_reach_other_processes_reading_the_same_redis(dl, proxy, redis_port, through_proxy):
+def test_owed_invalidations_reach_other_processes_reading_the_same_redis(
+    dl, proxy, redis_port, through_proxy
+):
     direct = layer_through(dl.settings.database_url, redis_port)
     try:
         patient = new_patient(through_proxy)

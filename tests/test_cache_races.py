@@ -76,9 +76,10 @@ def test_concurrent_misses_of_one_key_cause_one_load_across_processes(dl, second
         start.wait()
         results.append(read_patient(layer, patient.id).first_name)
 
-    with patient_selects(dl.engine, delay=0.2) as (first, _), patient_selects(
-        second_layer.engine, delay=0.2
-    ) as (second, _):
+    with (
+        patient_selects(dl.engine, delay=0.2) as (first, _),
+        patient_selects(second_layer.engine, delay=0.2) as (second, _),
+    ):
         threads = [threading.Thread(target=miss, args=(layer,)) for layer in layers]
         for thread in threads:
             thread.start()

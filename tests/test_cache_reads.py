@@ -103,7 +103,9 @@ def test_a_cached_timeline_runs_no_sql_and_has_its_doctors(dl, count_queries):
     with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
         patient, doctor = PatientFactory(), DoctorFactory()
         for n in range(3):
-            EncounterFactory(patient=patient, doctor=doctor, start_time=NINE_IN_KOLKATA + timedelta(days=n))
+            EncounterFactory(
+                patient=patient, doctor=doctor, start_time=NINE_IN_KOLKATA + timedelta(days=n)
+            )
     warm(dl, lambda uow: uow.encounters.for_patient(patient.id))
     with dl.unit_of_work(actor="test") as uow, count_queries() as queries:
         timeline = uow.encounters.for_patient(patient.id, limit=2, offset=1)

@@ -45,22 +45,24 @@ class RowCodec:
         self.mapper: Mapper[Any] = inspect(model)
         self.keys: list[str] = []
         self.encoders: list[Encode] = []
-        self.decoders: list[Decode] = []
+        self.typed: list[tuple[str, Decode]] = []  # the columns JSON cannot carry as they are
         for attribute in self.mapper.column_attrs:
-            python_type = _python_type(attribute.columns[0])
-            encode, decode = _CODECS.get(python_type, (None, None))
+            encode, decode = _CODECS.get(_python_type(attribute.columns[0]), (None, None))
             self.keys.append(attribute.key)
             self.encoders.append(_nullable(encode) if encode else _identity)
-            self.decoders.append(_nullable(decode) if decode else _identity)
+            if decode is not None:
+                self.typed.append((attribute.key, decode))
 
     def encode(self, row: Entity) -> Row:
-        return [encode(getattr(row, key)) for key, encode in zip(self.keys, self.encoders, strict=True)]
+        return [
+            encode(getattr(row, key)) for key, encode in zip(self.keys, self.encoders, strict=True)
+        ]
 
     def restore(self, session: Session, values: Row) -> Any:
-        decoded = {
-            key: decode(value)
-            for key, decode, value in zip(self.keys, self.decoders, values, strict=True)
-        }
+        decoded = dict(zip(self.keys, values, strict=True))
+        for key, decode in self.typed:
+            if decoded[key] is not None:
+                decoded[key] = decode(decoded[key])
         identity = self.mapper.identity_key_from_primary_key([decoded["id"]])
         existing = session.identity_map.get(identity)
         if existing is not None:

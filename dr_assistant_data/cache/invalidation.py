@@ -83,7 +83,11 @@ def _discard(session: Session) -> None:
 def _values(row: object, attribute: str) -> set[Any]:
     """The attribute's value before and after the flush (both, when it changed)."""
     history = get_history(row, attribute)
-    return {value for value in chain(history.added, history.unchanged, history.deleted) if value is not None}
+    return {
+        value
+        for value in chain(history.added, history.unchanged, history.deleted)
+        if value is not None
+    }
 
 
 def _local_day(moment: datetime, zone: ZoneInfo) -> Any:

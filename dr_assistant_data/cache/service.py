@@ -37,7 +37,9 @@ class CacheService:
     def set(self, key: str, value: Any, ttl: float | None = None) -> bool:
         """Store ``value`` (expiring after ``ttl`` seconds); False if Redis is unavailable."""
         payload = dumps(value)
-        return bool(self._call(lambda client: client.set(self._key(key), payload, px=_ms(ttl)), False))
+        return bool(
+            self._call(lambda client: client.set(self._key(key), payload, px=_ms(ttl)), False)
+        )
 
     def delete(self, key: str) -> None:
         """Remove ``key``; if Redis is unavailable the delete is delivered when it returns."""

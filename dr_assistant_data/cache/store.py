@@ -24,14 +24,18 @@ from redis.retry import Retry
 
 from ..errors import DataLayerError
 from ..settings import Settings
-from .backends import GuardedMemoryBackend, GuardedRedisBackend, invalidate_in_redis
+from .backends import invalidate_in_redis
 from .breaker import CircuitBreaker
 from .guard import RedisGuard
 from .keys import CacheKeys
 from .metrics import CacheStats
 
-register_backend("dr_assistant.redis", __name__.rsplit(".", 1)[0] + ".backends", "GuardedRedisBackend")
-register_backend("dr_assistant.memory", __name__.rsplit(".", 1)[0] + ".backends", "GuardedMemoryBackend")
+register_backend(
+    "dr_assistant.redis", __name__.rsplit(".", 1)[0] + ".backends", "GuardedRedisBackend"
+)
+register_backend(
+    "dr_assistant.memory", __name__.rsplit(".", 1)[0] + ".backends", "GuardedMemoryBackend"
+)
 
 REGION_TTLS = {
     "entities": "cache_ttl_entity",
@@ -39,8 +43,13 @@ REGION_TTLS = {
     "timelines": "cache_ttl_timeline",
     "counts": "cache_ttl_count",
 }
-KIND_REGIONS = {"patients": "entities", "users": "entities", "schedule": "schedules",
-                "encounters": "timelines", "unread": "counts"}
+KIND_REGIONS = {
+    "patients": "entities",
+    "users": "entities",
+    "schedule": "schedules",
+    "encounters": "timelines",
+    "unread": "counts",
+}
 BREAKER_FAILURES = 3
 SCAN_BATCH = 500
 
