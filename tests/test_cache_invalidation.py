@@ -155,3 +155,13 @@ def test_a_renamed_patient_shows_in_a_cached_doctors_day(dl):
         uow.patients.update(appointment.patient_id, last_name="Sharma")
     schedule = read(dl, lambda uow: uow.appointments.schedule_for(doctor.id, DAY))
     assert schedule[0].patient.last_name == "Sharma"
+
+
+def test_reassigning_an_appointment_through_its_relation_refreshes_the_old_doctors_day(dl):
+    with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
+        asha, ravi = DoctorFactory(), DoctorFactory()
+        appointment = AppointmentFactory(doctor=asha, start_time=NINE_IN_KOLKATA)
+    read(dl, lambda uow: uow.appointments.schedule_for(asha.id, DAY))
+    with dl.unit_of_work(actor="test") as uow:
+        uow.appointments.get(appointment.id).doctor = uow.users.get(ravi.id)
+    assert read(dl, lambda uow: uow.appointments.schedule_for(asha.id, DAY)) == []
