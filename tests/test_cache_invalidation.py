@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from conftest import patient_fields
+from cache_helpers import DAY, NINE_IN_KOLKATA, new_patient, read, read_patient
 from sqlalchemy import update
 
 from dr_assistant_data.relational.models import Patient
@@ -18,50 +18,33 @@ from dr_assistant_data.testing import (
     bind_factories,
 )
 
-DAY = date(2030, 6, 3)
-NINE_IN_KOLKATA = datetime(2030, 6, 3, 3, 30, tzinfo=UTC)
-
 
 class Boom(Exception):
     pass
 
 
-def new_patient(dl, **fields):
-    with dl.unit_of_work(actor="test") as uow:
-        return uow.patients.create(**patient_fields(**fields))
-
-
-def read(dl, reader):
-    with dl.unit_of_work(actor="test") as uow:
-        return reader(uow)
-
-
-def cached_patient(dl, patient_id):
-    return read(dl, lambda uow: uow.patients.get(patient_id))
-
-
 def test_a_repository_update_is_seen_by_the_next_read(dl):
     patient = new_patient(dl)
-    cached_patient(dl, patient.id)
+    read_patient(dl, patient.id)
     with dl.unit_of_work(actor="test") as uow:
         uow.patients.update(patient.id, allergies=["penicillin"])
-    assert cached_patient(dl, patient.id).allergies == ["penicillin"]
+    assert read_patient(dl, patient.id).allergies == ["penicillin"]
 
 
 def test_a_plain_attribute_change_is_seen_by_the_next_read(dl):
     patient = new_patient(dl)
-    cached_patient(dl, patient.id)
+    read_patient(dl, patient.id)
     with dl.unit_of_work(actor="test") as uow:
         uow.patients.get(patient.id).phone = "+919811111111"
-    assert cached_patient(dl, patient.id).phone == "+919811111111"
+    assert read_patient(dl, patient.id).phone == "+919811111111"
 
 
 def test_a_soft_delete_hides_the_cached_patient(dl):
     patient = new_patient(dl)
-    cached_patient(dl, patient.id)
+    read_patient(dl, patient.id)
     with dl.unit_of_work(actor="test") as uow:
         uow.patients.delete(patient.id)
-    assert cached_patient(dl, patient.id) is None
+    assert read_patient(dl, patient.id) is None
 
 
 def test_a_factory_write_is_seen_by_the_next_read(dl):
@@ -77,22 +60,22 @@ def test_invalidation_waits_for_the_commit(dl):
     """A reader between the writer's flush and commit reloads the old committed row; had
     the key been dropped at flush, that old row would be served after the commit."""
     patient = new_patient(dl)
-    cached_patient(dl, patient.id)
+    read_patient(dl, patient.id)
     with dl.unit_of_work(actor="writer") as writer:
         writer.patients.update(patient.id, last_name="Sharma")
-        assert cached_patient(dl, patient.id).last_name == "Rao"
-    assert cached_patient(dl, patient.id).last_name == "Sharma"
+        assert read_patient(dl, patient.id).last_name == "Rao"
+    assert read_patient(dl, patient.id).last_name == "Sharma"
 
 
 def test_a_rollback_drops_nothing(dl):
     patient = new_patient(dl)
-    cached_patient(dl, patient.id)
+    read_patient(dl, patient.id)
     before = dl.cache_stats()["entities"]["invalidation"]
     with pytest.raises(Boom), dl.unit_of_work(actor="test") as uow:
         uow.patients.update(patient.id, last_name="Sharma")
         raise Boom
     assert dl.cache_stats()["entities"]["invalidation"] == before
-    assert cached_patient(dl, patient.id).last_name == "Rao"
+    assert read_patient(dl, patient.id).last_name == "Rao"
 
 
 def test_a_unit_of_work_that_wrote_never_caches_its_uncommitted_data(dl):
@@ -103,12 +86,12 @@ def test_a_unit_of_work_that_wrote_never_caches_its_uncommitted_data(dl):
         )
         assert uow.patients.get(patient.id).last_name == "Draft"
         raise Boom
-    assert cached_patient(dl, patient.id).last_name == "Rao"
+    assert read_patient(dl, patient.id).last_name == "Rao"
 
 
 def test_a_unit_of_work_with_unflushed_changes_reads_past_the_cache(dl, count_queries):
     patient, other = new_patient(dl), new_patient(dl, first_name="Meera")
-    cached_patient(dl, other.id)
+    read_patient(dl, other.id)
     with dl.unit_of_work(actor="test") as uow:
         uow.patients.get(patient.id).last_name = "Sharma"
         with count_queries() as queries:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import patient_fields, settings_for
+from cache_helpers import new_patient, read_patient
+from conftest import settings_for
 from redis import exceptions
 from redis_servers import Proxy, free_port, throwaway_redis
 
@@ -38,16 +39,6 @@ def through_proxy(dl, proxy):
     layer = layer_through(dl.settings.database_url, proxy.port)
     yield layer
     layer.close()
-
-
-def new_patient(dl, **fields):
-    with dl.unit_of_work(actor="test") as uow:
-        return uow.patients.create(**patient_fields(**fields))
-
-
-def read_patient(dl, patient_id):
-    with dl.unit_of_work(actor="test") as uow:
-        return uow.patients.get(patient_id)
 
 
 def test_reads_and_writes_succeed_with_redis_down(dl):

@@ -7,20 +7,11 @@ import time
 from contextlib import contextmanager
 
 import pytest
-from conftest import patient_fields, settings_for
+from cache_helpers import new_patient, read_patient
+from conftest import settings_for
 from sqlalchemy import event
 
 from dr_assistant_data import DataLayer
-
-
-def new_patient(dl):
-    with dl.unit_of_work(actor="test") as uow:
-        return uow.patients.create(**patient_fields())
-
-
-def read_patient(dl, patient_id):
-    with dl.unit_of_work(actor="test") as uow:
-        return uow.patients.get(patient_id)
 
 
 @contextmanager

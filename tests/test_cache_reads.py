@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import redis
-from conftest import patient_fields
+from cache_helpers import DAY, NINE_IN_KOLKATA, new_patient, read
 from sqlalchemy import inspect
 
 from dr_assistant_data.testing import (
@@ -18,23 +18,10 @@ from dr_assistant_data.testing import (
     bind_factories,
 )
 
-DAY = date(2030, 6, 3)
-NINE_IN_KOLKATA = datetime(2030, 6, 3, 3, 30, tzinfo=UTC)
-
-
-def new_patient(dl, **fields):
-    with dl.unit_of_work(actor="test") as uow:
-        return uow.patients.create(**patient_fields(**fields))
-
-
-def warm(dl, read):
-    with dl.unit_of_work(actor="test") as uow:
-        return read(uow)
-
 
 def test_a_cached_patient_read_runs_no_sql(dl, count_queries):
     patient = new_patient(dl, allergies=["latex"])
-    warm(dl, lambda uow: uow.patients.get(patient.id))
+    read(dl, lambda uow: uow.patients.get(patient.id))
     with dl.unit_of_work(actor="test") as uow, count_queries() as queries:
         cached = uow.patients.get(patient.id)
         assert inspect(cached).persistent
@@ -46,7 +33,7 @@ def test_a_cached_patient_read_runs_no_sql(dl, count_queries):
 
 def test_a_cached_patient_is_edited_and_saved_on_commit_like_a_loaded_one(dl):
     patient = new_patient(dl)
-    warm(dl, lambda uow: uow.patients.get(patient.id))
+    read(dl, lambda uow: uow.patients.get(patient.id))
     with dl.unit_of_work(actor="test") as uow:
         cached = uow.patients.get(patient.id)
         cached.allergies.append("penicillin")
@@ -58,7 +45,7 @@ def test_a_cached_patient_is_edited_and_saved_on_commit_like_a_loaded_one(dl):
 
 def test_get_many_reads_every_cached_patient_in_one_round_trip_and_no_sql(dl, count_queries):
     first, second = new_patient(dl), new_patient(dl, first_name="Meera")
-    warm(dl, lambda uow: uow.patients.get_many([first.id, second.id]))
+    read(dl, lambda uow: uow.patients.get_many([first.id, second.id]))
     with dl.unit_of_work(actor="test") as uow, count_queries() as queries:
         found = uow.patients.get_many([second.id, first.id])
     assert queries.count == 0
@@ -67,7 +54,7 @@ def test_get_many_reads_every_cached_patient_in_one_round_trip_and_no_sql(dl, co
 
 def test_get_many_loads_only_the_misses_in_one_query(dl, count_queries):
     cached, cold = new_patient(dl), new_patient(dl, first_name="Meera")
-    warm(dl, lambda uow: uow.patients.get(cached.id))
+    read(dl, lambda uow: uow.patients.get(cached.id))
     with dl.unit_of_work(actor="test") as uow, count_queries() as queries:
         found = uow.patients.get_many([cold.id, cached.id])
     assert queries.count == 1
@@ -77,7 +64,7 @@ def test_get_many_loads_only_the_misses_in_one_query(dl, count_queries):
 def test_a_cached_user_read_runs_no_sql(dl, count_queries):
     with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
         doctor = DoctorFactory()
-    warm(dl, lambda uow: uow.users.get(doctor.id))
+    read(dl, lambda uow: uow.users.get(doctor.id))
     with dl.unit_of_work(actor="test") as uow, count_queries() as queries:
         assert uow.users.get(doctor.id).username == doctor.username
     assert queries.count == 0
@@ -90,7 +77,7 @@ def test_a_cached_doctors_day_runs_no_sql_and_has_its_patients(dl, count_queries
             AppointmentFactory(doctor=doctor, start_time=NINE_IN_KOLKATA + timedelta(hours=n))
             for n in range(3)
         ]
-    warm(dl, lambda uow: uow.appointments.schedule_for(doctor.id, DAY))
+    read(dl, lambda uow: uow.appointments.schedule_for(doctor.id, DAY))
     with dl.unit_of_work(actor="test") as uow, count_queries() as queries:
         schedule = uow.appointments.schedule_for(doctor.id, DAY)
         patients = [appointment.patient.id for appointment in schedule]
@@ -106,7 +93,7 @@ def test_a_cached_timeline_runs_no_sql_and_has_its_doctors(dl, count_queries):
             EncounterFactory(
                 patient=patient, doctor=doctor, start_time=NINE_IN_KOLKATA + timedelta(days=n)
             )
-    warm(dl, lambda uow: uow.encounters.for_patient(patient.id))
+    read(dl, lambda uow: uow.encounters.for_patient(patient.id))
     with dl.unit_of_work(actor="test") as uow, count_queries() as queries:
         timeline = uow.encounters.for_patient(patient.id, limit=2, offset=1)
         doctors = {encounter.doctor.full_name for encounter in timeline}
@@ -119,7 +106,7 @@ def test_a_cached_unread_count_runs_no_sql(dl, count_queries):
     with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
         doctor = DoctorFactory()
         AlertFactory.create_batch(2, user=doctor)
-    assert warm(dl, lambda uow: uow.alerts.unread_count(doctor.id)) == 2
+    assert read(dl, lambda uow: uow.alerts.unread_count(doctor.id)) == 2
     with dl.unit_of_work(actor="test") as uow, count_queries() as queries:
         assert uow.alerts.unread_count(doctor.id) == 2
     assert queries.count == 0
@@ -127,7 +114,7 @@ def test_a_cached_unread_count_runs_no_sql(dl, count_queries):
 
 def test_cached_values_are_json_under_keys_without_patient_data(dl):
     patient = new_patient(dl, phone="+919800000001", mrn="MRN-77")
-    warm(dl, lambda uow: uow.patients.get(patient.id))
+    read(dl, lambda uow: uow.patients.get(patient.id))
     store = dl.cache_store
     key = store.keys.entity(type(patient).__table__, patient.id)
     assert key.startswith(dl.settings.cache_prefix + "v1:patients:")
@@ -141,8 +128,8 @@ def test_cached_values_are_json_under_keys_without_patient_data(dl):
 def test_hits_misses_and_loads_are_counted_per_region(dl):
     patient = new_patient(dl)
     before = dl.cache_stats().get("entities", {"hit": 0, "miss": 0, "load": 0})
-    warm(dl, lambda uow: uow.patients.get(patient.id))
-    warm(dl, lambda uow: uow.patients.get(patient.id))
+    read(dl, lambda uow: uow.patients.get(patient.id))
+    read(dl, lambda uow: uow.patients.get(patient.id))
     after = dl.cache_stats()["entities"]
     assert after["miss"] - before["miss"] == 1
     assert after["load"] - before["load"] == 1

@@ -5,19 +5,10 @@ from __future__ import annotations
 import multiprocessing
 
 import pytest
-from conftest import patient_fields, settings_for
+from cache_helpers import new_patient, read_patient
+from conftest import settings_for
 
 from dr_assistant_data import DataLayer, DataLayerError
-
-
-def new_patient(dl):
-    with dl.unit_of_work(actor="test") as uow:
-        return uow.patients.create(**patient_fields())
-
-
-def read_patient(dl, patient_id):
-    with dl.unit_of_work(actor="test") as uow:
-        return uow.patients.get(patient_id)
 
 
 @pytest.fixture
