@@ -13,8 +13,8 @@ is used again, so a deleted value is never served afterwards. ``set_if_absent``,
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from typing import Any
 
 from ..errors import BackendUnavailableError
@@ -26,7 +26,6 @@ REGION = "general"
 class CacheService:
     def __init__(self, store: CacheStore) -> None:
         self._store = store
-        self._local_locks: dict[str, threading.Lock] = {}
 
     def get(self, key: str) -> Any:
         """The value, or ``None`` (absent, or Redis unavailable)."""
@@ -73,7 +72,7 @@ class CacheService:
     def get_or_set(self, key: str, producer: Callable[[], Any], ttl: float | None = None) -> Any:
         """The cached value, or ``producer()``'s, stored. Concurrent misses of one key wait
         for a single producer call (a Redis lock, expiring after ``CACHE_LOCK_TIMEOUT``;
-        a process-local lock if Redis is unavailable)."""
+        a process-local lock if Redis fails). A stored ``None`` counts as a miss."""
         value = self.get(key)
         if value is not None:
             return value
@@ -92,8 +91,8 @@ class CacheService:
         return self._require(lambda client: delete_matching(client, self._key(pattern)))
 
     def _lock(self, key: str) -> Any:
-        if self._store.embedded:
-            return self._local_locks.setdefault(key, threading.Lock())
+        if self._store.embedded:  # nothing is stored: each caller produces its own value
+            return nullcontext()
         backend = self._store.region("entities").backend
         lock = backend.get_mutex(self._key(key))
         return _Held(lock)
