@@ -8,7 +8,8 @@ made (a repository call, a plain attribute change, a factory, a caller's own ses
   past the shared cache (``reads.shared_store``);
 * ``after_commit`` delivers them (generation bump and delete, ``store.invalidate``): only
   once the data is committed, so no reader can reload the old row after the drop;
-* ``after_rollback`` discards them: nothing changed, nothing is dropped.
+* the end of a transaction that did not commit (a rollback, a closed session) discards
+  them: nothing changed, nothing is dropped.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
 from sqlalchemy.orm.attributes import get_history
 
 from ..relational.models import Alert, Appointment, Encounter, Patient, User
@@ -33,7 +34,7 @@ def install(factory: sessionmaker[Session], store: CacheStore) -> None:
     factory.configure(info={STORE_KEY: store})
     event.listen(factory, "after_flush", _collect)
     event.listen(factory, "after_commit", _deliver)
-    event.listen(factory, "after_rollback", _discard)
+    event.listen(factory, "after_transaction_end", _discard)
     event.listen(factory, "do_orm_execute", _note_bulk_write)
 
 
@@ -76,8 +77,11 @@ def _note_bulk_write(state: ORMExecuteState) -> None:
         state.session.info.setdefault(WRITTEN_KEY, set())
 
 
-def _discard(session: Session) -> None:
-    session.info.pop(WRITTEN_KEY, None)
+def _discard(session: Session, transaction: SessionTransaction) -> None:
+    """The transaction ended without a commit (rolled back, or the session closed): what
+    it wrote never happened. After a commit ``_deliver`` has already taken the keys."""
+    if transaction.parent is None:
+        session.info.pop(WRITTEN_KEY, None)
 
 
 def _values(row: object, attribute: str) -> set[Any]:

@@ -78,6 +78,8 @@ class CacheStore:
     def _connect(self) -> None:
         """(Re)build client, guard and regions; in a forked child the parent's are dropped
         unused (closing them would close sockets the parent still owns)."""
+        if self._pid == os.getpid():  # the hot path: connected in this process
+            return
         with self._lock:
             if self._pid == os.getpid():
                 return
