@@ -57,6 +57,25 @@ def test_a_reader_that_loaded_before_a_commit_cannot_cache_the_old_row(dl):
     assert read_patient(dl, patient.id).last_name == "Sharma"
 
 
+def test_a_get_many_that_loaded_before_a_commit_cannot_cache_the_old_row(dl):
+    patient = new_patient(dl)
+    resume = threading.Event()
+
+    def read_many():
+        with dl.unit_of_work(actor="test") as uow:
+            uow.patients.get_many([patient.id])
+
+    with patient_selects(dl.engine, pause=resume) as (_seen, selected):
+        reader = threading.Thread(target=read_many)
+        reader.start()
+        assert selected.wait(10)
+        with dl.unit_of_work(actor="writer") as uow:
+            uow.patients.update(patient.id, last_name="Sharma")
+        resume.set()
+        reader.join(10)
+    assert read_patient(dl, patient.id).last_name == "Sharma"
+
+
 def test_concurrent_misses_of_one_key_cause_one_load_across_processes(dl, second_layer):
     patient = new_patient(dl)
     layers = [dl, second_layer] * 10
