@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from .cache import CacheService, CacheStore, SessionStore
+from .cache import invalidation as cache_invalidation
 from .documents.store import DocumentStore
 from .documents.sweep import DEFAULT_GRACE, SweepReport, sweep
 from .errors import DataLayerError
@@ -39,6 +41,7 @@ class DataLayer:
         self._engine: Engine | None = None
         self._session_factory: sessionmaker[Session] | None = None
         self._documents: DocumentStore | None = None
+        self._cache_store: CacheStore | None = None
         self._closed = False
 
     @property
@@ -54,6 +57,7 @@ class DataLayer:
                     raise DataLayerError("this DataLayer is closed")
                 self._engine = engine
                 self._session_factory = build_session_factory(engine)
+                cache_invalidation.install(self._session_factory, self._cache())
             return self._engine
 
     @property
@@ -72,6 +76,33 @@ class DataLayer:
         self.engine  # noqa: B018 - builds the factory with the engine
         assert self._session_factory is not None
         return self._session_factory
+
+    @property
+    def cache_store(self) -> CacheStore:
+        """The Redis (or ``memory://``) cache component; connects on first use."""
+        with self._lock:
+            if self._closed:
+                raise DataLayerError("this DataLayer is closed")
+            return self._cache()
+
+    @property
+    def cache(self) -> CacheService:
+        """The general cache service (see ``cache/service.py``)."""
+        return CacheService(self.cache_store)
+
+    @property
+    def sessions(self) -> SessionStore:
+        """The auth service's login sessions (see ``cache/sessions.py``)."""
+        return SessionStore(self.cache_store)
+
+    def cache_stats(self) -> dict[str, dict[str, int]]:
+        """Hits, misses, loads, invalidations and errors per cache region."""
+        return self.cache_store.stats.snapshot()
+
+    def _cache(self) -> CacheStore:
+        if self._cache_store is None:
+            self._cache_store = CacheStore(self.settings)
+        return self._cache_store
 
     def unit_of_work(
         self, actor: str | None = None, *, correlation_id: str | None = None
@@ -124,7 +155,7 @@ class DataLayer:
         return {
             "postgres": _probe(translated(self._ping_database)),
             "mongodb": _probe(self._ping_mongodb),
-            "redis": _probe(self._ping_redis),
+            "redis": _probe(lambda: self.cache_store.health()),
         }
 
     def close(self) -> None:
@@ -132,11 +163,14 @@ class DataLayer:
         with self._lock:
             engine, self._engine, self._session_factory = self._engine, None, None
             documents, self._documents = self._documents, None
+            cache_store, self._cache_store = self._cache_store, None
             self._closed = True
         if engine is not None:
             engine.dispose()
         if documents is not None:
             documents.close()
+        if cache_store is not None:
+            cache_store.close()
 
     def __enter__(self) -> DataLayer:
         return self
@@ -155,21 +189,6 @@ class DataLayer:
 
     def _ping_mongodb(self) -> dict[str, Any]:
         return self.documents.health()
-
-    def _ping_redis(self) -> dict[str, Any]:
-        if self.settings.redis_url.startswith("memory://"):
-            return {"embedded": True}
-        import redis
-
-        timeout = self.settings.db_connect_timeout
-        client = redis.Redis.from_url(
-            self.settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        try:
-            client.ping()
-        finally:
-            client.close()
-        return {"embedded": False}
 
 
 def _probe(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from ..errors import ConfigurationError, DataLayerError
 from ..health import failing_required
 from ..layer import DataLayer
 from ..settings import Settings
+from .cache_demo import describe_caching
 from .charting import chart_note, describe_note
 from .clinic import build_clinic, describe_clinic
 
@@ -104,7 +105,7 @@ def _demo_settings(args: argparse.Namespace) -> Settings:
 
 
 def _demo(dl: DataLayer, _args: argparse.Namespace) -> int:
-    return _build_and_show_clinic(dl)
+    return _build_and_show_clinic(dl, show_caching=True)
 
 
 def _seed(dl: DataLayer, _args: argparse.Namespace) -> int:
@@ -115,18 +116,19 @@ def _seed(dl: DataLayer, _args: argparse.Namespace) -> int:
     return _build_and_show_clinic(dl)
 
 
-def _build_and_show_clinic(dl: DataLayer) -> int:
+def _build_and_show_clinic(dl: DataLayer, *, show_caching: bool = False) -> int:
     """Migrate, build the clinic in one unit of work, read it back in another."""
     dl.migrate()
     today = datetime.now(ZoneInfo(dl.settings.clinic_timezone)).date()
     with dl.unit_of_work(actor="demo") as uow:
         clinic = build_clinic(uow, today)
+    caching = ["", *describe_caching(dl, clinic, today)] if show_caching else []
     note_id = chart_note(dl, clinic)
     with dl.unit_of_work(actor="demo") as uow:
         lines = describe_clinic(uow, clinic, today)
         doctor = uow.users.get(clinic.doctor_id)
         lines += ["", *describe_note(uow, note_id, doctor.full_name if doctor else "")]
-    print("", *lines, sep="\n")
+    print("", *lines, *caching, sep="\n")
     return 0
 
 

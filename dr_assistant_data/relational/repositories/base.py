@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
+from ...cache import reads as cache_reads
 from ...errors import ConflictError, NotFoundError, ValidationError
 from .. import rules
 from ..base import Entity, SoftDeleted
@@ -46,6 +47,8 @@ class Repository(Generic[M]):
     filterable: ClassVar[frozenset[str]] = frozenset()
     sortable: ClassVar[frozenset[str]] = frozenset({"created_at", "updated_at"})
     default_order: ClassVar[str] = "-created_at"
+    cached: ClassVar[bool] = False
+    """``get`` and ``get_many`` go through the cache (see ``cache/reads.py``)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -54,7 +57,13 @@ class Repository(Generic[M]):
 
     def get(self, id: Any) -> M | None:
         """The entity with this id, or ``None`` (also for soft-deleted rows)."""
-        row = self.session.get(self.model, as_uuid(id))
+        key = as_uuid(id)
+        if self.cached:
+            return cache_reads.entity(self.session, self.model, key, self._load)  # type: ignore[return-value]
+        return self._load(key)
+
+    def _load(self, key: uuid.UUID) -> M | None:
+        row = self.session.get(self.model, key)
         return None if row is None or self._is_deleted(row) else row  # type: ignore[return-value]
 
     def get_many(self, ids: Iterable[Any]) -> list[M]:
@@ -64,12 +73,13 @@ class Repository(Generic[M]):
             raise ValidationError("ids", f"must name at most {MAX_IDS} records")
         if not wanted:
             return []
-        found = {
-            row.id: row
-            for row in self.session.scalars(
-                select(self.model).where(self.model.id.in_(set(wanted)))
-            )
-        }
+        if self.cached:
+            return cache_reads.entities(self.session, self.model, wanted, self._load_many)  # type: ignore[arg-type]
+        return self._load_many(wanted)
+
+    def _load_many(self, wanted: list[uuid.UUID]) -> list[M]:
+        statement = select(self.model).where(self.model.id.in_(set(wanted)))
+        found = {row.id: row for row in self.session.scalars(statement)}
         return [found[key] for key in wanted if key in found]  # type: ignore[misc]
 
     def list(
