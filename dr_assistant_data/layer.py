@@ -19,6 +19,7 @@ from .documents.sweep import DEFAULT_GRACE, SweepReport, sweep
 from .errors import DataLayerError
 from .migrations import documents as document_migrations
 from .migrations import relational as relational_migrations
+from .relational import replicas
 from .relational.engine import build_engine
 from .relational.pool import pool_state
 from .relational.session import build_session_factory
@@ -42,6 +43,7 @@ class DataLayer:
         self._session_factory: sessionmaker[Session] | None = None
         self._documents: DocumentStore | None = None
         self._cache_store: CacheStore | None = None
+        self._replicas: replicas.ReplicaRouter | None = None
         self._closed = False
 
     @property
@@ -58,6 +60,9 @@ class DataLayer:
                 self._engine = engine
                 self._session_factory = build_session_factory(engine)
                 cache_invalidation.install(self._session_factory, self._cache())
+                if self.settings.database_replica_urls:
+                    self._replicas = replicas.ReplicaRouter(self.settings, build_engine)
+                    replicas.install(self._session_factory, self._replicas)
             return self._engine
 
     @property
@@ -105,13 +110,18 @@ class DataLayer:
         return self._cache_store
 
     def unit_of_work(
-        self, actor: str | None = None, *, correlation_id: str | None = None
+        self,
+        actor: str | None = None,
+        *,
+        correlation_id: str | None = None,
+        read_only: bool = False,
     ) -> UnitOfWork:
         """A new unit of work; use it as a context manager.
 
         ``actor`` (a user id or a system name) is recorded on every audit event of the
         writes it makes; ``correlation_id`` ties them to a request (one is generated when
-        omitted).
+        omitted). ``read_only`` lets its reads go to a read replica (see
+        ``relational/replicas.py``): it may see data a little behind the primary.
         """
         return UnitOfWork(
             self.session_factory,
@@ -119,6 +129,7 @@ class DataLayer:
             actor=actor or "unknown",
             correlation_id=correlation_id,
             clinic_timezone=self._clinic_timezone,
+            read_only=read_only,
         )
 
     def migrate(self) -> None:
@@ -164,9 +175,12 @@ class DataLayer:
             engine, self._engine, self._session_factory = self._engine, None, None
             documents, self._documents = self._documents, None
             cache_store, self._cache_store = self._cache_store, None
+            router, self._replicas = self._replicas, None
             self._closed = True
         if engine is not None:
             engine.dispose()
+        if router is not None:
+            router.close()
         if documents is not None:
             documents.close()
         if cache_store is not None:
@@ -181,11 +195,14 @@ class DataLayer:
     def _ping_database(self) -> dict[str, Any]:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-        return {
+        detail = {
             "backend": self.engine.dialect.name,
             "embedded": self.settings.is_embedded,
             "pool": pool_state(self.engine.pool),
         }
+        if self._replicas is not None:  # a replica down is reported, not a failure
+            detail["replicas"] = self._replicas.health()
+        return detail
 
     def _ping_mongodb(self) -> dict[str, Any]:
         return self.documents.health()

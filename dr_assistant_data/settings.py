@@ -40,6 +40,9 @@ VARIABLES = {
     "cache_ttl_schedule": "CACHE_TTL_SCHEDULE",
     "cache_ttl_timeline": "CACHE_TTL_TIMELINE",
     "cache_ttl_count": "CACHE_TTL_COUNT",
+    "db_replica_max_lag": "DB_REPLICA_MAX_LAG",
+    "db_replica_sticky": "DB_REPLICA_STICKY",
+    "db_replica_check_interval": "DB_REPLICA_CHECK_INTERVAL",
 }
 """The environment variable behind each range-checked field, for error messages."""
 
@@ -81,15 +84,18 @@ class Settings:
     cache_ttl_schedule: float = 60.0
     cache_ttl_timeline: float = 120.0
     cache_ttl_count: float = 30.0
+    database_replica_urls: tuple[str, ...] = ()
+    db_replica_max_lag: float = 5.0
+    db_replica_sticky: float = 5.0
+    db_replica_check_interval: float = 1.0
+    redis_sentinels: tuple[str, ...] = ()
+    redis_sentinel_master: str = "mymaster"
+    redis_cluster_nodes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.environment not in ENVIRONMENTS:
             raise ConfigurationError("APP_ENV", f"must be one of {', '.join(ENVIRONMENTS)}")
-        try:
-            url = make_url(self.database_url)
-        except ArgumentError:
-            raise ConfigurationError("DATABASE_URL", "is not a database URL") from None
-        if url.get_backend_name() not in ("postgresql", "sqlite"):
+        if _backend(self.database_url, "DATABASE_URL") not in ("postgresql", "sqlite"):
             raise ConfigurationError("DATABASE_URL", "must be a postgresql or sqlite URL")
         if self.environment == "production" and self.is_embedded:
             raise ConfigurationError(
@@ -113,12 +119,27 @@ class Settings:
             "cache_ttl_schedule",
             "cache_ttl_timeline",
             "cache_ttl_count",
+            "db_replica_max_lag",
+            "db_replica_check_interval",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(VARIABLES[name], "must be positive")
-        for name in ("db_statement_timeout_ms", "db_slow_query_ms"):
+        for name in ("db_statement_timeout_ms", "db_slow_query_ms", "db_replica_sticky"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(VARIABLES[name], "must not be negative")
+        for url in self.database_replica_urls:
+            if _backend(url, "DATABASE_REPLICA_URLS") != "postgresql":
+                raise ConfigurationError("DATABASE_REPLICA_URLS", "must be postgresql URLs")
+        if self.redis_sentinels and self.redis_cluster_nodes:
+            raise ConfigurationError(
+                "REDIS_CLUSTER_NODES", "cannot be combined with REDIS_SENTINELS"
+            )
+        for name, nodes in (
+            ("REDIS_SENTINELS", self.redis_sentinels),
+            ("REDIS_CLUSTER_NODES", self.redis_cluster_nodes),
+        ):
+            for node in nodes:
+                host_and_port(node, name)
 
     @property
     def is_embedded(self) -> bool:
@@ -135,6 +156,9 @@ class Settings:
         shown["database_url"] = self.database_url_safe
         for name in ("mongodb_uri", "redis_url"):
             shown[name] = _mask_password(shown[name])
+        shown["database_replica_urls"] = tuple(
+            make_url(url).render_as_string(hide_password=True) for url in self.database_replica_urls
+        )
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @classmethod
@@ -167,6 +191,17 @@ class Settings:
             "cache_lock_timeout": env.millis("CACHE_LOCK_TIMEOUT", cls.cache_lock_timeout),
             "cache_breaker_backoff": env.millis("CACHE_BREAKER_BACKOFF", cls.cache_breaker_backoff),
             **{name: env.number(VARIABLES[name], float, getattr(cls, name)) for name in CACHE_TTLS},
+            "database_replica_urls": tuple(
+                _postgres_scheme(url) for url in env.items("DATABASE_REPLICA_URLS")
+            ),
+            "db_replica_max_lag": env.millis("DB_REPLICA_MAX_LAG", cls.db_replica_max_lag),
+            "db_replica_sticky": env.millis("DB_REPLICA_STICKY", cls.db_replica_sticky, zero=True),
+            "db_replica_check_interval": env.millis(
+                "DB_REPLICA_CHECK_INTERVAL", cls.db_replica_check_interval
+            ),
+            "redis_sentinels": env.items("REDIS_SENTINELS"),
+            "redis_sentinel_master": env.text("REDIS_SENTINEL_MASTER", cls.redis_sentinel_master),
+            "redis_cluster_nodes": env.items("REDIS_CLUSTER_NODES"),
         }
         return cls(**overrides)  # type: ignore[arg-type]
 
@@ -192,13 +227,19 @@ class _Env:
         except ValueError:
             raise ConfigurationError(name, "must be a number") from None
 
-    def millis(self, name: str, default_seconds: float) -> float:
+    def millis(self, name: str, default_seconds: float, *, zero: bool = False) -> float:
         if not self.has(name):
             return default_seconds
         millis = self.number(name, int, 0)
-        if millis <= 0:
+        if millis < 0 or (millis == 0 and not zero):
             raise ConfigurationError(name, "must be a positive number of milliseconds")
         return millis / 1000
+
+    def items(self, name: str) -> tuple[str, ...]:
+        """A comma-separated list (empty entries ignored)."""
+        return tuple(
+            item.strip() for item in self._environ.get(name, "").split(",") if item.strip()
+        )
 
     def flag(self, name: str, default: bool) -> bool:
         if not self.has(name):
@@ -211,13 +252,31 @@ class _Env:
         raise ConfigurationError(name, "must be true or false")
 
 
+def host_and_port(node: str, variable: str) -> tuple[str, int]:
+    """``host:port`` of a Redis node, or ``ConfigurationError`` naming ``variable``."""
+    host, _, port = node.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigurationError(variable, "must be a comma-separated list of host:port")
+    return host, int(port)
+
+
+def _backend(url: str, variable: str) -> str:
+    try:
+        return make_url(url).get_backend_name()
+    except ArgumentError:
+        raise ConfigurationError(variable, "is not a database URL") from None
+
+
+def _postgres_scheme(url: str) -> str:
+    for legacy in ("postgres://", "postgresql://"):
+        if url.startswith(legacy):
+            return "postgresql+psycopg2://" + url[len(legacy) :]
+    return url
+
+
 def _database_url(env: _Env, environment: str) -> str:
     if env.has("DATABASE_URL"):
-        url = env.text("DATABASE_URL", "")
-        for legacy in ("postgres://", "postgresql://"):
-            if url.startswith(legacy):
-                return "postgresql+psycopg2://" + url[len(legacy) :]
-        return url
+        return _postgres_scheme(env.text("DATABASE_URL", ""))
     if not env.has("DB_HOST"):
         if environment == "production":
             raise ConfigurationError("DATABASE_URL", "DATABASE_URL or DB_HOST must be set")

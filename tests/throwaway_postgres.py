@@ -1,4 +1,5 @@
-"""A PostgreSQL server of the tests' own, for faults the shared server must not suffer.
+"""PostgreSQL servers of the tests' own, for faults the shared server must not suffer, and
+a primary with a streaming replica (``pg_basebackup -R``) for the read-replica tests.
 
 ``initdb`` refuses to run as root, so the server runs as the ``postgres`` OS user (through
 ``runuser`` when the tests run as root), in a temporary directory, on a free port, with
@@ -30,8 +31,8 @@ def free_port() -> int:
 
 
 class ThrowawayPostgres:
-    def __init__(self, root: Path) -> None:
-        self.data = root / "data"
+    def __init__(self, root: Path, name: str = "data") -> None:
+        self.data = root / name
         self.port = free_port()
         self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
 
@@ -48,6 +49,15 @@ class ThrowawayPostgres:
 
     def init(self) -> None:
         self._run(str(BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-N")
+
+    def clone_of(self, primary: ThrowawayPostgres) -> None:
+        """Make this server a streaming replica of ``primary`` (a base backup that writes
+        its own ``standby.signal`` and ``primary_conninfo``)."""
+        self._run(
+            str(BIN / "pg_basebackup"),
+            *("-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"),
+            *("-D", str(self.data), "-R", "-X", "stream", "-c", "fast"),
+        )
 
     def start(self) -> None:
         options = (
@@ -69,12 +79,17 @@ class ThrowawayPostgres:
         return (self.data / "postmaster.pid").exists()
 
 
-@pytest.fixture(scope="session")
-def throwaway_postgres_server() -> Iterator[ThrowawayPostgres]:
+def _own_root() -> Path:
     root = Path(tempfile.mkdtemp(prefix="dr-assistant-pg-"))
     if os.geteuid() == 0:
         user = pwd.getpwnam(OS_USER)
         os.chown(root, user.pw_uid, user.pw_gid)
+    return root
+
+
+@pytest.fixture(scope="session")
+def throwaway_postgres_server() -> Iterator[ThrowawayPostgres]:
+    root = _own_root()
     server = ThrowawayPostgres(root)
     try:
         server.init()
@@ -83,6 +98,24 @@ def throwaway_postgres_server() -> Iterator[ThrowawayPostgres]:
     finally:
         if server.running:
             server.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def primary_and_replica() -> Iterator[tuple[ThrowawayPostgres, ThrowawayPostgres]]:
+    """A primary and a hot-standby streaming replica of it, each on a port of its own."""
+    root = _own_root()
+    primary, replica = ThrowawayPostgres(root, "primary"), ThrowawayPostgres(root, "replica")
+    try:
+        primary.init()
+        primary.start()
+        replica.clone_of(primary)
+        replica.start()
+        yield primary, replica
+    finally:
+        for server in (replica, primary):
+            if server.running:
+                server.stop("immediate")
         shutil.rmtree(root, ignore_errors=True)
 
 

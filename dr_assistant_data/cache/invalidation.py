@@ -31,7 +31,7 @@ from .store import CacheStore
 
 def install(factory: sessionmaker[Session], store: CacheStore) -> None:
     """Give every session of ``factory`` the store and its invalidation rules."""
-    factory.configure(info={STORE_KEY: store})
+    factory.configure(info={**factory.kw.get("info", {}), STORE_KEY: store})
     event.listen(factory, "after_flush", _collect)
     event.listen(factory, "after_commit", _deliver)
     event.listen(factory, "after_transaction_end", _discard)

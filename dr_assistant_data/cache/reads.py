@@ -2,7 +2,9 @@
 
 A hit runs no SQL and yields session-attached entities (see ``entities.py``). The shared
 cache is bypassed — neither read nor written — by a session that has written since its last
-commit or holds unflushed changes (its view includes uncommitted data), and for rows the
+commit or holds unflushed changes (its view includes uncommitted data), by a session that
+may read from a lagging replica (its row may predate an invalidation already delivered, so
+must not be stored under the new generation), and for rows the
 session already holds (they are returned as the session knows them). A miss captures the
 key's generation before loading (``backends.py``: no stale set) and goes through dogpile's
 lock, so concurrent misses of one key cause one load.
@@ -27,6 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..relational.base import Entity
 from ..relational.models import Appointment, Encounter, Patient, User
+from ..relational.replicas import reads_from_replica
 from .backends import expecting
 from .entities import codec_for
 from .store import CacheStore
@@ -45,7 +48,7 @@ TIMELINE_SIZE = 50
 def shared_store(session: Session) -> CacheStore | None:
     """The store, unless this session must not use the shared cache right now."""
     store: CacheStore | None = session.info.get(STORE_KEY)
-    if store is None or WRITTEN_KEY in session.info:
+    if store is None or WRITTEN_KEY in session.info or reads_from_replica(session):
         return None
     if session.new or session.deleted or session.dirty:
         return None

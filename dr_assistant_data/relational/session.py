@@ -34,6 +34,7 @@ from .query_log import CORRELATION_KEY
 from .translate import translated
 
 AUDIT_KEY = "audit_trail"
+ROUTER_KEY = "replica_router"
 
 
 class LayerSession(Session):
@@ -48,6 +49,15 @@ class LayerSession(Session):
     scalars = translated(Session.scalars)  # type: ignore[assignment]
     flush = translated(Session.flush)
     commit = translated(Session.commit)
+
+    def get_bind(self, mapper: Any = None, *, clause: Any = None, **kw: Any) -> Any:
+        """A read replica when ``replicas.py`` routes the statement there, else the
+        primary (SQLAlchemy's documented routing-session recipe)."""
+        router = self.info.get(ROUTER_KEY)
+        replica = None if router is None else router.route(self, clause)
+        if replica is not None:
+            return replica
+        return super().get_bind(mapper, clause=clause, **kw)
 
 
 def build_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import DataLayerError
 from .audit_trail import AuditTrail
+from .replicas import PRIMARY_KEY, READ_ONLY_KEY
 from .repositories.audit import AuditRepository
 from .repositories.clinical import EncounterRepository, OrderRepository, PrescriptionRepository
 from .repositories.people import PatientRepository, UserRepository
@@ -48,8 +49,10 @@ class UnitOfWork:
         actor: str,
         correlation_id: str | None = None,
         clinic_timezone: ZoneInfo,
+        read_only: bool = False,
     ) -> None:
         self._session_factory = session_factory
+        self.read_only = read_only
         self.actor = actor
         self.correlation_id = correlation_id or uuid.uuid4().hex
         self._clinic_timezone = clinic_timezone
@@ -67,6 +70,7 @@ class UnitOfWork:
             raise DataLayerError("a unit of work cannot be entered twice")
         session = self._session_factory()
         session.info[AUDIT_KEY] = AuditTrail(actor=self.actor, correlation_id=self.correlation_id)
+        session.info[READ_ONLY_KEY] = self.read_only
         self._session = session
         self.users = UserRepository(session)
         self.patients = PatientRepository(session)
@@ -94,6 +98,11 @@ class UnitOfWork:
             # unlike rollback() it leaves their loaded attributes readable.
             session.close()
             self._session = None
+
+    def use_primary(self) -> None:
+        """Read from the primary from now on: the caller needs data no replica may lag on
+        (a read-only unit of work reads from a replica until then, or until it writes)."""
+        self.session.info[PRIMARY_KEY] = True
 
     def commit(self) -> None:
         """Flush, write the audit events, commit. The unit of work stays usable after."""

@@ -1,0 +1,184 @@
+"""Read replicas: which engine a session's statements go to.
+
+PostgreSQL streaming replicas answer reads; the primary takes every write. The rules:
+
+* a session not marked read-only (``dl.unit_of_work(...)``) uses the primary only;
+* a read-only session (``dl.unit_of_work(..., read_only=True)``) reads from one usable
+  replica, chosen when it first needs a connection; once it flushes or writes, the flush
+  and every later statement go to the primary, as does everything when ``uow.use_primary()``
+  marked it as needing fresh data;
+* read-your-writes: for ``DB_REPLICA_STICKY`` seconds after an actor's unit of work
+  committed a write, that actor's read-only units of work read from the primary (in this
+  process: another process of the same deployment does not know of the write);
+* a replica is usable when it answers and its replay lag is at most ``DB_REPLICA_MAX_LAG``
+  seconds; the check (one query) is cached for ``DB_REPLICA_CHECK_INTERVAL`` seconds, so a
+  replica that dies or falls behind is skipped at the next check. None usable: the primary.
+
+Routing is SQLAlchemy's documented ``Session.get_bind`` override (``session.py``); failover
+of the primary itself is PostgreSQL's business (a promoted replica behind the primary's
+address), not this module's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine, event, text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy.sql.dml import UpdateBase
+
+from ..settings import Settings
+from .pool import pool_state
+from .session import AUDIT_KEY, ROUTER_KEY
+
+READ_ONLY_KEY = "read_only"
+PRIMARY_KEY = "needs_primary"
+REPLICA_KEY = "replica_engine"
+WROTE_KEY = "wrote"
+"""In ``session.info``: the read-only mark, the primary pin, the replica in use, and
+whether the transaction wrote (the router itself is under ``ROUTER_KEY``)."""
+
+LAG_QUERY = text(
+    "SELECT pg_is_in_recovery(), CASE"
+    " WHEN NOT pg_is_in_recovery() THEN 0"
+    " WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
+    " ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END"
+)
+"""Seconds the replica's replay is behind: 0 when it has replayed all it received, else
+the age of the last replayed transaction (``NULL``: nothing replayed yet, unusable)."""
+
+
+@dataclasses.dataclass
+class ReplicaState:
+    engine: Engine
+    checked_at: float = float("-inf")
+    usable: bool = False
+    lag: float | None = None
+    error: str | None = None
+
+
+class ReplicaRouter:
+    """The replicas of one ``DataLayer``, their last known state and the sticky actors."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        build: Callable[[Settings], Engine],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sticky: dict[str, float] = {}
+        self.replicas = [
+            ReplicaState(
+                build(dataclasses.replace(settings, database_url=url, database_replica_urls=()))
+            )
+            for url in settings.database_replica_urls
+        ]
+
+    def route(self, session: Session, clause: Any) -> Engine | None:
+        """The replica engine for this statement of ``session``; ``None``: the primary."""
+        info = session.info
+        if session._flushing or isinstance(clause, UpdateBase):
+            info[PRIMARY_KEY] = info[WROTE_KEY] = True
+        if not info.get(READ_ONLY_KEY) or info.get(PRIMARY_KEY):
+            return None
+        if REPLICA_KEY not in info:
+            info[REPLICA_KEY] = None if self._is_sticky(_actor(session)) else self.pick()
+        return info[REPLICA_KEY]  # type: ignore[no-any-return]
+
+    def pick(self) -> Engine | None:
+        """A usable replica at random, or ``None`` when none is usable."""
+        usable = [state.engine for state in self.replicas if self._check(state).usable]
+        return random.choice(usable) if usable else None  # noqa: S311 - load spreading
+
+    def wrote(self, actor: str | None) -> None:
+        """``actor`` committed a write: its reads go to the primary for the sticky window."""
+        if actor is None or self.settings.db_replica_sticky <= 0:
+            return
+        now = self._clock()
+        with self._lock:
+            if len(self._sticky) > 10_000:  # forget the expired ones now and then
+                self._sticky = {a: t for a, t in self._sticky.items() if t > now}
+            self._sticky[actor] = now + self.settings.db_replica_sticky
+
+    def _is_sticky(self, actor: str | None) -> bool:
+        return actor is not None and self._sticky.get(actor, float("-inf")) > self._clock()
+
+    def _check(self, state: ReplicaState) -> ReplicaState:
+        now = self._clock()
+        if now - state.checked_at < self.settings.db_replica_check_interval:
+            return state
+        state.checked_at = now  # other threads keep the last verdict while this one checks
+        try:
+            with state.engine.connect() as connection:
+                _in_recovery, lag = connection.execute(LAG_QUERY).one()
+        except SQLAlchemyError as error:
+            cause = error.orig if isinstance(error, DBAPIError) else error
+            state.usable, state.lag, state.error = False, None, type(cause).__name__
+            return state
+        state.lag = None if lag is None else float(lag)
+        state.usable = state.lag is not None and state.lag <= self.settings.db_replica_max_lag
+        state.error = None
+        return state
+
+    def health(self) -> list[dict[str, Any]]:
+        """Each replica (password hidden), checked now: reachable, lag, used or skipped."""
+        report = []
+        for state in self.replicas:
+            state.checked_at = float("-inf")
+            self._check(state)
+            entry: dict[str, Any] = {
+                "url": state.engine.url.render_as_string(hide_password=True),
+                "ok": state.error is None,
+                "usable": state.usable,
+                "lag_s": None if state.lag is None else round(state.lag, 3),
+                "pool": pool_state(state.engine.pool),
+            }
+            if state.error is not None:
+                entry["error"] = state.error
+            report.append(entry)
+        return report
+
+    def close(self) -> None:
+        for state in self.replicas:
+            state.engine.dispose()
+
+
+def reads_from_replica(session: Session) -> bool:
+    """True when ``session``'s reads may come from a replica (and so may lag)."""
+    info = session.info
+    return ROUTER_KEY in info and bool(info.get(READ_ONLY_KEY)) and not info.get(PRIMARY_KEY)
+
+
+def install(factory: sessionmaker[Session], router: ReplicaRouter) -> None:
+    """Give every session of ``factory`` the router, and remember who wrote what."""
+    factory.configure(info={**factory.kw.get("info", {}), ROUTER_KEY: router})
+    event.listen(factory, "after_flush", _mark_written)
+    event.listen(factory, "after_commit", _sticky_after_write)
+    event.listen(factory, "after_transaction_end", _forget_write)
+
+
+def _mark_written(session: Session, _context: Any) -> None:
+    session.info[WROTE_KEY] = True
+
+
+def _sticky_after_write(session: Session) -> None:
+    if session.info.pop(WROTE_KEY, False):
+        session.info[ROUTER_KEY].wrote(_actor(session))
+
+
+def _forget_write(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(WROTE_KEY, None)
+
+
+def _actor(session: Session) -> str | None:
+    return getattr(session.info.get(AUDIT_KEY), "actor", None)
