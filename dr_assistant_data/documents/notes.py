@@ -107,7 +107,8 @@ class ClinicalNoteRepository(DocumentRepository):
         now = utcnow()
         note.status, note.signed_by, note.signed_at = "signed", str(signer), now
         note.version, note.updated_at = version + 1, now
-        self.conditional_update(before, {"version": version, "status": "draft"}, note, SIGN_FIELDS)
+        expected = {"version": version, "status": "draft"}
+        self.conditional_update(before, expected, note, SIGN_FIELDS, durable=True)
         self.audit("sign", note.id, ("status", "signed_by", "signed_at"))
         return note
 
@@ -147,6 +148,7 @@ class ClinicalNoteRepository(DocumentRepository):
             {"version": version, "status": {"$in": list(SIGNED_STATUSES)}},
             note,
             AMEND_FIELDS,
+            durable=True,
             **{"$push": {"history": superseded.to_mongo().to_dict()}},
         )
         self.audit("amend", note.id, ("content", "amendment_reason"))
@@ -176,14 +178,14 @@ class ClinicalNoteRepository(DocumentRepository):
         """Notes whose chief complaint, history of present illness, clinical impression,
         follow-up or transcript match ``text`` (see ``search.py``), best first."""
         check_page(limit, 0)
-        notes = self.objects().exclude("history")
+        notes = self.objects(listing=True).exclude("history")
         if patient_id is not None:
             notes = notes.filter(patient_id=str(as_uuid(patient_id, "patient_id")))
         return list(matching(notes, text, embedded=self.document_store.embedded).limit(limit))
 
     def _newest_first(self, *, limit: int, offset: int, **match: str) -> list[ClinicalNote]:
         check_page(limit, offset)
-        notes = self.objects().exclude("history").filter(**match)
+        notes = self.objects(listing=True).exclude("history").filter(**match)
         return list(notes.order_by("-created_at").skip(offset).limit(limit))
 
 

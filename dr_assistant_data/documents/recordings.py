@@ -104,7 +104,9 @@ class VoiceRecordingRepository(DocumentRepository):
         """The encounter's recordings, newest first."""
         check_page(limit, offset)
         encounter = str(as_uuid(encounter_id, "encounter_id"))
-        recordings = self.objects().filter(encounter_id=encounter).order_by("-created_at")
+        recordings = (
+            self.objects(listing=True).filter(encounter_id=encounter).order_by("-created_at")
+        )
         return list(recordings.skip(offset).limit(limit))
 
     def mark_transcribed(

@@ -12,6 +12,7 @@ from pymongo.collection import Collection
 from sqlalchemy.orm import Session
 
 from ..errors import ConflictError, ImmutableRecordError, NotFoundError, ValidationError
+from ..relational.replicas import PRIMARY_KEY, READ_ONLY_KEY
 from ..relational.repositories.base import as_uuid
 from ..relational.session import AUDIT_KEY
 from .journal import DocumentJournal, Raw
@@ -40,9 +41,19 @@ class DocumentRepository:
     def collection(self) -> Collection[Raw]:
         return self.document_store.collection(self.document)
 
-    def objects(self) -> QuerySet:
-        """Query set on this layer's database; journal markers are never loaded."""
-        return self.document_store.objects(self.document).exclude("pending")
+    def objects(self, *, listing: bool = False) -> QuerySet:
+        """Query set on this layer's database; journal markers are never loaded. A
+        ``listing`` of a read-only unit of work that has written nothing may be served by a
+        secondary (a little behind); every other read is the primary's."""
+        info = self.session.info
+        from_secondary = (
+            listing
+            and bool(info.get(READ_ONLY_KEY))
+            and not info.get(PRIMARY_KEY)
+            and not self.journal.written
+        )
+        store = self.document_store
+        return store.objects(self.document, from_secondary=from_secondary).exclude("pending")
 
     def load_raw(self, doc_id: Any, field: str = "id") -> Raw:
         """The stored document (with its marker), or ``NotFoundError``."""
@@ -58,13 +69,22 @@ class DocumentRepository:
         self.journal.insert(self.collection, document.to_mongo().to_dict())
 
     def conditional_update(
-        self, before: Raw, expected: Raw, document: Document, fields: Iterable[str], **more: Raw
+        self,
+        before: Raw,
+        expected: Raw,
+        document: Document,
+        fields: Iterable[str],
+        *,
+        durable: bool = False,
+        **more: Raw,
     ) -> None:
         """Write ``fields`` of ``document`` if the stored one still matches ``expected``;
-        otherwise say why it did not: gone, signed, or changed by someone else."""
+        otherwise say why it did not: gone, signed, or changed by someone else. ``durable``:
+        acknowledged only once a majority of the replica set has it in its journal."""
         stored = document.to_mongo()
         changes: Raw = {"$set": {name: stored.get(name) for name in fields}, **more}
-        if self.journal.update(self.collection, before, expected, changes):
+        collection = self.document_store.collection(self.document, durable=durable)
+        if self.journal.update(collection, before, expected, changes):
             return
         current = self.collection.find_one({"_id": before["_id"]}, {"status": 1})
         if current is None:

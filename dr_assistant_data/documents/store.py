@@ -11,6 +11,12 @@ never through a class-level alias, so concurrent threads cannot redirect each ot
 Fork safety: the store remembers the pid that connected. In a forked child the inherited
 client is dropped unused and unclosed, and a new one is built.
 
+Replica sets (a ``replicaSet=`` URI): writes are retried once on a new primary
+(``retryWrites``); the writes that make a note medico-legal (sign, amend) wait for a majority
+of members and their journals (``durable=True``), so an acknowledged signature survives a
+failover; listings and searches of read-only units of work may be served by a secondary
+(``from_secondary=True``: ``secondaryPreferred``, at most ``MAX_STALENESS_S`` behind).
+
 ``mongomock://localhost/NAME`` selects the in-memory back end (the demo and the tests).
 """
 
@@ -24,9 +30,10 @@ from urllib.parse import urlsplit
 import gridfs
 from mongoengine import Document
 from mongoengine.queryset import QuerySet
-from pymongo import MongoClient
+from pymongo import MongoClient, WriteConcern
 from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.read_preferences import SecondaryPreferred
 from pymongo.uri_parser import parse_uri
 
 from ..errors import ConfigurationError, DataLayerError
@@ -38,6 +45,8 @@ D = TypeVar("D", bound=Document)
 EMBEDDED_SCHEME = "mongomock://"
 AUDIO_BUCKET = "voice_audio"
 DEFAULT_DATABASE = "dr_assistant"
+MAX_STALENESS_S = 90
+"""The least staleness MongoDB accepts for ``maxStalenessSeconds``."""
 
 
 class DocumentStore:
@@ -69,12 +78,23 @@ class DocumentStore:
                 self._client, self._pid = client, os.getpid()
             return self._client[self.database_name]
 
-    def collection(self, document: type[Document]) -> Collection[dict[str, Any]]:
-        return self.db[document._get_collection_name()]
+    def collection(
+        self, document: type[Document], *, durable: bool = False, from_secondary: bool = False
+    ) -> Collection[dict[str, Any]]:
+        """``document``'s collection; ``durable``: writes acknowledged by a majority of the
+        replica set, journaled; ``from_secondary``: reads may come from a secondary."""
+        collection = self.db[document._get_collection_name()]
+        if durable:
+            concern = WriteConcern("majority", j=True, wtimeout=self.settings.mongodb_timeout_ms)
+            collection = collection.with_options(write_concern=concern)
+        if from_secondary:
+            preference = SecondaryPreferred(max_staleness=MAX_STALENESS_S)
+            collection = collection.with_options(read_preference=preference)
+        return collection
 
-    def objects(self, document: type[D]) -> QuerySet:
+    def objects(self, document: type[D], *, from_secondary: bool = False) -> QuerySet:
         """A MongoEngine query set of ``document`` on this store's database only."""
-        return QuerySet(document, self.collection(document))
+        return QuerySet(document, self.collection(document, from_secondary=from_secondary))
 
     def audio(self) -> gridfs.GridFS:
         """The GridFS bucket holding the audio of voice recordings."""
@@ -103,6 +123,8 @@ class DocumentStore:
             "serverSelectionTimeoutMS": self.settings.mongodb_timeout_ms,
             "connectTimeoutMS": self.settings.mongodb_timeout_ms,
             "maxPoolSize": self.settings.mongodb_pool_size,
+            "retryWrites": True,
+            "retryReads": True,
         }
         if self.embedded:
             import mongomock
