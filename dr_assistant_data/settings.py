@@ -130,6 +130,8 @@ class Settings:
         for url in self.database_replica_urls:
             if _backend(url, "DATABASE_REPLICA_URLS") != "postgresql":
                 raise ConfigurationError("DATABASE_REPLICA_URLS", "must be postgresql URLs")
+        if "{" in self.cache_prefix or "}" in self.cache_prefix:
+            raise ConfigurationError("REDIS_KEY_PREFIX", "must not contain braces")
         if self.redis_sentinels and self.redis_cluster_nodes:
             raise ConfigurationError(
                 "REDIS_CLUSTER_NODES", "cannot be combined with REDIS_SENTINELS"

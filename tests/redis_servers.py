@@ -1,4 +1,5 @@
-"""Throwaway Redis servers and a TCP proxy that can cut the line while Redis keeps its data."""
+"""Throwaway Redis servers (one, a Sentinel-watched master and replica, a Cluster) and a TCP
+proxy that can cut the line while Redis keeps its data."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import contextlib
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import redis
 
 
 def free_port() -> int:
@@ -17,25 +22,118 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def eventually(check: Callable[[], object], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(redis.RedisError, OSError):
+            if check():
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def redis_processes() -> Iterator[Callable[..., int]]:
+    """``start(*arguments)`` runs a ``redis-server`` on a free port and returns the port;
+    every server started is stopped when the block ends."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed"
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(*arguments: str, port: int | None = None) -> int:
+        port = port or free_port()
+        command = [binary, *arguments, "--port", str(port), "--bind", "127.0.0.1"]
+        processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+        eventually(
+            lambda: socket.create_connection(("127.0.0.1", port), 0.1).close() or True,
+            f"redis on port {port}",
+        )
+        return port
+
+    try:
+        yield start
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(10)
+
+
+NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
+
+
 @contextlib.contextmanager
 def throwaway_redis() -> Iterator[int]:
     """A ``redis-server`` on a free port, without persistence; stopped afterwards."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed"
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
-                break
-            time.sleep(0.05)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(10)
+    with redis_processes() as start:
+        yield start(*NO_PERSISTENCE)
+
+
+@contextlib.contextmanager
+def sentinel_deployment(master_name: str = "clinic") -> Iterator[list[int]]:
+    """A master, a replica of it and three sentinels watching them; yields the sentinels'
+    ports. A failover (``SENTINEL FAILOVER``) promotes the replica."""
+    with tempfile.TemporaryDirectory() as folder, redis_processes() as start:
+        prompt = ("--repl-diskless-sync-delay", "0")  # a replica syncs at once, not after 5 s
+        master = start(*NO_PERSISTENCE, *prompt)
+        replica = start(*NO_PERSISTENCE, *prompt, "--replicaof", "127.0.0.1", str(master))
+        following = redis.Redis(port=replica)
+        eventually(
+            lambda: following.info("replication")["master_link_status"] == "up",
+            "the replica to sync",
+        )
+        following.close()
+        sentinels = []
+        for _ in range(3):
+            port = free_port()
+            config = Path(folder, f"sentinel-{port}.conf")
+            config.write_text(
+                f"sentinel monitor {master_name} 127.0.0.1 {master} 2\n"
+                f"sentinel down-after-milliseconds {master_name} 1000\n"
+                f"sentinel failover-timeout {master_name} 5000\n"
+            )
+            sentinels.append(start(str(config), "--sentinel", port=port))
+        first = redis.Redis(port=sentinels[0])
+        eventually(
+            lambda: [r for r in first.sentinel_slaves(master_name) if r["flags"] == "slave"],
+            "the sentinels to see the replica",
+        )
+        first.close()
+        yield sentinels
+
+
+@contextlib.contextmanager
+def cluster_deployment(masters: int = 3) -> Iterator[list[int]]:
+    """A Redis Cluster of ``masters`` primaries (no replicas), every slot assigned."""
+    cli = shutil.which("redis-cli")
+    assert cli, "redis-cli is not installed"
+    with tempfile.TemporaryDirectory() as folder, redis_processes() as start:
+        ports = []
+        for _ in range(masters):
+            port = free_port()
+            ports.append(
+                start(
+                    *NO_PERSISTENCE,
+                    *("--cluster-enabled", "yes", "--cluster-node-timeout", "2000"),
+                    *("--cluster-config-file", str(Path(folder, f"nodes-{port}.conf"))),
+                    *("--cluster-port", str(free_port())),
+                    port=port,
+                )
+            )
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        for port in ports:
+            node = redis.Redis(port=port)
+            eventually(
+                lambda node=node: node.cluster("info")["cluster_state"] == "ok",
+                "the cluster to be ok",
+            )
+            node.close()
+        yield ports
 
 
 class Proxy:

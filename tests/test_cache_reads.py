@@ -118,7 +118,7 @@ def test_cached_values_are_json_under_keys_without_patient_data(dl):
     store = dl.cache_store
     key = store.keys.entity(type(patient).__table__, patient.id)
     assert key.startswith(dl.settings.cache_prefix + "v1:patients:")
-    assert key.endswith(str(patient.id))
+    assert key.endswith(f"{{{patient.id}}}")  # the id is the hash tag
     raw = redis.Redis.from_url(dl.settings.redis_url).get(key)
     _metadata, _, payload = raw.partition(b"|")
     assert "+919800000001" in json.loads(payload)  # JSON, readable: not a pickle

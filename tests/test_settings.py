@@ -156,3 +156,39 @@ def test_a_cache_setting_that_is_not_a_positive_number_names_its_variable(variab
     with pytest.raises(ConfigurationError) as raised:
         Settings.from_env({variable: "-5"})
     assert raised.value.variable == variable
+
+
+def test_replica_urls_lag_and_sticky_window_come_from_the_environment():
+    settings = Settings.from_env(
+        {
+            "DATABASE_REPLICA_URLS": "postgres://app@r1/clinic, postgresql+psycopg2://app@r2/clinic",
+            "DB_REPLICA_MAX_LAG": "2500",
+            "DB_REPLICA_STICKY": "0",
+        }
+    )
+    assert settings.database_replica_urls == (
+        "postgresql+psycopg2://app@r1/clinic",
+        "postgresql+psycopg2://app@r2/clinic",
+    )
+    assert settings.db_replica_max_lag == 2.5
+    assert settings.db_replica_sticky == 0
+
+
+def test_a_replica_password_is_masked_in_the_settings_repr():
+    settings = Settings(database_replica_urls=("postgresql+psycopg2://app:secret@r1/clinic",))
+    assert "secret" not in repr(settings)
+
+
+def test_redis_nodes_must_be_host_and_port():
+    with pytest.raises(ConfigurationError, match="REDIS_SENTINELS"):
+        Settings.from_env({"REDIS_SENTINELS": "10.0.0.1:26379,10.0.0.2"})
+
+
+def test_sentinels_and_a_cluster_cannot_both_be_configured():
+    with pytest.raises(ConfigurationError, match="REDIS_CLUSTER_NODES"):
+        Settings.from_env({"REDIS_SENTINELS": "s1:26379", "REDIS_CLUSTER_NODES": "c1:7000"})
+
+
+def test_a_cache_prefix_with_braces_is_refused():
+    with pytest.raises(ConfigurationError, match="REDIS_KEY_PREFIX"):
+        Settings(cache_prefix="{clinic}:")

@@ -22,10 +22,10 @@ from typing import Any
 from dogpile.cache.api import NO_VALUE
 from dogpile.cache.backends.memory import MemoryBackend
 from dogpile.cache.backends.redis import RedisBackend
-from redis import Redis
 
 from .guard import RedisGuard
 from .keys import GENERATION_SUFFIX, LOCK_SUFFIX
+from .topology import Client, is_cluster, mget
 
 GENERATION_TTL_MS = 24 * 3600 * 1000
 """Generation counters outlive every value and every load (statement timeout) by far."""
@@ -61,9 +61,11 @@ class GuardedRedisBackend(RedisBackend):
         arguments = dict(arguments)
         self.guard: RedisGuard = arguments.pop("guard")
         self.region_name: str = arguments.pop("region")
-        self.client: Redis = arguments.pop("client")
-        super().__init__({**arguments, "connection_pool": self.client.connection_pool})
-        self.writer_client = self.reader_client = self.client
+        self.client: Client = arguments.pop("client")
+        pool = getattr(self.client, "connection_pool", None)  # a cluster has one per node
+        super().__init__({**arguments, "connection_pool": pool})
+        self.writer_client = self.reader_client = self.client  # type: ignore[assignment]
+        self.cluster = is_cluster(self.client)
         self._set_if_generation = self.client.register_script(SET_IF_GENERATION)
         self._ttl_ms = int(self.redis_expiration_time * 1000)
 
@@ -72,8 +74,13 @@ class GuardedRedisBackend(RedisBackend):
         return self.guard.call(self.region_name, lambda: parent(key), NO_VALUE)
 
     def get_serialized_multi(self, keys: Sequence[str]) -> Any:
-        parent = super().get_serialized_multi
-        return self.guard.call(self.region_name, lambda: parent(keys), [NO_VALUE] * len(keys))
+        if not keys:
+            return []
+
+        def read() -> list[Any]:
+            return [NO_VALUE if value is None else value for value in mget(self.client, keys)]
+
+        return self.guard.call(self.region_name, read, [NO_VALUE] * len(keys))
 
     def set_serialized(self, key: str, value: bytes) -> None:
         self.set_serialized_multi({key: value})
@@ -91,7 +98,8 @@ class GuardedRedisBackend(RedisBackend):
                     self._set_if_generation(
                         keys=[key, key + GENERATION_SUFFIX],
                         args=[generation, value, self._ttl_ms],
-                        client=pipe,
+                        # a cluster pipeline takes no scripts: one call each, to its node
+                        client=self.client if self.cluster else pipe,
                     )
             pipe.execute()
 
@@ -108,7 +116,7 @@ class GuardedRedisBackend(RedisBackend):
         a load; ``UNKNOWN`` if Redis cannot say."""
         counters = self.guard.call(
             self.region_name,
-            lambda: self.client.mget([key + GENERATION_SUFFIX for key in keys]),
+            lambda: mget(self.client, [key + GENERATION_SUFFIX for key in keys]),
             [UNKNOWN] * len(keys),
         )
         return {key: value or b"" for key, value in zip(keys, counters, strict=True)}
@@ -120,10 +128,11 @@ class GuardedRedisBackend(RedisBackend):
         return FailSafeLock(lock, self.guard, self.region_name)
 
 
-def invalidate_in_redis(client: Redis, keys: Collection[str], namespace: str) -> None:
+def invalidate_in_redis(client: Client, keys: Collection[str], namespace: str) -> None:
     """Delete the keys, atomically, bumping the generation of those under ``namespace``
-    (the cached reads; the general service's keys have no generation)."""
-    pipe = client.pipeline(transaction=True)
+    (the cached reads; the general service's keys have no generation). On a cluster the
+    keys span slots: each key's commands reach its node in order, without MULTI."""
+    pipe = client.pipeline(transaction=not is_cluster(client))
     for key in keys:
         if key.startswith(namespace):
             pipe.incr(key + GENERATION_SUFFIX)

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from ..errors import BackendUnavailableError
 from .breaker import CircuitBreaker
@@ -52,7 +52,7 @@ class RedisGuard:
         try:
             self._settle()
             result = operation()
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             self.breaker.failure()
             self.stats.count(region, "error")
             return fallback
@@ -76,6 +76,12 @@ class RedisGuard:
                 self._owed.update(keys)
         self.stats.count(region, "invalidation", len(keys))
         self.call(region, lambda: None, None)
+
+    def owe_flush(self) -> None:
+        """Cached reads may have survived their invalidation (a failover lost it): drop
+        them all before the next call is let through."""
+        with self._lock:
+            self._overflowed = True
 
     def _settle(self) -> None:
         """Deliver what is owed; raises (and keeps owing) if Redis fails."""

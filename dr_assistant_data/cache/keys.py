@@ -1,6 +1,10 @@
-"""Cache key names: ``<prefix>v1:<kind>:<schema tag>:<ids>``. Ids and dates only, never
-patient data. The schema tag is a digest of the cached table's columns, so a migration
-that changes them moves every key of that table aside instead of reading old shapes."""
+"""Cache key names: ``<prefix>v1:<kind>:<schema tag>:{<id>}[:<date>]``. Ids and dates only,
+never patient data. The schema tag is a digest of the cached table's columns, so a migration
+that changes them moves every key of that table aside instead of reading old shapes.
+
+The id in braces is a Redis Cluster hash tag: a key, its generation (``:gen``) and its lock
+(``:lock``) hash to one slot, so the scripts and transactions that touch them together work
+on a cluster (the prefix must therefore hold no braces)."""
 
 from __future__ import annotations
 
@@ -32,16 +36,17 @@ class CacheKeys:
         self.namespace = f"{prefix}{FORMAT}:"
 
     def entity(self, table: Table, id: uuid.UUID) -> str:
-        return f"{self.namespace}{table.name}:{schema_tag(table)}:{id}"
+        return f"{self.namespace}{table.name}:{schema_tag(table)}:{{{id}}}"
 
     def schedule(self, doctor_id: uuid.UUID, day: date) -> str:
-        return f"{self.namespace}schedule:{schema_tag(Appointment.__table__)}:{doctor_id}:{day}"
+        tag = schema_tag(Appointment.__table__)
+        return f"{self.namespace}schedule:{tag}:{{{doctor_id}}}:{day}"
 
     def timeline(self, patient_id: uuid.UUID) -> str:
-        return f"{self.namespace}encounters:{schema_tag(Encounter.__table__)}:{patient_id}"
+        return f"{self.namespace}encounters:{schema_tag(Encounter.__table__)}:{{{patient_id}}}"
 
     def unread_alerts(self, user_id: uuid.UUID) -> str:
-        return f"{self.namespace}unread:{schema_tag(Alert.__table__)}:{user_id}"
+        return f"{self.namespace}unread:{schema_tag(Alert.__table__)}:{{{user_id}}}"
 
     def general(self, key: str) -> str:
         """A caller's key for the general cache service (callers must keep PHI out)."""

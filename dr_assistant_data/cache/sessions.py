@@ -14,9 +14,8 @@ import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from redis import Redis
-
 from .store import CacheStore, dumps
+from .topology import Client, is_cluster
 
 T = TypeVar("T")
 REGION = "sessions"
@@ -34,10 +33,10 @@ class SessionStore:
         record = dumps({"user_id": str(user_id), "data": data or {}})
         ttl_ms = int(self.ttl * 1000)
 
-        def write(client: Redis) -> None:
-            pipe = client.pipeline(transaction=True)
+        def write(client: Client) -> None:
+            pipe = _pipeline(client)
+            pipe.sadd(self._user_key(user_id), session_id)  # listed before it can be used
             pipe.set(self._key(session_id), record, px=ttl_ms)
-            pipe.sadd(self._user_key(user_id), session_id)
             pipe.execute()
 
         self._require(write)
@@ -57,8 +56,8 @@ class SessionStore:
         """End one session."""
         record = self.get(session_id)
 
-        def drop(client: Redis) -> None:
-            pipe = client.pipeline(transaction=True)
+        def drop(client: Client) -> None:
+            pipe = _pipeline(client)
             pipe.delete(self._key(session_id))
             if record is not None:
                 pipe.srem(self._user_key(record["user_id"]), session_id)
@@ -69,9 +68,9 @@ class SessionStore:
     def revoke_all(self, user_id: str) -> int:
         """End every session of ``user_id``; returns how many were live."""
 
-        def drop(client: Redis) -> int:
+        def drop(client: Client) -> int:
             members = client.smembers(self._user_key(user_id))
-            pipe = client.pipeline(transaction=True)
+            pipe = _pipeline(client)
             for member in members:
                 pipe.delete(self._key(member.decode()))
             pipe.delete(self._user_key(user_id))
@@ -85,6 +84,12 @@ class SessionStore:
     def _user_key(self, user_id: str) -> str:
         return self._store.keys.user_sessions(str(user_id))
 
-    def _require(self, operation: Callable[[Redis], T]) -> T:
+    def _require(self, operation: Callable[[Client], T]) -> T:
         client = self._store.client
         return self._store.guard.require(REGION, lambda: operation(client))
+
+
+def _pipeline(client: Client) -> Any:
+    """A MULTI transaction on one server; on a cluster (a user's set and sessions live in
+    different slots) a pipeline whose commands each reach their node in order."""
+    return client.pipeline(transaction=not is_cluster(client))

@@ -16,11 +16,8 @@ import threading
 from collections.abc import Collection, Sequence
 from typing import Any
 
-import redis
 from dogpile.cache import make_region, register_backend
 from dogpile.cache.region import CacheRegion
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from ..errors import DataLayerError
 from ..settings import Settings
@@ -29,6 +26,8 @@ from .breaker import CircuitBreaker
 from .guard import RedisGuard
 from .keys import CacheKeys
 from .metrics import CacheStats
+from .topology import Client, connect, on_new_master
+from .topology import close as close_client
 
 register_backend(
     "dr_assistant.redis", __name__.rsplit(".", 1)[0] + ".backends", "GuardedRedisBackend"
@@ -68,7 +67,7 @@ class CacheStore:
         self.embedded = settings.redis_url.startswith("memory://")
         self._lock = threading.Lock()
         self._pid: int | None = None
-        self._client: redis.Redis | None = None
+        self._client: Client | None = None
         self._regions: dict[str, CacheRegion] = {}
         self._guard: RedisGuard | None = None
         self._closed = False
@@ -86,19 +85,12 @@ class CacheStore:
             if self._closed:
                 raise DataLayerError("this cache store is closed")
             breaker = CircuitBreaker(BREAKER_FAILURES, self.settings.cache_breaker_backoff)
-            self._client = None if self.embedded else self._new_client()
+            self._client = None if self.embedded else connect(self.settings)
             self._guard = RedisGuard(breaker, self.stats, self._deliver, self._flush)
+            if self._client is not None:  # a failover may have lost invalidations
+                on_new_master(self._client, self._guard.owe_flush)
             self._regions = self._build_regions(self._guard)
             self._pid = os.getpid()
-
-    def _new_client(self) -> redis.Redis:
-        timeout = self.settings.redis_socket_timeout
-        return redis.Redis.from_url(
-            self.settings.redis_url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
 
     def _build_regions(self, guard: RedisGuard) -> dict[str, CacheRegion]:
         shared: dict[str, Any] = {"cache_dict": {}}
@@ -133,7 +125,7 @@ class CacheStore:
         return self._guard
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> Client:
         """The Redis client (raises ``DataLayerError`` on ``memory://``)."""
         self._connect()
         if self._client is None:
@@ -197,12 +189,12 @@ class CacheStore:
             owned = self._pid == os.getpid()
             self._pid, self._regions, self._closed = None, {}, True
         if client is not None and owned:
-            client.close()
-            client.connection_pool.disconnect()
+            close_client(client)
 
 
-def delete_matching(client: redis.Redis, pattern: str) -> int:
-    """Delete keys matching ``pattern`` with SCAN in batches (never ``KEYS``)."""
+def delete_matching(client: Client, pattern: str) -> int:
+    """Delete keys matching ``pattern`` with SCAN in batches (never ``KEYS``); on a cluster
+    the SCAN runs on every primary and each batch's UNLINK is split by slot."""
     deleted = 0
     batch: list[bytes] = []
     for key in client.scan_iter(match=pattern, count=SCAN_BATCH):

@@ -1,0 +1,138 @@
+"""The cache on a three-master Redis Cluster: keys, invalidation, multi-key operations and
+pattern deletion across slots, and the stale-set guard whose script spans two keys."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+import redis
+from cache_helpers import new_patient, read, read_patient
+from conftest import counting_queries, settings_for
+from redis_servers import cluster_deployment
+from test_cache_races import patient_selects
+
+from dr_assistant_data import DataLayer
+
+
+@pytest.fixture(scope="module")
+def cluster_ports():
+    with cluster_deployment(3) as ports:
+        yield ports
+
+
+@pytest.fixture
+def layer(dl, cluster_ports):
+    settings = settings_for(
+        dl.settings.database_url,
+        redis_cluster_nodes=tuple(f"127.0.0.1:{port}" for port in cluster_ports),
+    )
+    with DataLayer(settings) as layer:
+        yield layer
+
+
+def keys_per_node(cluster_ports, pattern: str) -> list[int]:
+    counts = []
+    for port in cluster_ports:
+        node = redis.Redis(port=port)
+        counts.append(sum(1 for _ in node.scan_iter(match=pattern)))
+        node.close()
+    return counts
+
+
+def test_patients_spread_over_every_master_are_cached_and_read_without_sql(layer, cluster_ports):
+    patients = [new_patient(layer) for _ in range(12)]
+    ids = [patient.id for patient in patients]
+    read(layer, lambda uow: uow.patients.get_many(ids))  # one multi-get, one multi-set
+
+    with counting_queries(layer.engine) as queries:
+        found = read(layer, lambda uow: uow.patients.get_many(ids))
+
+    assert [patient.id for patient in found] == ids
+    assert queries.count == 0
+    assert all(keys_per_node(cluster_ports, layer.settings.cache_prefix + "v1:patients:*"))
+
+
+def test_a_commit_invalidates_the_cached_row_on_its_node(layer):
+    patient = new_patient(layer)
+    read_patient(layer, patient.id)
+
+    with layer.unit_of_work(actor="test") as uow:
+        uow.patients.update(patient.id, last_name="Sharma")
+
+    assert read_patient(layer, patient.id).last_name == "Sharma"
+
+
+def test_a_reader_that_loaded_before_a_commit_cannot_cache_the_old_row(layer):
+    patient = new_patient(layer)
+    resume = threading.Event()
+    with patient_selects(layer.engine, pause=resume) as (_seen, selected):
+        reader = threading.Thread(target=read_patient, args=(layer, patient.id))
+        reader.start()
+        assert selected.wait(10)
+        with layer.unit_of_work(actor="writer") as uow:
+            uow.patients.update(patient.id, last_name="Sharma")
+        resume.set()
+        reader.join(10)
+
+    assert read_patient(layer, patient.id).last_name == "Sharma"
+    with counting_queries(layer.engine) as queries:  # and the fresh row is cached
+        read_patient(layer, patient.id)
+    assert queries.count == 0
+
+
+def test_delete_pattern_removes_matching_keys_on_every_master(layer, cluster_ports):
+    run = uuid.uuid4().hex[:8]
+    for number in range(60):
+        layer.cache.set(f"report:{run}:{number}", number)
+    layer.cache.set(f"other:{run}", 1)
+    pattern = f"{layer.settings.cache_prefix}kv:report:{run}:*"
+    assert all(keys_per_node(cluster_ports, pattern))
+
+    assert layer.cache.delete_pattern(f"report:{run}:*") == 60
+
+    assert keys_per_node(cluster_ports, pattern) == [0, 0, 0]
+    assert layer.cache.get(f"other:{run}") == 1
+
+
+def test_delete_many_removes_keys_of_many_slots(layer):
+    names = [f"slot-{uuid.uuid4().hex}" for _ in range(20)]
+    for name in names:
+        layer.cache.set(name, 1)
+
+    layer.cache.delete_many(names)
+
+    assert not any(layer.cache.exists(name) for name in names)
+
+
+def test_get_or_set_calls_the_producer_once_for_concurrent_misses(layer):
+    key = f"slow-{uuid.uuid4().hex}"
+    calls = []
+    start = threading.Barrier(8)
+
+    def produce():
+        calls.append(1)
+        threading.Event().wait(0.2)
+        return "value"
+
+    def miss():
+        start.wait()
+        layer.cache.get_or_set(key, produce)
+
+    threads = [threading.Thread(target=miss) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    assert len(calls) == 1
+
+
+def test_revoke_all_ends_every_session_of_a_user_across_slots(layer):
+    user = str(uuid.uuid4())
+    sessions = [layer.sessions.create(user) for _ in range(5)]
+
+    assert layer.sessions.revoke_all(user) == 5
+
+    assert [layer.sessions.get(session) for session in sessions] == [None] * 5

@@ -1,0 +1,92 @@
+"""The cache on a Sentinel-watched master and replica: a failover keeps it correct."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+from cache_helpers import new_patient, read_patient
+from conftest import counting_queries, settings_for
+from redis_servers import eventually, sentinel_deployment
+from sqlalchemy import text
+
+from dr_assistant_data import DataLayer
+from dr_assistant_data.cache.topology import MASTER_CHECK_INTERVAL
+
+MASTER = "clinic"
+
+
+@pytest.fixture
+def sentinels():
+    with sentinel_deployment(MASTER) as ports:
+        yield ports
+
+
+@pytest.fixture
+def layer(dl, sentinels):
+    settings = settings_for(
+        dl.settings.database_url,
+        redis_sentinels=tuple(f"127.0.0.1:{port}" for port in sentinels),
+        redis_sentinel_master=MASTER,
+        cache_breaker_backoff=0.1,
+    )
+    with DataLayer(settings) as layer:
+        yield layer
+
+
+def master_port(sentinel_port: int) -> int:
+    sentinel = redis.Redis(port=sentinel_port)
+    try:
+        return int(sentinel.sentinel_get_master_addr_by_name(MASTER)[1])
+    finally:
+        sentinel.close()
+
+
+def fail_over(sentinel_port: int) -> None:
+    """Promote the replica, and wait until it serves as the master."""
+    before = master_port(sentinel_port)
+    sentinel = redis.Redis(port=sentinel_port)
+    sentinel.sentinel_failover(MASTER)
+    sentinel.close()
+    eventually(lambda: master_port(sentinel_port) != before, "the sentinels to promote")
+    promoted = redis.Redis(port=master_port(sentinel_port))
+    eventually(lambda: promoted.role()[0] == b"master", "the replica to become master")
+    promoted.close()
+
+
+def test_reads_are_cached_on_the_master_the_sentinels_name(layer):
+    patient = new_patient(layer)
+    read_patient(layer, patient.id)
+
+    with counting_queries(layer.engine) as queries:
+        assert read_patient(layer, patient.id).id == patient.id
+    assert queries.count == 0
+
+
+def test_no_value_cached_before_a_failover_is_served_after_it(layer, sentinels):
+    patient = new_patient(layer)
+    assert read_patient(layer, patient.id).last_name == "Rao"  # cached, and replicated
+    # an invalidation the old master acknowledged and the promoted replica never received
+    with layer.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE patients SET last_name = 'Sharma' WHERE id = :id"), {"id": patient.id}
+        )
+
+    fail_over(sentinels[0])
+    time.sleep(MASTER_CHECK_INTERVAL)  # the longest a process keeps reading the old master
+
+    assert [read_patient(layer, patient.id).last_name for _ in range(6)] == ["Sharma"] * 6
+
+
+def test_a_commit_after_a_failover_invalidates_on_the_new_master(layer, sentinels):
+    patient = new_patient(layer)
+    fail_over(sentinels[0])
+    for _ in range(3):  # the connection to the old master fails; then the new one is used
+        read_patient(layer, patient.id)
+
+    with layer.unit_of_work(actor="test") as uow:
+        uow.patients.update(patient.id, last_name="Sharma")
+
+    assert read_patient(layer, patient.id).last_name == "Sharma"
+    assert layer.health()["redis"]["owed_invalidations"] == 0
