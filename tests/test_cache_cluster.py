@@ -3,7 +3,6 @@ pattern deletion across slots, and the stale-set guard whose script spans two ke
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import pytest
@@ -11,7 +10,8 @@ import redis
 from cache_helpers import new_patient, read, read_patient
 from conftest import counting_queries, settings_for
 from redis_servers import cluster_deployment
-from test_cache_races import patient_selects
+from test_cache_races import commit_while_reading
+from test_cache_service import producer_calls_for_concurrent_misses
 
 from dr_assistant_data import DataLayer
 
@@ -66,15 +66,8 @@ def test_a_commit_invalidates_the_cached_row_on_its_node(layer):
 
 def test_a_reader_that_loaded_before_a_commit_cannot_cache_the_old_row(layer):
     patient = new_patient(layer)
-    resume = threading.Event()
-    with patient_selects(layer.engine, pause=resume) as (_seen, selected):
-        reader = threading.Thread(target=read_patient, args=(layer, patient.id))
-        reader.start()
-        assert selected.wait(10)
-        with layer.unit_of_work(actor="writer") as uow:
-            uow.patients.update(patient.id, last_name="Sharma")
-        resume.set()
-        reader.join(10)
+
+    commit_while_reading(layer, patient.id, lambda: read_patient(layer, patient.id))
 
     assert read_patient(layer, patient.id).last_name == "Sharma"
     with counting_queries(layer.engine) as queries:  # and the fresh row is cached
@@ -107,26 +100,7 @@ def test_delete_many_removes_keys_of_many_slots(layer):
 
 
 def test_get_or_set_calls_the_producer_once_for_concurrent_misses(layer):
-    key = f"slow-{uuid.uuid4().hex}"
-    calls = []
-    start = threading.Barrier(8)
-
-    def produce():
-        calls.append(1)
-        threading.Event().wait(0.2)
-        return "value"
-
-    def miss():
-        start.wait()
-        layer.cache.get_or_set(key, produce)
-
-    threads = [threading.Thread(target=miss) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-
-    assert len(calls) == 1
+    assert producer_calls_for_concurrent_misses(layer.cache, f"slow-{uuid.uuid4().hex}") == 1
 
 
 def test_revoke_all_ends_every_session_of_a_user_across_slots(layer):

@@ -43,36 +43,34 @@ def second_layer(dl):
     other.close()
 
 
+def commit_while_reading(layer, patient_id, reader) -> None:
+    """Run ``reader()`` in a thread, hold it once its SELECT of patients has run (it has the
+    old row and has not cached it yet), commit a new last name, then let it go on."""
+    resume = threading.Event()
+    with patient_selects(layer.engine, pause=resume) as (_seen, selected):
+        thread = threading.Thread(target=reader)
+        thread.start()
+        assert selected.wait(10)
+        with layer.unit_of_work(actor="writer") as uow:
+            uow.patients.update(patient_id, last_name="Sharma")
+        resume.set()
+        thread.join(10)
+
+
 def test_a_reader_that_loaded_before_a_commit_cannot_cache_the_old_row(dl):
     patient = new_patient(dl)
-    resume = threading.Event()
-    with patient_selects(dl.engine, pause=resume) as (_seen, selected):
-        reader = threading.Thread(target=read_patient, args=(dl, patient.id))
-        reader.start()
-        assert selected.wait(10)  # the reader has its old row and has not cached it yet
-        with dl.unit_of_work(actor="writer") as uow:
-            uow.patients.update(patient.id, last_name="Sharma")
-        resume.set()
-        reader.join(10)
+    commit_while_reading(dl, patient.id, lambda: read_patient(dl, patient.id))
     assert read_patient(dl, patient.id).last_name == "Sharma"
 
 
 def test_a_get_many_that_loaded_before_a_commit_cannot_cache_the_old_row(dl):
     patient = new_patient(dl)
-    resume = threading.Event()
 
     def read_many():
         with dl.unit_of_work(actor="test") as uow:
             uow.patients.get_many([patient.id])
 
-    with patient_selects(dl.engine, pause=resume) as (_seen, selected):
-        reader = threading.Thread(target=read_many)
-        reader.start()
-        assert selected.wait(10)
-        with dl.unit_of_work(actor="writer") as uow:
-            uow.patients.update(patient.id, last_name="Sharma")
-        resume.set()
-        reader.join(10)
+    commit_while_reading(dl, patient.id, read_many)
     assert read_patient(dl, patient.id).last_name == "Sharma"
 
 
