@@ -9,7 +9,7 @@ import pytest
 import redis
 from cache_helpers import new_patient, read, read_patient
 from conftest import counting_queries, settings_for
-from redis_servers import cluster_deployment
+from redis_servers import cluster_deployment, free_port
 from test_cache_races import commit_while_reading
 from test_cache_service import producer_calls_for_concurrent_misses
 
@@ -110,3 +110,16 @@ def test_revoke_all_ends_every_session_of_a_user_across_slots(layer):
     assert layer.sessions.revoke_all(user) == 5
 
     assert [layer.sessions.get(session) for session in sessions] == [None] * 5
+
+
+def test_reads_and_writes_succeed_with_every_cluster_node_down(dl):
+    settings = settings_for(
+        dl.settings.database_url, redis_cluster_nodes=(f"127.0.0.1:{free_port()}",)
+    )
+    with DataLayer(settings) as layer:
+        patient = new_patient(layer)
+        with layer.unit_of_work(actor="test") as uow:
+            uow.patients.update(patient.id, last_name="Sharma")
+
+        assert read_patient(layer, patient.id).last_name == "Sharma"
+        assert layer.health()["redis"]["ok"] is False

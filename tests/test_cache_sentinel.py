@@ -8,8 +8,9 @@ import pytest
 import redis
 from cache_helpers import new_patient, read_patient
 from conftest import counting_queries, settings_for
-from redis_servers import eventually, sentinel_deployment
+from redis_servers import eventually, free_port, sentinel_deployment
 from sqlalchemy import text
+from test_cache_service import producer_calls_for_concurrent_misses
 
 from dr_assistant_data import DataLayer
 from dr_assistant_data.cache.topology import MASTER_CHECK_INTERVAL
@@ -90,3 +91,22 @@ def test_a_commit_after_a_failover_invalidates_on_the_new_master(layer, sentinel
 
     assert read_patient(layer, patient.id).last_name == "Sharma"
     assert layer.health()["redis"]["owed_invalidations"] == 0
+
+
+def test_get_or_set_calls_the_producer_once_for_concurrent_misses(layer):
+    assert producer_calls_for_concurrent_misses(layer.cache, "report:sentinel") == 1
+
+
+def test_reads_and_writes_succeed_with_every_sentinel_down(dl):
+    settings = settings_for(
+        dl.settings.database_url,
+        redis_sentinels=(f"127.0.0.1:{free_port()}",),
+        redis_sentinel_master=MASTER,
+    )
+    with DataLayer(settings) as layer:
+        patient = new_patient(layer)
+        with layer.unit_of_work(actor="test") as uow:
+            uow.patients.update(patient.id, last_name="Sharma")
+
+        assert read_patient(layer, patient.id).last_name == "Sharma"
+        assert layer.health()["redis"]["ok"] is False

@@ -13,6 +13,7 @@ miss, a write is skipped, and the distributed lock falls back to a process-local
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -62,12 +63,16 @@ class GuardedRedisBackend(RedisBackend):
         self.guard: RedisGuard = arguments.pop("guard")
         self.region_name: str = arguments.pop("region")
         self.client: Client = arguments.pop("client")
-        pool = getattr(self.client, "connection_pool", None)  # a cluster has one per node
-        super().__init__({**arguments, "connection_pool": pool})
-        self.writer_client = self.reader_client = self.client  # type: ignore[assignment]
         self.cluster = is_cluster(self.client)
-        self._set_if_generation = self.client.register_script(SET_IF_GENERATION)
+        pool = None if self.cluster else self.client.connection_pool  # a cluster: one per node
+        super().__init__({**arguments, "connection_pool": pool})
+        self.writer_client = self.reader_client = self.client
         self._ttl_ms = int(self.redis_expiration_time * 1000)
+
+    @functools.cached_property
+    def _set_if_generation(self) -> Any:
+        """The guarded-set script (registered on first write: a cluster dials its nodes)."""
+        return self.client.register_script(SET_IF_GENERATION)
 
     def get_serialized(self, key: str) -> Any:
         parent = super().get_serialized
@@ -122,10 +127,14 @@ class GuardedRedisBackend(RedisBackend):
         return {key: value or b"" for key, value in zip(keys, counters, strict=True)}
 
     def get_mutex(self, key: str) -> FailSafeLock:
-        lock = self.client.lock(
-            key + LOCK_SUFFIX, timeout=self.lock_timeout, sleep=0.01, thread_local=False
+        def lock() -> Any:
+            return self.client.lock(
+                key + LOCK_SUFFIX, timeout=self.lock_timeout, sleep=0.01, thread_local=False
+            )
+
+        return FailSafeLock(
+            self.guard.call(self.region_name, lock, None), self.guard, self.region_name
         )
-        return FailSafeLock(lock, self.guard, self.region_name)
 
 
 def invalidate_in_redis(client: Client, keys: Collection[str], namespace: str) -> None:
@@ -143,7 +152,8 @@ def invalidate_in_redis(client: Client, keys: Collection[str], namespace: str) -
 
 class FailSafeLock:
     """dogpile's mutex: the Redis lock (expires after ``lock_timeout``, so a crashed
-    holder cannot block others for longer), or a process-local lock when Redis fails."""
+    holder cannot block others for longer), or a process-local lock when Redis fails (or
+    ``lock`` is ``None``: Redis could not make one)."""
 
     def __init__(self, lock: Any, guard: RedisGuard, region: str) -> None:
         self._redis_lock = lock
@@ -153,9 +163,11 @@ class FailSafeLock:
         self._held = threading.local()
 
     def acquire(self, wait: bool = True) -> bool:
-        acquired = self._guard.call(
-            self._region, lambda: self._redis_lock.acquire(blocking=wait), None
-        )
+        acquired = None
+        if self._redis_lock is not None:  # None: Redis could not even make the lock
+            acquired = self._guard.call(
+                self._region, lambda: self._redis_lock.acquire(blocking=wait), None
+            )
         if acquired is None:
             self._held.local = self._local_lock.acquire(wait)
             return self._held.local  # type: ignore[no-any-return]
@@ -170,6 +182,8 @@ class FailSafeLock:
             self._guard.call(self._region, self._redis_lock.release, None)
 
     def locked(self) -> bool:
+        if self._redis_lock is None:
+            return self._local_lock.locked()
         return bool(self._guard.call(self._region, self._redis_lock.locked, False))
 
 

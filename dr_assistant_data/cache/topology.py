@@ -19,6 +19,7 @@ Failover and resharding are the servers' business; the layer only follows them.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +33,7 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from ..settings import Settings, host_and_port
 
-Client = redis.Redis | RedisCluster
+Client = Any  # redis.Redis, or a LazyCluster standing for a RedisCluster
 MASTER_CHECK_INTERVAL = 1.0
 
 
@@ -59,6 +60,30 @@ class FailoverAwarePool(SentinelConnectionPool):
         return address
 
 
+class LazyCluster:
+    """A ``RedisCluster`` built on first use. Building one dials the nodes, so a cluster
+    unreachable when the layer starts would otherwise fail the layer instead of one call
+    (which the guard turns into a miss); until built, each use tries again."""
+
+    def __init__(self, build: Callable[[], RedisCluster]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._client: RedisCluster | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._build()
+                client = self._client
+        return getattr(client, name)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
 def connect(settings: Settings) -> Client:
     """A client for the configured deployment; none of them dials before its first call."""
     timeout = settings.redis_socket_timeout
@@ -72,12 +97,12 @@ def connect(settings: Settings) -> Client:
             ClusterNode(*host_and_port(node, "REDIS_CLUSTER_NODES"))
             for node in settings.redis_cluster_nodes
         ]
-        return RedisCluster(startup_nodes=nodes, **options)
+        return LazyCluster(lambda: RedisCluster(startup_nodes=nodes, **options))
     if settings.redis_sentinels:
         sentinels = [host_and_port(node, "REDIS_SENTINELS") for node in settings.redis_sentinels]
         sentinel = Sentinel(
             sentinels,
-            sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout},
+            sentinel_kwargs=dict(options),
         )
         return sentinel.master_for(  # type: ignore[no-any-return]
             settings.redis_sentinel_master, connection_pool_class=FailoverAwarePool, **options
@@ -87,24 +112,23 @@ def connect(settings: Settings) -> Client:
 
 def on_new_master(client: Client, callback: Callable[[], None]) -> None:
     """Have ``callback`` run when a Sentinel failover gives ``client`` a new master."""
-    pool = getattr(client, "connection_pool", None)
+    pool = None if is_cluster(client) else client.connection_pool
     if isinstance(pool, FailoverAwarePool):
         pool.on_new_master = callback
 
 
-def is_cluster(client: Any) -> bool:
-    return isinstance(client, RedisCluster)
+def is_cluster(client: Client) -> bool:
+    return isinstance(client, LazyCluster)
 
 
 def mget(client: Client, keys: list[str]) -> list[Any]:
     """MGET, split by slot on a cluster."""
-    if isinstance(client, RedisCluster):
-        return client.mget_nonatomic(keys)
+    if is_cluster(client):
+        return client.mget_nonatomic(keys)  # type: ignore[no-any-return]
     return client.mget(keys)  # type: ignore[no-any-return]
 
 
 def close(client: Client) -> None:
     client.close()
-    pool = getattr(client, "connection_pool", None)
-    if pool is not None:
-        pool.disconnect()
+    if not is_cluster(client):
+        client.connection_pool.disconnect()
