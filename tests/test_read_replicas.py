@@ -134,28 +134,27 @@ def test_use_primary_sends_the_rest_of_a_read_only_unit_of_work_to_the_primary(m
         assert not on_replica(uow)
 
 
-def test_an_actor_reads_its_own_write_within_the_sticky_window(make_layer, servers):
-    layer = make_layer(db_replica_sticky=30.0)
-    _primary, replica = servers
+def read_after_a_write(layer, replica, reader: str) -> tuple[bool, bool]:
+    """Dr Asha writes a patient while the replica does not replay; then ``reader`` looks
+    for it read-only: (found, read on the replica)."""
     with replay_paused(replica):
         with layer.unit_of_work(actor="dr-asha") as uow:
             patient = uow.patients.create(**patient_fields(first_name="Ravi"))
+        with layer.unit_of_work(actor=reader, read_only=True) as uow:
+            return uow.patients.get(patient.id) is not None, on_replica(uow)
 
-        with layer.unit_of_work(actor="dr-asha", read_only=True) as uow:
-            assert uow.patients.get(patient.id) is not None
-            assert not on_replica(uow)
+
+def test_an_actor_reads_its_own_write_within_the_sticky_window(make_layer, servers):
+    layer = make_layer(db_replica_sticky=30.0)
+
+    assert read_after_a_write(layer, servers[1], "dr-asha") == (True, False)
 
 
 def test_another_actor_still_reads_from_the_replica_after_a_write(make_layer, servers):
     layer = make_layer(db_replica_sticky=30.0)
-    _primary, replica = servers
-    with replay_paused(replica):
-        with layer.unit_of_work(actor="dr-asha") as uow:
-            patient = uow.patients.create(**patient_fields(first_name="Ravi"))
 
-        with layer.unit_of_work(actor="dr-vikram", read_only=True) as uow:
-            assert uow.patients.get(patient.id) is None  # not replayed yet: a lagging view
-            assert on_replica(uow)
+    # not replayed yet: the replica's lagging view
+    assert read_after_a_write(layer, servers[1], "dr-vikram") == (False, True)
 
 
 def test_an_actor_returns_to_the_replica_when_the_sticky_window_ends(make_layer):
