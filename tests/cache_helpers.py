@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
-from conftest import patient_fields
+from conftest import patient_fields, settings_for
+
+from dr_assistant_data import DataLayer
 
 DAY = date(2030, 6, 3)
 NINE_IN_KOLKATA = datetime(2030, 6, 3, 3, 30, tzinfo=UTC)
@@ -24,3 +27,18 @@ def read(dl, reader):
 
 def read_patient(dl, patient_id):
     return read(dl, lambda uow: uow.patients.get(patient_id))
+
+
+@contextmanager
+def layer_with(dl, **overrides):
+    """A layer on the test database whose cache settings are ``overrides``."""
+    with DataLayer(settings_for(dl.settings.database_url, **overrides)) as layer:
+        yield layer
+
+
+def write_and_read_back(layer) -> str:
+    """Create a patient, rename it in another unit of work, return the name read back."""
+    patient = new_patient(layer)
+    with layer.unit_of_work(actor="test") as uow:
+        uow.patients.update(patient.id, last_name="Sharma")
+    return read_patient(layer, patient.id).last_name

@@ -7,13 +7,11 @@ import uuid
 
 import pytest
 import redis
-from cache_helpers import new_patient, read, read_patient
-from conftest import counting_queries, settings_for
+from cache_helpers import layer_with, new_patient, read, read_patient, write_and_read_back
+from conftest import counting_queries
 from redis_servers import cluster_deployment, free_port
 from test_cache_races import commit_while_reading
 from test_cache_service import producer_calls_for_concurrent_misses
-
-from dr_assistant_data import DataLayer
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +22,8 @@ def cluster_ports():
 
 @pytest.fixture
 def layer(dl, cluster_ports):
-    settings = settings_for(
-        dl.settings.database_url,
-        redis_cluster_nodes=tuple(f"127.0.0.1:{port}" for port in cluster_ports),
-    )
-    with DataLayer(settings) as layer:
+    nodes = tuple(f"127.0.0.1:{port}" for port in cluster_ports)
+    with layer_with(dl, redis_cluster_nodes=nodes) as layer:
         yield layer
 
 
@@ -113,13 +108,6 @@ def test_revoke_all_ends_every_session_of_a_user_across_slots(layer):
 
 
 def test_reads_and_writes_succeed_with_every_cluster_node_down(dl):
-    settings = settings_for(
-        dl.settings.database_url, redis_cluster_nodes=(f"127.0.0.1:{free_port()}",)
-    )
-    with DataLayer(settings) as layer:
-        patient = new_patient(layer)
-        with layer.unit_of_work(actor="test") as uow:
-            uow.patients.update(patient.id, last_name="Sharma")
-
-        assert read_patient(layer, patient.id).last_name == "Sharma"
+    with layer_with(dl, redis_cluster_nodes=(f"127.0.0.1:{free_port()}",)) as layer:
+        assert write_and_read_back(layer) == "Sharma"
         assert layer.health()["redis"]["ok"] is False

@@ -6,13 +6,12 @@ import time
 
 import pytest
 import redis
-from cache_helpers import new_patient, read_patient
-from conftest import counting_queries, settings_for
+from cache_helpers import layer_with, new_patient, read_patient, write_and_read_back
+from conftest import counting_queries
 from redis_servers import eventually, free_port, sentinel_deployment
 from sqlalchemy import text
 from test_cache_service import producer_calls_for_concurrent_misses
 
-from dr_assistant_data import DataLayer
 from dr_assistant_data.cache.topology import MASTER_CHECK_INTERVAL
 
 MASTER = "clinic"
@@ -26,13 +25,10 @@ def sentinels():
 
 @pytest.fixture
 def layer(dl, sentinels):
-    settings = settings_for(
-        dl.settings.database_url,
-        redis_sentinels=tuple(f"127.0.0.1:{port}" for port in sentinels),
-        redis_sentinel_master=MASTER,
-        cache_breaker_backoff=0.1,
-    )
-    with DataLayer(settings) as layer:
+    nodes = tuple(f"127.0.0.1:{port}" for port in sentinels)
+    with layer_with(
+        dl, redis_sentinels=nodes, redis_sentinel_master=MASTER, cache_breaker_backoff=0.1
+    ) as layer:
         yield layer
 
 
@@ -98,15 +94,7 @@ def test_get_or_set_calls_the_producer_once_for_concurrent_misses(layer):
 
 
 def test_reads_and_writes_succeed_with_every_sentinel_down(dl):
-    settings = settings_for(
-        dl.settings.database_url,
-        redis_sentinels=(f"127.0.0.1:{free_port()}",),
-        redis_sentinel_master=MASTER,
-    )
-    with DataLayer(settings) as layer:
-        patient = new_patient(layer)
-        with layer.unit_of_work(actor="test") as uow:
-            uow.patients.update(patient.id, last_name="Sharma")
-
-        assert read_patient(layer, patient.id).last_name == "Sharma"
+    nodes = (f"127.0.0.1:{free_port()}",)
+    with layer_with(dl, redis_sentinels=nodes, redis_sentinel_master=MASTER) as layer:
+        assert write_and_read_back(layer) == "Sharma"
         assert layer.health()["redis"]["ok"] is False
