@@ -55,8 +55,10 @@ class Settings:
     """Everything the layer needs to reach its three stores.
 
     Durations are seconds unless the name ends in ``_ms``; the environment gives
-    ``REDIS_SOCKET_TIMEOUT``, ``CACHE_LOCK_TIMEOUT`` and ``CACHE_BREAKER_BACKOFF`` in
-    milliseconds, ``CACHE_TTL_*`` in seconds. Every field has a default that works against
+    ``REDIS_SOCKET_TIMEOUT``, ``CACHE_LOCK_TIMEOUT``, ``CACHE_BREAKER_BACKOFF`` and
+    ``DB_REPLICA_*`` in milliseconds, ``CACHE_TTL_*`` in seconds; lists
+    (``DATABASE_REPLICA_URLS``, ``REDIS_SENTINELS``, ``REDIS_CLUSTER_NODES``) are
+    comma-separated. Every field has a default that works against
     local servers with trust authentication (``compose.yaml`` sets a password: use the
     ``DATABASE_URL`` its header gives).
     """
