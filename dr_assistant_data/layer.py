@@ -115,13 +115,15 @@ class DataLayer:
         *,
         correlation_id: str | None = None,
         read_only: bool = False,
+        after_lsn: str | None = None,
     ) -> UnitOfWork:
         """A new unit of work; use it as a context manager.
 
         ``actor`` (a user id or a system name) is recorded on every audit event of the
         writes it makes; ``correlation_id`` ties them to a request (one is generated when
         omitted). ``read_only`` lets its reads go to a read replica (see
-        ``relational/replicas.py``): it may see data a little behind the primary.
+        ``relational/replicas.py``): it may see data a little behind the primary, never
+        behind ``after_lsn`` (a writer's ``uow.commit_lsn``).
         """
         return UnitOfWork(
             self.session_factory,
@@ -130,6 +132,7 @@ class DataLayer:
             correlation_id=correlation_id,
             clinic_timezone=self._clinic_timezone,
             read_only=read_only,
+            after_lsn=after_lsn,
         )
 
     def migrate(self) -> None:

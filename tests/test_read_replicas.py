@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from throwaway_postgres import ThrowawayPostgres
 
-from dr_assistant_data import DataLayer
+from dr_assistant_data import DataLayer, ValidationError
 from dr_assistant_data.relational import fork_safety
 
 CLINIC = "clinic"
@@ -155,6 +155,44 @@ def test_another_actor_still_reads_from_the_replica_after_a_write(make_layer, se
 
     # not replayed yet: the replica's lagging view
     assert read_after_a_write(layer, servers[1], "dr-vikram") == (False, True)
+
+
+def test_a_unit_of_work_that_wrote_reports_the_primarys_wal_position_after_commit(make_layer):
+    with make_layer().unit_of_work(actor="clerk") as uow:
+        uow.patients.create(**patient_fields())
+    assert uow.commit_lsn is not None
+
+    with make_layer().unit_of_work(actor="reader", read_only=True) as reader:
+        reader.patients.count()
+    assert reader.commit_lsn is None
+
+
+def test_a_read_after_an_lsn_the_replica_has_not_replayed_goes_to_the_primary(make_layer, servers):
+    writer, other_process = make_layer(), make_layer()
+    with replay_paused(servers[1]):
+        with writer.unit_of_work(actor="dr-asha") as uow:
+            patient = uow.patients.create(**patient_fields())
+
+        with other_process.unit_of_work(read_only=True, after_lsn=uow.commit_lsn) as reader:
+            assert reader.patients.get(patient.id) is not None
+            assert not on_replica(reader)
+
+
+def test_a_read_after_an_lsn_the_replica_has_replayed_goes_to_the_replica(make_layer, servers):
+    writer, other_process = make_layer(), make_layer()
+    with writer.unit_of_work(actor="dr-asha") as uow:
+        patient = uow.patients.create(**patient_fields())
+    caught_up(*servers)
+
+    with other_process.unit_of_work(read_only=True, after_lsn=uow.commit_lsn) as reader:
+        assert reader.patients.get(patient.id) is not None
+        assert on_replica(reader)
+
+
+def test_an_after_lsn_that_is_not_a_wal_position_is_refused(make_layer):
+    with pytest.raises(ValidationError) as refused:
+        make_layer().unit_of_work(read_only=True, after_lsn="0/16B3748; DROP")
+    assert refused.value.field == "after_lsn"
 
 
 def test_an_actor_returns_to_the_replica_when_the_sticky_window_ends(make_layer):

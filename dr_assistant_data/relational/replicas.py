@@ -9,7 +9,10 @@ PostgreSQL streaming replicas answer reads; the primary takes every write. The r
   marked it as needing fresh data;
 * read-your-writes: for ``DB_REPLICA_STICKY`` seconds after an actor's unit of work
   committed a write, that actor's read-only units of work read from the primary (in this
-  process: another process of the same deployment does not know of the write);
+  process: another process of the same deployment does not know of the write). Across
+  processes, pass the writer's ``uow.commit_lsn`` (the primary's WAL position after the
+  commit) as ``after_lsn`` of the read-only unit of work: it reads from a replica only if
+  that replica has replayed past it (``pg_last_wal_replay_lsn()``), else from the primary;
 * a replica is usable when it answers and its replay lag is at most ``DB_REPLICA_MAX_LAG``
   seconds; the check (one query) is cached for ``DB_REPLICA_CHECK_INTERVAL`` seconds, so a
   replica that dies or falls behind is skipped at the next check. None usable: the primary.
@@ -41,8 +44,13 @@ READ_ONLY_KEY = "read_only"
 PRIMARY_KEY = "needs_primary"
 REPLICA_KEY = "replica_engine"
 WROTE_KEY = "wrote"
-"""In ``session.info``: the read-only mark, the primary pin, the replica in use, and
-whether the transaction wrote (the router itself is under ``ROUTER_KEY``)."""
+AFTER_LSN_KEY = "after_lsn"
+COMMIT_LSN_KEY = "commit_lsn"
+"""In ``session.info``: the read-only mark, the primary pin, the replica in use, whether
+the transaction wrote, the WAL position a replica must have replayed to be read, and that a
+commit wrote (its position is still to be read; the router is under ``ROUTER_KEY``)."""
+
+REPLAYED_PAST = text("SELECT pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)")
 
 LAG_QUERY = text(
     "SELECT pg_is_in_recovery(), CASE"
@@ -91,7 +99,11 @@ class ReplicaRouter:
         if not info.get(READ_ONLY_KEY) or info.get(PRIMARY_KEY):
             return None
         if REPLICA_KEY not in info:
-            info[REPLICA_KEY] = None if self._is_sticky(_actor(session)) else self.pick()
+            replica = None if self._is_sticky(_actor(session)) else self.pick()
+            after = info.get(AFTER_LSN_KEY)
+            if replica is not None and after is not None and not _replayed(replica, after):
+                replica = None
+            info[REPLICA_KEY] = replica
         return info[REPLICA_KEY]  # type: ignore[no-any-return]
 
     def pick(self) -> Engine | None:
@@ -108,6 +120,12 @@ class ReplicaRouter:
             if len(self._sticky) > 10_000:  # forget the expired ones now and then
                 self._sticky = {a: t for a, t in self._sticky.items() if t > now}
             self._sticky[actor] = now + self.settings.db_replica_sticky
+
+    def primary_lsn(self, session: Session) -> str:
+        """The primary's WAL position now (after a commit: at or past its record)."""
+        primary = session.get_bind(clause=text("SELECT 1"))  # the session is pinned there
+        with primary.connect() as connection:
+            return str(connection.execute(text("SELECT pg_current_wal_lsn()")).scalar_one())
 
     def _is_sticky(self, actor: str | None) -> bool:
         return actor is not None and self._sticky.get(actor, float("-inf")) > self._clock()
@@ -173,6 +191,26 @@ def _mark_written(session: Session, _context: Any) -> None:
 def _sticky_after_write(session: Session) -> None:
     if session.info.pop(WROTE_KEY, False):
         session.info[ROUTER_KEY].wrote(_actor(session))
+        session.info[COMMIT_LSN_KEY] = None  # read once the connection is back in the pool
+
+
+def commit_lsn(session: Session) -> str | None:
+    """After a commit that wrote, the primary's WAL position (for ``after_lsn``); else
+    ``None``. Costs one query, on a pooled primary connection, when replicas are set."""
+    if COMMIT_LSN_KEY not in session.info:
+        return None
+    del session.info[COMMIT_LSN_KEY]
+    return session.info[ROUTER_KEY].primary_lsn(session)  # type: ignore[no-any-return]
+
+
+def _replayed(replica: Engine, lsn: str) -> bool:
+    """Whether ``replica`` has replayed the primary's WAL up to ``lsn`` (False if it
+    cannot say: the caller then reads the primary)."""
+    try:
+        with replica.connect() as connection:
+            return bool(connection.execute(REPLAYED_PAST, {"lsn": lsn}).scalar())
+    except SQLAlchemyError:
+        return False
 
 
 def _forget_write(session: Session, transaction: SessionTransaction) -> None:

@@ -13,6 +13,7 @@ work to try again.
 
 from __future__ import annotations
 
+import re
 import uuid
 from types import TracebackType
 from typing import Self
@@ -20,15 +21,17 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import DataLayerError
+from ..errors import DataLayerError, ValidationError
 from .audit_trail import AuditTrail
-from .replicas import PRIMARY_KEY, READ_ONLY_KEY
+from .replicas import AFTER_LSN_KEY, PRIMARY_KEY, READ_ONLY_KEY, commit_lsn
 from .repositories.audit import AuditRepository
 from .repositories.clinical import EncounterRepository, OrderRepository, PrescriptionRepository
 from .repositories.people import PatientRepository, UserRepository
 from .repositories.scheduling import AppointmentRepository
 from .repositories.workflow import AlertRepository, TaskRepository
 from .session import AUDIT_KEY
+
+WAL_POSITION = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
 
 
 class UnitOfWork:
@@ -50,9 +53,16 @@ class UnitOfWork:
         correlation_id: str | None = None,
         clinic_timezone: ZoneInfo,
         read_only: bool = False,
+        after_lsn: str | None = None,
     ) -> None:
         self._session_factory = session_factory
         self.read_only = read_only
+        if after_lsn is not None and not WAL_POSITION.fullmatch(str(after_lsn)):
+            raise ValidationError("after_lsn", "is not a WAL position such as 0/16B3748")
+        self.after_lsn = after_lsn
+        self.commit_lsn: str | None = None
+        """With read replicas: the primary's WAL position after the last commit that
+        wrote; give it as ``after_lsn`` to a later read-only unit of work (any process)."""
         self.actor = actor
         self.correlation_id = correlation_id or uuid.uuid4().hex
         self._clinic_timezone = clinic_timezone
@@ -71,6 +81,7 @@ class UnitOfWork:
         session = self._session_factory()
         session.info[AUDIT_KEY] = AuditTrail(actor=self.actor, correlation_id=self.correlation_id)
         session.info[READ_ONLY_KEY] = self.read_only
+        session.info[AFTER_LSN_KEY] = self.after_lsn
         self._session = session
         self.users = UserRepository(session)
         self.patients = PatientRepository(session)
@@ -110,6 +121,7 @@ class UnitOfWork:
         session.flush()
         session.info[AUDIT_KEY].write(session)
         session.commit()
+        self.commit_lsn = commit_lsn(session) or self.commit_lsn
 
     def rollback(self) -> None:
         """Discard every change since the last commit, including pending audit events."""
