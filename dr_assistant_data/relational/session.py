@@ -3,7 +3,8 @@
 Listeners installed here, once, hold for every write however it is made (a repository
 call, a plain attribute change, a factory in a test):
 
-* ``before_flush`` validates every new and changed row before any SQL is emitted;
+* ``before_flush`` validates every new and changed row before any SQL is emitted, then
+  computes the blind indexes of its encrypted identifiers (``encryption.py``);
 * ``after_flush`` hands the flushed changes to the unit of work's audit trail;
 * ``after_begin`` tags the connection with the unit of work's correlation id for the
   slow-query and failure log lines (``query_log.py``);
@@ -30,6 +31,7 @@ from sqlalchemy.orm import (
 
 from . import rules
 from .base import SoftDeleted
+from .encryption import fill_blind_indexes
 from .query_log import CORRELATION_KEY
 from .translate import translated
 
@@ -55,6 +57,7 @@ def build_session_factory(engine: Engine) -> sessionmaker[Session]:
     off), so entities returned by a unit of work can be used once it has ended."""
     factory = sessionmaker(bind=engine, class_=LayerSession, expire_on_commit=False)
     event.listen(factory, "before_flush", _validate_rows)
+    event.listen(factory, "before_flush", fill_blind_indexes)  # on the validated values
     event.listen(factory, "after_flush", _collect_audit)
     event.listen(factory, "after_begin", _tag_correlation)
     event.listen(factory, "do_orm_execute", _hide_deleted)

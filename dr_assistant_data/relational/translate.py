@@ -126,13 +126,15 @@ def _sqlite_check(message: str) -> str | None:
 
 @functools.cache
 def _columns_by_constraint() -> dict[str, str]:
-    """Constraint and index names of the schema, mapped to their first column."""
+    """Constraint and index names of the schema, mapped to their first column (for a blind
+    index, the encrypted field it indexes)."""
     names: dict[str, str] = {}
     for table in Base.metadata.tables.values():
         for item in [*table.constraints, *table.indexes]:
             columns = list(item.columns) if hasattr(item, "columns") else []
             if isinstance(item.name, str) and columns:
-                names[item.name] = columns[0].name
+                info = getattr(columns[0], "info", {})  # expression indexes have no info
+                names[item.name] = info.get("blind_index_of", columns[0].name)
     return names
 
 

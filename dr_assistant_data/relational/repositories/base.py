@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from ...errors import ConflictError, NotFoundError, ValidationError
 from .. import rules
 from ..base import Entity, SoftDeleted
+from ..encryption import blind_indexes, index_value, keyring_of
 from ..fields import UUIDField
 from ..types import utcnow
 
@@ -169,14 +170,30 @@ class Repository(Generic[M]):
     def _condition(self, key: str, value: Any) -> ColumnElement[bool]:
         if key not in self.filterable:
             raise ValidationError(key, "cannot be filtered on")
-        column = getattr(self.model, key)
         if value is None:
-            return column.is_(None)  # type: ignore[no-any-return]
+            return self._column(key).is_(None)  # type: ignore[no-any-return]
         if isinstance(value, list | tuple | set | frozenset):
             if not value or len(value) > MAX_IDS:
                 raise ValidationError(key, f"must list 1 to {MAX_IDS} values")
-            return column.in_([rules.clean(self.model, key, item) for item in value])  # type: ignore[no-any-return]
-        return column == rules.clean(self.model, key, value)  # type: ignore[no-any-return]
+            return self._column(key).in_([self._comparable(key, item) for item in value])  # type: ignore[no-any-return]
+        return self._equals(key, value)
+
+    def _equals(self, key: str, value: Any) -> ColumnElement[bool]:
+        """``key = value`` for a lookup: the value is required, checked and normalized."""
+        if value is None:
+            raise ValidationError(key, "is required")
+        return self._column(key) == self._comparable(key, value)  # type: ignore[no-any-return]
+
+    def _column(self, key: str) -> Any:
+        """The column compared for ``key``: an encrypted field's blind index."""
+        return getattr(self.model, blind_indexes(self.model).get(key, key))
+
+    def _comparable(self, key: str, value: Any) -> Any:
+        cleaned = rules.clean(self.model, key, value)
+        if key not in blind_indexes(self.model):
+            return cleaned
+        keyring = keyring_of(self.session.get_bind().dialect)
+        return index_value(keyring, self.model, key, cleaned)
 
     def _ordering(self, order_by: str | Sequence[str] | None) -> list[Any]:
         terms = [order_by or self.default_order] if isinstance(order_by, str | None) else order_by

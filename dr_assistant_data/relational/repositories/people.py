@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..fields import ABHA_NUMBER, MRN, USERNAME
+from ..fields import USERNAME
 from ..models import Patient, User
-from .base import Repository
+from .base import Repository, check_page
 
 
 class UserRepository(Repository[User]):
@@ -36,10 +36,23 @@ class PatientRepository(Repository[Patient]):
 
     def find_by_mrn(self, mrn: Any) -> Patient | None:
         """The patient with this medical record number, or ``None``."""
-        value = MRN.clean(mrn, "mrn")
-        return self.session.scalars(select(Patient).where(Patient.mrn == value)).first()
+        return self.session.scalars(select(Patient).where(self._equals("mrn", mrn))).first()
 
     def find_by_abha_id(self, abha_id: Any) -> Patient | None:
-        """The patient with this ABHA number (any usual formatting), or ``None``."""
-        value = ABHA_NUMBER.clean(abha_id, "abha_id")
-        return self.session.scalars(select(Patient).where(Patient.abha_id == value)).first()
+        """The patient with this ABHA number (any usual formatting), or ``None``.
+
+        One indexed query on the blind index: the stored number is encrypted."""
+        statement = select(Patient).where(self._equals("abha_id", abha_id))
+        return self.session.scalars(statement).first()
+
+    def find_by_phone(self, phone: Any, *, limit: int = 50) -> list[Patient]:
+        """Patients with this phone number (any usual formatting; a family may share one),
+        by name. One indexed query on the blind index."""
+        check_page(limit, 0)
+        statement = (
+            select(Patient)
+            .where(self._equals("phone", phone))
+            .order_by(*self._ordering(None))
+            .limit(limit)
+        )
+        return list(self.session.scalars(statement))
