@@ -23,6 +23,7 @@ from sqlalchemy.types import TypeDecorator
 
 from ..errors import DataLayerError
 from ..protection.keyring import Keyring
+from .base import Base
 
 _KEYRING_ATTR = "dr_assistant_keyring"
 INDEX_LENGTH = 64
@@ -104,7 +105,12 @@ def fill_blind_indexes(session: Session, _context: Any, _instances: Any) -> None
                 setattr(row, index_key, index_value(keyring, model, key, getattr(row, key)))
 
 
-def rotate(engine: Engine, models: list[type], batch_size: int = 500) -> int:
+def encrypted_models() -> list[type]:
+    """Every mapped class with an encrypted column."""
+    return [mapper.class_ for mapper in Base.registry.mappers if encrypted_columns(mapper.class_)]
+
+
+def rotate(engine: Engine, batch_size: int = 500) -> int:
     """Re-seal every encrypted value not sealed under the active key and recompute blind
     indexes, ``batch_size`` rows per transaction; returns the rows rewritten.
 
@@ -113,7 +119,7 @@ def rotate(engine: Engine, models: list[type], batch_size: int = 500) -> int:
     """
     keyring = keyring_of(engine.dialect)
     rewritten = 0
-    for model in models:
+    for model in encrypted_models():
         for batch in _batches(engine, model, batch_size):
             with engine.begin() as connection:
                 rewritten += _reseal(connection, keyring, model, batch)

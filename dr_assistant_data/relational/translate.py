@@ -24,6 +24,7 @@ from ..errors import (
     ConflictError,
     DataLayerError,
     DuplicateError,
+    ImmutableRecordError,
     ValidationError,
 )
 from .base import Base
@@ -33,6 +34,8 @@ _R = TypeVar("_R")
 
 OVERLAP = "ex_appointments_doctor_overlap"
 """The exclusion constraint on PostgreSQL and the trigger's message on SQLite."""
+APPEND_ONLY = "audit_events_append_only"
+"""The message of the triggers that refuse changes to the audit trail."""
 
 _SQLITE_FIELD = re.compile(r"(?:UNIQUE|NOT NULL) constraint failed: \w+\.(\w+)")
 _SQLITE_CHECK = re.compile(r"CHECK constraint failed: (\w+)")
@@ -60,6 +63,8 @@ def contract_error(error: Exception) -> DataLayerError:
     """The contract error for a SQLAlchemy / DBAPI exception; its text holds no values."""
     if isinstance(error, StaleDataError):
         return ConflictError("the record was changed by someone else; reload it and retry")
+    if isinstance(error, sa_exc.DBAPIError) and APPEND_ONLY in str(error.orig):
+        return ImmutableRecordError("audit events are append-only")
     if isinstance(error, sa_exc.TimeoutError):
         return BackendUnavailableError("postgres", f"no free connection: {error.args[0]}")
     if isinstance(error, sa_exc.IntegrityError):
