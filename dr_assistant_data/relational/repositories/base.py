@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from ...errors import ConflictError, NotFoundError, ValidationError
 from .. import rules
+from ..audit_trail import trail_of
 from ..base import Entity, SoftDeleted
 from ..encryption import blind_indexes, index_value, keyring_of
 from ..fields import UUIDField
@@ -55,6 +56,9 @@ class Repository(Generic[M]):
 
     def get(self, id: Any) -> M | None:
         """The entity with this id, or ``None`` (also for soft-deleted rows)."""
+        return self._find(id)
+
+    def _find(self, id: Any) -> M | None:
         row = self.session.get(self.model, as_uuid(id))
         return None if row is None or self._is_deleted(row) else row  # type: ignore[return-value]
 
@@ -139,10 +143,16 @@ class Repository(Generic[M]):
     # -- helpers for subclasses --------------------------------------------------------
 
     def _require(self, id: Any) -> M:
-        row = self.get(id)
+        row = self._find(id)
         if row is None:
             raise NotFoundError(f"no {self.model.__tablename__} record with that id")
         return row
+
+    def _audit_chart_read(self, patient_id: uuid.UUID, part: str) -> None:
+        """Record a read of ``part`` of a patient's chart (when reads are audited)."""
+        trail = trail_of(self.session)
+        if trail is not None:
+            trail.record_read("patients", patient_id, part)
 
     def _prepare(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Turn caller input into attribute values (subclasses build child rows here)."""

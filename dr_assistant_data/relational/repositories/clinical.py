@@ -25,10 +25,12 @@ class EncounterRepository(Repository[Encounter]):
     def for_patient(self, patient_id: Any, *, limit: int = 50, offset: int = 0) -> list[Encounter]:
         """The patient's encounters, newest first, with ``.doctor`` loaded: one query."""
         check_page(limit, offset)
+        patient = as_uuid(patient_id, "patient_id")
+        self._audit_chart_read(patient, "encounters")
         statement = (
             select(Encounter)
             .options(joinedload(Encounter.doctor))
-            .where(Encounter.patient_id == as_uuid(patient_id, "patient_id"))
+            .where(Encounter.patient_id == patient)
             .order_by(Encounter.start_time.desc(), Encounter.id)
             .limit(limit)
             .offset(offset)
@@ -81,9 +83,9 @@ class _WithItems(Repository[Any]):
 
     def for_patient(self, patient_id: Any, *, limit: int = 50, offset: int = 0) -> list[Any]:
         """Newest first, with items and doctor loaded: two queries, whatever the history."""
-        return self._timeline(
-            self.model.patient_id, as_uuid(patient_id, "patient_id"), limit, offset
-        )
+        patient = as_uuid(patient_id, "patient_id")
+        self._audit_chart_read(patient, self.model.__tablename__)
+        return self._timeline(self.model.patient_id, patient, limit, offset)
 
     def for_encounter(self, encounter_id: Any, *, limit: int = 50, offset: int = 0) -> list[Any]:
         """Newest first, with items and doctor loaded: two queries."""

@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 
-from ..fields import USERNAME
+from ...errors import DataLayerError, NotFoundError
+from ..audit_trail import trail_of
+from ..fields import USERNAME, Text
 from ..models import Patient, User
-from .base import Repository, check_page
+from ..types import utcnow
+from .base import Repository, as_uuid, check_page
+
+ERASURE_REASON = Text(
+    max_length=64,
+    pattern=re.compile(r"[a-z][a-z0-9_]{2,63}"),
+    expected="a reason code (lower-case letters, digits and '_')",
+    strip=True,
+    nullable=False,
+)
+ERASED: dict[str, Any] = {
+    "first_name": "erased",
+    "last_name": "erased",
+    "mrn": None,
+    "abha_id": None,
+    "phone": None,
+    "email": None,
+    "address": None,
+    "emergency_contact": None,
+}
+"""What an erasure leaves in the fields that identify a patient."""
 
 
 class UserRepository(Repository[User]):
@@ -34,6 +58,13 @@ class PatientRepository(Repository[Patient]):
     )
     default_order = "last_name"
 
+    def get(self, id: Any) -> Patient | None:
+        """The patient with this id, or ``None``; a read of the chart when reads are audited."""
+        patient = self._find(id)
+        if patient is not None:
+            self._audit_chart_read(patient.id, "demographics")
+        return patient
+
     def find_by_mrn(self, mrn: Any) -> Patient | None:
         """The patient with this medical record number, or ``None``."""
         return self.session.scalars(select(Patient).where(self._equals("mrn", mrn))).first()
@@ -56,3 +87,33 @@ class PatientRepository(Repository[Patient]):
             .limit(limit)
         )
         return list(self.session.scalars(statement))
+
+    def purge(self, id: Any, *, reason: Any) -> None:
+        """Erase what identifies a patient, for an erasure the law requires (DPDP Act).
+
+        ``reason`` is a reason code (``"dpdp_erasure_request"``, ``"court_order"``...),
+        never free text; without one nothing happens (``ValidationError("reason")``).
+        Names, identifiers, contact details and address are erased and the birth date
+        kept to its year; the row is soft-deleted. The clinical record (encounters,
+        prescriptions, orders) stays, as medical-record retention requires, linked to the
+        anonymous row. The audit trail records a ``delete`` with the reason code and the
+        names of the fields erased. Works on a soft-deleted patient too.
+        """
+        code = ERASURE_REASON.clean(reason, "reason")
+        patient = self.session.get(
+            Patient, as_uuid(id), execution_options={"include_deleted": True}
+        )
+        if patient is None:
+            raise NotFoundError("no patients record with that id")
+        trail = trail_of(self.session)
+        if trail is None:
+            raise DataLayerError("erasure needs a unit of work")
+        trail.mark_erasure("patients", patient.id, code)
+        for key, value in ERASED.items():
+            setattr(patient, key, value)
+        patient.date_of_birth = date(patient.date_of_birth.year, 1, 1)
+        patient.deleted_at = patient.deleted_at or utcnow()
+        try:
+            self.session.flush()
+        finally:
+            trail.reasons.pop(("patients", str(patient.id)), None)
