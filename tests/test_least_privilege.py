@@ -166,9 +166,9 @@ def tls_server() -> Iterator[tuple[ThrowawayPostgres, Path, Path]]:
 
 
 def connection_uses_tls(url: str, **ssl: object) -> bool:
-    with DataLayer(settings_for(url, **ssl)) as layer, layer.engine.connect() as connection:
+    with DataLayer(settings_for(url, **ssl)) as layer, layer.unit_of_work() as uow:
         return bool(
-            connection.scalar(text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))
+            uow.session.scalar(text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))
         )
 
 
