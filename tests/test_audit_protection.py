@@ -10,6 +10,7 @@ import os
 import pytest
 from conftest import patient_fields, settings_for
 from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import InternalError
 
 from dr_assistant_data import DataLayer, Settings
 from dr_assistant_data.cli.main import main
@@ -103,9 +104,11 @@ def test_the_database_refuses_to_change_or_remove_audit_events(dl, statement):
 
 def test_the_database_refuses_to_truncate_audit_events(dl):
     create_patients(dl, 1)
-    with pytest.raises(Exception, match="audit_events_append_only"):
-        with dl.engine.begin() as connection:
-            connection.execute(text("TRUNCATE audit_events"))
+    with (
+        pytest.raises(InternalError, match="audit_events_append_only"),
+        dl.engine.begin() as connection,
+    ):
+        connection.execute(text("TRUNCATE audit_events"))
     assert audit_count(dl) == 1
 
 

@@ -125,9 +125,12 @@ def test_a_value_sealed_under_a_key_no_longer_configured_is_an_error_without_the
 ):
     with layer_with(database_url, f"k1:{K1}") as old:
         patient = create(old)
-    with layer_with(database_url, f"k2:{K2}") as new:
-        with pytest.raises(DecryptionError) as raised, new.unit_of_work(actor="t") as uow:
-            uow.patients.get(patient.id)
+    with (
+        layer_with(database_url, f"k2:{K2}") as new,
+        pytest.raises(DecryptionError) as raised,
+        new.unit_of_work(actor="t") as uow,
+    ):
+        uow.patients.get(patient.id)
     assert "k1" in str(raised.value)
     assert "7777" not in str(raised.value)
 
