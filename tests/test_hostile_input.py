@@ -123,7 +123,11 @@ def test_paging_refuses_anything_but_small_whole_numbers(seeded, limit, offset):
     result = refused_or_result(
         seeded, lambda uow: uow.patients.list(limit=limit, offset=offset), {"limit", "offset"}
     )
-    assert result is None
+    if result is not None:
+        assert type(limit) is int
+        assert 1 <= limit <= 500
+        assert type(offset) is int
+        assert offset >= 0
 
 
 @HOSTILE
@@ -204,4 +208,16 @@ def test_json_fields_refuse_operators_nesting_and_bad_text(dl, field, value):
     if created is None:
         return
     with dl.unit_of_work(actor="fuzz") as uow:
-        assert getattr(uow.patients.get(created.id), field) == getattr(created, field)
+        stored = getattr(uow.patients.get(created.id), field)
+    assert as_floats(stored) == as_floats(getattr(created, field))
+
+
+def as_floats(value: Any) -> Any:
+    """JSON with every number as a float: JSONB stores 1e16 and 10000000000000000 alike."""
+    if isinstance(value, dict):
+        return {key: as_floats(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_floats(item) for item in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return value
