@@ -18,8 +18,8 @@ from .errors import (
     ValidationError,
 )
 from .layer import DataLayer
-from .relational.unit_of_work import UnitOfWork
 from .settings import Settings
+from .unit_of_work import UnitOfWork
 
 __all__ = [
     "BackendUnavailableError",

@@ -5,13 +5,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from .cache import CacheService, CacheStore, SessionStore
+from .cache import invalidation as cache_invalidation
+from .documents.store import DocumentStore
+from .documents.sweep import DEFAULT_GRACE, SweepReport, sweep
 from .errors import DataLayerError
+from .migrations import documents as document_migrations
 from .migrations import relational as relational_migrations
 from .relational import audit_trail, encryption
 from .relational.audit_trail import ChainReport
@@ -19,8 +25,8 @@ from .relational.engine import build_engine
 from .relational.pool import pool_state
 from .relational.session import build_session_factory
 from .relational.translate import translated
-from .relational.unit_of_work import UnitOfWork
 from .settings import Settings
+from .unit_of_work import UnitOfWork
 
 HealthReport = dict[str, dict[str, Any]]
 
@@ -36,6 +42,8 @@ class DataLayer:
         self._lock = threading.RLock()
         self._engine: Engine | None = None
         self._session_factory: sessionmaker[Session] | None = None
+        self._documents: DocumentStore | None = None
+        self._cache_store: CacheStore | None = None
         self._closed = False
 
     @property
@@ -51,7 +59,18 @@ class DataLayer:
                     raise DataLayerError("this DataLayer is closed")
                 self._engine = engine
                 self._session_factory = build_session_factory(engine)
+                cache_invalidation.install(self._session_factory, self._cache())
             return self._engine
+
+    @property
+    def documents(self) -> DocumentStore:
+        """The document store (MongoDB); connects on first use."""
+        with self._lock:
+            if self._closed:
+                raise DataLayerError("this DataLayer is closed")
+            if self._documents is None:
+                self._documents = DocumentStore(self.settings)
+            return self._documents
 
     @property
     def session_factory(self) -> sessionmaker[Session]:
@@ -59,6 +78,33 @@ class DataLayer:
         self.engine  # noqa: B018 - builds the factory with the engine
         assert self._session_factory is not None
         return self._session_factory
+
+    @property
+    def cache_store(self) -> CacheStore:
+        """The Redis (or ``memory://``) cache component; connects on first use."""
+        with self._lock:
+            if self._closed:
+                raise DataLayerError("this DataLayer is closed")
+            return self._cache()
+
+    @property
+    def cache(self) -> CacheService:
+        """The general cache service (see ``cache/service.py``)."""
+        return CacheService(self.cache_store)
+
+    @property
+    def sessions(self) -> SessionStore:
+        """The auth service's login sessions (see ``cache/sessions.py``)."""
+        return SessionStore(self.cache_store)
+
+    def cache_stats(self) -> dict[str, dict[str, int]]:
+        """Hits, misses, loads, invalidations and errors per cache region."""
+        return self.cache_store.stats.snapshot()
+
+    def _cache(self) -> CacheStore:
+        if self._cache_store is None:
+            self._cache_store = CacheStore(self.settings)
+        return self._cache_store
 
     def unit_of_work(
         self, actor: str | None = None, *, correlation_id: str | None = None
@@ -72,6 +118,7 @@ class DataLayer:
         """
         return UnitOfWork(
             self.session_factory,
+            self.documents,
             actor=(actor or "").strip() or None,
             correlation_id=correlation_id,
             clinic_timezone=self._clinic_timezone,
@@ -90,9 +137,20 @@ class DataLayer:
         return translated(encryption.rotate)(self.engine, batch_size)
 
     def migrate(self) -> None:
-        """Bring the relational schema to the newest revision. Idempotent; concurrent
-        callers wait for each other (advisory lock) and each revision runs once."""
+        """Bring the relational schema, then the document store, to the newest revision.
+        Idempotent; concurrent callers wait for each other (an advisory lock, a lock
+        document) and each revision runs once."""
         relational_migrations.upgrade(self.engine)
+        document_migrations.upgrade(self.documents)
+
+    def document_migration_status(self) -> list[document_migrations.Applied]:
+        """Every document-store migration, with when it was applied (``None``: pending)."""
+        return document_migrations.status(self.documents)
+
+    def sweep_documents(self, grace: timedelta = DEFAULT_GRACE) -> SweepReport:
+        """Settle documents of units of work that died between the two stores (older than
+        ``grace``) and remove expired audio. Run it periodically (a worker, cron)."""
+        return sweep(self.documents, self.engine, grace)
 
     def downgrade(self, revision: str) -> None:
         """Take the relational schema back to ``revision`` (``"base"``: empty)."""
@@ -112,16 +170,22 @@ class DataLayer:
         return {
             "postgres": _probe(translated(self._ping_database)),
             "mongodb": _probe(self._ping_mongodb),
-            "redis": _probe(self._ping_redis),
+            "redis": _probe(lambda: self.cache_store.health()),
         }
 
     def close(self) -> None:
         """Release every pooled connection. Idempotent, and safe in a signal handler."""
         with self._lock:
             engine, self._engine, self._session_factory = self._engine, None, None
+            documents, self._documents = self._documents, None
+            cache_store, self._cache_store = self._cache_store, None
             self._closed = True
         if engine is not None:
             engine.dispose()
+        if documents is not None:
+            documents.close()
+        if cache_store is not None:
+            cache_store.close()
 
     def __enter__(self) -> DataLayer:
         return self
@@ -139,34 +203,7 @@ class DataLayer:
         }
 
     def _ping_mongodb(self) -> dict[str, Any]:
-        uri = self.settings.mongodb_uri
-        if uri.startswith("mongomock://"):
-            return {"embedded": True}
-        from pymongo import MongoClient
-
-        client: MongoClient[Any] = MongoClient(
-            uri, serverSelectionTimeoutMS=self.settings.mongodb_timeout_ms, connect=True
-        )
-        try:
-            client.admin.command("ping")
-        finally:
-            client.close()
-        return {"embedded": False}
-
-    def _ping_redis(self) -> dict[str, Any]:
-        if self.settings.redis_url.startswith("memory://"):
-            return {"embedded": True}
-        import redis
-
-        timeout = self.settings.db_connect_timeout
-        client = redis.Redis.from_url(
-            self.settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        try:
-            client.ping()
-        finally:
-            client.close()
-        return {"embedded": False}
+        return self.documents.health()
 
 
 def _probe(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:

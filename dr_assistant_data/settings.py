@@ -35,17 +35,29 @@ VARIABLES = {
     "db_pool_recycle": "DB_POOL_IDLE_TIMEOUT",
     "db_statement_timeout_ms": "DB_STATEMENT_TIMEOUT",
     "db_slow_query_ms": "DB_SLOW_QUERY_MS",
+    "redis_socket_timeout": "REDIS_SOCKET_TIMEOUT",
+    "cache_lock_timeout": "CACHE_LOCK_TIMEOUT",
+    "cache_breaker_backoff": "CACHE_BREAKER_BACKOFF",
+    "cache_ttl_entity": "CACHE_TTL_ENTITY",
+    "cache_ttl_schedule": "CACHE_TTL_SCHEDULE",
+    "cache_ttl_timeline": "CACHE_TTL_TIMELINE",
+    "cache_ttl_count": "CACHE_TTL_COUNT",
 }
 """The environment variable behind each range-checked field, for error messages."""
+
+CACHE_TTLS = ("cache_ttl_entity", "cache_ttl_schedule", "cache_ttl_timeline", "cache_ttl_count")
+"""Seconds each cache region keeps a value (``CACHE_TTL_*``, seconds)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the layer needs to reach its three stores.
 
-    Durations are seconds unless the name ends in ``_ms``. Every field has a default that
-    works against local servers with trust authentication (``compose.yaml`` sets a
-    password: use the ``DATABASE_URL`` its header gives).
+    Durations are seconds unless the name ends in ``_ms``; the environment gives
+    ``REDIS_SOCKET_TIMEOUT``, ``CACHE_LOCK_TIMEOUT`` and ``CACHE_BREAKER_BACKOFF`` in
+    milliseconds, ``CACHE_TTL_*`` in seconds. Every field has a default that works against
+    local servers with trust authentication (``compose.yaml`` sets a password: use the
+    ``DATABASE_URL`` its header gives).
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -64,6 +76,13 @@ class Settings:
     db_ssl_reject_unauthorized: bool = True
     mongodb_timeout_ms: int = 5_000
     mongodb_pool_size: int = 10
+    redis_socket_timeout: float = 0.25
+    cache_lock_timeout: float = 5.0
+    cache_breaker_backoff: float = 2.0
+    cache_ttl_entity: float = 300.0
+    cache_ttl_schedule: float = 60.0
+    cache_ttl_timeline: float = 120.0
+    cache_ttl_count: float = 30.0
     db_ssl_root_cert: str | None = None
     audit_reads: bool = False
     data_encryption_keys: str = ""
@@ -90,7 +109,18 @@ class Settings:
         for name in ("db_pool_size", "mongodb_pool_size"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(VARIABLES[name], "must be at least 1")
-        for name in ("db_pool_timeout", "db_connect_timeout", "db_pool_recycle"):
+        for name in (
+            "db_pool_timeout",
+            "db_connect_timeout",
+            "db_pool_recycle",
+            "redis_socket_timeout",
+            "cache_lock_timeout",
+            "cache_breaker_backoff",
+            "cache_ttl_entity",
+            "cache_ttl_schedule",
+            "cache_ttl_timeline",
+            "cache_ttl_count",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(VARIABLES[name], "must be positive")
         for name in ("db_statement_timeout_ms", "db_slow_query_ms"):
@@ -154,6 +184,10 @@ class Settings:
             ),
             "mongodb_timeout_ms": env.number("MONGODB_TIMEOUT", int, cls.mongodb_timeout_ms),
             "mongodb_pool_size": env.number("MONGODB_POOL_SIZE", int, cls.mongodb_pool_size),
+            "redis_socket_timeout": env.millis("REDIS_SOCKET_TIMEOUT", cls.redis_socket_timeout),
+            "cache_lock_timeout": env.millis("CACHE_LOCK_TIMEOUT", cls.cache_lock_timeout),
+            "cache_breaker_backoff": env.millis("CACHE_BREAKER_BACKOFF", cls.cache_breaker_backoff),
+            **{name: env.number(VARIABLES[name], float, getattr(cls, name)) for name in CACHE_TTLS},
             "db_ssl_root_cert": env.text("DB_SSL_ROOT_CERT", "") or None,
             "audit_reads": env.flag("AUDIT_READS", cls.audit_reads),
             "data_encryption_keys": env.text("DATA_ENCRYPTION_KEYS", ""),

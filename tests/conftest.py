@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import pytest
+import redis
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from dr_assistant_data import DataLayer, Settings
+from dr_assistant_data.cache.store import delete_matching
 from dr_assistant_data.relational.base import Base
 
 pytest_plugins = ("throwaway_postgres",)  # a server of the tests' own, for fault tests
@@ -63,8 +65,23 @@ def patient_fields(**overrides: object) -> dict[str, object]:
     }
 
 
+CACHE_PREFIX = f"dr_assistant_test:{uuid.uuid4().hex[:10]}:"
+"""This run's Redis keys (Redis at 6379 is shared: never FLUSHDB, delete only these)."""
+
+
 def settings_for(url: str, **overrides: object) -> Settings:
+    """Test settings: the given database, and an in-memory document store of its own."""
+    overrides.setdefault("mongodb_uri", f"mongomock://localhost/test_{uuid.uuid4().hex[:10]}")
+    overrides.setdefault("cache_prefix", CACHE_PREFIX)
     return Settings(database_url=url, environment="test", **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_redis_keys_removed() -> Iterator[None]:
+    yield
+    client = redis.Redis.from_url(Settings().redis_url)
+    delete_matching(client, CACHE_PREFIX + "*")
+    client.close()
 
 
 @pytest.fixture(scope="session")
@@ -90,6 +107,41 @@ def dl(migrated_layer: DataLayer) -> Iterator[DataLayer]:
         # as a superuser may: the audit trail's append-only triggers stay out of the way
         connection.execute(text("SET LOCAL session_replication_role = replica"))
         connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+
+
+@pytest.fixture
+def layer(dl: DataLayer, database_url: str) -> Iterator[DataLayer]:
+    """A layer on the test database with a fresh, migrated in-memory document store."""
+    fresh = DataLayer(settings_for(database_url))
+    fresh.migrate()
+    yield fresh
+    fresh.close()
+
+
+@dataclass(frozen=True)
+class Visit:
+    """The relational rows a clinical note refers to, committed."""
+
+    encounter_id: uuid.UUID
+    patient_id: uuid.UUID
+    doctor_id: uuid.UUID
+
+    @property
+    def ids(self) -> dict[str, uuid.UUID]:
+        return {
+            "encounter_id": self.encounter_id,
+            "patient_id": self.patient_id,
+            "doctor_id": self.doctor_id,
+        }
+
+
+@pytest.fixture
+def visit(layer: DataLayer) -> Visit:
+    from dr_assistant_data.testing import EncounterFactory, bind_factories
+
+    with layer.unit_of_work(actor="test") as uow, bind_factories(uow):
+        encounter = EncounterFactory()
+    return Visit(encounter.id, encounter.patient_id, encounter.doctor_id)
 
 
 @dataclass

@@ -83,6 +83,15 @@ def test_demo_prints_the_schedule_in_time_order_and_the_prescription_items(tmp_p
         assert item in out
 
 
+def test_demo_shows_the_note_signed_then_amended_with_its_history(tmp_path, capsys):
+    assert main(["demo", "--database", str(tmp_path / "clinic.sqlite3")]) == 0
+
+    out = capsys.readouterr().out
+    assert "Clinical note [amended, version 4]" in out
+    assert out.index("v3 signed") < out.index("v4 amended")
+    assert "four weeks" in out.split("v3 signed")[1].split("v4 amended")[0]
+
+
 def test_demo_runs_as_the_installed_console_script(tmp_path):
     script = shutil.which("dr-assistant-data")
     command = [script] if script else [sys.executable, "-m", "dr_assistant_data.cli.main"]
@@ -116,6 +125,24 @@ def test_migrate_then_status_reports_no_pending_revisions(pg_url, capsys):
 
     assert main(["status"]) == 0
     assert "pending:  none" in capsys.readouterr().out
+
+
+def test_migrate_applies_and_lists_the_document_migrations(pg_url, capsys):
+    assert main(["migrate"]) == 0
+
+    out = capsys.readouterr().out
+    assert "documents:\n  database: dr_assistant_cli (in memory)" in out
+    for name in ("m0001_indexes", "m0002_note_text_index"):
+        line = next(line for line in out.splitlines() if name in line)
+        assert "applied" in line
+
+
+def test_sweep_documents_reports_what_it_settled(pg_url, capsys):
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
+
+    assert main(["sweep-documents", "--grace-minutes", "5"]) == 0
+    assert capsys.readouterr().out.strip() == "finalized 0, undone 0, expired audio removed 0"
 
 
 def test_downgrade_to_base_leaves_the_schema_empty(pg_url, capsys):

@@ -203,7 +203,7 @@ def test_an_engine_not_built_by_the_layer_cannot_seal(database_url):
 
 def test_the_encryption_revision_seals_existing_plaintext_rows():
     with scratch_database("dr_assistant_enc") as url, layer_with(url, f"k1:{K1}") as layer:
-        relational_migrations.upgrade(layer.engine, "0001")
+        relational_migrations.upgrade(layer.engine, "0002")
         patient_id = uuid.uuid4()
         with layer.engine.begin() as connection:
             connection.execute(
@@ -222,5 +222,5 @@ def test_the_encryption_revision_seals_existing_plaintext_rows():
         assert row["email"] == "None"
         with layer.unit_of_work(actor="test") as uow:
             assert uow.patients.find_by_abha_id("91-7777-8888-9999").phone == "+919877700001"
-        layer.downgrade("0001")
+        layer.downgrade("0002")
         assert stored(layer, patient_id)["abha_id"] == "91-7777-8888-9999"

@@ -133,7 +133,12 @@ def test_parallel_migrate_commands_all_succeed_and_apply_the_schema_once(pg_url)
         deploys = [
             subprocess.Popen(
                 [sys.executable, "-m", "dr_assistant_data.cli.main", "migrate"],
-                env={**os.environ, "DATABASE_URL": pg_url, "REDIS_URL": "memory://"},
+                env={
+                    **os.environ,
+                    "DATABASE_URL": pg_url,
+                    "MONGODB_URI": "mongomock://localhost/dr_assistant_deploy",
+                    "REDIS_URL": "memory://",
+                },
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,

@@ -132,3 +132,27 @@ def test_range_errors_name_the_environment_variable():
     with pytest.raises(ConfigurationError) as raised:
         Settings.from_env({"DB_POOL_IDLE_TIMEOUT": "-1"})
     assert raised.value.variable == "DB_POOL_IDLE_TIMEOUT"
+
+
+def test_cache_settings_come_from_their_variables():
+    settings = Settings.from_env(
+        {
+            "REDIS_SOCKET_TIMEOUT": "150",
+            "CACHE_LOCK_TIMEOUT": "2500",
+            "CACHE_BREAKER_BACKOFF": "1000",
+            "CACHE_TTL_ENTITY": "600",
+            "CACHE_TTL_SCHEDULE": "30",
+            "REDIS_KEY_PREFIX": "clinic7:",
+        }
+    )
+    assert (settings.redis_socket_timeout, settings.cache_lock_timeout) == (0.15, 2.5)
+    assert settings.cache_breaker_backoff == 1.0
+    assert (settings.cache_ttl_entity, settings.cache_ttl_schedule) == (600.0, 30.0)
+    assert settings.cache_prefix == "clinic7:"
+
+
+@pytest.mark.parametrize("variable", ["CACHE_TTL_COUNT", "REDIS_SOCKET_TIMEOUT"])
+def test_a_cache_setting_that_is_not_a_positive_number_names_its_variable(variable):
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({variable: "-5"})
+    assert raised.value.variable == variable

@@ -83,6 +83,7 @@ class Clinic:
     doctor_id: uuid.UUID
     nurse_id: uuid.UUID
     patient_ids: tuple[uuid.UUID, ...]
+    encounter_id: uuid.UUID
 
 
 def build_clinic(uow: UnitOfWork, today: date) -> Clinic:
@@ -195,6 +196,7 @@ def build_clinic(uow: UnitOfWork, today: date) -> Clinic:
         doctor_id=doctor.id,
         nurse_id=nurse.id,
         patient_ids=tuple(patient.id for patient in patients),
+        encounter_id=encounter.id,
     )
 
 

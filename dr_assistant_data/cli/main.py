@@ -15,7 +15,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,6 +24,8 @@ from ..errors import ConfigurationError, DataLayerError
 from ..health import failing_required
 from ..layer import DataLayer
 from ..settings import Settings
+from .cache_demo import describe_caching
+from .charting import chart_note, describe_note
 from .clinic import build_clinic, describe_clinic
 
 Command = Callable[[DataLayer, argparse.Namespace], int]
@@ -73,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     downgrade = command("downgrade", _downgrade, "take the schema back to a revision")
     downgrade.add_argument("revision", metavar="REV", help="a revision id, or 'base'")
     command("status", _status, "show the applied, newest and pending revisions")
+    sweep = command(
+        "sweep-documents",
+        _sweep_documents,
+        "settle documents left by interrupted units of work; remove expired audio",
+    )
+    sweep.add_argument(
+        "--grace-minutes", type=float, default=15.0, help="leave younger units alone"
+    )
     command("check", _check, "compare the models with the live schema")
     command("health", _health, "probe every store, print JSON; exit 1 if a required one is down")
     command("seed", _seed, "add a demo clinic to the configured database")
@@ -99,7 +109,7 @@ def _demo_settings(args: argparse.Namespace) -> Settings:
 
 
 def _demo(dl: DataLayer, _args: argparse.Namespace) -> int:
-    return _build_and_show_clinic(dl)
+    return _build_and_show_clinic(dl, show_caching=True)
 
 
 def _seed(dl: DataLayer, _args: argparse.Namespace) -> int:
@@ -110,15 +120,19 @@ def _seed(dl: DataLayer, _args: argparse.Namespace) -> int:
     return _build_and_show_clinic(dl)
 
 
-def _build_and_show_clinic(dl: DataLayer) -> int:
+def _build_and_show_clinic(dl: DataLayer, *, show_caching: bool = False) -> int:
     """Migrate, build the clinic in one unit of work, read it back in another."""
     dl.migrate()
     today = datetime.now(ZoneInfo(dl.settings.clinic_timezone)).date()
     with dl.unit_of_work(actor="demo") as uow:
         clinic = build_clinic(uow, today)
+    caching = ["", *describe_caching(dl, clinic, today)] if show_caching else []
+    note_id = chart_note(dl, clinic)
     with dl.unit_of_work(actor="demo") as uow:
         lines = describe_clinic(uow, clinic, today)
-    print("", *lines, sep="\n")
+        doctor = uow.users.get(clinic.doctor_id)
+        lines += ["", *describe_note(uow, note_id, doctor.full_name if doctor else "")]
+    print("", *lines, *caching, sep="\n")
     return 0
 
 
@@ -133,7 +147,7 @@ def _downgrade(dl: DataLayer, args: argparse.Namespace) -> int:
 
 
 def _status(dl: DataLayer, _args: argparse.Namespace) -> int:
-    """One section per store: where it is, then its current, head and pending revisions."""
+    """One section per store: where it is, then its applied and pending migrations."""
     status = dl.migration_status()
     _print_section(
         "relational",
@@ -141,6 +155,26 @@ def _status(dl: DataLayer, _args: argparse.Namespace) -> int:
         current=", ".join(status.current) or "none (empty schema)",
         head=status.head or "none",
         pending=", ".join(status.pending) or "none",
+    )
+    documents = dl.documents
+    _print_section(
+        "documents",
+        database=documents.database_name + (" (in memory)" if documents.embedded else ""),
+        **{
+            migration.name: f"applied {migration.applied_at:%Y-%m-%d %H:%M:%S}"
+            if migration.applied_at
+            else "pending"
+            for migration in dl.document_migration_status()
+        },
+    )
+    return 0
+
+
+def _sweep_documents(dl: DataLayer, args: argparse.Namespace) -> int:
+    report = dl.sweep_documents(timedelta(minutes=args.grace_minutes))
+    print(
+        f"finalized {report.finalized}, undone {report.undone}, "
+        f"expired audio removed {report.expired_audio}"
     )
     return 0
 

@@ -7,7 +7,7 @@ leaves no audit row behind, a commit never lacks one. Only field names are recor
 Rows are chained: ``row_hash = sha256(prev_hash + canonical row)``, in ``seq`` order. The
 writer takes a transaction-scoped advisory lock on PostgreSQL for the few statements that
 extend the chain, so concurrent commits cannot fork it. The database refuses to change or
-remove a row (revision 0003); :func:`verify` finds the first broken link if someone with
+remove a row (revision 0004); :func:`verify` finds the first broken link if someone with
 the power to bypass that did.
 
 A trail whose ``actor_required`` is set (production) refuses any write without an actor
@@ -107,6 +107,13 @@ class AuditTrail:
             self._add("delete" if deleted else "update", row, changed, now)
         for row in session.deleted:
             self._add("delete", row, [], now)
+
+    def record(
+        self, action: str, entity_type: str, entity_id: str, fields: tuple[str, ...]
+    ) -> None:
+        """Add an event for a write the session does not flush (a document, say)."""
+        self.check_actor()
+        self.changes.append(Change(action, entity_type, entity_id, tuple(sorted(fields)), utcnow()))
 
     def _add(self, action: str, row: object, fields: list[str], now: datetime) -> None:
         if isinstance(row, AuditEvent):

@@ -63,9 +63,18 @@ def keyring_of(dialect: Dialect) -> Keyring:
     return keyring
 
 
+def session_keyring(session: Session | None) -> Keyring:
+    """The keyring of the engine ``session`` is bound to (for stores that must seal values
+    the same way: ``keyring.seal(value, context)`` / ``keyring.open(token, context)``)."""
+    if session is None:
+        raise DataLayerError("sealing a value needs a session bound to the layer's engine")
+    return keyring_of(session.get_bind().dialect)
+
+
 @functools.cache
 def encrypted_columns(model: type) -> dict[str, str]:
-    """Encrypted attributes of ``model``, each mapped to its encryption context."""
+    """Encrypted attributes of ``model``, each mapped to its encryption context: what
+    another store (the cache) must seal before holding a row of ``model``."""
     return {
         attr.key: attr.columns[0].type.context
         for attr in sa_inspect(model).column_attrs
@@ -96,7 +105,7 @@ def fill_blind_indexes(session: Session, _context: Any, _instances: Any) -> None
     rows = [*session.new, *session.dirty]
     if not rows:
         return
-    keyring = keyring_of(session.get_bind().dialect)
+    keyring = session_keyring(session)
     for row in rows:
         model = type(row)
         state = sa_inspect(row)

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm.exc import StaleDataError
 
+from ..boundary import boundary
 from ..errors import (
     BackendUnavailableError,
     ConflictError,
@@ -29,9 +28,6 @@ from ..errors import (
 )
 from .base import Base
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
 OVERLAP = "ex_appointments_doctor_overlap"
 """The exclusion constraint on PostgreSQL and the trigger's message on SQLite."""
 APPEND_ONLY = "audit_events_append_only"
@@ -39,24 +35,6 @@ APPEND_ONLY = "audit_events_append_only"
 
 _SQLITE_FIELD = re.compile(r"(?:UNIQUE|NOT NULL) constraint failed: \w+\.(\w+)")
 _SQLITE_CHECK = re.compile(r"CHECK constraint failed: (\w+)")
-
-
-def translated(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Wrap ``fn`` so that only contract errors leave it."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return fn(*args, **kwargs)
-        except DataLayerError:
-            raise
-        except (sa_exc.DBAPIError, sa_exc.StatementError, sa_exc.TimeoutError) as error:
-            mapped = contract_error(error)
-        except (StaleDataError, sa_exc.PendingRollbackError) as error:
-            mapped = contract_error(error)
-        raise mapped
-
-    return wrapper
 
 
 def contract_error(error: Exception) -> DataLayerError:
@@ -81,6 +59,19 @@ def contract_error(error: Exception) -> DataLayerError:
             "this unit of work failed earlier and was rolled back; start a new one"
         )
     return DataLayerError(f"relational store error ({type(error).__name__})")
+
+
+translated = boundary(
+    (
+        sa_exc.DBAPIError,
+        sa_exc.StatementError,
+        sa_exc.TimeoutError,
+        StaleDataError,
+        sa_exc.PendingRollbackError,
+    ),
+    contract_error,
+)
+"""Wrap a function so that only contract errors leave it."""
 
 
 def _integrity_error(error: sa_exc.IntegrityError) -> DataLayerError:

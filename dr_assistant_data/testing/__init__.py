@@ -5,12 +5,14 @@ table written by callers, bound to a unit of work.
 
     with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
         patient = PatientFactory(allergies=["penicillin"])
+        note = ClinicalNoteFactory()  # with its own encounter, patient and doctor
 
 The binding lives in a context variable, so each thread (and each asyncio task) has its own
 and parallel tests never write into each other's session. Factories flush through the
 layer's session, so the layer's validation and audit rules apply to them too.
 """
 
+from .documents import ClinicalNoteFactory, VoiceRecordingFactory
 from .factories import (
     AlertFactory,
     AppointmentFactory,
@@ -30,6 +32,7 @@ from .factories import (
 __all__ = [
     "AlertFactory",
     "AppointmentFactory",
+    "ClinicalNoteFactory",
     "DoctorFactory",
     "EncounterFactory",
     "NurseFactory",
@@ -40,5 +43,6 @@ __all__ = [
     "PrescriptionItemFactory",
     "TaskFactory",
     "UserFactory",
+    "VoiceRecordingFactory",
     "bind_factories",
 ]

@@ -28,6 +28,7 @@ from ..relational.models import (
 from ..relational.unit_of_work import UnitOfWork
 
 _session: ContextVar[Session | None] = ContextVar("dr_assistant_factory_session", default=None)
+_unit: ContextVar[UnitOfWork | None] = ContextVar("dr_assistant_factory_unit", default=None)
 
 CLINIC_TIMEZONE = ZoneInfo("Asia/Kolkata")
 
@@ -45,10 +46,20 @@ def bind_factories(target: UnitOfWork | Session) -> Iterator[Session]:
     thread or task, until the block ends."""
     session = target.session if isinstance(target, UnitOfWork) else target
     token = _session.set(session)
+    unit_token = _unit.set(target if isinstance(target, UnitOfWork) else None)
     try:
         yield session
     finally:
+        _unit.reset(unit_token)
         _session.reset(token)
+
+
+def current_unit() -> UnitOfWork:
+    """The unit of work the factories are bound to (document factories need one)."""
+    unit = _unit.get()
+    if unit is None:
+        raise DataLayerError("document factories need 'with bind_factories(uow):'")
+    return unit
 
 
 def _current_session() -> Session:

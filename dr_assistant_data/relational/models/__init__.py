@@ -2,6 +2,7 @@
 
 from .audit import AuditEvent
 from .clinical import Encounter, Order, OrderItem, Prescription, PrescriptionItem
+from .document_commits import DocumentCommit
 from .people import Patient, User
 from .scheduling import Appointment
 from .workflow import Alert, Task
@@ -10,6 +11,7 @@ __all__ = [
     "Alert",
     "Appointment",
     "AuditEvent",
+    "DocumentCommit",
     "Encounter",
     "Order",
     "OrderItem",

@@ -16,11 +16,12 @@ from typing import Any, ClassVar, Generic, TypeVar
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
+from ...cache import reads as cache_reads
 from ...errors import ConflictError, NotFoundError, ValidationError
 from .. import rules
 from ..audit_trail import trail_of
 from ..base import Entity, SoftDeleted
-from ..encryption import blind_indexes, index_value, keyring_of
+from ..encryption import blind_indexes, index_value, session_keyring
 from ..fields import UUIDField
 from ..types import utcnow
 
@@ -48,6 +49,8 @@ class Repository(Generic[M]):
     filterable: ClassVar[frozenset[str]] = frozenset()
     sortable: ClassVar[frozenset[str]] = frozenset({"created_at", "updated_at"})
     default_order: ClassVar[str] = "-created_at"
+    cached: ClassVar[bool] = False
+    """``get`` and ``get_many`` go through the cache (see ``cache/reads.py``)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -59,7 +62,13 @@ class Repository(Generic[M]):
         return self._find(id)
 
     def _find(self, id: Any) -> M | None:
-        row = self.session.get(self.model, as_uuid(id))
+        key = as_uuid(id)
+        if self.cached:
+            return cache_reads.entity(self.session, self.model, key, self._load)  # type: ignore[return-value]
+        return self._load(key)
+
+    def _load(self, key: uuid.UUID) -> M | None:
+        row = self.session.get(self.model, key)
         return None if row is None or self._is_deleted(row) else row  # type: ignore[return-value]
 
     def get_many(self, ids: Iterable[Any]) -> list[M]:
@@ -69,12 +78,13 @@ class Repository(Generic[M]):
             raise ValidationError("ids", f"must name at most {MAX_IDS} records")
         if not wanted:
             return []
-        found = {
-            row.id: row
-            for row in self.session.scalars(
-                select(self.model).where(self.model.id.in_(set(wanted)))
-            )
-        }
+        if self.cached:
+            return cache_reads.entities(self.session, self.model, wanted, self._load_many)  # type: ignore[arg-type]
+        return self._load_many(wanted)
+
+    def _load_many(self, wanted: list[uuid.UUID]) -> list[M]:
+        statement = select(self.model).where(self.model.id.in_(set(wanted)))
+        found = {row.id: row for row in self.session.scalars(statement)}
         return [found[key] for key in wanted if key in found]  # type: ignore[misc]
 
     def list(
@@ -202,8 +212,7 @@ class Repository(Generic[M]):
         cleaned = rules.clean(self.model, key, value)
         if key not in blind_indexes(self.model):
             return cleaned
-        keyring = keyring_of(self.session.get_bind().dialect)
-        return index_value(keyring, self.model, key, cleaned)
+        return index_value(session_keyring(self.session), self.model, key, cleaned)
 
     def _ordering(self, order_by: str | Sequence[str] | None) -> list[Any]:
         terms = [order_by or self.default_order] if isinstance(order_by, str | None) else order_by

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
+from ...cache import reads as cache_reads
 from ...errors import ValidationError
 from ..models import Encounter, Order, OrderItem, Prescription, PrescriptionItem
 from .base import Repository, as_uuid, check_page
@@ -23,19 +24,17 @@ class EncounterRepository(Repository[Encounter]):
     default_order = "-start_time"
 
     def for_patient(self, patient_id: Any, *, limit: int = 50, offset: int = 0) -> list[Encounter]:
-        """The patient's encounters, newest first, with ``.doctor`` loaded: one query."""
+        """The patient's encounters, newest first, with ``.doctor`` loaded: at most two
+        queries, none when cached (the newest 50 are cached, see ``cache/reads.py``)."""
         check_page(limit, offset)
         patient = as_uuid(patient_id, "patient_id")
         self._audit_chart_read(patient, "encounters")
         statement = (
             select(Encounter)
-            .options(joinedload(Encounter.doctor))
             .where(Encounter.patient_id == patient)
             .order_by(Encounter.start_time.desc(), Encounter.id)
-            .limit(limit)
-            .offset(offset)
         )
-        return list(self.session.scalars(statement))
+        return cache_reads.timeline(self.session, patient, statement, limit, offset)
 
 
 class _WithItems(Repository[Any]):

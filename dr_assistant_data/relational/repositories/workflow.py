@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import joinedload
 
+from ...cache import reads as cache_reads
 from ..models import Alert, Task
 from ..types import utcnow
 from ..vocabulary import ALERT_SEVERITIES, OPEN_TASK_STATUSES, TASK_PRIORITIES
@@ -75,10 +76,15 @@ class AlertRepository(Repository[Alert]):
         return list(self.session.scalars(statement))
 
     def unread_count(self, user_id: Any) -> int:
-        statement = select(func.count()).where(
-            Alert.user_id == as_uuid(user_id, "user_id"), Alert.is_read.is_(False)
+        """How many alerts the user has not read (cached, see ``cache/reads.py``)."""
+        user = as_uuid(user_id, "user_id")
+        statement = select(func.count()).where(Alert.user_id == user, Alert.is_read.is_(False))
+        return cache_reads.count(
+            self.session,
+            "counts",
+            lambda store: store.keys.unread_alerts(user),
+            lambda: int(self.session.scalar(statement) or 0),
         )
-        return int(self.session.scalar(statement) or 0)
 
     def mark_read(self, id: Any) -> Alert:
         return self.update(id, is_read=True, read_at=utcnow())

@@ -1,7 +1,7 @@
 """Encrypt the patients' ABHA number, phone and email; look them up by blind index.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-24
 
 The three columns become TEXT holding ``v1:<key id>:<AES-GCM sealed value>``; each gets a
@@ -20,8 +20,8 @@ from alembic import op
 
 from dr_assistant_data.relational.encryption import keyring_of
 
-revision: str = "0002"
-down_revision: str | Sequence[str] | None = "0001"
+revision: str = "0003"
+down_revision: str | Sequence[str] | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

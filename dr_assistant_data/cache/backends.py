@@ -1,0 +1,201 @@
+"""dogpile.cache backends whose writes cannot put a stale value back (the "stale set").
+
+Every cached key ``K`` has a generation counter ``K:gen``. Invalidation increments it and
+deletes ``K`` in one transaction. A reader captures the generation *before* its SELECT
+(:func:`expecting`); its write of ``K`` is a Lua script that stores the value only if the
+generation is still the captured one. A reader that loaded a row before a writer committed
+therefore cannot store that row after the writer's invalidation. Writes nobody captured a
+generation for (the general cache service) are plain ``SET``s.
+
+Every Redis call passes through the :class:`~.guard.RedisGuard`: on failure a read is a
+miss, a write is skipped, and the distributed lock falls back to a process-local one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from dogpile.cache.api import NO_VALUE
+from dogpile.cache.backends.memory import MemoryBackend
+from dogpile.cache.backends.redis import RedisBackend
+from redis import Redis
+
+from .guard import RedisGuard
+from .keys import GENERATION_SUFFIX, LOCK_SUFFIX
+
+GENERATION_TTL_MS = 24 * 3600 * 1000
+"""Generation counters outlive every value and every load (statement timeout) by far."""
+
+UNKNOWN = b"?unknown"
+"""The generation of a key whose counter could not be read: no write can match it."""
+
+_expected: ContextVar[Mapping[str, bytes] | None] = ContextVar("cache_expected", default=None)
+
+SET_IF_GENERATION = """
+local current = redis.call('GET', KEYS[2]) or ''
+if current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+
+@contextmanager
+def expecting(generations: Mapping[str, bytes]) -> Iterator[None]:
+    """Writes of these keys in the block succeed only if their generation is unchanged."""
+    token = _expected.set(generations)
+    try:
+        yield
+    finally:
+        _expected.reset(token)
+
+
+class GuardedRedisBackend(RedisBackend):
+    """``dogpile.cache.redis`` with generation-guarded writes, fail-safe calls and locks
+    named under the layer's prefix. Arguments beyond dogpile's: ``guard``, ``region``."""
+
+    def __init__(self, arguments: dict[str, Any]) -> None:
+        arguments = dict(arguments)
+        self.guard: RedisGuard = arguments.pop("guard")
+        self.region_name: str = arguments.pop("region")
+        self.client: Redis = arguments.pop("client")
+        super().__init__({**arguments, "connection_pool": self.client.connection_pool})
+        self.writer_client = self.reader_client = self.client
+        self._set_if_generation = self.client.register_script(SET_IF_GENERATION)
+        self._ttl_ms = int(self.redis_expiration_time * 1000)
+
+    def get_serialized(self, key: str) -> Any:
+        parent = super().get_serialized
+        return self.guard.call(self.region_name, lambda: parent(key), NO_VALUE)
+
+    def get_serialized_multi(self, keys: Sequence[str]) -> Any:
+        parent = super().get_serialized_multi
+        return self.guard.call(self.region_name, lambda: parent(keys), [NO_VALUE] * len(keys))
+
+    def set_serialized(self, key: str, value: bytes) -> None:
+        self.set_serialized_multi({key: value})
+
+    def set_serialized_multi(self, mapping: Mapping[str, bytes]) -> None:
+        expected = _expected.get() or {}
+
+        def write() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for key, value in mapping.items():
+                generation = expected.get(key)
+                if generation is None:
+                    pipe.set(key, value, px=self._ttl_ms)
+                elif generation != UNKNOWN:
+                    self._set_if_generation(
+                        keys=[key, key + GENERATION_SUFFIX],
+                        args=[generation, value, self._ttl_ms],
+                        client=pipe,
+                    )
+            pipe.execute()
+
+        self.guard.call(self.region_name, write, None)
+
+    def delete(self, key: str) -> None:
+        self.guard.call(self.region_name, lambda: self.client.delete(key), None)
+
+    def delete_multi(self, keys: Sequence[str]) -> None:
+        self.guard.call(self.region_name, lambda: self.client.delete(*keys), None)
+
+    def generations(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """The current generation of each key (``b""`` if never invalidated), read before
+        a load; ``UNKNOWN`` if Redis cannot say."""
+        counters = self.guard.call(
+            self.region_name,
+            lambda: self.client.mget([key + GENERATION_SUFFIX for key in keys]),
+            [UNKNOWN] * len(keys),
+        )
+        return {key: value or b"" for key, value in zip(keys, counters, strict=True)}
+
+    def get_mutex(self, key: str) -> FailSafeLock:
+        lock = self.client.lock(
+            key + LOCK_SUFFIX, timeout=self.lock_timeout, sleep=0.01, thread_local=False
+        )
+        return FailSafeLock(lock, self.guard, self.region_name)
+
+
+def invalidate_in_redis(client: Redis, keys: Collection[str], namespace: str) -> None:
+    """Delete the keys, atomically, bumping the generation of those under ``namespace``
+    (the cached reads; the general service's keys have no generation)."""
+    pipe = client.pipeline(transaction=True)
+    for key in keys:
+        if key.startswith(namespace):
+            pipe.incr(key + GENERATION_SUFFIX)
+            pipe.pexpire(key + GENERATION_SUFFIX, GENERATION_TTL_MS)
+        pipe.delete(key)
+    pipe.execute()
+
+
+class FailSafeLock:
+    """dogpile's mutex: the Redis lock (expires after ``lock_timeout``, so a crashed
+    holder cannot block others for longer), or a process-local lock when Redis fails."""
+
+    def __init__(self, lock: Any, guard: RedisGuard, region: str) -> None:
+        self._redis_lock = lock
+        self._local_lock = threading.Lock()
+        self._guard = guard
+        self._region = region
+        self._held = threading.local()
+
+    def acquire(self, wait: bool = True) -> bool:
+        acquired = self._guard.call(
+            self._region, lambda: self._redis_lock.acquire(blocking=wait), None
+        )
+        if acquired is None:
+            self._held.local = self._local_lock.acquire(wait)
+            return self._held.local  # type: ignore[no-any-return]
+        self._held.local = False
+        return bool(acquired)
+
+    def release(self) -> None:
+        if getattr(self._held, "local", False):
+            self._held.local = False
+            self._local_lock.release()
+        else:
+            self._guard.call(self._region, self._redis_lock.release, None)
+
+    def locked(self) -> bool:
+        return bool(self._guard.call(self._region, self._redis_lock.locked, False))
+
+
+class GuardedMemoryBackend(MemoryBackend):
+    """The in-process backend of ``memory://`` with the same generation rule."""
+
+    def __init__(self, arguments: dict[str, Any]) -> None:
+        arguments = dict(arguments)
+        arguments.pop("guard", None)
+        arguments.pop("region", None)
+        super().__init__(arguments)
+        self._lock = threading.Lock()
+        self._generations: dict[str, bytes] = {}
+
+    def share_generations_with(self, other: GuardedMemoryBackend) -> None:
+        self._lock, self._generations = other._lock, other._generations
+
+    def set_serialized_multi(self, mapping: Mapping[str, Any]) -> None:
+        expected = _expected.get() or {}
+        with self._lock:
+            for key, value in mapping.items():
+                generation = expected.get(key)
+                if generation is None or generation == self._generations.get(key, b""):
+                    self._cache[key] = value
+
+    def set_serialized(self, key: str, value: Any) -> None:
+        self.set_serialized_multi({key: value})
+
+    def generations(self, keys: Sequence[str]) -> dict[str, bytes]:
+        with self._lock:
+            return {key: self._generations.get(key, b"") for key in keys}
+
+    def invalidate(self, keys: Collection[str]) -> None:
+        with self._lock:
+            for key in keys:
+                counter = int(self._generations.get(key) or 0) + 1
+                self._generations[key] = str(counter).encode()
+                self._cache.pop(key, None)

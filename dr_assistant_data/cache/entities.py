@@ -1,0 +1,110 @@
+"""Rows as JSON and back: cached column values restored as session-attached entities.
+
+A row is stored as the list of its column values in column order (UUIDs, dates, datetimes
+and decimals as strings; the schema tag in the key pins the order and types). Restoring
+builds the instance without SQL, marks it persistent in the session (as if loaded), and
+fires the ORM ``load`` event so JSON columns track in-place changes: the entity can be
+read, edited and is saved on commit like any loaded one, its ``version`` guarding the
+UPDATE. If the session already holds that row, that object is returned instead.
+
+Encrypted columns (a patient's ABHA number, phone, email) are cached sealed, as they are
+stored, with the session's keyring (``relational/encryption.py``): Redis never holds them
+in clear.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from sqlalchemy import inspect
+from sqlalchemy.orm import Mapper, Session, make_transient_to_detached, object_session
+
+from ..relational.base import Entity
+from ..relational.encryption import encrypted_columns, session_keyring
+
+Encode = Callable[[Any], Any]
+Decode = Callable[[Any], Any]
+Row = list[Any]
+
+_CODECS: dict[type, tuple[Encode, Decode]] = {
+    uuid.UUID: (str, uuid.UUID),
+    datetime: (datetime.isoformat, datetime.fromisoformat),
+    date: (date.isoformat, date.fromisoformat),
+    Decimal: (str, Decimal),
+}
+
+
+def _nullable(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else function(value)
+
+
+class RowCodec:
+    """Encode and restore one mapped class."""
+
+    def __init__(self, model: type[Entity]) -> None:
+        self.mapper: Mapper[Any] = inspect(model)
+        self.keys: list[str] = []
+        self.encoders: list[Encode] = []
+        self.typed: list[tuple[str, Decode]] = []  # the columns JSON cannot carry as they are
+        self.sealed = encrypted_columns(model)
+        for attribute in self.mapper.column_attrs:
+            encode, decode = _CODECS.get(_python_type(attribute.columns[0]), (None, None))
+            self.keys.append(attribute.key)
+            self.encoders.append(_nullable(encode) if encode else _identity)
+            if decode is not None:
+                self.typed.append((attribute.key, decode))
+
+    def encode(self, row: Entity) -> Row:
+        values = [
+            encode(getattr(row, key)) for key, encode in zip(self.keys, self.encoders, strict=True)
+        ]
+        if self.sealed:
+            keyring = session_keyring(object_session(row))
+            for index, key in enumerate(self.keys):
+                if key in self.sealed and values[index] is not None:
+                    values[index] = keyring.seal(values[index], self.sealed[key])
+        return values
+
+    def restore(self, session: Session, values: Row) -> Any:
+        decoded = dict(zip(self.keys, values, strict=True))
+        if self.sealed:
+            keyring = session_keyring(session)
+            for key, context in self.sealed.items():
+                if decoded[key] is not None:
+                    decoded[key] = keyring.open(decoded[key], context)
+        for key, decode in self.typed:
+            if decoded[key] is not None:
+                decoded[key] = decode(decoded[key])
+        identity = self.mapper.identity_key_from_primary_key([decoded["id"]])
+        existing = session.identity_map.get(identity)
+        if existing is not None:
+            return existing
+        manager = self.mapper.class_manager
+        row = manager.new_instance()
+        row.__dict__.update(decoded)
+        make_transient_to_detached(row)
+        session.add(row)
+        manager.dispatch.load(inspect(row), None)  # JSON columns: track in-place changes
+        return row
+
+
+@cache
+def codec_for(model: type[Entity]) -> RowCodec:
+    return RowCodec(model)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _python_type(column: Any) -> type | None:
+    kind = getattr(column.type, "impl_instance", column.type)  # a TypeDecorator's own type
+    try:
+        return kind.python_type  # type: ignore[no-any-return]
+    except NotImplementedError:
+        return None

@@ -1,0 +1,92 @@
+"""Every Redis call of the layer goes through one :class:`RedisGuard`.
+
+A failing call is counted, feeds the circuit breaker and returns the caller's fallback
+(a miss, a skipped write): the databases answer instead. Invalidations that could not be
+delivered are kept, and delivered before any other call is let through, so a value
+cached before an outage is never served after Redis returns. If more keys are owed than
+``MAX_OWED`` the whole namespace is dropped instead (the ``flush`` callback).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
+
+from redis.exceptions import RedisError
+
+from ..errors import BackendUnavailableError
+from .breaker import CircuitBreaker
+from .metrics import CacheStats
+
+T = TypeVar("T")
+MAX_OWED = 100_000
+_FAILED: Any = object()
+
+
+class RedisGuard:
+    def __init__(
+        self,
+        breaker: CircuitBreaker,
+        stats: CacheStats,
+        deliver: Callable[[Collection[str]], None],
+        flush: Callable[[], None],
+    ) -> None:
+        self.breaker = breaker
+        self.stats = stats
+        self._deliver = deliver
+        self._flush = flush
+        self._lock = threading.Lock()
+        self._owed: set[str] = set()
+        self._overflowed = False
+
+    @property
+    def owed(self) -> int:
+        """Invalidations not yet delivered."""
+        return len(self._owed) + (MAX_OWED if self._overflowed else 0)
+
+    def call(self, region: str, operation: Callable[[], T], fallback: T) -> T:
+        """``operation()``, or ``fallback`` when Redis fails or the breaker is open."""
+        if not self.breaker.allows():
+            return fallback
+        try:
+            self._settle()
+            result = operation()
+        except (RedisError, OSError):
+            self.breaker.failure()
+            self.stats.count(region, "error")
+            return fallback
+        self.breaker.success()
+        return result
+
+    def require(self, region: str, operation: Callable[[], T]) -> T:
+        """``operation()``; raises ``BackendUnavailableError`` when Redis cannot answer."""
+        result = self.call(region, operation, _FAILED)
+        if result is _FAILED:
+            raise BackendUnavailableError("redis", "the cache server is unavailable")
+        return result  # type: ignore[return-value]
+
+    def invalidate(self, region: str, keys: Collection[str]) -> None:
+        """Owe ``keys`` and try to deliver now; never raises."""
+        with self._lock:
+            if len(self._owed) + len(keys) > MAX_OWED:
+                self._overflowed = True
+                self._owed.clear()
+            else:
+                self._owed.update(keys)
+        self.stats.count(region, "invalidation", len(keys))
+        self.call(region, lambda: None, None)
+
+    def _settle(self) -> None:
+        """Deliver what is owed; raises (and keeps owing) if Redis fails."""
+        if not self._owed and not self._overflowed:
+            return
+        with self._lock:
+            owed, overflowed = set(self._owed), self._overflowed
+        if overflowed:
+            self._flush()
+        if owed:
+            self._deliver(owed)
+        with self._lock:
+            self._owed -= owed
+            self._overflowed = self._overflowed and not overflowed

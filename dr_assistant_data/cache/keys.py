@@ -1,0 +1,54 @@
+"""Cache key names: ``<prefix>v1:<kind>:<schema tag>:<ids>``. Ids and dates only, never
+patient data. The schema tag is a digest of the cached table's columns, so a migration
+that changes them moves every key of that table aside instead of reading old shapes."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import date
+from functools import cache
+
+from sqlalchemy import Table
+
+from ..relational.models import Alert, Appointment, Encounter
+
+FORMAT = "v1"
+GENERATION_SUFFIX = ":gen"
+LOCK_SUFFIX = ":lock"
+
+
+@cache
+def schema_tag(table: Table) -> str:
+    shape = ",".join(f"{column.name}:{column.type!r}" for column in table.columns)
+    return hashlib.blake2b(shape.encode(), digest_size=4).hexdigest()
+
+
+class CacheKeys:
+    """Every key the layer caches under, from one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.namespace = f"{prefix}{FORMAT}:"
+
+    def entity(self, table: Table, id: uuid.UUID) -> str:
+        return f"{self.namespace}{table.name}:{schema_tag(table)}:{id}"
+
+    def schedule(self, doctor_id: uuid.UUID, day: date) -> str:
+        return f"{self.namespace}schedule:{schema_tag(Appointment.__table__)}:{doctor_id}:{day}"
+
+    def timeline(self, patient_id: uuid.UUID) -> str:
+        return f"{self.namespace}encounters:{schema_tag(Encounter.__table__)}:{patient_id}"
+
+    def unread_alerts(self, user_id: uuid.UUID) -> str:
+        return f"{self.namespace}unread:{schema_tag(Alert.__table__)}:{user_id}"
+
+    def general(self, key: str) -> str:
+        """A caller's key for the general cache service (callers must keep PHI out)."""
+        return f"{self.prefix}kv:{key}"
+
+    def session(self, session_id: str) -> str:
+        return f"{self.prefix}session:{session_id}"
+
+    def user_sessions(self, user_id: str) -> str:
+        return f"{self.prefix}user-sessions:{user_id}"

@@ -1,0 +1,130 @@
+"""``dl.cache``: the general cache service application code uses (the old layer's API).
+
+Values are JSON (never pickle), keys live under ``<prefix>kv:`` and must not carry patient
+data. Redis trouble never raises out of reads and writes whose caller can go on without the
+cache: ``get`` is then a miss, ``set`` is skipped (False), ``exists`` is False, ``get_or_set``
+calls the producer; ``delete`` and ``delete_many`` are remembered and delivered before Redis
+is used again, so a deleted value is never served afterwards. ``set_if_absent``,
+``incr``/``decr`` and ``delete_pattern`` raise ``BackendUnavailableError``: their callers
+(a once-only action, a counter, a purge) cannot go on as if they had succeeded. On
+``memory://`` there is no Redis: the service behaves as if Redis were down.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from typing import Any
+
+from ..errors import BackendUnavailableError
+from .store import CacheStore, delete_matching, dumps
+
+REGION = "general"
+
+
+class CacheService:
+    def __init__(self, store: CacheStore) -> None:
+        self._store = store
+
+    def get(self, key: str) -> Any:
+        """The value, or ``None`` (absent, or Redis unavailable)."""
+        raw = self._call(lambda client: client.get(self._key(key)), None)
+        self._store.stats.count(REGION, "miss" if raw is None else "hit")
+        return None if raw is None else json.loads(raw)
+
+    def set(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        """Store ``value`` (expiring after ``ttl`` seconds); False if Redis is unavailable."""
+        payload = dumps(value)
+        return bool(
+            self._call(lambda client: client.set(self._key(key), payload, px=_ms(ttl)), False)
+        )
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; if Redis is unavailable the delete is delivered when it returns."""
+        self.delete_many([key])
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        names = [self._key(key) for key in keys]
+        if names and not self._store.embedded:
+            self._store.guard.invalidate(REGION, names)
+
+    def exists(self, key: str) -> bool:
+        return bool(self._call(lambda client: client.exists(self._key(key)), 0))
+
+    def set_if_absent(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        """True if this call stored the value. Raises ``BackendUnavailableError`` when Redis
+        is unavailable (nobody can tell whether the key is absent)."""
+        payload = dumps(value)
+        return bool(
+            self._require(lambda client: client.set(self._key(key), payload, px=_ms(ttl), nx=True))
+        )
+
+    def incr(self, key: str, by: int = 1) -> int:
+        """The counter after adding ``by``. Raises ``BackendUnavailableError`` when Redis is
+        unavailable (there is no count to return)."""
+        return int(self._require(lambda client: client.incrby(self._key(key), by)))
+
+    def decr(self, key: str, by: int = 1) -> int:
+        """As ``incr``, subtracting."""
+        return self.incr(key, -by)
+
+    def get_or_set(self, key: str, producer: Callable[[], Any], ttl: float | None = None) -> Any:
+        """The cached value, or ``producer()``'s, stored. Concurrent misses of one key wait
+        for a single producer call (a Redis lock, expiring after ``CACHE_LOCK_TIMEOUT``;
+        a process-local lock if Redis fails). A stored ``None`` counts as a miss."""
+        value = self.get(key)
+        if value is not None:
+            return value
+        with self._lock(key):
+            value = self.get(key)
+            if value is None:
+                self._store.stats.count(REGION, "load")
+                value = producer()
+                self.set(key, value, ttl)
+        return value
+
+    def delete_pattern(self, pattern: str) -> int:
+        """Delete the keys matching the glob ``pattern`` with SCAN in batches (never
+        ``KEYS``); returns how many. Raises ``BackendUnavailableError`` when Redis is
+        unavailable (the caller would believe the purge done)."""
+        return self._require(lambda client: delete_matching(client, self._key(pattern)))
+
+    def _lock(self, key: str) -> Any:
+        if self._store.embedded:  # nothing is stored: each caller produces its own value
+            return nullcontext()
+        backend = self._store.region("entities").backend
+        lock = backend.get_mutex(self._key(key))
+        return _Held(lock)
+
+    def _key(self, key: str) -> str:
+        return self._store.keys.general(key)
+
+    def _call(self, operation: Callable[[Any], Any], fallback: Any) -> Any:
+        if self._store.embedded:
+            return fallback
+        client = self._store.client
+        return self._store.guard.call(REGION, lambda: operation(client), fallback)
+
+    def _require(self, operation: Callable[[Any], Any]) -> Any:
+        if self._store.embedded:
+            raise BackendUnavailableError("redis", "the in-process cache has no Redis server")
+        client = self._store.client
+        return self._store.guard.require(REGION, lambda: operation(client))
+
+
+class _Held:
+    """A dogpile mutex as a context manager."""
+
+    def __init__(self, mutex: Any) -> None:
+        self._mutex = mutex
+
+    def __enter__(self) -> None:
+        self._mutex.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self._mutex.release()
+
+
+def _ms(ttl: float | None) -> int | None:
+    return None if ttl is None else max(1, int(ttl * 1000))

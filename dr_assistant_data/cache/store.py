@@ -1,0 +1,215 @@
+"""The cache component of the layer: dogpile.cache regions on Redis, one per kind of read.
+
+Built from :class:`~dr_assistant_data.settings.Settings` and connected lazily. Regions:
+``entities`` (patients and users by id), ``schedules`` (a doctor's day), ``timelines``
+(a patient's recent encounters), ``counts`` (unread alerts); each expires after its
+``CACHE_TTL_*``. Values are JSON, never pickle. ``memory://`` keeps them in-process (the
+embedded demo). Fork safe: a child process drops the inherited client without touching its
+sockets and connects afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import redis
+from dogpile.cache import make_region, register_backend
+from dogpile.cache.region import CacheRegion
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..errors import DataLayerError
+from ..settings import Settings
+from .backends import invalidate_in_redis
+from .breaker import CircuitBreaker
+from .guard import RedisGuard
+from .keys import CacheKeys
+from .metrics import CacheStats
+
+register_backend(
+    "dr_assistant.redis", __name__.rsplit(".", 1)[0] + ".backends", "GuardedRedisBackend"
+)
+register_backend(
+    "dr_assistant.memory", __name__.rsplit(".", 1)[0] + ".backends", "GuardedMemoryBackend"
+)
+
+REGION_TTLS = {
+    "entities": "cache_ttl_entity",
+    "schedules": "cache_ttl_schedule",
+    "timelines": "cache_ttl_timeline",
+    "counts": "cache_ttl_count",
+}
+KIND_REGIONS = {
+    "patients": "entities",
+    "users": "entities",
+    "schedule": "schedules",
+    "encounters": "timelines",
+    "unread": "counts",
+}
+BREAKER_FAILURES = 3
+SCAN_BATCH = 500
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+class CacheStore:
+    """Regions, the Redis client, the guard that keeps Redis trouble from the clinic."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = CacheKeys(settings.cache_prefix)
+        self.stats = CacheStats()
+        self.embedded = settings.redis_url.startswith("memory://")
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._client: redis.Redis | None = None
+        self._regions: dict[str, CacheRegion] = {}
+        self._guard: RedisGuard | None = None
+        self._closed = False
+
+    # -- wiring ---------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        """(Re)build client, guard and regions; in a forked child the parent's are dropped
+        unused (closing them would close sockets the parent still owns)."""
+        if self._pid == os.getpid():  # the hot path: connected in this process
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            if self._closed:
+                raise DataLayerError("this cache store is closed")
+            breaker = CircuitBreaker(BREAKER_FAILURES, self.settings.cache_breaker_backoff)
+            self._client = None if self.embedded else self._new_client()
+            self._guard = RedisGuard(breaker, self.stats, self._deliver, self._flush)
+            self._regions = self._build_regions(self._guard)
+            self._pid = os.getpid()
+
+    def _new_client(self) -> redis.Redis:
+        timeout = self.settings.redis_socket_timeout
+        return redis.Redis.from_url(
+            self.settings.redis_url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+
+    def _build_regions(self, guard: RedisGuard) -> dict[str, CacheRegion]:
+        shared: dict[str, Any] = {"cache_dict": {}}
+        regions = {}
+        for name, ttl_setting in REGION_TTLS.items():
+            ttl = getattr(self.settings, ttl_setting)
+            arguments: dict[str, Any] = {"guard": guard, "region": name}
+            if self.embedded:
+                backend = "dr_assistant.memory"
+                arguments.update(shared)
+            else:
+                backend = "dr_assistant.redis"
+                arguments.update(
+                    client=self._client,
+                    redis_expiration_time=ttl,
+                    distributed_lock=True,
+                    thread_local_lock=False,
+                    lock_timeout=self.settings.cache_lock_timeout,
+                )
+            region = make_region(name=name, serializer=dumps, deserializer=json.loads)
+            regions[name] = region.configure(backend, expiration_time=ttl, arguments=arguments)
+        if self.embedded:
+            first = next(iter(regions.values())).backend
+            for region in regions.values():
+                region.backend.share_generations_with(first)
+        return regions
+
+    @property
+    def guard(self) -> RedisGuard:
+        self._connect()
+        assert self._guard is not None
+        return self._guard
+
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis client (raises ``DataLayerError`` on ``memory://``)."""
+        self._connect()
+        if self._client is None:
+            raise DataLayerError("the in-process cache (memory://) has no Redis client")
+        return self._client
+
+    def region(self, name: str) -> CacheRegion:
+        self._connect()
+        return self._regions[name]
+
+    # -- invalidation ---------------------------------------------------------------
+
+    def invalidate(self, keys: Collection[str]) -> None:
+        """Drop ``keys`` and bump their generations. Never raises: undelivered keys are
+        owed and delivered before Redis is used again."""
+        if not keys:
+            return
+        for key in keys:
+            self.stats.count(self.region_of(key), "invalidation")
+        if self.embedded:
+            self.region("entities").backend.invalidate(keys)
+        else:
+            self.guard.invalidate("invalidation", keys)
+
+    def region_of(self, key: str) -> str:
+        kind = key[len(self.keys.namespace) :].split(":", 1)[0]
+        return KIND_REGIONS.get(kind, "general")
+
+    def generations(self, region: str, keys: Sequence[str]) -> dict[str, bytes]:
+        return self.region(region).backend.generations(keys)  # type: ignore[no-any-return]
+
+    def _deliver(self, keys: Collection[str]) -> None:
+        assert self._client is not None
+        invalidate_in_redis(self._client, keys, self.keys.namespace)
+
+    def _flush(self) -> None:
+        """Too many invalidations were owed to remember: drop every cached read."""
+        assert self._client is not None
+        delete_matching(self._client, self.keys.namespace + "*")
+
+    # -- component convention -------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """Pings Redis (raises on failure), delivers owed invalidations, and reports the
+        breaker, what is still owed, and the per-region counts."""
+        guard = self.guard
+        if not self.embedded:
+            self.client.ping()
+            guard.call("invalidation", lambda: None, None)
+        return {
+            "embedded": self.embedded,
+            "breaker": "open" if guard.breaker.is_open else "closed",
+            "owed_invalidations": guard.owed,
+            "regions": self.stats.snapshot(),
+        }
+
+    def close(self) -> None:
+        """Release the Redis connections. Idempotent."""
+        with self._lock:
+            client, self._client = self._client, None
+            owned = self._pid == os.getpid()
+            self._pid, self._regions, self._closed = None, {}, True
+        if client is not None and owned:
+            client.close()
+            client.connection_pool.disconnect()
+
+
+def delete_matching(client: redis.Redis, pattern: str) -> int:
+    """Delete keys matching ``pattern`` with SCAN in batches (never ``KEYS``)."""
+    deleted = 0
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=pattern, count=SCAN_BATCH):
+        batch.append(key)
+        if len(batch) >= SCAN_BATCH:
+            deleted += client.unlink(*batch)
+            batch.clear()
+    if batch:
+        deleted += client.unlink(*batch)
+    return deleted

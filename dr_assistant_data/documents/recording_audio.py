@@ -1,0 +1,56 @@
+"""File objects around audio on its way into and out of GridFS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, BinaryIO, Self
+
+from gridfs.grid_file import GridOut
+
+from ..errors import ValidationError
+from .translate import translated
+
+CHUNK_BYTES = 255 * 1024  # GridFS's default chunk size
+
+
+class BoundedReader:
+    """Reads ``source`` and counts the bytes; refuses to go past ``limit``."""
+
+    def __init__(self, source: BinaryIO, *, limit: int) -> None:
+        self._source = source
+        self._limit = limit
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        if not isinstance(data, bytes | bytearray):
+            raise ValidationError("audio", "must be bytes or a binary file")
+        self.count += len(data)
+        if self.count > self._limit:
+            raise ValidationError("audio", f"must be at most {self._limit // 2**20} MiB")
+        return bytes(data)
+
+
+class AudioStream:
+    """Read-only audio of one recording, fetched from GridFS a chunk at a time."""
+
+    def __init__(self, grid_out: GridOut) -> None:
+        self._grid_out = grid_out
+        self.length: int = grid_out.length
+
+    @translated
+    def read(self, size: int = -1) -> bytes:
+        return self._grid_out.read(size)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read(CHUNK_BYTES):
+            yield chunk
+
+    def close(self) -> None:
+        self._grid_out.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.close()

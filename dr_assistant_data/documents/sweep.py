@@ -1,0 +1,69 @@
+"""Settle documents left marked by a unit of work whose process died, and purge expired audio.
+
+A marker older than ``grace`` belongs to a unit of work that should long have ended. If
+its unit has a ``document_commits`` row, the relational side committed: the documents are
+finalized. If not, it never committed: they are undone from their before-images. ``grace``
+must exceed the longest unit of work (a longer one would be undone under its feet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, delete, select
+
+from ..relational.models import DocumentCommit
+from ..relational.types import utcnow
+from .journal import UNDO_INSERT, finalize, undo
+from .store import AUDIO_BUCKET, DocumentStore
+from .translate import translated
+
+DEFAULT_GRACE = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    finalized: int
+    """Documents of committed units whose markers were removed."""
+    undone: int
+    """Documents of units that never committed, put back as they were."""
+    expired_audio: int
+    """Audio files past their retention, removed."""
+
+
+@translated
+def sweep(store: DocumentStore, engine: Engine, grace: timedelta = DEFAULT_GRACE) -> SweepReport:
+    db = store.db
+    cutoff = utcnow() - grace
+    stale: dict[str, list[tuple[str, Any]]] = {}
+    for collection in UNDO_INSERT:
+        for raw in db[collection].find({"pending.at": {"$lt": cutoff}}, {"pending.unit": 1}):
+            stale.setdefault(raw["pending"]["unit"], []).append((collection, raw["_id"]))
+    with engine.begin() as connection:
+        committed = set(
+            connection.scalars(
+                select(DocumentCommit.unit_id).where(DocumentCommit.unit_id.in_(list(stale)))
+            )
+        )
+        finalized = undone = 0
+        for unit, written in stale.items():
+            if unit in committed:
+                finalize(db, unit, written)
+                finalized += len(written)
+            else:
+                undo(db, unit, written)
+                undone += len(written)
+        # Every document of a unit committed before the cutoff is final by now.
+        connection.execute(delete(DocumentCommit).where(DocumentCommit.committed_at < cutoff))
+    return SweepReport(finalized, undone, _purge_expired_audio(store))
+
+
+def _purge_expired_audio(store: DocumentStore) -> int:
+    files = store.db[f"{AUDIO_BUCKET}.files"]
+    expired = [raw["_id"] for raw in files.find({"expires_at": {"$lt": utcnow()}}, {"_id": 1})]
+    bucket = store.audio()
+    for file_id in expired:
+        bucket.delete(file_id)
+    return len(expired)
