@@ -4,6 +4,7 @@ record chart reads; erasure is audited with a reason code."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 
@@ -12,7 +13,7 @@ from conftest import patient_fields, settings_for
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import InternalError
 
-from dr_assistant_data import DataLayer, Settings
+from dr_assistant_data import DataLayer
 from dr_assistant_data.cli.main import main
 from dr_assistant_data.errors import ImmutableRecordError, NotFoundError, ValidationError
 from dr_assistant_data.relational.audit_trail import verify
@@ -44,9 +45,8 @@ def create_patients(dl: DataLayer, count: int) -> list[Patient]:
 
 @pytest.fixture
 def production_layer(dl, database_url):
-    layer = DataLayer(
-        Settings(database_url=database_url, environment="production", **PRODUCTION_KEYS)
-    )
+    settings = settings_for(database_url, **PRODUCTION_KEYS)
+    layer = DataLayer(dataclasses.replace(settings, environment="production"))
     yield layer
     layer.close()
 
@@ -69,6 +69,20 @@ def test_production_refuses_a_write_without_an_actor_and_writes_nothing(producti
     with production_layer.unit_of_work("test") as uow:
         assert uow.patients.count() == 0
     assert audit_count(production_layer) == 0
+
+
+def test_production_refuses_a_note_without_an_actor_before_it_is_stored(dl, production_layer):
+    with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
+        encounter = EncounterFactory()
+    ids = {
+        "encounter_id": encounter.id,
+        "patient_id": encounter.patient_id,
+        "doctor_id": encounter.doctor_id,
+    }
+    with pytest.raises(ValidationError) as raised, production_layer.unit_of_work() as uow:
+        uow.clinical_notes.create(**ids, content={"subjective": {"chief_complaint": "cough"}})
+    assert raised.value.field == "actor"
+    assert production_layer.documents.db["clinical_notes"].count_documents({}) == 0
 
 
 def test_production_records_the_actor_it_is_given(production_layer):
@@ -202,7 +216,7 @@ def test_chart_reads_are_not_recorded_by_default(dl):
 def test_an_update_is_not_recorded_as_a_read(reads_audited):
     [patient] = create_patients(reads_audited, 1)
     with reads_audited.unit_of_work(actor="doctor-2") as uow:
-        uow.patients.update(patient.id, blood_group="B+")
+        uow.patients.update(patient.id, allergies=["latex", "sulfa drugs"])
     with reads_audited.unit_of_work(actor="test") as uow:
         actions = [e.action for e in uow.audit.for_entity("patients", patient.id)]
     assert actions == ["create", "update"]

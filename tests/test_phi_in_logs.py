@@ -36,11 +36,21 @@ PATIENTS = [
         "email": "hrishi.deshpande@example.in",
     },
 ]
-SECRETS = [
-    value.removeprefix("+91") if key == "phone" else value
-    for patient in PATIENTS
-    for key, value in patient.items()
-] + ["1357-2468", "98555 01234", "v1:dev:"]  # other spellings, and sealed values
+NOTE_TEXT = [
+    "nocturnal palpitations since the Pongal festival",
+    "suspected thyrotoxicosis, recheck TSH",
+    "dictated: the patient works nights at the Hosur plant",
+    "amended after the echocardiogram",
+]
+SECRETS = (
+    NOTE_TEXT
+    + [
+        value.removeprefix("+91") if key == "phone" else value
+        for patient in PATIENTS
+        for key, value in patient.items()
+    ]
+    + ["1357-2468", "98555 01234", "v1:dev:"]
+)  # other spellings, and sealed values
 
 
 class Capture(logging.Handler):
@@ -76,7 +86,8 @@ def everything_logged(dl: DataLayer) -> Iterator[Capture]:
 
 
 def workload(dl: DataLayer, errors: list[str]) -> None:
-    """Creates, reads, updates, lookups, refused input, duplicates, conflicts, erasure."""
+    """Creates, reads, updates, lookups, refused input, duplicates, conflicts, clinical
+    notes (draft, sign, amend, search), erasure."""
 
     def expect_error(action: Callable[[UnitOfWork], object]) -> None:
         try:
@@ -90,7 +101,7 @@ def workload(dl: DataLayer, errors: list[str]) -> None:
     with dl.unit_of_work(actor="doctor-1") as uow, bind_factories(uow):
         doctor = DoctorFactory()
         created = [uow.patients.create(**patient_fields(**fields)) for fields in PATIENTS]
-        EncounterFactory(patient=created[0], doctor=doctor)
+        encounter = EncounterFactory(patient=created[0], doctor=doctor)
     first, second = created
     with dl.unit_of_work(actor="doctor-1") as uow:
         uow.patients.update(first.id, allergies=["penicillin"], phone="98123 98124")
@@ -111,6 +122,37 @@ def workload(dl: DataLayer, errors: list[str]) -> None:
             **patient_fields(first_name=p["first_name"], date_of_birth=date(2999, 1, 1))
         )
     )
+    visit = {"encounter_id": encounter.id, "patient_id": first.id, "doctor_id": doctor.id}
+    with dl.unit_of_work(actor="doctor-1") as uow:
+        note = uow.clinical_notes.create(
+            **visit,
+            content={"subjective": {"chief_complaint": NOTE_TEXT[0]}},
+            raw_transcription=NOTE_TEXT[2],
+        )
+        note = uow.clinical_notes.update_draft(
+            note.id,
+            expected_version=note.version,
+            content={"assessment": {"clinical_impression": NOTE_TEXT[1]}},
+        )
+        uow.clinical_notes.sign(note.id, signed_by=doctor.id)
+        uow.clinical_notes.amend(
+            note.id,
+            amended_by=doctor.id,
+            reason=NOTE_TEXT[3],
+            content={"plan": {"follow_up": NOTE_TEXT[1]}},
+        )
+        uow.clinical_notes.for_patient(first.id)
+        uow.clinical_notes.search("palpitations")
+    expect_error(
+        lambda uow: uow.clinical_notes.create(
+            **visit, content={"subjective": {"$where": NOTE_TEXT[0]}}
+        )
+    )
+    expect_error(
+        lambda uow: uow.clinical_notes.update_draft(
+            note.id, expected_version=1, raw_transcription=NOTE_TEXT[2]
+        )
+    )
     with dl.unit_of_work(actor="dpo") as uow:
         uow.patients.purge(second.id, reason="dpdp_erasure_request")
 
@@ -121,7 +163,7 @@ def test_a_workload_logged_at_debug_leaves_no_patient_data_in_logs_or_errors(dl,
     logged = "\n".join(everything_logged.texts)
     assert "INSERT INTO patients" in logged  # echo was on
     assert "query failed" in logged  # and the failures were logged
-    assert len(errors) == 7
+    assert len(errors) == 9
     for secret in SECRETS:
         assert secret not in logged, secret
         assert not [e for e in errors if secret in e], secret
