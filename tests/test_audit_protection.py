@@ -71,16 +71,9 @@ def test_production_refuses_a_write_without_an_actor_and_writes_nothing(producti
     assert audit_count(production_layer) == 0
 
 
-def test_production_refuses_a_note_without_an_actor_before_it_is_stored(dl, production_layer):
-    with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
-        encounter = EncounterFactory()
-    ids = {
-        "encounter_id": encounter.id,
-        "patient_id": encounter.patient_id,
-        "doctor_id": encounter.doctor_id,
-    }
+def test_production_refuses_a_note_without_an_actor_before_it_is_stored(visit, production_layer):
     with pytest.raises(ValidationError) as raised, production_layer.unit_of_work() as uow:
-        uow.clinical_notes.create(**ids, content={"subjective": {"chief_complaint": "cough"}})
+        uow.clinical_notes.create(**visit.ids, content={"subjective": {"chief_complaint": "cough"}})
     assert raised.value.field == "actor"
     assert production_layer.documents.db["clinical_notes"].count_documents({}) == 0
 
