@@ -281,3 +281,17 @@ def test_replica_engines_are_fork_safe_and_closed_with_the_layer(make_layer):
     layer.close()
 
     assert replica_engine.pool.checkedin() == 0
+
+
+def test_an_audited_read_on_the_replica_records_its_audit_event_on_the_primary(make_layer, servers):
+    layer = make_layer(audit_reads=True)
+    patient = new_patient(layer)
+    caught_up(*servers)
+
+    with layer.unit_of_work(actor="dr-asha", read_only=True) as uow:
+        uow.patients.get(patient.id)
+        assert on_replica(uow)
+
+    with layer.unit_of_work(actor="auditor") as uow:
+        actions = [event.action for event in uow.audit.for_entity("patients", patient.id)]
+    assert "read" in actions

@@ -192,3 +192,15 @@ def test_sentinels_and_a_cluster_cannot_both_be_configured():
 def test_a_cache_prefix_with_braces_is_refused():
     with pytest.raises(ConfigurationError, match="REDIS_KEY_PREFIX"):
         Settings(cache_prefix="{clinic}:")
+
+
+def test_security_variables_are_read():
+    settings = Settings.from_env({"AUDIT_READS": "true", "DB_SSL_ROOT_CERT": "/etc/ssl/ca.pem"})
+    assert settings.audit_reads is True
+    assert settings.db_ssl_root_cert == "/etc/ssl/ca.pem"
+
+
+def test_audit_reads_must_be_a_flag():
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({"AUDIT_READS": "sometimes"})
+    assert raised.value.variable == "AUDIT_READS"

@@ -37,8 +37,9 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.sql.dml import UpdateBase
 
 from ..settings import Settings
+from .audit_trail import trail_of
 from .pool import pool_state
-from .session import AUDIT_KEY, ROUTER_KEY
+from .session import ROUTER_KEY
 
 READ_ONLY_KEY = "read_only"
 PRIMARY_KEY = "needs_primary"
@@ -219,4 +220,4 @@ def _forget_write(session: Session, transaction: SessionTransaction) -> None:
 
 
 def _actor(session: Session) -> str | None:
-    return getattr(session.info.get(AUDIT_KEY), "actor", None)
+    return getattr(trail_of(session), "actor", None)

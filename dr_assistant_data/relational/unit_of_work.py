@@ -22,14 +22,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import DataLayerError, ValidationError
-from .audit_trail import AuditTrail
+from .audit_trail import AUDIT_KEY, AuditTrail
 from .replicas import AFTER_LSN_KEY, PRIMARY_KEY, READ_ONLY_KEY, commit_lsn
 from .repositories.audit import AuditRepository
 from .repositories.clinical import EncounterRepository, OrderRepository, PrescriptionRepository
 from .repositories.people import PatientRepository, UserRepository
 from .repositories.scheduling import AppointmentRepository
 from .repositories.workflow import AlertRepository, TaskRepository
-from .session import AUDIT_KEY
 
 WAL_POSITION = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
 
@@ -49,9 +48,11 @@ class UnitOfWork:
         self,
         session_factory: sessionmaker[Session],
         *,
-        actor: str,
+        actor: str | None,
         correlation_id: str | None = None,
         clinic_timezone: ZoneInfo,
+        actor_required: bool = False,
+        audit_reads: bool = False,
         read_only: bool = False,
         after_lsn: str | None = None,
     ) -> None:
@@ -66,6 +67,8 @@ class UnitOfWork:
         self.actor = actor
         self.correlation_id = correlation_id or uuid.uuid4().hex
         self._clinic_timezone = clinic_timezone
+        self._actor_required = actor_required
+        self._audit_reads = audit_reads
         self._session: Session | None = None
 
     @property
@@ -79,7 +82,12 @@ class UnitOfWork:
         if self._session is not None:
             raise DataLayerError("a unit of work cannot be entered twice")
         session = self._session_factory()
-        session.info[AUDIT_KEY] = AuditTrail(actor=self.actor, correlation_id=self.correlation_id)
+        session.info[AUDIT_KEY] = AuditTrail(
+            actor=self.actor,
+            correlation_id=self.correlation_id,
+            actor_required=self._actor_required,
+            audit_reads=self._audit_reads,
+        )
         session.info[READ_ONLY_KEY] = self.read_only
         session.info[AFTER_LSN_KEY] = self.after_lsn
         self._session = session

@@ -28,6 +28,7 @@ class EncounterRepository(Repository[Encounter]):
         queries, none when cached (the newest 50 are cached, see ``cache/reads.py``)."""
         check_page(limit, offset)
         patient = as_uuid(patient_id, "patient_id")
+        self._audit_chart_read(patient, "encounters")
         statement = (
             select(Encounter)
             .where(Encounter.patient_id == patient)
@@ -81,9 +82,9 @@ class _WithItems(Repository[Any]):
 
     def for_patient(self, patient_id: Any, *, limit: int = 50, offset: int = 0) -> list[Any]:
         """Newest first, with items and doctor loaded: two queries, whatever the history."""
-        return self._timeline(
-            self.model.patient_id, as_uuid(patient_id, "patient_id"), limit, offset
-        )
+        patient = as_uuid(patient_id, "patient_id")
+        self._audit_chart_read(patient, self.model.__tablename__)
+        return self._timeline(self.model.patient_id, patient, limit, offset)
 
     def for_encounter(self, encounter_id: Any, *, limit: int = 50, offset: int = 0) -> list[Any]:
         """Newest first, with items and doctor loaded: two queries."""
