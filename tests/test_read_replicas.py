@@ -167,6 +167,16 @@ def test_a_unit_of_work_that_wrote_reports_the_primarys_wal_position_after_commi
     assert reader.commit_lsn is None
 
 
+def test_a_later_commit_that_wrote_nothing_keeps_the_last_writes_position(make_layer):
+    with make_layer().unit_of_work(actor="clerk") as uow:
+        uow.patients.create(**patient_fields())
+        uow.commit()
+        after_write = uow.commit_lsn
+        uow.patients.count()
+    assert after_write is not None
+    assert uow.commit_lsn == after_write
+
+
 def test_a_read_after_an_lsn_the_replica_has_not_replayed_goes_to_the_primary(make_layer, servers):
     writer, other_process = make_layer(), make_layer()
     with replay_paused(servers[1]):

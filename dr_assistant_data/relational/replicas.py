@@ -122,11 +122,15 @@ class ReplicaRouter:
                 self._sticky = {a: t for a, t in self._sticky.items() if t > now}
             self._sticky[actor] = now + self.settings.db_replica_sticky
 
-    def primary_lsn(self, session: Session) -> str:
-        """The primary's WAL position now (after a commit: at or past its record)."""
+    def primary_lsn(self, session: Session) -> str | None:
+        """The primary's WAL position now (after a commit: at or past its record); ``None``
+        if the primary cannot say (the commit stands: raising would report it failed)."""
         primary = session.get_bind(clause=text("SELECT 1"))  # the session is pinned there
-        with primary.connect() as connection:
-            return str(connection.execute(text("SELECT pg_current_wal_lsn()")).scalar_one())
+        try:
+            with primary.connect() as connection:
+                return str(connection.execute(text("SELECT pg_current_wal_lsn()")).scalar_one())
+        except SQLAlchemyError:
+            return None
 
     def _is_sticky(self, actor: str | None) -> bool:
         return actor is not None and self._sticky.get(actor, float("-inf")) > self._clock()
@@ -195,11 +199,12 @@ def _sticky_after_write(session: Session) -> None:
         session.info[COMMIT_LSN_KEY] = None  # read once the connection is back in the pool
 
 
-def commit_lsn(session: Session) -> str | None:
-    """After a commit that wrote, the primary's WAL position (for ``after_lsn``); else
-    ``None``. Costs one query, on a pooled primary connection, when replicas are set."""
+def commit_lsn(session: Session, previous: str | None) -> str | None:
+    """After a commit that wrote, the primary's WAL position (for ``after_lsn``), ``None``
+    if the primary could not be asked; ``previous`` after a commit that wrote nothing.
+    Costs one query, on a pooled primary connection, when replicas are set."""
     if COMMIT_LSN_KEY not in session.info:
-        return None
+        return previous
     del session.info[COMMIT_LSN_KEY]
     return session.info[ROUTER_KEY].primary_lsn(session)  # type: ignore[no-any-return]
 

@@ -129,7 +129,7 @@ class UnitOfWork:
         session.flush()
         session.info[AUDIT_KEY].write(session)
         session.commit()
-        self.commit_lsn = commit_lsn(session) or self.commit_lsn
+        self.commit_lsn = commit_lsn(session, self.commit_lsn)
 
     def rollback(self) -> None:
         """Discard every change since the last commit, including pending audit events."""
