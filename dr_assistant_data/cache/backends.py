@@ -24,7 +24,7 @@ from dogpile.cache.api import NO_VALUE
 from dogpile.cache.backends.memory import MemoryBackend
 from dogpile.cache.backends.redis import RedisBackend
 
-from .guard import RedisGuard
+from .guard import FAILURES, RedisGuard
 from .keys import GENERATION_SUFFIX, LOCK_SUFFIX
 from .topology import Client, is_cluster, mget
 
@@ -127,14 +127,13 @@ class GuardedRedisBackend(RedisBackend):
         return {key: value or b"" for key, value in zip(keys, counters, strict=True)}
 
     def get_mutex(self, key: str) -> FailSafeLock:
-        def lock() -> Any:
-            return self.client.lock(
+        try:  # no network on one server; a cluster not yet reached is dialled here
+            lock = self.client.lock(
                 key + LOCK_SUFFIX, timeout=self.lock_timeout, sleep=0.01, thread_local=False
             )
-
-        return FailSafeLock(
-            self.guard.call(self.region_name, lock, None), self.guard, self.region_name
-        )
+        except FAILURES:
+            lock = None
+        return FailSafeLock(lock, self.guard, self.region_name)
 
 
 def invalidate_in_redis(client: Client, keys: Collection[str], namespace: str) -> None:

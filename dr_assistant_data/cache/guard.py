@@ -21,6 +21,8 @@ from .metrics import CacheStats
 
 T = TypeVar("T")
 MAX_OWED = 100_000
+FAILURES = (RedisError, RedisClusterException, OSError)
+"""What a Redis call raises when Redis (a server, a sentinel, a cluster node) fails."""
 _FAILED: Any = object()
 
 
@@ -52,7 +54,7 @@ class RedisGuard:
         try:
             self._settle()
             result = operation()
-        except (RedisError, RedisClusterException, OSError):
+        except FAILURES:
             self.breaker.failure()
             self.stats.count(region, "error")
             return fallback
