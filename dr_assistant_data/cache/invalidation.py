@@ -14,7 +14,7 @@ made (a repository call, a plain attribute change, a factory, a caller's own ses
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import chain, product
 from typing import Any
@@ -56,11 +56,17 @@ def affected_keys(store: CacheStore, row: object) -> Iterator[str]:
 
 
 def _collect(session: Session, _context: Any) -> None:
+    note_written(session, chain(session.new, session.dirty, session.deleted))
+
+
+def note_written(session: Session, rows: Iterable[object]) -> None:
+    """Owe the keys ``rows`` affect, delivered after the commit like a flush's: the entry
+    point for writes that bypass the flush (bulk inserts, ``relational/bulk.py``)."""
     store: CacheStore | None = session.info.get(STORE_KEY)
     if store is None:
         return
     owed: set[str] = session.info.setdefault(WRITTEN_KEY, set())
-    for row in chain(session.new, session.dirty, session.deleted):
+    for row in rows:
         owed.update(affected_keys(store, row))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -50,13 +51,9 @@ class AuditTrail:
         """Record what the flush in progress writes; call from ``after_flush``."""
         now = utcnow()
         for row in session.new:
-            state = inspect(row)
-            written = sorted(
-                attr.key
-                for attr in state.mapper.column_attrs
-                if attr.key not in _BOOKKEEPING and getattr(row, attr.key) is not None
-            )
-            self._add("create", row, written, now)
+            columns = inspect(row).mapper.column_attrs
+            written = written_fields({attr.key: getattr(row, attr.key) for attr in columns})
+            self._add("create", row, list(written), now)
         for row in session.dirty:
             state = inspect(row)
             changed = sorted(
@@ -121,6 +118,11 @@ class AuditTrail:
             rows.append(row)
         session.execute(insert(AuditEvent), rows)
         self.changes.clear()
+
+
+def written_fields(values: Mapping[str, object]) -> tuple[str, ...]:
+    """The fields a new row's audit event names: those given a value, bookkeeping aside."""
+    return tuple(sorted(k for k, v in values.items() if k not in _BOOKKEEPING and v is not None))
 
 
 def chain_hash(row: dict[str, object]) -> str:
