@@ -93,9 +93,8 @@ def test_a_taken_unique_value_under_all_or_nothing_writes_nothing(dl):
         uow.patients.create(**patient_fields(mrn="MRN-TAKEN"))
     rows = many_patients(5)
     rows[3]["mrn"] = "MRN-TAKEN"
-    with dl.unit_of_work(actor="test") as uow:
-        with pytest.raises(DuplicateError):
-            uow.patients.create_many(rows, all_or_nothing=True)
+    with dl.unit_of_work(actor="test") as uow, pytest.raises(DuplicateError):
+        uow.patients.create_many(rows, all_or_nothing=True)
     assert len(stored_patients(dl)) == 1
 
 
@@ -113,9 +112,8 @@ def test_progress_is_reported_after_each_batch(dl):
 
 
 def test_a_batch_size_out_of_range_is_refused(dl):
-    with dl.unit_of_work(actor="test") as uow:
-        with pytest.raises(ValidationError) as refused:
-            uow.patients.create_many(many_patients(1), batch_size=0)
+    with dl.unit_of_work(actor="test") as uow, pytest.raises(ValidationError) as refused:
+        uow.patients.create_many(many_patients(1), batch_size=0)
     assert refused.value.field == "batch_size"
 
 
