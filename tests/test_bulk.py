@@ -186,3 +186,12 @@ def test_a_bulk_import_that_rolls_back_invalidates_nothing(dl):
         uow.appointments.create_many([row])
         raise RuntimeError("abandoned")
     assert dl.cache_stats()["schedules"]["invalidation"] == before
+
+
+def test_text_with_tabs_newlines_backslashes_and_quotes_survives_the_copy(dl):
+    address = {"line": 'Flat 4\\B\t"Sai Kripa"\nNear the temple\r', "city": "Pune"}
+    rows = [patient_fields(address=address, last_name="O'Brien\\Rao") for _ in range(3)]
+    with dl.unit_of_work(actor="test") as uow:
+        created = uow.patients.create_many(rows).created
+    stored = read(dl, lambda uow: uow.patients.get_many(created))
+    assert [(p.address, p.last_name) for p in stored] == [(address, "O'Brien\\Rao")] * 3

@@ -59,15 +59,21 @@ def _collect(session: Session, _context: Any) -> None:
     note_written(session, chain(session.new, session.dirty, session.deleted))
 
 
-def note_written(session: Session, rows: Iterable[object]) -> None:
+def note_written(session: Session, rows: Iterable[object], *, fresh: bool = False) -> None:
     """Owe the keys ``rows`` affect, delivered after the commit like a flush's: the entry
-    point for writes that bypass the flush (bulk inserts, ``relational/bulk.py``)."""
+    point for writes that bypass the flush (bulk inserts, ``relational/bulk.py``).
+
+    ``fresh``: the rows were just inserted under ids generated for them, so no read can
+    have cached their own key (not even as absent); only the reads they join — a doctor's
+    day, a timeline, an unread count — are owed.
+    """
     store: CacheStore | None = session.info.get(STORE_KEY)
     if store is None:
         return
     owed: set[str] = session.info.setdefault(WRITTEN_KEY, set())
     for row in rows:
-        owed.update(affected_keys(store, row))
+        if not (fresh and isinstance(row, Patient | User)):
+            owed.update(affected_keys(store, row))
 
 
 def _deliver(session: Session) -> None:

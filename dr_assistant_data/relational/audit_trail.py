@@ -22,6 +22,7 @@ from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from .base import SoftDeleted
+from .copy_rows import copy_rows
 from .models import AuditEvent
 from .types import utcnow
 
@@ -116,7 +117,10 @@ class AuditTrail:
             }
             row["row_hash"] = prev_hash = chain_hash(row)
             rows.append(row)
-        session.execute(insert(AuditEvent), rows)
+        if len(rows) > 1 and session.get_bind().dialect.name == "postgresql":
+            copy_rows(session, AuditEvent.__table__, rows)  # a bulk import's thousands
+        else:
+            session.execute(insert(AuditEvent), rows)
         self.changes.clear()
 
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-import psycopg2
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
@@ -102,7 +101,7 @@ def create_many(
     if outer is not None:
         outer.commit()
     _audit(session, table, written)
-    note_written(session, [entry.row for entry in written])
+    note_written(session, [entry.row for entry in written], fresh=True)
     return result
 
 
@@ -165,8 +164,7 @@ def _insert(session: Session, table: Table, batch: list[Pending]) -> DataLayerEr
     """Insert ``batch`` in a savepoint; the database's refusal, if any, rolled back.
 
     On PostgreSQL a batch of several rows goes by ``COPY`` (``copy_rows.py``); a refused
-    COPY names no row, so it is reported as a conflict and the caller retries row by row
-    with INSERTs, whose errors name the field."""
+    batch names no row, so the caller retries it row by row."""
     copy = len(batch) > 1 and session.get_bind().dialect.name == "postgresql"
     try:
         with session.begin_nested():
@@ -176,8 +174,6 @@ def _insert(session: Session, table: Table, batch: list[Pending]) -> DataLayerEr
                 session.execute(insert(table), [entry.values for entry in batch])
     except (ValidationError, ConflictError) as error:
         return error
-    except psycopg2.Error:
-        return ConflictError("the batch was refused by the database")
     return None
 
 
