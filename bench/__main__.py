@@ -28,7 +28,8 @@ def options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--short-history", type=int, default=10, help="encounters, short timeline")
     parser.add_argument("--long-history", type=int, default=1000, help="encounters, long timeline")
     parser.add_argument("--patients", type=int, default=100_000, help="rows imported and exported")
-    parser.add_argument("--batch-size", type=int, default=5000, help="import and export batch")
+    parser.add_argument("--batch-size", type=int, default=5000, help="import batch")
+    parser.add_argument("--export-batch", type=int, default=1000, help="rows per fetch, export")
     parser.add_argument("--threads", type=int, default=32, help="threads of the mixed run")
     parser.add_argument("--pool", type=int, default=10, help="database pool of the mixed run")
     parser.add_argument("--operations", type=int, default=100, help="operations per thread")
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         figures |= volume.bulk_import(
             dl, count=args.patients, runs=args.runs, batch_size=args.batch_size
         )
-        figures |= volume.export(dl, expected=args.patients, batch_size=args.batch_size)
+        figures |= volume.export(dl, expected=args.patients, batch_size=args.export_batch)
     results = {
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "machine": {

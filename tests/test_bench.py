@@ -65,7 +65,7 @@ FIGURES = {
 def test_the_benchmark_reports_every_figure_and_target_as_json(tmp_path):
     output = tmp_path / "results.json"
     tiny = "--calls 3 --runs 1 --appointments 4 --short-history 3 --long-history 30"
-    tiny += " --patients 300 --batch-size 100 --threads 4 --pool 2 --operations 5"
+    tiny += " --patients 300 --batch-size 100 --export-batch 50 --threads 4 --pool 2 --operations 5"
     environment = {"BENCH_DATABASE_ADMIN_URL": ADMIN_URL, "BENCH_REDIS_URL": Settings().redis_url}
     finished = subprocess.run(
         [sys.executable, "-m", "bench", *tiny.split(), "--json", str(output)],
