@@ -28,8 +28,9 @@ from dr_assistant_data.relational.repositories.clinical import (
 from dr_assistant_data.relational.repositories.people import PatientRepository
 from dr_assistant_data.relational.repositories.scheduling import AppointmentRepository
 from dr_assistant_data.relational.session import build_session_factory
+from dr_assistant_data.testing.queries import counting_queries
 
-from .scratch import counting, raw_postgres, raw_redis
+from .scratch import raw_postgres, raw_redis
 from .timing import compare, median_us, nothing
 
 DAY = date(2030, 6, 3)
@@ -121,9 +122,9 @@ def get_and_day(dl: DataLayer, *, appointments: int, calls: int, runs: int) -> d
         ("uncached", plain_days, plain_session),
     ):
         session.expunge_all()
-        with counting(dl.engine) as log:
+        with counting_queries(dl.engine) as log:
             loaded = days.schedule_for(doctor_id, DAY)
-        queries[label] = len(log.sent)
+        queries[label] = log.count
         assert len(loaded) == appointments
         assert all(a.patient is not None for a in loaded)
     for closing in (cached_session.close, plain_session.close, connection.close, client.close):
@@ -220,9 +221,9 @@ def timeline(dl: DataLayer, *, sizes: tuple[int, ...], calls: int) -> dict[str, 
         connection.execute(text("ANALYZE"))  # as autovacuum would after the loads
     for size, patient in patients.items():
         session.expunge_all()
-        with counting(dl.engine) as log:
+        with counting_queries(dl.engine) as log:
             first_page(patient)
-        figures[f"timeline_{size}_queries"] = len(log.sent)
+        figures[f"timeline_{size}_queries"] = log.count
         figures[f"timeline_{size}_us"] = median_us(
             lambda patient=patient: first_page(patient), session.expunge_all, calls=calls
         )
@@ -232,9 +233,9 @@ def timeline(dl: DataLayer, *, sizes: tuple[int, ...], calls: int) -> dict[str, 
     for _ in range(deepest // page_size - 1):
         cursor = encounters.for_patient_page(patient, limit=page_size, after=cursor).next_cursor
     session.expunge_all()
-    with counting(dl.engine) as log:
+    with counting_queries(dl.engine) as log:
         encounters.for_patient_page(patient, limit=page_size, after=cursor)
-    figures["timeline_last_keyset_page_queries"] = len(log.sent)
+    figures["timeline_last_keyset_page_queries"] = log.count
     figures["timeline_last_keyset_page_us"] = median_us(
         lambda: encounters.for_patient_page(patient, limit=page_size, after=cursor),
         session.expunge_all,

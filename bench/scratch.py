@@ -7,11 +7,10 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import psycopg2
 import redis
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from dr_assistant_data import DataLayer, Settings
@@ -61,24 +60,3 @@ def raw_postgres(dl: DataLayer) -> psycopg2.extensions.connection:
 
 def raw_redis() -> redis.Redis:
     return redis.Redis.from_url(REDIS_URL)
-
-
-@dataclass
-class Statements:
-    """The statements an engine sent while counting."""
-
-    sent: list[str] = field(default_factory=list)
-
-
-@contextmanager
-def counting(engine: Engine) -> Iterator[Statements]:
-    log = Statements()
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        log.sent.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield log
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
