@@ -195,3 +195,20 @@ def test_text_with_tabs_newlines_backslashes_and_quotes_survives_the_copy(dl):
         created = uow.patients.create_many(rows).created
     stored = read(dl, lambda uow: uow.patients.get_many(created))
     assert [(p.address, p.last_name) for p in stored] == [(address, "O'Brien\\Rao")] * 3
+
+
+class StopImport(Exception):
+    pass
+
+
+def test_an_import_stopped_midway_and_committed_has_an_audit_event_per_written_row(dl):
+    def stop_after_the_first_batch(progress):
+        if progress.done == 10:
+            raise StopImport
+
+    with dl.unit_of_work(actor="importer") as uow, pytest.raises(StopImport):
+        uow.patients.create_many(
+            many_patients(30), batch_size=10, progress=stop_after_the_first_batch
+        )
+    assert len(stored_patients(dl)) == 10
+    assert len(chain_rows(dl)) == 10

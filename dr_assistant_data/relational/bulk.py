@@ -90,7 +90,11 @@ def create_many(
                             f"rows[{index}].{error.field}", error.reason
                         ) from None
                     result.errors.append(RowError(index, error.field, error.reason))
-            written.extend(_written(session, table, valid, result, all_or_nothing))
+            kept = _written(session, table, valid, result, all_or_nothing)
+            if outer is None:
+                _record(session, table, kept)  # in the transaction from now on, whatever follows
+            else:
+                written.extend(kept)  # until the savepoint is released
             done += len(chunk)
             if progress is not None:
                 progress(Progress(done, len(result.created), len(result.errors)))
@@ -100,8 +104,7 @@ def create_many(
         raise
     if outer is not None:
         outer.commit()
-    _audit(session, table, written)
-    note_written(session, [entry.row for entry in written], fresh=True)
+        _record(session, table, written)
     return result
 
 
@@ -208,7 +211,10 @@ def _values(table: Table, row: Entity) -> dict[str, Any]:
     return values
 
 
-def _audit(session: Session, table: Table, written: list[Pending]) -> None:
+def _record(session: Session, table: Table, written: list[Pending]) -> None:
+    """Give rows now in the transaction their audit events and owed cache keys, so that a
+    commit carries both even if the caller stops the import midway and commits."""
+    note_written(session, [entry.row for entry in written], fresh=True)
     trail: AuditTrail | None = session.info.get(AUDIT_KEY)
     if trail is None:
         return
