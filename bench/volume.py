@@ -64,7 +64,7 @@ def empty_patients(dl: DataLayer) -> None:
         connection.execute(text("TRUNCATE patients CASCADE"))
 
 
-def through_layer(dl: DataLayer, rows: list[dict[str, Any]], batch_size: int) -> float:
+def import_through_layer(dl: DataLayer, rows: list[dict[str, Any]], batch_size: int) -> float:
     started = time.perf_counter()
     with dl.unit_of_work(actor="bench-import") as uow:
         result = uow.patients.create_many(rows, batch_size=batch_size)
@@ -74,7 +74,7 @@ def through_layer(dl: DataLayer, rows: list[dict[str, Any]], batch_size: int) ->
     return elapsed
 
 
-def by_copy(dl: DataLayer, rows: list[dict[str, Any]]) -> float:
+def import_by_copy(dl: DataLayer, rows: list[dict[str, Any]]) -> float:
     """psycopg2 COPY of the same rows, with the columns the layer fills given directly."""
     connection = raw_postgres(dl)
     started = time.perf_counter()
@@ -117,9 +117,9 @@ def bulk_import(dl: DataLayer, *, count: int, runs: int, batch_size: int) -> dic
     layer_times, copy_times = [], []
     for _ in range(runs):
         empty_patients(dl)
-        copy_times.append(by_copy(dl, rows))
+        copy_times.append(import_by_copy(dl, rows))
         empty_patients(dl)
-        layer_times.append(through_layer(dl, rows, batch_size))  # leaves the rows for export
+        layer_times.append(import_through_layer(dl, rows, batch_size))  # leaves the rows for export
     layer, copy = statistics.median(layer_times), statistics.median(copy_times)
     return {
         "import_rows": count,
@@ -189,14 +189,14 @@ def _export_in_child(label: str, database_url: str, batch_size: int) -> tuple[in
     try:
         with peak_rss_growth() as growth:
             started = time.perf_counter()
-            written = (_through_layer if label == "layer" else _raw)(dl, batch_size)
+            written = (_export_through_layer if label == "layer" else _export_raw)(dl, batch_size)
             elapsed = time.perf_counter() - started
         return written, elapsed, growth()
     finally:
         dl.close()
 
 
-def _through_layer(dl: DataLayer, batch_size: int) -> int:
+def _export_through_layer(dl: DataLayer, batch_size: int) -> int:
     sink = csv.writer(Discard())
     written = 0
     with dl.unit_of_work(actor="bench-export") as uow:
@@ -206,7 +206,7 @@ def _through_layer(dl: DataLayer, batch_size: int) -> int:
     return written
 
 
-def _raw(dl: DataLayer, batch_size: int) -> int:
+def _export_raw(dl: DataLayer, batch_size: int) -> int:
     sink = csv.writer(Discard())
     written = 0
     connection = raw_postgres(dl)
