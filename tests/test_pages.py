@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cache_helpers import read
 from conftest import patient_fields
+from sqlalchemy import text
 
 from dr_assistant_data import ValidationError
 from dr_assistant_data.testing import (
@@ -50,6 +51,17 @@ def test_iterate_streams_every_matching_row_in_order_across_batches(dl):
         ],
     )
     assert names == [f"Rao{n:03d}" for n in reversed(range(10))]
+
+
+def test_iterate_reads_through_a_server_side_cursor_a_batch_at_a_time(dl):
+    patients_named(dl, 5)
+    with dl.unit_of_work(actor="test") as uow:
+        stream = uow.patients.iterate(batch_size=2)
+        next(stream)
+        open_cursors = uow.session.execute(text("SELECT count(*) FROM pg_cursors")).scalar()
+        rest = list(stream)
+    assert open_cursors == 1
+    assert len(rest) == 4
 
 
 def test_iterate_hides_soft_deleted_rows_and_applies_filters(dl):
