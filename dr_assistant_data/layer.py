@@ -19,6 +19,8 @@ from .documents.sweep import DEFAULT_GRACE, SweepReport, sweep
 from .errors import DataLayerError
 from .migrations import documents as document_migrations
 from .migrations import relational as relational_migrations
+from .relational import audit_trail, encryption
+from .relational.audit_trail import ChainReport
 from .relational.engine import build_engine
 from .relational.pool import pool_state
 from .relational.session import build_session_factory
@@ -111,15 +113,28 @@ class DataLayer:
 
         ``actor`` (a user id or a system name) is recorded on every audit event of the
         writes it makes; ``correlation_id`` ties them to a request (one is generated when
-        omitted).
+        omitted). In production a write without an actor is refused
+        (``ValidationError("actor")``); elsewhere it is recorded as ``"unknown"``.
         """
         return UnitOfWork(
             self.session_factory,
             self.documents,
-            actor=actor or "unknown",
+            actor=(actor or "").strip() or None,
             correlation_id=correlation_id,
             clinic_timezone=self._clinic_timezone,
+            actor_required=self.settings.environment == "production",
+            audit_reads=self.settings.audit_reads,
         )
+
+    def verify_audit_chain(self) -> ChainReport:
+        """Check every link of the audit trail; the report names the first broken one."""
+        with self.engine.connect() as connection:
+            return translated(audit_trail.verify)(connection)
+
+    def rotate_keys(self, batch_size: int = 500) -> int:
+        """Re-encrypt identifiers sealed under an older key with the active one (and
+        recompute blind indexes); returns the rows rewritten. Safe to rerun."""
+        return translated(encryption.rotate)(self.engine, batch_size)
 
     def migrate(self) -> None:
         """Bring the relational schema, then the document store, to the newest revision.

@@ -9,6 +9,7 @@ start-up rather than on the first request.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -20,6 +21,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from .errors import ConfigurationError
+from .protection.keyring import Keyring, keyring_from
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/dr_assistant"
 ENVIRONMENTS = ("development", "test", "production")
@@ -81,6 +83,11 @@ class Settings:
     cache_ttl_schedule: float = 60.0
     cache_ttl_timeline: float = 120.0
     cache_ttl_count: float = 30.0
+    db_ssl_root_cert: str | None = None
+    audit_reads: bool = False
+    data_encryption_keys: str = ""
+    data_encryption_active_key: str = ""
+    blind_index_key: str = ""
 
     def __post_init__(self) -> None:
         if self.environment not in ENVIRONMENTS:
@@ -119,6 +126,18 @@ class Settings:
         for name in ("db_statement_timeout_ms", "db_slow_query_ms"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(VARIABLES[name], "must not be negative")
+        self.keyring  # noqa: B018 - refuses missing or malformed keys at start-up
+
+    @functools.cached_property
+    def keyring(self) -> Keyring:
+        """The field-encryption keys (``protection/keyring.py``); development and test get
+        a fixed, public key when none is configured, production refuses to start."""
+        return keyring_from(
+            self.data_encryption_keys,
+            self.data_encryption_active_key,
+            self.blind_index_key,
+            production=self.environment == "production",
+        )
 
     @property
     def is_embedded(self) -> bool:
@@ -133,6 +152,8 @@ class Settings:
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["database_url"] = self.database_url_safe
+        for name in ("data_encryption_keys", "blind_index_key"):
+            shown[name] = "***" if shown[name] else ""
         for name in ("mongodb_uri", "redis_url"):
             shown[name] = _mask_password(shown[name])
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
@@ -167,6 +188,11 @@ class Settings:
             "cache_lock_timeout": env.millis("CACHE_LOCK_TIMEOUT", cls.cache_lock_timeout),
             "cache_breaker_backoff": env.millis("CACHE_BREAKER_BACKOFF", cls.cache_breaker_backoff),
             **{name: env.number(VARIABLES[name], float, getattr(cls, name)) for name in CACHE_TTLS},
+            "db_ssl_root_cert": env.text("DB_SSL_ROOT_CERT", "") or None,
+            "audit_reads": env.flag("AUDIT_READS", cls.audit_reads),
+            "data_encryption_keys": env.text("DATA_ENCRYPTION_KEYS", ""),
+            "data_encryption_active_key": env.text("DATA_ENCRYPTION_ACTIVE_KEY", ""),
+            "blind_index_key": env.text("BLIND_INDEX_KEY", ""),
         }
         return cls(**overrides)  # type: ignore[arg-type]
 

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 from cache_helpers import DAY, NINE_IN_KOLKATA, read
 from conftest import patient_fields
-from sqlalchemy import select
+from sqlalchemy import select, text
 from test_audit_trail import assert_chain_intact, chain_rows
 
 from dr_assistant_data import DuplicateError, ValidationError
@@ -212,3 +212,35 @@ def test_an_import_stopped_midway_and_committed_has_an_audit_event_per_written_r
         )
     assert len(stored_patients(dl)) == 10
     assert len(chain_rows(dl)) == 10
+
+
+def test_bulk_created_identifiers_are_sealed_at_rest_and_found_by_their_blind_index(dl):
+    identifiers = {
+        "abha_id": "91-7777-8888-9999",
+        "phone": "098777 00001",
+        "email": "Ira@Example.in",
+    }
+    with dl.unit_of_work(actor="test") as uow:
+        [created] = uow.patients.create_many(
+            [patient_fields(**identifiers), *many_patients(2)]
+        ).created[:1]
+    with dl.engine.connect() as connection:  # as stored: plain SQL, no column types
+        row = connection.execute(text("SELECT * FROM patients WHERE id = :id"), {"id": created})
+        stored = " ".join(str(value) for value in row.one())
+    assert "7777" not in stored
+    assert "98777" not in stored
+    assert "xample" not in stored
+    with dl.unit_of_work(actor="test") as uow:
+        assert uow.patients.find_by_abha_id("91 7777 8888 9999").id == created
+        assert [p.id for p in uow.patients.find_by_phone("+919877700001")] == [created]
+        assert uow.patients.get(created).email == "ira@example.in"
+
+
+def test_a_taken_abha_number_rejects_only_its_row_naming_the_field(dl):
+    with dl.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields(abha_id="91-7777-8888-9999"))
+    rows = many_patients(3)
+    rows[2]["abha_id"] = "91 7777 8888 9999"
+    with dl.unit_of_work(actor="test") as uow:
+        result = uow.patients.create_many(rows)
+    assert [(e.index, e.field) for e in result.errors] == [(2, "abha_id")]

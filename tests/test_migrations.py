@@ -92,6 +92,7 @@ def run_alembic(*arguments: str, database_url: str) -> subprocess.CompletedProce
 def test_migrate_brings_an_empty_postgres_database_to_head(pg_layer):
     before = pg_layer.migration_status()
     assert before.current == ()
+    assert before.pending[0] == "0001"
     assert before.pending[-1] == before.head
 
     pg_layer.migrate()
@@ -257,7 +258,7 @@ def test_postgres_has_the_appointment_overlap_exclusion_constraint(pg_layer):
     assert table == "appointments"
 
 
-@pytest.mark.parametrize("index", ["uq_patients_mrn", "uq_patients_abha_id"])
+@pytest.mark.parametrize("index", ["uq_patients_mrn", "uq_patients_abha_id_index"])
 def test_postgres_patient_identifiers_are_unique_only_when_present(pg_layer, index):
     pg_layer.migrate()
     with pg_layer.engine.connect() as connection:

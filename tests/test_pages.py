@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cache_helpers import read
-from conftest import patient_fields
+from conftest import patient_fields, settings_for
 from sqlalchemy import text
 
-from dr_assistant_data import ValidationError
+from dr_assistant_data import DataLayer, ValidationError
 from dr_assistant_data.testing import (
     DoctorFactory,
     EncounterFactory,
@@ -198,3 +198,18 @@ def test_prescription_keyset_pages_load_items_and_doctor_in_two_queries(dl, coun
     assert len(loaded) == 2
     assert page.next_cursor is None
     assert not {p.id for p in first.items} & {p.id for p in page.items}
+
+
+def test_timeline_keyset_pages_are_chart_reads_when_reads_are_audited(dl, database_url):
+    patient = encounters_of_one_patient(dl, 2)
+    audited = DataLayer(settings_for(database_url, audit_reads=True))
+    try:
+        with audited.unit_of_work(actor="doctor-2") as uow:
+            uow.encounters.for_patient_page(patient.id, limit=1)
+            uow.orders.for_patient_page(patient.id)
+        with audited.unit_of_work(actor="test") as uow:
+            reads = [e.changed_fields for e in uow.audit.for_entity("patients", patient.id)]
+    finally:
+        audited.close()
+    assert ["encounters"] in reads
+    assert ["orders"] in reads

@@ -156,3 +156,15 @@ def test_a_cache_setting_that_is_not_a_positive_number_names_its_variable(variab
     with pytest.raises(ConfigurationError) as raised:
         Settings.from_env({variable: "-5"})
     assert raised.value.variable == variable
+
+
+def test_security_variables_are_read():
+    settings = Settings.from_env({"AUDIT_READS": "true", "DB_SSL_ROOT_CERT": "/etc/ssl/ca.pem"})
+    assert settings.audit_reads is True
+    assert settings.db_ssl_root_cert == "/etc/ssl/ca.pem"
+
+
+def test_audit_reads_must_be_a_flag():
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({"AUDIT_READS": "sometimes"})
+    assert raised.value.variable == "AUDIT_READS"

@@ -30,7 +30,8 @@ def free_port() -> int:
 
 
 class ThrowawayPostgres:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, options: str = "") -> None:
+        self.options = options  # extra server options, e.g. "-c ssl=on"
         self.data = root / "data"
         self.port = free_port()
         self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
@@ -52,7 +53,7 @@ class ThrowawayPostgres:
     def start(self) -> None:
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} "
-            "-c fsync=off -c max_connections=40"
+            f"-c fsync=off -c max_connections=40 {self.options}"
         )
         self._pg_ctl("-o", options, "-l", str(self.data / "server.log"), "start")
 

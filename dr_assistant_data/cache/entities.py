@@ -6,6 +6,10 @@ builds the instance without SQL, marks it persistent in the session (as if loade
 fires the ORM ``load`` event so JSON columns track in-place changes: the entity can be
 read, edited and is saved on commit like any loaded one, its ``version`` guarding the
 UPDATE. If the session already holds that row, that object is returned instead.
+
+Encrypted columns (a patient's ABHA number, phone, email) are cached sealed, as they are
+stored, with the session's keyring (``relational/encryption.py``): Redis never holds them
+in clear.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import inspect
-from sqlalchemy.orm import Mapper, Session
+from sqlalchemy.orm import Mapper, Session, object_session
 from sqlalchemy.orm.attributes import instance_state
 
 from ..relational.base import Entity
+from ..relational.encryption import encrypted_columns, session_keyring
 
 Encode = Callable[[Any], Any]
 Decode = Callable[[Any], Any]
@@ -47,6 +52,7 @@ class RowCodec:
         self.keys: list[str] = []
         self.encoders: list[Encode] = []
         self.typed: list[tuple[str, Decode]] = []  # the columns JSON cannot carry as they are
+        self.sealed = encrypted_columns(model)
         for attribute in self.mapper.column_attrs:
             encode, decode = _CODECS.get(_python_type(attribute.columns[0]), (None, None))
             self.keys.append(attribute.key)
@@ -55,12 +61,23 @@ class RowCodec:
                 self.typed.append((attribute.key, decode))
 
     def encode(self, row: Entity) -> Row:
-        return [
+        values = [
             encode(getattr(row, key)) for key, encode in zip(self.keys, self.encoders, strict=True)
         ]
+        if self.sealed:
+            keyring = session_keyring(object_session(row))
+            for index, key in enumerate(self.keys):
+                if key in self.sealed and values[index] is not None:
+                    values[index] = keyring.seal(values[index], self.sealed[key])
+        return values
 
     def restore(self, session: Session, values: Row) -> Any:
         decoded = dict(zip(self.keys, values, strict=True))
+        if self.sealed:
+            keyring = session_keyring(session)
+            for key, context in self.sealed.items():
+                if decoded[key] is not None:
+                    decoded[key] = keyring.open(decoded[key], context)
         for key, decode in self.typed:
             if decoded[key] is not None:
                 decoded[key] = decode(decoded[key])

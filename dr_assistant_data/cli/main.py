@@ -10,6 +10,7 @@ their password masked.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -85,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     command("check", _check, "compare the models with the live schema")
     command("health", _health, "probe every store, print JSON; exit 1 if a required one is down")
     command("seed", _seed, "add a demo clinic to the configured database")
+    command("verify-audit", _verify_audit, "check the audit trail's hash chain; exit 1 if broken")
+    rotate = command("rotate-keys", _rotate_keys, "re-encrypt identifiers under the active key")
+    rotate.add_argument("--batch-size", type=int, default=500, help="rows per transaction")
     return parser
 
 
@@ -214,6 +218,24 @@ def _health(dl: DataLayer, _args: argparse.Namespace) -> int:
     if down:
         print(f"error: required store down: {', '.join(down)}", file=sys.stderr)
     return 1 if down else 0
+
+
+def _verify_audit(dl: DataLayer, _args: argparse.Namespace) -> int:
+    """Print the chain report as JSON; exit 1 when a link is broken."""
+    report = dl.verify_audit_chain()
+    print(json.dumps(dataclasses.asdict(report), indent=2))
+    if not report.ok:
+        print(f"error: audit chain broken at seq {report.first_broken_seq}", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def _rotate_keys(dl: DataLayer, args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        print("error: --batch-size must be at least 1", file=sys.stderr)
+        return 2
+    rewritten = dl.rotate_keys(batch_size=args.batch_size)
+    print(f"Re-encrypted {rewritten} rows under key {dl.settings.keyring.active}.")
+    return 0
 
 
 if __name__ == "__main__":

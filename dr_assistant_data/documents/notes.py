@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from ..errors import ConflictError, ImmutableRecordError, ValidationError
+from ..relational.audit_trail import trail_of
 from ..relational.repositories.base import as_uuid, check_page
 from ..relational.types import utcnow
 from .clinical_note import (
@@ -160,10 +161,13 @@ class ClinicalNoteRepository(DocumentRepository):
     def for_patient(
         self, patient_id: Any, *, limit: int = 50, offset: int = 0
     ) -> list[ClinicalNote]:
-        """The patient's notes, newest first (without their history)."""
-        return self._newest_first(
-            patient_id=str(as_uuid(patient_id, "patient_id")), limit=limit, offset=offset
-        )
+        """The patient's notes, newest first (without their history); a read of the
+        chart when reads are audited."""
+        patient = as_uuid(patient_id, "patient_id")
+        trail = trail_of(self.session)
+        if trail is not None:
+            trail.record_read("patients", patient, "clinical_notes")
+        return self._newest_first(patient_id=str(patient), limit=limit, offset=offset)
 
     def for_encounter(
         self, encounter_id: Any, *, limit: int = 50, offset: int = 0

@@ -12,8 +12,8 @@ from pymongo.collection import Collection
 from sqlalchemy.orm import Session
 
 from ..errors import ConflictError, ImmutableRecordError, NotFoundError, ValidationError
+from ..relational.audit_trail import trail_of
 from ..relational.repositories.base import as_uuid
-from ..relational.session import AUDIT_KEY
 from .journal import DocumentJournal, Raw
 from .store import DocumentStore
 from .translate import translated
@@ -55,6 +55,7 @@ class DocumentRepository:
         return self.document._from_son({k: v for k, v in raw.items() if k != "pending"})
 
     def insert(self, document: Document) -> None:
+        self._check_actor()
         self.journal.insert(self.collection, document.to_mongo().to_dict())
 
     def conditional_update(
@@ -62,6 +63,7 @@ class DocumentRepository:
     ) -> None:
         """Write ``fields`` of ``document`` if the stored one still matches ``expected``;
         otherwise say why it did not: gone, signed, or changed by someone else."""
+        self._check_actor()
         stored = document.to_mongo()
         changes: Raw = {"$set": {name: stored.get(name) for name in fields}, **more}
         if self.journal.update(self.collection, before, expected, changes):
@@ -73,8 +75,14 @@ class DocumentRepository:
             raise ImmutableRecordError("the note was signed; amend it instead")
         raise ConflictError("the record was changed by someone else; reload it and retry")
 
+    def _check_actor(self) -> None:
+        """Refuse a write without a required actor before it reaches the store."""
+        trail = trail_of(self.session)
+        if trail is not None:
+            trail.check_actor()
+
     def audit(self, action: str, doc_id: str, fields: Iterable[str]) -> None:
-        trail = self.session.info.get(AUDIT_KEY)
+        trail = trail_of(self.session)
         if trail is not None:
             trail.record(action, self.document._get_collection_name(), doc_id, tuple(fields))
 

@@ -25,11 +25,12 @@ from sqlalchemy.orm import Session
 
 from ..cache.invalidation import note_written
 from ..errors import ConflictError, DataLayerError, DuplicateError, ValidationError
+from ..protection.keyring import Keyring
 from . import rules
-from .audit_trail import AuditTrail, Change, written_fields
+from .audit_trail import Change, trail_of, written_fields
 from .base import Entity, Versioned
 from .copy_rows import copy_rows
-from .session import AUDIT_KEY
+from .encryption import blind_indexes, index_value, session_keyring
 from .types import utcnow
 
 MAX_BATCH = 10_000
@@ -72,6 +73,10 @@ def create_many(
 ) -> BulkResult:
     """Insert ``rows`` (see the module docstring); returns what was created and refused."""
     check_batch_size(batch_size)
+    trail = trail_of(session)
+    if trail is not None:
+        trail.check_actor()
+    keyring = session_keyring(session) if blind_indexes(model) else None
     session.flush()  # pending single writes go first, under their own rules
     table: Table = model.__table__  # type: ignore[assignment]
     result = BulkResult()
@@ -83,7 +88,7 @@ def create_many(
             valid = []
             for index, fields in chunk:
                 try:
-                    valid.append(_built(model, table, index, fields))
+                    valid.append(_built(model, table, keyring, index, fields))
                 except ValidationError as error:
                     if all_or_nothing:
                         raise ValidationError(
@@ -122,8 +127,16 @@ class Pending:
     values: dict[str, Any]
 
 
-def _built(model: type[Entity], table: Table, index: int, fields: Mapping[str, Any]) -> Pending:
-    """The row as an unsaved entity, checked by the rules a flush applies to a new row.
+def _built(
+    model: type[Entity],
+    table: Table,
+    keyring: Keyring | None,
+    index: int,
+    fields: Mapping[str, Any],
+) -> Pending:
+    """The row as an unsaved entity, checked by the rules a flush applies to a new row,
+    then given the blind indexes of its encrypted values (``encryption.py``), as a flush
+    would. Its values are sealed on the way to the database by their column types.
 
     It is built without attribute events (as a loaded row is) and never joins the
     session: only column fields are accepted, child rows have no bulk path."""
@@ -137,6 +150,9 @@ def _built(model: type[Entity], table: Table, index: int, fields: Mapping[str, A
     row.__dict__.update(fields)
     row.__dict__.setdefault("id", uuid.uuid4())
     rules.validate(row, changed=None)
+    if keyring is not None:
+        for key, index_key in blind_indexes(model).items():
+            row.__dict__[index_key] = index_value(keyring, model, key, row.__dict__.get(key))
     return Pending(index, row, _values(table, row))
 
 
@@ -215,7 +231,7 @@ def _record(session: Session, table: Table, written: list[Pending]) -> None:
     """Give rows now in the transaction their audit events and owed cache keys, so that a
     commit carries both even if the caller stops the import midway and commits."""
     note_written(session, [entry.row for entry in written], fresh=True)
-    trail: AuditTrail | None = session.info.get(AUDIT_KEY)
+    trail = trail_of(session)
     if trail is None:
         return
     now = utcnow()

@@ -1,16 +1,16 @@
 """``COPY ... FROM STDIN`` of validated rows, in PostgreSQL's text format.
 
-Values arrive already cleaned by ``rules.validate`` (strings, numbers, booleans, dates,
-aware datetimes, UUIDs, JSON lists and objects), so encoding is a type dispatch; text is
-escaped as the format requires (backslash, tab, newline, carriage return), ``None`` is
-``\\N``. Driver errors become the contract's errors (``translate.py``), as for any
-statement; a refused COPY names no row.
+Each value first goes through its column type's bind processing, as in any statement
+(encrypted identifiers are sealed, JSON serialized, timestamps made UTC); what remains
+(strings, numbers, booleans, dates, datetimes, UUIDs) is written as text, escaped as the
+format requires (backslash, tab, newline, carriage return), ``None`` as ``\\N``. Driver
+errors become the contract's errors (``translate.py``), as for any statement; a refused
+COPY names no row.
 """
 
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -28,14 +28,16 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Write ``rows`` (dicts keyed by every column of ``table``) in one COPY, in the
     session's transaction."""
-    names = [column.key for column in table.columns]
+    dialect = session.get_bind().dialect
+    columns = [(column.key, column.type.bind_processor(dialect)) for column in table.columns]
     buffer = io.StringIO()
     for row in rows:
-        buffer.write("\t".join([_text(row[name]) for name in names]))
+        values = [row[key] if bind is None else bind(row[key]) for key, bind in columns]
+        buffer.write("\t".join([_text(value) for value in values]))
         buffer.write("\n")
     buffer.seek(0)
-    columns = ", ".join(f'"{column.name}"' for column in table.columns)
-    statement = f'COPY "{table.name}" ({columns}) FROM STDIN'
+    names = ", ".join(f'"{column.name}"' for column in table.columns)
+    statement = f'COPY "{table.name}" ({names}) FROM STDIN'
     cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.copy_expert(statement, buffer)
@@ -52,8 +54,6 @@ def _text(value: Any) -> str:
         return "\\N"
     if isinstance(value, bool):
         return "t" if value else "f"
-    if isinstance(value, dict | list):
-        value = json.dumps(value, separators=(",", ":"))
-    elif isinstance(value, datetime | date):
+    if isinstance(value, datetime | date):
         value = value.isoformat()
     return str(value).translate(_ESCAPES)

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from ..settings import Settings
-from . import fork_safety, query_log
+from . import encryption, fork_safety, query_log
 from .pool import ReportingQueuePool
 
 APPLICATION_NAME = "dr-assistant-data"
@@ -24,9 +24,10 @@ def build_engine(settings: Settings) -> Engine:
     Query parameters are patient data, so they are hidden from SQLAlchemy's log lines and
     exception messages (``hide_parameters``). Slow and failed statements are logged
     (``query_log.py``); a forked child never uses the parent's connections
-    (``fork_safety.py``).
+    (``fork_safety.py``). Encrypted columns use the settings' keyring (``encryption.py``).
     """
     engine = _create(settings)
+    encryption.attach(engine, settings.keyring)
     query_log.install(engine, settings.db_slow_query_ms)
     return fork_safety.protect(engine)
 
@@ -51,6 +52,8 @@ def _create(settings: Settings) -> Engine:
         connect_args["sslmode"] = (
             "verify-full" if settings.db_ssl_reject_unauthorized else "require"
         )
+        if settings.db_ssl_root_cert:
+            connect_args["sslrootcert"] = settings.db_ssl_root_cert
     return create_engine(
         url,
         poolclass=ReportingQueuePool,

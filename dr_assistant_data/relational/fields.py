@@ -6,6 +6,7 @@ Messages describe what was expected, never the value received (it may be patient
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable
@@ -205,6 +206,8 @@ def _check_json(value: Any, field: str, depth: int) -> None:
             _check_json(item, field, depth + 1)
     elif isinstance(value, str):
         check_text(value, field)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError(field, "must hold only finite numbers")  # JSON has no NaN
     elif value is not None and not isinstance(value, bool | int | float):
         raise ValidationError(field, "must hold only JSON values")
 

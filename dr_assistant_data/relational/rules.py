@@ -131,9 +131,9 @@ def columns_of(model: type) -> dict[str, Column]:
     mapper: Mapper[Any] = sa_inspect(model)
     result: dict[str, Column] = {}
     for attr in mapper.column_attrs:
-        if attr.key in PROTECTED:
-            continue
         column = attr.columns[0]
+        if attr.key in PROTECTED or "blind_index_of" in column.info:
+            continue
         check = OVERRIDES.get((model, attr.key)) or _check_for_type(column.type)
         has_default = column.default is not None or column.server_default is not None
         via = tuple(rel.key for rel in mapper.relationships if column in rel.local_columns)

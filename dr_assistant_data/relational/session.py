@@ -3,7 +3,9 @@
 Listeners installed here, once, hold for every write however it is made (a repository
 call, a plain attribute change, a factory in a test):
 
-* ``before_flush`` validates every new and changed row before any SQL is emitted;
+* ``before_flush`` refuses writes without a required actor (production), validates every
+  new and changed row before any SQL is emitted, then computes the blind indexes of its
+  encrypted identifiers (``encryption.py``);
 * ``after_flush`` hands the flushed changes to the unit of work's audit trail;
 * ``after_begin`` tags the connection with the unit of work's correlation id for the
   slow-query and failure log lines (``query_log.py``);
@@ -29,11 +31,11 @@ from sqlalchemy.orm import (
 )
 
 from . import rules
+from .audit_trail import trail_of
 from .base import SoftDeleted
+from .encryption import fill_blind_indexes
 from .query_log import CORRELATION_KEY
 from .translate import translated
-
-AUDIT_KEY = "audit_trail"
 
 
 class LayerSession(Session):
@@ -55,6 +57,7 @@ def build_session_factory(engine: Engine) -> sessionmaker[Session]:
     off), so entities returned by a unit of work can be used once it has ended."""
     factory = sessionmaker(bind=engine, class_=LayerSession, expire_on_commit=False)
     event.listen(factory, "before_flush", _validate_rows)
+    event.listen(factory, "before_flush", fill_blind_indexes)  # on the validated values
     event.listen(factory, "after_flush", _collect_audit)
     event.listen(factory, "after_begin", _tag_correlation)
     event.listen(factory, "do_orm_execute", _hide_deleted)
@@ -62,6 +65,9 @@ def build_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def _validate_rows(session: Session, _context: Any, _instances: Any) -> None:
+    trail = trail_of(session)
+    if trail is not None and (session.new or session.dirty or session.deleted):
+        trail.check_actor()
     for row in session.new:
         rules.validate(row, changed=None)
     for row in session.dirty:
@@ -76,13 +82,13 @@ def _validate_rows(session: Session, _context: Any, _instances: Any) -> None:
 
 
 def _collect_audit(session: Session, _context: Any) -> None:
-    trail = session.info.get(AUDIT_KEY)
+    trail = trail_of(session)
     if trail is not None:
         trail.collect(session)
 
 
 def _tag_correlation(session: Session, _tx: SessionTransaction, connection: Connection) -> None:
-    trail = session.info.get(AUDIT_KEY)
+    trail = trail_of(session)
     if trail is not None:
         connection.info[CORRELATION_KEY] = trail.correlation_id
 

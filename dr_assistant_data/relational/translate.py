@@ -23,12 +23,15 @@ from ..errors import (
     ConflictError,
     DataLayerError,
     DuplicateError,
+    ImmutableRecordError,
     ValidationError,
 )
 from .base import Base
 
 OVERLAP = "ex_appointments_doctor_overlap"
 """The exclusion constraint on PostgreSQL and the trigger's message on SQLite."""
+APPEND_ONLY = "audit_events_append_only"
+"""The message of the triggers that refuse changes to the audit trail."""
 
 _SQLITE_FIELD = re.compile(r"(?:UNIQUE|NOT NULL) constraint failed: \w+\.(\w+)")
 _SQLITE_CHECK = re.compile(r"CHECK constraint failed: (\w+)")
@@ -38,6 +41,8 @@ def contract_error(error: Exception) -> DataLayerError:
     """The contract error for a SQLAlchemy / DBAPI exception; its text holds no values."""
     if isinstance(error, StaleDataError):
         return ConflictError("the record was changed by someone else; reload it and retry")
+    if isinstance(error, sa_exc.DBAPIError) and APPEND_ONLY in str(error.orig):
+        return ImmutableRecordError("audit events are append-only")
     if isinstance(error, sa_exc.TimeoutError):
         return BackendUnavailableError("postgres", f"no free connection: {error.args[0]}")
     if isinstance(error, sa_exc.IntegrityError):
@@ -117,13 +122,15 @@ def _sqlite_check(message: str) -> str | None:
 
 @functools.cache
 def _columns_by_constraint() -> dict[str, str]:
-    """Constraint and index names of the schema, mapped to their first column."""
+    """Constraint and index names of the schema, mapped to their first column (for a blind
+    index, the encrypted field it indexes)."""
     names: dict[str, str] = {}
     for table in Base.metadata.tables.values():
         for item in [*table.constraints, *table.indexes]:
             columns = list(item.columns) if hasattr(item, "columns") else []
             if isinstance(item.name, str) and columns:
-                names[item.name] = columns[0].name
+                info = getattr(columns[0], "info", {})  # expression indexes have no info
+                names[item.name] = info.get("blind_index_of", columns[0].name)
     return names
 
 

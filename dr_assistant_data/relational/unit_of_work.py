@@ -21,13 +21,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import DataLayerError
-from .audit_trail import AuditTrail
+from .audit_trail import AUDIT_KEY, AuditTrail
 from .repositories.audit import AuditRepository
 from .repositories.clinical import EncounterRepository, OrderRepository, PrescriptionRepository
 from .repositories.people import PatientRepository, UserRepository
 from .repositories.scheduling import AppointmentRepository
 from .repositories.workflow import AlertRepository, TaskRepository
-from .session import AUDIT_KEY
 
 
 class UnitOfWork:
@@ -45,14 +44,18 @@ class UnitOfWork:
         self,
         session_factory: sessionmaker[Session],
         *,
-        actor: str,
+        actor: str | None,
         correlation_id: str | None = None,
         clinic_timezone: ZoneInfo,
+        actor_required: bool = False,
+        audit_reads: bool = False,
     ) -> None:
         self._session_factory = session_factory
         self.actor = actor
         self.correlation_id = correlation_id or uuid.uuid4().hex
         self._clinic_timezone = clinic_timezone
+        self._actor_required = actor_required
+        self._audit_reads = audit_reads
         self._session: Session | None = None
 
     @property
@@ -66,7 +69,12 @@ class UnitOfWork:
         if self._session is not None:
             raise DataLayerError("a unit of work cannot be entered twice")
         session = self._session_factory()
-        session.info[AUDIT_KEY] = AuditTrail(actor=self.actor, correlation_id=self.correlation_id)
+        session.info[AUDIT_KEY] = AuditTrail(
+            actor=self.actor,
+            correlation_id=self.correlation_id,
+            actor_required=self._actor_required,
+            audit_reads=self._audit_reads,
+        )
         self._session = session
         self.users = UserRepository(session)
         self.patients = PatientRepository(session)

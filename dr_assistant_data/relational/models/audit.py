@@ -34,5 +34,7 @@ class AuditEvent(Base):
     entity_id: Mapped[str] = mapped_column(String(64))
     changed_fields: Mapped[list[str]] = mapped_column(MutableJSONList, default=list)
     correlation_id: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    """The reason code of an erasure (``patients.purge``); never free text."""
     prev_hash: Mapped[str] = mapped_column(String(64))
     row_hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -9,6 +9,7 @@ from sqlalchemy import CheckConstraint, Date, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..base import Entity, SoftDeleted, Versioned, choice, partial_index
+from ..encryption import EncryptedText, blind_index
 from ..types import MutableJSONDict, MutableJSONList
 from ..vocabulary import BLOOD_GROUPS, GENDERS, PATIENT_STATUSES, USER_ROLES, USER_STATUSES
 
@@ -34,21 +35,29 @@ class User(Versioned, SoftDeleted, Entity):
 
 
 class Patient(Versioned, SoftDeleted, Entity):
+    """A person under care. ABHA number, phone and email identify them outside the clinic:
+    they are stored encrypted and looked up through blind indexes (``encryption.py``)."""
+
     __tablename__ = "patients"
     __table_args__ = (
         partial_index("uq_patients_mrn", "mrn", unique=True),
-        partial_index("uq_patients_abha_id", "abha_id", unique=True),
+        partial_index("uq_patients_abha_id_index", "abha_id_index", unique=True),
+        partial_index("ix_patients_phone_index", "phone_index"),
+        partial_index("ix_patients_email_index", "email_index"),
         Index("ix_patients_last_name_first_name", "last_name", "first_name"),
     )
 
     mrn: Mapped[str | None] = mapped_column(String(32))
-    abha_id: Mapped[str | None] = mapped_column(String(17))
+    abha_id: Mapped[str | None] = mapped_column(EncryptedText("patients.abha_id"))
+    abha_id_index: Mapped[str | None] = blind_index("abha_id")
     first_name: Mapped[str] = mapped_column(String(100))
     last_name: Mapped[str] = mapped_column(String(100))
     date_of_birth: Mapped[date] = mapped_column(Date)
     gender: Mapped[str] = mapped_column(choice("patient_gender", GENDERS))
-    phone: Mapped[str | None] = mapped_column(String(20))
-    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(EncryptedText("patients.phone"))
+    phone_index: Mapped[str | None] = blind_index("phone")
+    email: Mapped[str | None] = mapped_column(EncryptedText("patients.email"))
+    email_index: Mapped[str | None] = blind_index("email")
     address: Mapped[dict[str, Any] | None] = mapped_column(MutableJSONDict)
     emergency_contact: Mapped[dict[str, Any] | None] = mapped_column(MutableJSONDict)
     blood_group: Mapped[str | None] = mapped_column(choice("patient_blood_group", BLOOD_GROUPS))

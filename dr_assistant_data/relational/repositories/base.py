@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session
 from ...cache import reads as cache_reads
 from ...errors import ConflictError, NotFoundError, ValidationError
 from .. import bulk, rules
+from ..audit_trail import trail_of
 from ..base import Entity, SoftDeleted
+from ..encryption import blind_indexes, index_value, session_keyring
 from ..fields import UUIDField
 from ..translate import translated
 from ..types import utcnow
@@ -59,6 +61,9 @@ class Repository(Generic[M]):
 
     def get(self, id: Any) -> M | None:
         """The entity with this id, or ``None`` (also for soft-deleted rows)."""
+        return self._find(id)
+
+    def _find(self, id: Any) -> M | None:
         key = as_uuid(id)
         if self.cached:
             return cache_reads.entity(self.session, self.model, key, self._load)  # type: ignore[return-value]
@@ -215,10 +220,16 @@ class Repository(Generic[M]):
     # -- helpers for subclasses --------------------------------------------------------
 
     def _require(self, id: Any) -> M:
-        row = self.get(id)
+        row = self._find(id)
         if row is None:
             raise NotFoundError(f"no {self.model.__tablename__} record with that id")
         return row
+
+    def _audit_chart_read(self, patient_id: uuid.UUID, part: str) -> None:
+        """Record a read of ``part`` of a patient's chart (when reads are audited)."""
+        trail = trail_of(self.session)
+        if trail is not None:
+            trail.record_read("patients", patient_id, part)
 
     def _prepare(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Turn caller input into attribute values (subclasses build child rows here)."""
@@ -246,14 +257,29 @@ class Repository(Generic[M]):
     def _condition(self, key: str, value: Any) -> ColumnElement[bool]:
         if key not in self.filterable:
             raise ValidationError(key, "cannot be filtered on")
-        column = getattr(self.model, key)
         if value is None:
-            return column.is_(None)  # type: ignore[no-any-return]
+            return self._column(key).is_(None)  # type: ignore[no-any-return]
         if isinstance(value, list | tuple | set | frozenset):
             if not value or len(value) > MAX_IDS:
                 raise ValidationError(key, f"must list 1 to {MAX_IDS} values")
-            return column.in_([rules.clean(self.model, key, item) for item in value])  # type: ignore[no-any-return]
-        return column == rules.clean(self.model, key, value)  # type: ignore[no-any-return]
+            return self._column(key).in_([self._comparable(key, item) for item in value])  # type: ignore[no-any-return]
+        return self._equals(key, value)
+
+    def _equals(self, key: str, value: Any) -> ColumnElement[bool]:
+        """``key = value`` for a lookup: the value is required, checked and normalized."""
+        if value is None:
+            raise ValidationError(key, "is required")
+        return self._column(key) == self._comparable(key, value)  # type: ignore[no-any-return]
+
+    def _column(self, key: str) -> Any:
+        """The column compared for ``key``: an encrypted field's blind index."""
+        return getattr(self.model, blind_indexes(self.model).get(key, key))
+
+    def _comparable(self, key: str, value: Any) -> Any:
+        cleaned = rules.clean(self.model, key, value)
+        if key not in blind_indexes(self.model):
+            return cleaned
+        return index_value(session_keyring(self.session), self.model, key, cleaned)
 
     def _ordering(self, order_by: str | Sequence[str] | None) -> list[Any]:
         return keyset.order(self._terms(order_by))

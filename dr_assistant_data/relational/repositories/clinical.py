@@ -29,6 +29,7 @@ class EncounterRepository(Repository[Encounter]):
         queries, none when cached (the newest 50 are cached, see ``cache/reads.py``)."""
         check_page(limit, offset)
         patient = as_uuid(patient_id, "patient_id")
+        self._audit_chart_read(patient, "encounters")
         statement = (
             select(Encounter)
             .where(Encounter.patient_id == patient)
@@ -42,10 +43,12 @@ class EncounterRepository(Repository[Encounter]):
         """A keyset page of the patient's encounters, newest first, with ``.doctor``: one
         query at any depth of the history (uncached), resumed after ``next_cursor``."""
         check_page(limit, 0)
+        patient = as_uuid(patient_id, "patient_id")
+        self._audit_chart_read(patient, "encounters")
         statement = (
             select(Encounter)
             .options(joinedload(Encounter.doctor))
-            .where(Encounter.patient_id == as_uuid(patient_id, "patient_id"))
+            .where(Encounter.patient_id == patient)
         )
         return self._page(
             statement, [(Encounter.start_time, True), (Encounter.id, False)], limit, after
@@ -97,9 +100,9 @@ class _WithItems(Repository[Any]):
 
     def for_patient(self, patient_id: Any, *, limit: int = 50, offset: int = 0) -> list[Any]:
         """Newest first, with items and doctor loaded: two queries, whatever the history."""
-        return self._timeline(
-            self.model.patient_id, as_uuid(patient_id, "patient_id"), limit, offset
-        )
+        patient = as_uuid(patient_id, "patient_id")
+        self._audit_chart_read(patient, self.model.__tablename__)
+        return self._timeline(self.model.patient_id, patient, limit, offset)
 
     def for_patient_page(
         self, patient_id: Any, *, limit: int = 50, after: str | None = None
@@ -107,10 +110,12 @@ class _WithItems(Repository[Any]):
         """A keyset page of the patient's records, newest first, with items and doctor:
         two queries at any depth of the history, resumed after ``next_cursor``."""
         check_page(limit, 0)
+        patient = as_uuid(patient_id, "patient_id")
+        self._audit_chart_read(patient, self.model.__tablename__)
         statement = (
             select(self.model)
             .options(selectinload(self.model.items), joinedload(self.model.doctor))
-            .where(self.model.patient_id == as_uuid(patient_id, "patient_id"))
+            .where(self.model.patient_id == patient)
         )
         terms = [(self.model.created_at, True), (self.model.id, False)]
         return self._page(statement, terms, limit, after)

@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 
-from ..fields import ABHA_NUMBER, MRN, USERNAME
+from ...errors import DataLayerError, NotFoundError
+from ..audit_trail import trail_of
+from ..fields import USERNAME, Text
 from ..models import Patient, User
-from .base import Repository
+from ..types import utcnow
+from .base import Repository, as_uuid, check_page
+
+ERASURE_REASON = Text(
+    max_length=64,
+    pattern=re.compile(r"[a-z][a-z0-9_]{2,63}"),
+    expected="a reason code (lower-case letters, digits and '_')",
+    strip=True,
+    nullable=False,
+)
+ERASED: dict[str, Any] = {
+    "first_name": "erased",
+    "last_name": "erased",
+    "mrn": None,
+    "abha_id": None,
+    "phone": None,
+    "email": None,
+    "address": None,
+    "emergency_contact": None,
+}
+"""What an erasure leaves in the fields that identify a patient."""
 
 
 class UserRepository(Repository[User]):
@@ -36,12 +60,62 @@ class PatientRepository(Repository[Patient]):
     default_order = "last_name"
     cached = True
 
+    def get(self, id: Any) -> Patient | None:
+        """The patient with this id, or ``None``; a read of the chart when reads are audited."""
+        patient = self._find(id)
+        if patient is not None:
+            self._audit_chart_read(patient.id, "demographics")
+        return patient
+
     def find_by_mrn(self, mrn: Any) -> Patient | None:
         """The patient with this medical record number, or ``None``."""
-        value = MRN.clean(mrn, "mrn")
-        return self.session.scalars(select(Patient).where(Patient.mrn == value)).first()
+        return self.session.scalars(select(Patient).where(self._equals("mrn", mrn))).first()
 
     def find_by_abha_id(self, abha_id: Any) -> Patient | None:
-        """The patient with this ABHA number (any usual formatting), or ``None``."""
-        value = ABHA_NUMBER.clean(abha_id, "abha_id")
-        return self.session.scalars(select(Patient).where(Patient.abha_id == value)).first()
+        """The patient with this ABHA number (any usual formatting), or ``None``.
+
+        One indexed query on the blind index: the stored number is encrypted."""
+        statement = select(Patient).where(self._equals("abha_id", abha_id))
+        return self.session.scalars(statement).first()
+
+    def find_by_phone(self, phone: Any, *, limit: int = 50) -> list[Patient]:
+        """Patients with this phone number (any usual formatting; a family may share one),
+        by name. One indexed query on the blind index."""
+        check_page(limit, 0)
+        statement = (
+            select(Patient)
+            .where(self._equals("phone", phone))
+            .order_by(*self._ordering(None))
+            .limit(limit)
+        )
+        return list(self.session.scalars(statement))
+
+    def purge(self, id: Any, *, reason: Any) -> None:
+        """Erase what identifies a patient, for an erasure the law requires (DPDP Act).
+
+        ``reason`` is a reason code (``"dpdp_erasure_request"``, ``"court_order"``...),
+        never free text; without one nothing happens (``ValidationError("reason")``).
+        Names, identifiers, contact details and address are erased and the birth date
+        kept to its year; the row is soft-deleted. The clinical record (encounters,
+        prescriptions, orders) stays, as medical-record retention requires, linked to the
+        anonymous row. The audit trail records a ``delete`` with the reason code and the
+        names of the fields erased. Works on a soft-deleted patient too.
+        """
+        code = ERASURE_REASON.clean(reason, "reason")
+        patient = self.session.get(
+            Patient, as_uuid(id), execution_options={"include_deleted": True}
+        )
+        if patient is None:
+            raise NotFoundError("no patients record with that id")
+        trail = trail_of(self.session)
+        if trail is None:
+            raise DataLayerError("erasure needs a unit of work")
+        trail.mark_erasure("patients", patient.id, code)
+        for key, value in ERASED.items():
+            setattr(patient, key, value)
+        patient.date_of_birth = date(patient.date_of_birth.year, 1, 1)
+        patient.deleted_at = patient.deleted_at or utcnow()
+        try:
+            self.session.flush()
+        finally:
+            trail.reasons.pop(("patients", str(patient.id)), None)

@@ -1,0 +1,106 @@
+"""Encrypt the patients' ABHA number, phone and email; look them up by blind index.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-24
+
+The three columns become TEXT holding ``v1:<key id>:<AES-GCM sealed value>``; each gets a
+``<name>_index`` column (HMAC-SHA256 under ``BLIND_INDEX_KEY``) that carries the lookups
+and, for the ABHA number, the uniqueness. Existing rows are sealed here with the keys of
+the engine running the migration (the layer's settings), in the migration's transaction.
+The downgrade opens them again with the same keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from dr_assistant_data.relational.encryption import keyring_of
+
+revision: str = "0003"
+down_revision: str | Sequence[str] | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+PLAIN_LENGTHS = {"abha_id": 17, "phone": 20, "email": 254}
+"""The columns encrypted here, with their length before."""
+
+_INDEXES = {
+    "uq_patients_abha_id_index": ("abha_id_index", True),
+    "ix_patients_phone_index": ("phone_index", False),
+    "ix_patients_email_index": ("email_index", False),
+}
+
+
+def _partial_index(name: str, column: str, unique: bool) -> None:
+    condition = sa.text(f"{column} IS NOT NULL")
+    op.create_index(
+        name,
+        "patients",
+        [column],
+        unique=unique,
+        postgresql_where=condition,
+        sqlite_where=condition,
+    )
+
+
+def _patients() -> sa.TableClause:
+    names = [*PLAIN_LENGTHS, *(f"{name}_index" for name in PLAIN_LENGTHS)]
+    return sa.table(
+        "patients", sa.column("id", sa.Uuid()), *(sa.column(n, sa.Text()) for n in names)
+    )
+
+
+def _rewrite(transform: str) -> None:
+    """``seal`` every stored identifier (and set its index) or ``open`` it again."""
+    connection = op.get_bind()
+    keyring = keyring_of(connection.dialect)
+    patients = _patients()
+    columns = [patients.c[name] for name in PLAIN_LENGTHS]
+    for row in connection.execute(sa.select(patients.c.id, *columns)).all():
+        values: dict[str, str] = {}
+        for name in PLAIN_LENGTHS:
+            stored = row._mapping[name]
+            if stored is None:
+                continue
+            context = f"patients.{name}"
+            if transform == "seal":
+                values[name] = keyring.seal(stored, context)
+                values[f"{name}_index"] = keyring.blind_index(stored, context)
+            else:
+                values[name] = keyring.open(stored, context)
+        if values:
+            connection.execute(patients.update().where(patients.c.id == row.id).values(**values))
+
+
+def upgrade() -> None:
+    condition = sa.text("abha_id IS NOT NULL")
+    op.drop_index(
+        "uq_patients_abha_id", "patients", postgresql_where=condition, sqlite_where=condition
+    )
+    with op.batch_alter_table("patients") as batch:
+        for name, length in PLAIN_LENGTHS.items():
+            batch.alter_column(
+                name, existing_type=sa.String(length), type_=sa.Text(), existing_nullable=True
+            )
+            batch.add_column(sa.Column(f"{name}_index", sa.String(64), nullable=True))
+    _rewrite("seal")
+    for name, (column, unique) in _INDEXES.items():
+        _partial_index(name, column, unique)
+
+
+def downgrade() -> None:
+    for name, (column, _unique) in _INDEXES.items():
+        condition = sa.text(f"{column} IS NOT NULL")
+        op.drop_index(name, "patients", postgresql_where=condition, sqlite_where=condition)
+    _rewrite("open")
+    with op.batch_alter_table("patients") as batch:
+        for name, length in PLAIN_LENGTHS.items():
+            batch.drop_column(f"{name}_index")
+            batch.alter_column(
+                name, existing_type=sa.Text(), type_=sa.String(length), existing_nullable=True
+            )
+    _partial_index("uq_patients_abha_id", "abha_id", True)
