@@ -1,6 +1,6 @@
 """Read-replica benchmark: ``python -m bench.replicas``.
 
-Needs a PostgreSQL primary and a streaming replica of it: ``BENCH_PRIMARY_URL`` and
+Needs a PostgreSQL primary and a streaming replica of it: ``BENCH_DATABASE_ADMIN_URL`` and
 ``BENCH_REPLICA_URL`` (superuser URLs of each server's ``postgres`` database). Creates a
 scratch database on the primary (it reaches the replica by replication), fills it, then
 counts read-only units of work per second — each lists a page of patients, a read the cache
@@ -10,45 +10,26 @@ sent to the replica, and prints both with their ratio. Drops the database at the
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from dr_assistant_data import DataLayer, Settings
+from dr_assistant_data import DataLayer
+
+from .scratch import ADMIN_URL, scratch_layer
 
 THREADS = 8
 SECONDS = 5.0
 PATIENTS = 2000
 
 
-def _on(url: str, database: str) -> str:
-    return make_url(url).set(database=database).render_as_string(hide_password=False)
-
-
-@contextmanager
-def scratch_database(primary: str) -> Iterator[str]:
-    name = f"dr_assistant_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(primary, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield name
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def fill(layer: DataLayer) -> None:
-    layer.migrate()
     with layer.unit_of_work(actor="bench") as uow:
         for number in range(PATIENTS):
             uow.patients.create(
@@ -91,25 +72,19 @@ def reads_per_second(layer: DataLayer) -> float:
 
 
 def main() -> int:
-    primary, replica = os.environ.get("BENCH_PRIMARY_URL"), os.environ.get("BENCH_REPLICA_URL")
-    if not primary or not replica:
-        print("set BENCH_PRIMARY_URL and BENCH_REPLICA_URL (a primary and its replica)")
+    replica = os.environ.get("BENCH_REPLICA_URL")
+    if not replica:
+        print("set BENCH_DATABASE_ADMIN_URL to a primary and BENCH_REPLICA_URL to its replica")
         return 2
-    with scratch_database(primary) as name:
-        common = {
-            "environment": "test",
-            "redis_url": "memory://",
-            "mongodb_uri": "mongomock://localhost/bench",
-            "db_pool_size": THREADS,
-        }
-        alone = DataLayer(Settings(database_url=_on(primary, name), **common))  # type: ignore[arg-type]
+    with scratch_layer(pool_size=THREADS) as alone:
         fill(alone)
-        wait_for_replay(primary, replica)
+        database = make_url(alone.settings.database_url).database
+        replica_url = make_url(replica).set(database=database)
+        wait_for_replay(ADMIN_URL, replica)
         spread = DataLayer(
-            Settings(
-                database_url=_on(primary, name),
-                database_replica_urls=(_on(replica, name),),
-                **common,  # type: ignore[arg-type]
+            dataclasses.replace(
+                alone.settings,
+                database_replica_urls=(replica_url.render_as_string(hide_password=False),),
             )
         )
         try:
@@ -118,13 +93,11 @@ def main() -> int:
             primary_only = reads_per_second(alone)
             with_replica = reads_per_second(spread)
         finally:
-            alone.close()
             spread.close()
     print(f"{THREADS} threads, read-only units of work listing 20 patients, {SECONDS:.0f} s each")
     print(f"primary alone:          {primary_only:8.0f} reads/s")
-    print(
-        f"reads on the replica:   {with_replica:8.0f} reads/s  ({with_replica / primary_only:.2f}x)"
-    )
+    ratio = with_replica / primary_only
+    print(f"reads on the replica:   {with_replica:8.0f} reads/s  ({ratio:.2f}x)")
     return 0
 
 

@@ -11,18 +11,19 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 import pytest
 import redis
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from dr_assistant_data import DataLayer, Settings
 from dr_assistant_data.cache.store import delete_matching
 from dr_assistant_data.relational.base import Base
+from dr_assistant_data.testing.queries import counting_queries
 
 pytest_plugins = ("throwaway_postgres",)  # a server of the tests' own, for fault tests
 
@@ -142,30 +143,6 @@ def visit(layer: DataLayer) -> Visit:
     with layer.unit_of_work(actor="test") as uow, bind_factories(uow):
         encounter = EncounterFactory()
     return Visit(encounter.id, encounter.patient_id, encounter.doctor_id)
-
-
-@dataclass
-class QueryLog:
-    statements: list[str] = field(default_factory=list)
-
-    @property
-    def count(self) -> int:
-        return len(self.statements)
-
-
-@contextmanager
-def counting_queries(engine: Engine) -> Iterator[QueryLog]:
-    """Record every statement the engine sends while the block runs."""
-    log = QueryLog()
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        log.statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield log
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.fixture

@@ -128,6 +128,16 @@ def test_a_read_only_unit_of_work_that_writes_commits_on_the_primary_and_reads_t
         assert uow.patients.get(patient.id).first_name == "Meera"
 
 
+def test_a_bulk_create_in_a_read_only_unit_of_work_is_written_on_the_primary(make_layer):
+    layer = make_layer()
+    with layer.unit_of_work(actor="importer", read_only=True) as uow:
+        assert on_replica(uow)
+        result = uow.patients.create_many([patient_fields(first_name=f"P{n}") for n in range(3)])
+
+    with layer.unit_of_work(actor="importer") as uow:
+        assert len(uow.patients.get_many(result.created)) == 3
+
+
 def test_use_primary_sends_the_rest_of_a_read_only_unit_of_work_to_the_primary(make_layer):
     with make_layer().unit_of_work(actor="reader", read_only=True) as uow:
         uow.use_primary()

@@ -22,7 +22,8 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import inspect
-from sqlalchemy.orm import Mapper, Session, make_transient_to_detached, object_session
+from sqlalchemy.orm import Mapper, Session, object_session
+from sqlalchemy.orm.attributes import instance_state
 
 from ..relational.base import Entity
 from ..relational.encryption import encrypted_columns, session_keyring
@@ -84,12 +85,21 @@ class RowCodec:
         existing = session.identity_map.get(identity)
         if existing is not None:
             return existing
+        # As SQLAlchemy's loader attaches a row it read (``orm/loading.py``, ``_instance``):
+        # a keyed state added to the identity map, the ``load`` event (JSON columns track
+        # in-place changes), nothing pending. ``make_transient_to_detached`` + ``add``
+        # would do the same through the save-update cascade, at twice the cost.
         manager = self.mapper.class_manager
         row = manager.new_instance()
+        state = instance_state(row)
+        state.key = identity
+        state.identity_token = None
         row.__dict__.update(decoded)
-        make_transient_to_detached(row)
-        session.add(row)
-        manager.dispatch.load(inspect(row), None)  # JSON columns: track in-place changes
+        state.session_id = session.hash_key
+        session.identity_map._add_unpresent(state, identity)  # type: ignore[attr-defined]
+        manager.dispatch.load(state, None)
+        if state.modified:
+            state._commit_all(state.dict, session.identity_map)
         return row
 
 

@@ -14,7 +14,7 @@ made (a repository call, a plain attribute change, a factory, a caller's own ses
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import chain, product
 from typing import Any
@@ -56,12 +56,24 @@ def affected_keys(store: CacheStore, row: object) -> Iterator[str]:
 
 
 def _collect(session: Session, _context: Any) -> None:
+    note_written(session, chain(session.new, session.dirty, session.deleted))
+
+
+def note_written(session: Session, rows: Iterable[object], *, fresh: bool = False) -> None:
+    """Owe the keys ``rows`` affect, delivered after the commit like a flush's: the entry
+    point for writes that bypass the flush (bulk inserts, ``relational/bulk.py``).
+
+    ``fresh``: the rows were just inserted under ids generated for them, so no read can
+    have cached their own key (not even as absent); only the reads they join — a doctor's
+    day, a timeline, an unread count — are owed.
+    """
     store: CacheStore | None = session.info.get(STORE_KEY)
     if store is None:
         return
     owed: set[str] = session.info.setdefault(WRITTEN_KEY, set())
-    for row in chain(session.new, session.dirty, session.deleted):
-        owed.update(affected_keys(store, row))
+    for row in rows:
+        if not (fresh and isinstance(row, Patient | User)):
+            owed.update(affected_keys(store, row))
 
 
 def _deliver(session: Session) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import ValidationError
 from .base import SoftDeleted
+from .copy_rows import copy_rows
 from .models import AuditEvent
 from .types import utcnow
 
@@ -85,13 +87,9 @@ class AuditTrail:
         """Record what the flush in progress writes; call from ``after_flush``."""
         now = utcnow()
         for row in session.new:
-            state = inspect(row)
-            written = sorted(
-                attr.key
-                for attr in state.mapper.column_attrs
-                if attr.key not in _BOOKKEEPING and getattr(row, attr.key) is not None
-            )
-            self._add("create", row, written, now)
+            columns = inspect(row).mapper.column_attrs
+            written = written_fields({attr.key: getattr(row, attr.key) for attr in columns})
+            self._add("create", row, list(written), now)
         for row in session.dirty:
             state = inspect(row)
             changed = sorted(
@@ -160,8 +158,16 @@ class AuditTrail:
             }
             row["row_hash"] = prev_hash = chain_hash(row)
             rows.append(row)
-        session.execute(insert(AuditEvent), rows)
+        if len(rows) > 1 and session.get_bind().dialect.name == "postgresql":
+            copy_rows(session, AuditEvent.__table__, rows)  # a bulk import's thousands
+        else:
+            session.execute(insert(AuditEvent), rows)
         self.changes.clear()
+
+
+def written_fields(values: Mapping[str, object]) -> tuple[str, ...]:
+    """The fields a new row's audit event names: those given a value, bookkeeping aside."""
+    return tuple(sorted(k for k, v in values.items() if k not in _BOOKKEEPING and v is not None))
 
 
 def trail_of(session: Session) -> AuditTrail | None:

@@ -10,7 +10,7 @@ never SQL.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select
@@ -18,12 +18,14 @@ from sqlalchemy.orm import Session
 
 from ...cache import reads as cache_reads
 from ...errors import ConflictError, NotFoundError, ValidationError
-from .. import rules
+from .. import bulk, rules
 from ..audit_trail import trail_of
 from ..base import Entity, SoftDeleted
 from ..encryption import blind_indexes, index_value, session_keyring
 from ..fields import UUIDField
+from ..translate import translated
 from ..types import utcnow
+from . import keyset
 
 M = TypeVar("M", bound=Entity)
 
@@ -101,6 +103,50 @@ class Repository(Generic[M]):
         statement = statement.order_by(*self._ordering(order_by)).limit(limit).offset(offset)
         return list(self.session.scalars(statement))  # type: ignore[arg-type]
 
+    def list_page(
+        self,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int = 50,
+        after: str | None = None,
+    ) -> keyset.Page[M]:
+        """A keyset page: like ``list``, resumed after the ``next_cursor`` of the page
+        before (``keyset.py``); one query at any depth. Sort fields must be non-null."""
+        check_page(limit, 0)
+        terms = self._terms(order_by)
+        for column, _ in terms:
+            if column.nullable:
+                raise ValidationError("order_by", f"{column.key} may be empty; page by offset")
+        return self._page(self._filtered(select(self.model), filters), terms, limit, after)
+
+    def _page(
+        self, statement: Select[Any], terms: list[keyset.Term], limit: int, after: str | None
+    ) -> keyset.Page[Any]:
+        """The keyset page of ``statement`` ordered by ``terms``: one query."""
+        if after is not None:
+            statement = statement.where(keyset.after(terms, after))
+        statement = statement.order_by(*keyset.order(terms)).limit(limit + 1)
+        return keyset.page(terms, list(self.session.scalars(statement)), limit)
+
+    def iterate(
+        self,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        order_by: str | Sequence[str] | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[M]:
+        """Every matching entity, streamed from a server-side cursor ``batch_size`` rows
+        at a time: memory stays flat however many match, as long as the caller keeps no
+        references (the session holds loaded rows weakly). Filters, ordering and the
+        soft-delete rule are those of ``list``; failures are the contract's errors."""
+        bulk.check_batch_size(batch_size)
+        statement = self._filtered(select(self.model), filters).order_by(*self._ordering(order_by))
+        result = self.session.scalars(statement.execution_options(yield_per=batch_size))
+        fetch = translated(result.fetchmany)
+        while batch := fetch(batch_size):
+            yield from batch
+
     def count(self, *, filters: Mapping[str, Any] | None = None) -> int:
         statement = self._filtered(select(func.count()).select_from(self.model), filters)
         return int(self.session.scalar(statement) or 0)
@@ -119,6 +165,27 @@ class Repository(Generic[M]):
                 self.session.expunge(row)
             raise
         return row  # type: ignore[return-value]
+
+    def create_many(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        batch_size: int = 1000,
+        all_or_nothing: bool = False,
+        progress: Callable[[bulk.Progress], None] | None = None,
+    ) -> bulk.BulkResult:
+        """Validate and insert many rows in multi-row INSERTs (``relational/bulk.py``):
+        refused rows are reported by position and field and the others kept, or, with
+        ``all_or_nothing``, the first refusal raises ``ValidationError`` and nothing is
+        written. ``progress`` is called after each batch."""
+        return bulk.create_many(
+            self.session,
+            self.model,
+            rows,
+            batch_size=batch_size,
+            all_or_nothing=all_or_nothing,
+            progress=progress,
+        )
 
     def update(self, id: Any, *, expected_version: int | None = None, **fields: Any) -> M:
         """Validate and apply ``fields``.
@@ -215,10 +282,15 @@ class Repository(Generic[M]):
         return index_value(session_keyring(self.session), self.model, key, cleaned)
 
     def _ordering(self, order_by: str | Sequence[str] | None) -> list[Any]:
+        return keyset.order(self._terms(order_by))
+
+    def _terms(self, order_by: str | Sequence[str] | None) -> list[keyset.Term]:
+        """The sort columns named by ``order_by``, then ``id``: a total order, so pages
+        never overlap."""
         terms = [order_by or self.default_order] if isinstance(order_by, str | None) else order_by
         if not isinstance(terms, Sequence) or not terms:
             raise ValidationError("order_by", "must be a field name or a list of them")
-        clauses = []
+        result: list[keyset.Term] = []
         for term in terms:
             if not isinstance(term, str):
                 raise ValidationError("order_by", "must be a field name or a list of them")
@@ -227,7 +299,6 @@ class Repository(Generic[M]):
                 raise ValidationError(
                     "order_by", "can only sort on " + ", ".join(sorted(self.sortable))
                 )
-            column = getattr(self.model, name)
-            clauses.append(column.desc() if term.startswith("-") else column.asc())
-        clauses.append(self.model.id.asc())  # a total order, so pages never overlap
-        return clauses
+            result.append((getattr(self.model, name), term.startswith("-")))
+        result.append((self.model.id, False))
+        return result

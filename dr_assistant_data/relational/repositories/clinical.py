@@ -11,6 +11,7 @@ from ...cache import reads as cache_reads
 from ...errors import ValidationError
 from ..models import Encounter, Order, OrderItem, Prescription, PrescriptionItem
 from .base import Repository, as_uuid, check_page
+from .keyset import Page
 
 MAX_ITEMS = 100
 
@@ -35,6 +36,23 @@ class EncounterRepository(Repository[Encounter]):
             .order_by(Encounter.start_time.desc(), Encounter.id)
         )
         return cache_reads.timeline(self.session, patient, statement, limit, offset)
+
+    def for_patient_page(
+        self, patient_id: Any, *, limit: int = 50, after: str | None = None
+    ) -> Page[Encounter]:
+        """A keyset page of the patient's encounters, newest first, with ``.doctor``: one
+        query at any depth of the history (uncached), resumed after ``next_cursor``."""
+        check_page(limit, 0)
+        patient = as_uuid(patient_id, "patient_id")
+        self._audit_chart_read(patient, "encounters")
+        statement = (
+            select(Encounter)
+            .options(joinedload(Encounter.doctor))
+            .where(Encounter.patient_id == patient)
+        )
+        return self._page(
+            statement, [(Encounter.start_time, True), (Encounter.id, False)], limit, after
+        )
 
 
 class _WithItems(Repository[Any]):
@@ -85,6 +103,22 @@ class _WithItems(Repository[Any]):
         patient = as_uuid(patient_id, "patient_id")
         self._audit_chart_read(patient, self.model.__tablename__)
         return self._timeline(self.model.patient_id, patient, limit, offset)
+
+    def for_patient_page(
+        self, patient_id: Any, *, limit: int = 50, after: str | None = None
+    ) -> Page[Any]:
+        """A keyset page of the patient's records, newest first, with items and doctor:
+        two queries at any depth of the history, resumed after ``next_cursor``."""
+        check_page(limit, 0)
+        patient = as_uuid(patient_id, "patient_id")
+        self._audit_chart_read(patient, self.model.__tablename__)
+        statement = (
+            select(self.model)
+            .options(selectinload(self.model.items), joinedload(self.model.doctor))
+            .where(self.model.patient_id == patient)
+        )
+        terms = [(self.model.created_at, True), (self.model.id, False)]
+        return self._page(statement, terms, limit, after)
 
     def for_encounter(self, encounter_id: Any, *, limit: int = 50, offset: int = 0) -> list[Any]:
         """Newest first, with items and doctor loaded: two queries."""

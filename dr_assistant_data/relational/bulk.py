@@ -1,0 +1,247 @@
+"""Bulk creation: many rows validated like single creates, written in multi-row INSERTs.
+
+Each row is built and checked exactly as ``Repository.create`` builds and checks one (the
+repository's ``_prepare``, then ``rules.validate``), before any SQL. Valid rows go to the
+database ``batch_size`` at a time, one ``COPY`` per batch on PostgreSQL (a multi-row
+``INSERT`` elsewhere), each batch in a savepoint. Their audit events join the
+unit of work's trail (written in bulk, chained, at commit) and their cache keys join the
+keys the session owes (``cache/invalidation.py``), delivered once, after the commit.
+
+A refused row is reported with its position in the input and the field at fault, and the
+others are kept; with ``all_or_nothing`` the first refusal raises ``ValidationError``
+(field ``rows[<n>].<field>``) and nothing of the call is written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import Table, insert
+from sqlalchemy.orm import Session
+
+from ..cache.invalidation import note_written
+from ..errors import ConflictError, DataLayerError, DuplicateError, ValidationError
+from ..protection.keyring import Keyring
+from . import rules
+from .audit_trail import Change, trail_of, written_fields
+from .base import Entity, Versioned
+from .copy_rows import copy_rows
+from .encryption import blind_indexes, index_value, session_keyring
+from .types import utcnow
+
+MAX_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class RowError:
+    """Row ``index`` (its position in the input, from 0) was refused: ``field``, ``reason``."""
+
+    index: int
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a bulk call has come, after each batch."""
+
+    done: int
+    created: int
+    rejected: int
+
+
+@dataclass
+class BulkResult:
+    """The ids created, in input order, and the rows refused."""
+
+    created: list[uuid.UUID] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+
+def create_many(
+    session: Session,
+    model: type[Entity],
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    batch_size: int = 1000,
+    all_or_nothing: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+) -> BulkResult:
+    """Insert ``rows`` (see the module docstring); returns what was created and refused."""
+    check_batch_size(batch_size)
+    trail = trail_of(session)
+    if trail is not None:
+        trail.check_actor()
+    keyring = session_keyring(session) if blind_indexes(model) else None
+    session.flush()  # pending single writes go first, under their own rules
+    table: Table = model.__table__  # type: ignore[assignment]
+    result = BulkResult()
+    written: list[Pending] = []
+    outer = session.begin_nested() if all_or_nothing else None
+    try:
+        done = 0
+        for chunk in _chunks(enumerate(rows), batch_size):
+            valid = []
+            for index, fields in chunk:
+                try:
+                    valid.append(_built(model, table, keyring, index, fields))
+                except ValidationError as error:
+                    if all_or_nothing:
+                        raise ValidationError(
+                            f"rows[{index}].{error.field}", error.reason
+                        ) from None
+                    result.errors.append(RowError(index, error.field, error.reason))
+            kept = _written(session, table, valid, result, all_or_nothing)
+            if outer is None:
+                _record(session, table, kept)  # in the transaction from now on, whatever follows
+            else:
+                written.extend(kept)  # until the savepoint is released
+            done += len(chunk)
+            if progress is not None:
+                progress(Progress(done, len(result.created), len(result.errors)))
+    except BaseException:
+        if outer is not None and outer.is_active:
+            outer.rollback()
+        raise
+    if outer is not None:
+        outer.commit()
+        _record(session, table, written)
+    return result
+
+
+def check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise ValidationError("batch_size", f"must be a whole number from 1 to {MAX_BATCH}")
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ValidationError("batch_size", f"must be a whole number from 1 to {MAX_BATCH}")
+
+
+@dataclass(frozen=True)
+class Pending:
+    index: int
+    row: Entity
+    values: dict[str, Any]
+
+
+def _built(
+    model: type[Entity],
+    table: Table,
+    keyring: Keyring | None,
+    index: int,
+    fields: Mapping[str, Any],
+) -> Pending:
+    """The row as an unsaved entity, checked by the rules a flush applies to a new row,
+    then given the blind indexes of its encrypted values (``encryption.py``), as a flush
+    would. Its values are sealed on the way to the database by their column types.
+
+    It is built without attribute events (as a loaded row is) and never joins the
+    session: only column fields are accepted, child rows have no bulk path."""
+    if not isinstance(fields, Mapping):
+        raise ValidationError("row", "must be a mapping of field names to values")
+    writable = rules.columns_of(model)
+    for key in fields:
+        if key not in writable:
+            raise ValidationError(key, "is not a field this record can be bulk created with")
+    row = model.__mapper__.class_manager.new_instance()
+    row.__dict__.update(fields)
+    row.__dict__.setdefault("id", uuid.uuid4())
+    rules.validate(row, changed=None)
+    if keyring is not None:
+        for key, index_key in blind_indexes(model).items():
+            row.__dict__[index_key] = index_value(keyring, model, key, row.__dict__.get(key))
+    return Pending(index, row, _values(table, row))
+
+
+def _written(
+    session: Session, table: Table, valid: list[Pending], result: BulkResult, all_or_nothing: bool
+) -> list[Pending]:
+    """One multi-row INSERT; if the database refuses it (a taken unique value, say), the
+    batch is retried row by row to keep the good rows and report the refused ones."""
+    if not valid:
+        return []
+    if _insert(session, table, valid) is None:
+        kept = valid
+    else:
+        kept = []
+        for entry in valid:
+            refused = _insert(session, table, [entry])
+            if refused is None:
+                kept.append(entry)
+            elif all_or_nothing:
+                raise _naming_row(entry.index, refused)
+            else:
+                result.errors.append(_row_error(entry.index, refused))
+    result.created.extend(entry.row.id for entry in kept)
+    return kept
+
+
+def _insert(session: Session, table: Table, batch: list[Pending]) -> DataLayerError | None:
+    """Insert ``batch`` in a savepoint; the database's refusal, if any, rolled back.
+
+    On PostgreSQL a batch of several rows goes by ``COPY`` (``copy_rows.py``); a refused
+    batch names no row, so the caller retries it row by row."""
+    copy = len(batch) > 1 and session.get_bind().dialect.name == "postgresql"
+    try:
+        with session.begin_nested():
+            if copy:
+                copy_rows(session, table, [entry.values for entry in batch])
+            else:
+                session.execute(insert(table), [entry.values for entry in batch])
+    except (ValidationError, ConflictError) as error:
+        return error
+    return None
+
+
+def _naming_row(index: int, error: DataLayerError) -> DataLayerError:
+    """``error`` with its field prefixed by the row's position: ``rows[<n>].<field>``."""
+    if isinstance(error, DuplicateError):
+        return DuplicateError(f"rows[{index}].{error.field}")
+    if isinstance(error, ValidationError):
+        return ValidationError(f"rows[{index}].{error.field}", error.reason)
+    return error
+
+
+def _row_error(index: int, error: DataLayerError) -> RowError:
+    if isinstance(error, DuplicateError):
+        return RowError(index, error.field, "already in use")
+    if isinstance(error, ValidationError):
+        return RowError(index, error.field, error.reason)
+    return RowError(index, "row", str(error))
+
+
+def _values(table: Table, row: Entity) -> dict[str, Any]:
+    """The row's column values, column defaults filled in as the ORM would at flush."""
+    state = row.__dict__
+    values = {}
+    for column in table.columns:
+        value = state.get(column.key)
+        if value is None and column.key not in state and column.default is not None:
+            value = column.default.arg(None) if column.default.is_callable else column.default.arg
+        values[column.key] = value
+    if isinstance(row, Versioned):
+        values["version"] = 1
+    return values
+
+
+def _record(session: Session, table: Table, written: list[Pending]) -> None:
+    """Give rows now in the transaction their audit events and owed cache keys, so that a
+    commit carries both even if the caller stops the import midway and commits."""
+    note_written(session, [entry.row for entry in written], fresh=True)
+    trail = trail_of(session)
+    if trail is None:
+        return
+    now = utcnow()
+    for entry in written:
+        trail.changes.append(
+            Change("create", table.name, str(entry.row.id), written_fields(entry.values), now)
+        )
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk

@@ -1,0 +1,62 @@
+"""``COPY ... FROM STDIN`` of validated rows, in PostgreSQL's text format.
+
+Each value first goes through its column type's bind processing, as in any statement
+(encrypted identifiers are sealed, JSON serialized, timestamps made UTC); what remains
+(strings, numbers, booleans, dates, datetimes, UUIDs) is written as text, escaped as the
+format requires (backslash, tab, newline, carriage return), ``None`` as ``\\N``. Driver
+errors become the contract's errors (``translate.py``), as for any statement; a refused
+COPY names no row.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import psycopg2
+from sqlalchemy import Table
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from .translate import contract_error
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Write ``rows`` (dicts keyed by every column of ``table``) in one COPY, in the
+    session's transaction."""
+    dialect = session.get_bind().dialect
+    columns = [(column.key, column.type.bind_processor(dialect)) for column in table.columns]
+    buffer = io.StringIO()
+    for row in rows:
+        values = [row[key] if bind is None else bind(row[key]) for key, bind in columns]
+        buffer.write("\t".join([_text(value) for value in values]))
+        buffer.write("\n")
+    buffer.seek(0)
+    names = ", ".join(f'"{column.name}"' for column in table.columns)
+    statement = f'COPY "{table.name}" ({names}) FROM STDIN'
+    # described as the INSERT it is, so a session that routes reads to a replica writes here
+    # on the primary (``replicas.py``)
+    connection = session.connection(bind_arguments={"clause": table.insert()})
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.copy_expert(statement, buffer)
+        return
+    except psycopg2.Error as error:
+        failure = contract_error(sa_exc.DBAPIError.instance(statement, None, error, psycopg2.Error))
+    finally:
+        cursor.close()
+    raise failure
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime | date):
+        value = value.isoformat()
+    return str(value).translate(_ESCAPES)
