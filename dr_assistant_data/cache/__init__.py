@@ -1,7 +1,7 @@
 """Redis caching that is never wrong: where every cached read lives and when it is dropped.
 
-* ``store.py`` — :class:`CacheStore`, the dogpile.cache regions on Redis (or in-process
-  memory for ``memory://``), built from :class:`~dr_assistant_data.settings.Settings`;
+* ``store.py`` — :class:`CacheStore`, the dogpile.cache regions on Redis (an in-process
+  Redis for ``memory://``), built from :class:`~dr_assistant_data.settings.Settings`;
 * ``reads.py`` — read-through caching of the hot reads (patient, user, a doctor's day, a
   patient's recent encounters, unread-alert counts), restored as session-attached entities;
 * ``invalidation.py`` — the session listeners that collect the keys every flushed write

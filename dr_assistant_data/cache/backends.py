@@ -21,7 +21,6 @@ from contextvars import ContextVar
 from typing import Any
 
 from dogpile.cache.api import NO_VALUE
-from dogpile.cache.backends.memory import MemoryBackend
 from dogpile.cache.backends.redis import RedisBackend
 
 from .guard import FAILURES, RedisGuard
@@ -184,40 +183,3 @@ class FailSafeLock:
         if self._redis_lock is None:
             return self._local_lock.locked()
         return bool(self._guard.call(self._region, self._redis_lock.locked, False))
-
-
-class GuardedMemoryBackend(MemoryBackend):
-    """The in-process backend of ``memory://`` with the same generation rule."""
-
-    def __init__(self, arguments: dict[str, Any]) -> None:
-        arguments = dict(arguments)
-        arguments.pop("guard", None)
-        arguments.pop("region", None)
-        super().__init__(arguments)
-        self._lock = threading.Lock()
-        self._generations: dict[str, bytes] = {}
-
-    def share_generations_with(self, other: GuardedMemoryBackend) -> None:
-        self._lock, self._generations = other._lock, other._generations
-
-    def set_serialized_multi(self, mapping: Mapping[str, Any]) -> None:
-        expected = _expected.get() or {}
-        with self._lock:
-            for key, value in mapping.items():
-                generation = expected.get(key)
-                if generation is None or generation == self._generations.get(key, b""):
-                    self._cache[key] = value
-
-    def set_serialized(self, key: str, value: Any) -> None:
-        self.set_serialized_multi({key: value})
-
-    def generations(self, keys: Sequence[str]) -> dict[str, bytes]:
-        with self._lock:
-            return {key: self._generations.get(key, b"") for key in keys}
-
-    def invalidate(self, keys: Collection[str]) -> None:
-        with self._lock:
-            for key in keys:
-                counter = int(self._generations.get(key) or 0) + 1
-                self._generations[key] = str(counter).encode()
-                self._cache.pop(key, None)

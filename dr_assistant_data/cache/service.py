@@ -7,17 +7,15 @@ calls the producer; ``delete`` and ``delete_many`` are remembered and delivered 
 is used again, so a deleted value is never served afterwards. ``set_if_absent``,
 ``incr``/``decr`` and ``delete_pattern`` raise ``BackendUnavailableError``: their callers
 (a once-only action, a counter, a purge) cannot go on as if they had succeeded. On
-``memory://`` there is no Redis: the service behaves as if Redis were down.
+``memory://`` the same code runs on the cache store's in-process Redis.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
 from typing import Any
 
-from ..errors import BackendUnavailableError
 from .store import CacheStore, delete_matching, dumps
 
 REGION = "general"
@@ -46,7 +44,7 @@ class CacheService:
 
     def delete_many(self, keys: Iterable[str]) -> None:
         names = [self._key(key) for key in keys]
-        if names and not self._store.embedded:
+        if names:
             self._store.guard.invalidate(REGION, names)
 
     def exists(self, key: str) -> bool:
@@ -91,8 +89,6 @@ class CacheService:
         return self._require(lambda client: delete_matching(client, self._key(pattern)))
 
     def _lock(self, key: str) -> Any:
-        if self._store.embedded:  # nothing is stored: each caller produces its own value
-            return nullcontext()
         backend = self._store.region("entities").backend
         lock = backend.get_mutex(self._key(key))
         return _Held(lock)
@@ -101,14 +97,10 @@ class CacheService:
         return self._store.keys.general(key)
 
     def _call(self, operation: Callable[[Any], Any], fallback: Any) -> Any:
-        if self._store.embedded:
-            return fallback
         client = self._store.client
         return self._store.guard.call(REGION, lambda: operation(client), fallback)
 
     def _require(self, operation: Callable[[Any], Any]) -> Any:
-        if self._store.embedded:
-            raise BackendUnavailableError("redis", "the in-process cache has no Redis server")
         client = self._store.client
         return self._store.guard.require(REGION, lambda: operation(client))
 

@@ -3,9 +3,10 @@
 Built from :class:`~dr_assistant_data.settings.Settings` and connected lazily. Regions:
 ``entities`` (patients and users by id), ``schedules`` (a doctor's day), ``timelines``
 (a patient's recent encounters), ``counts`` (unread alerts); each expires after its
-``CACHE_TTL_*``. Values are JSON, never pickle. ``memory://`` keeps them in-process (the
-embedded demo). Fork safe: a child process drops the inherited client without touching its
-sockets and connects afresh.
+``CACHE_TTL_*``. Values are JSON, never pickle. ``memory://`` is an in-process Redis of this
+store's own (see ``topology.py``) running the same code. Fork safe: a child process drops
+the inherited client without touching its sockets and connects afresh (on ``memory://``, to
+a new, empty server).
 """
 
 from __future__ import annotations
@@ -26,14 +27,11 @@ from .breaker import CircuitBreaker
 from .guard import RedisGuard
 from .keys import CacheKeys
 from .metrics import CacheStats
-from .topology import Client, connect, on_new_master
+from .topology import IN_PROCESS_SCHEME, Client, connect, on_new_master
 from .topology import close as close_client
 
 register_backend(
     "dr_assistant.redis", __name__.rsplit(".", 1)[0] + ".backends", "GuardedRedisBackend"
-)
-register_backend(
-    "dr_assistant.memory", __name__.rsplit(".", 1)[0] + ".backends", "GuardedMemoryBackend"
 )
 
 REGION_TTLS = {
@@ -64,7 +62,7 @@ class CacheStore:
         self.settings = settings
         self.keys = CacheKeys(settings.cache_prefix)
         self.stats = CacheStats()
-        self.embedded = settings.redis_url.startswith("memory://")
+        self.embedded = settings.redis_url.startswith(IN_PROCESS_SCHEME)  # reported only
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._client: Client | None = None
@@ -85,37 +83,29 @@ class CacheStore:
             if self._closed:
                 raise DataLayerError("this cache store is closed")
             breaker = CircuitBreaker(BREAKER_FAILURES, self.settings.cache_breaker_backoff)
-            self._client = None if self.embedded else connect(self.settings)
+            self._client = connect(self.settings)
             self._guard = RedisGuard(breaker, self.stats, self._deliver, self._flush)
-            if self._client is not None:  # a failover may have lost invalidations
-                on_new_master(self._client, self._guard.owe_flush)
+            on_new_master(self._client, self._guard.owe_flush)  # a failover may lose some
             self._regions = self._build_regions(self._guard)
             self._pid = os.getpid()
 
     def _build_regions(self, guard: RedisGuard) -> dict[str, CacheRegion]:
-        shared: dict[str, Any] = {"cache_dict": {}}
         regions = {}
         for name, ttl_setting in REGION_TTLS.items():
             ttl = getattr(self.settings, ttl_setting)
-            arguments: dict[str, Any] = {"guard": guard, "region": name}
-            if self.embedded:
-                backend = "dr_assistant.memory"
-                arguments.update(shared)
-            else:
-                backend = "dr_assistant.redis"
-                arguments.update(
-                    client=self._client,
-                    redis_expiration_time=ttl,
-                    distributed_lock=True,
-                    thread_local_lock=False,
-                    lock_timeout=self.settings.cache_lock_timeout,
-                )
+            arguments = {
+                "guard": guard,
+                "region": name,
+                "client": self._client,
+                "redis_expiration_time": ttl,
+                "distributed_lock": True,
+                "thread_local_lock": False,
+                "lock_timeout": self.settings.cache_lock_timeout,
+            }
             region = make_region(name=name, serializer=dumps, deserializer=json.loads)
-            regions[name] = region.configure(backend, expiration_time=ttl, arguments=arguments)
-        if self.embedded:
-            first = next(iter(regions.values())).backend
-            for region in regions.values():
-                region.backend.share_generations_with(first)
+            regions[name] = region.configure(
+                "dr_assistant.redis", expiration_time=ttl, arguments=arguments
+            )
         return regions
 
     @property
@@ -126,10 +116,9 @@ class CacheStore:
 
     @property
     def client(self) -> Client:
-        """The Redis client (raises ``DataLayerError`` on ``memory://``)."""
+        """The Redis client (the in-process one on ``memory://``)."""
         self._connect()
-        if self._client is None:
-            raise DataLayerError("the in-process cache (memory://) has no Redis client")
+        assert self._client is not None
         return self._client
 
     def region(self, name: str) -> CacheRegion:
@@ -145,10 +134,7 @@ class CacheStore:
             return
         for key in keys:
             self.stats.count(self.region_of(key), "invalidation")
-        if self.embedded:
-            self.region("entities").backend.invalidate(keys)
-        else:
-            self.guard.invalidate("invalidation", keys)
+        self.guard.invalidate("invalidation", keys)
 
     def region_of(self, key: str) -> str:
         kind = key[len(self.keys.namespace) :].split(":", 1)[0]
@@ -172,9 +158,8 @@ class CacheStore:
         """Pings Redis (raises on failure), delivers owed invalidations, and reports the
         breaker, what is still owed, and the per-region counts."""
         guard = self.guard
-        if not self.embedded:
-            self.client.ping()
-            guard.call("invalidation", lambda: None, None)
+        self.client.ping()
+        guard.call("invalidation", lambda: None, None)
         return {
             "embedded": self.embedded,
             "breaker": "open" if guard.breaker.is_open else "closed",

@@ -1,6 +1,11 @@
-"""The Redis deployment behind the cache: one server, a Sentinel-watched master, or a Cluster.
+"""The Redis deployment behind the cache: one server, a Sentinel-watched master, a Cluster,
+or an in-process server.
 
 * ``REDIS_URL``: one server.
+* ``REDIS_URL=memory://``: an in-process Redis (``fakeredis``, Lua by ``lupa``), a server of
+  its own per call of :func:`connect`, so two cache stores never share values and every
+  region, script, lock and counter runs the same code as on Redis. Nothing survives the
+  process; a forked child connects afresh and so starts with an empty server.
 * ``REDIS_SENTINELS`` + ``REDIS_SENTINEL_MASTER``: redis-py's ``Sentinel`` finds the master;
   after a failover, connections are made to the new master. The sentinels are asked who the
   master is at most once per ``MASTER_CHECK_INTERVAL`` (a demoted master keeps answering
@@ -24,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import fakeredis
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
@@ -33,7 +39,8 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from ..settings import Settings, host_and_port
 
-Client = Any  # redis.Redis, or a LazyCluster standing for a RedisCluster
+Client = Any  # redis.Redis (a FakeRedis in process), or a LazyCluster for a RedisCluster
+IN_PROCESS_SCHEME = "memory://"
 MASTER_CHECK_INTERVAL = 1.0
 
 
@@ -86,6 +93,8 @@ class LazyCluster:
 
 def connect(settings: Settings) -> Client:
     """A client for the configured deployment; none of them dials before its first call."""
+    if settings.redis_url.startswith(IN_PROCESS_SCHEME):
+        return fakeredis.FakeRedis(server=fakeredis.FakeServer())
     timeout = settings.redis_socket_timeout
     options: dict[str, Any] = {
         "socket_timeout": timeout,
