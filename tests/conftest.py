@@ -119,6 +119,17 @@ def layer(dl: DataLayer, database_url: str) -> Iterator[DataLayer]:
     fresh.close()
 
 
+@pytest.fixture(params=["redis", "memory"])
+def cache_layer(request: pytest.FixtureRequest, dl: DataLayer) -> Iterator[DataLayer]:
+    """The test layer on Redis, then a layer on the in-process cache (``memory://``): what
+    holds on one must hold on the other."""
+    if request.param == "redis":
+        yield dl
+        return
+    with DataLayer(settings_for(dl.settings.database_url, redis_url="memory://")) as layer:
+        yield layer
+
+
 @dataclass(frozen=True)
 class Visit:
     """The relational rows a clinical note refers to, committed."""

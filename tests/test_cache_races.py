@@ -57,21 +57,21 @@ def commit_while_reading(layer, patient_id, reader) -> None:
         thread.join(10)
 
 
-def test_a_reader_that_loaded_before_a_commit_cannot_cache_the_old_row(dl):
-    patient = new_patient(dl)
-    commit_while_reading(dl, patient.id, lambda: read_patient(dl, patient.id))
-    assert read_patient(dl, patient.id).last_name == "Sharma"
+def test_a_reader_that_loaded_before_a_commit_cannot_cache_the_old_row(cache_layer):
+    patient = new_patient(cache_layer)
+    commit_while_reading(cache_layer, patient.id, lambda: read_patient(cache_layer, patient.id))
+    assert read_patient(cache_layer, patient.id).last_name == "Sharma"
 
 
-def test_a_get_many_that_loaded_before_a_commit_cannot_cache_the_old_row(dl):
-    patient = new_patient(dl)
+def test_a_get_many_that_loaded_before_a_commit_cannot_cache_the_old_row(cache_layer):
+    patient = new_patient(cache_layer)
 
     def read_many():
-        with dl.unit_of_work(actor="test") as uow:
+        with cache_layer.unit_of_work(actor="test") as uow:
             uow.patients.get_many([patient.id])
 
-    commit_while_reading(dl, patient.id, read_many)
-    assert read_patient(dl, patient.id).last_name == "Sharma"
+    commit_while_reading(cache_layer, patient.id, read_many)
+    assert read_patient(cache_layer, patient.id).last_name == "Sharma"
 
 
 def test_concurrent_misses_of_one_key_cause_one_load_across_processes(dl, second_layer):

@@ -1,4 +1,5 @@
-"""dl.cache (the general cache service) and dl.sessions (the auth session store)."""
+"""dl.cache (the general cache service) and dl.sessions (the auth session store), on Redis
+and on the in-process cache (``memory://``)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from dr_assistant_data import BackendUnavailableError, DataLayer
 
 
 @pytest.fixture
-def cache(dl):
-    return dl.cache
+def cache(cache_layer):
+    return cache_layer.cache
 
 
 @pytest.fixture
@@ -101,15 +102,19 @@ def test_with_redis_down_counters_and_set_if_absent_raise(down):
         down.cache.set_if_absent("x", 1)
 
 
-def test_a_session_lives_until_revoked(dl):
-    session_id = dl.sessions.create("user-1", {"role": "doctor"})
-    assert dl.sessions.get(session_id) == {"user_id": "user-1", "data": {"role": "doctor"}}
-    dl.sessions.revoke(session_id)
-    assert dl.sessions.get(session_id) is None
+@pytest.fixture
+def sessions(cache_layer):
+    return cache_layer.sessions
 
 
-def test_touch_slides_a_sessions_expiry(dl):
-    sessions = dl.sessions
+def test_a_session_lives_until_revoked(sessions):
+    session_id = sessions.create("user-1", {"role": "doctor"})
+    assert sessions.get(session_id) == {"user_id": "user-1", "data": {"role": "doctor"}}
+    sessions.revoke(session_id)
+    assert sessions.get(session_id) is None
+
+
+def test_touch_slides_a_sessions_expiry(sessions):
     sessions.ttl = 0.3
     session_id = sessions.create("user-1")
     for _ in range(3):
@@ -121,12 +126,12 @@ def test_touch_slides_a_sessions_expiry(dl):
     assert not sessions.touch(session_id)
 
 
-def test_revoke_all_ends_every_session_of_one_user(dl):
-    mine = [dl.sessions.create("user-1") for _ in range(3)]
-    theirs = dl.sessions.create("user-2")
-    assert dl.sessions.revoke_all("user-1") == 3
-    assert [dl.sessions.get(s) for s in mine] == [None] * 3
-    assert dl.sessions.get(theirs) is not None
+def test_revoke_all_ends_every_session_of_one_user(sessions):
+    mine = [sessions.create("user-1") for _ in range(3)]
+    theirs = sessions.create("user-2")
+    assert sessions.revoke_all("user-1") == 3
+    assert [sessions.get(s) for s in mine] == [None] * 3
+    assert sessions.get(theirs) is not None
 
 
 def test_the_session_store_raises_when_redis_is_down(down):
