@@ -24,12 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, func, insert, inspect, select
+from sqlalchemy import Connection, func, inspect, select
 from sqlalchemy.orm import Session
 
 from ..errors import ValidationError
 from .base import SoftDeleted
-from .copy_rows import copy_rows
+from .copy_rows import insert_rows
 from .models import AuditEvent
 from .types import utcnow
 
@@ -158,10 +158,7 @@ class AuditTrail:
             }
             row["row_hash"] = prev_hash = chain_hash(row)
             rows.append(row)
-        if len(rows) > 1 and session.get_bind().dialect.name == "postgresql":
-            copy_rows(session, AuditEvent.__table__, rows)  # a bulk import's thousands
-        else:
-            session.execute(insert(AuditEvent), rows)
+        insert_rows(session, AuditEvent.__table__, rows)  # a bulk import's thousands: COPY
         self.changes.clear()
 
 

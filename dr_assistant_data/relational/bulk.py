@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from ..cache.invalidation import note_written
@@ -29,7 +29,7 @@ from ..protection.keyring import Keyring
 from . import rules
 from .audit_trail import Change, trail_of, written_fields
 from .base import Entity, Versioned
-from .copy_rows import copy_rows
+from .copy_rows import insert_rows
 from .encryption import blind_indexes, index_value, session_keyring
 from .types import utcnow
 
@@ -182,15 +182,11 @@ def _written(
 def _insert(session: Session, table: Table, batch: list[Pending]) -> DataLayerError | None:
     """Insert ``batch`` in a savepoint; the database's refusal, if any, rolled back.
 
-    On PostgreSQL a batch of several rows goes by ``COPY`` (``copy_rows.py``); a refused
-    batch names no row, so the caller retries it row by row."""
-    copy = len(batch) > 1 and session.get_bind().dialect.name == "postgresql"
+    On PostgreSQL a batch of several rows goes by ``COPY`` (``copy_rows.insert_rows``); a
+    refused batch names no row, so the caller retries it row by row."""
     try:
         with session.begin_nested():
-            if copy:
-                copy_rows(session, table, [entry.values for entry in batch])
-            else:
-                session.execute(insert(table), [entry.values for entry in batch])
+            insert_rows(session, table, [entry.values for entry in batch])
     except (ValidationError, ConflictError) as error:
         return error
     return None

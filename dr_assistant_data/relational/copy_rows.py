@@ -5,7 +5,7 @@ Each value first goes through its column type's bind processing, as in any state
 (strings, numbers, booleans, dates, datetimes, UUIDs) is written as text, escaped as the
 format requires (backslash, tab, newline, carriage return), ``None`` as ``\\N``. Driver
 errors become the contract's errors (``translate.py``), as for any statement; a refused
-COPY names no row.
+COPY names no row. :func:`insert_rows` picks COPY or a multi-row ``INSERT`` for a batch.
 """
 
 from __future__ import annotations
@@ -16,13 +16,22 @@ from datetime import date, datetime
 from typing import Any
 
 import psycopg2
-from sqlalchemy import Table
+from sqlalchemy import Table, insert
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from .translate import contract_error
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Write ``rows`` (dicts keyed by every column of ``table``) in the session's
+    transaction: by one COPY when there are several on PostgreSQL, else one ``INSERT``."""
+    if len(rows) > 1 and session.get_bind().dialect.name == "postgresql":
+        copy_rows(session, table, rows)
+    else:
+        session.execute(insert(table), rows)
 
 
 def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
