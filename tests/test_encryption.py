@@ -135,6 +135,13 @@ def test_a_value_sealed_under_a_key_no_longer_configured_is_an_error_without_the
     assert "7777" not in str(raised.value)
 
 
+def test_a_value_that_is_not_a_token_is_an_error_without_any_part_of_it():
+    keyring = Settings(database_url="sqlite://").keyring
+    with pytest.raises(DecryptionError) as raised:
+        keyring.open("call: +919877700001 after 6pm", "patients.phone")
+    assert "9877700001" not in str(raised.value)
+
+
 def test_rotate_keys_command_reports_the_rows_rewritten(dl, database_url, monkeypatch, capsys):
     with layer_with(database_url, f"k1:{K1}") as old:
         create(old)

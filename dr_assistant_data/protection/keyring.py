@@ -57,7 +57,9 @@ class Keyring:
         version, _, rest = token.partition(":")
         key_id, _, payload = rest.partition(":")
         if version != VERSION or key_id not in self.keys:
-            raise DecryptionError(f"{context}: sealed with an unknown key ({key_id or '?'})")
+            # a value that is not a token (stored in clear, say) has no key id to show
+            shown = key_id if version == VERSION and _KEY_ID.fullmatch(key_id) else "?"
+            raise DecryptionError(f"{context}: sealed with an unknown key ({shown})")
         try:
             raw = base64.b64decode(payload, validate=True)
             opened = AESGCM(self.keys[key_id]).decrypt(
