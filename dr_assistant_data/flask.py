@@ -101,9 +101,11 @@ class DataLayerExtension:
             setattr(g, _UOW_KEY, uow)
         return uow
 
-    def _current_actor(self) -> str:
+    def _current_actor(self) -> str | None:
+        """The signed-in user, or ``None``: the layer then applies its own rule (refused in
+        production, recorded as ``"unknown"`` elsewhere)."""
         actor = self._actor() if self._actor is not None else None
-        return str(actor) if actor else "anonymous"
+        return str(actor) if actor else None
 
 
 class _AppState:

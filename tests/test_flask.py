@@ -3,7 +3,10 @@ always released; request ids and actors reach the audit trail; ``flask data ...`
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
+import os
 
 import pytest
 from conftest import patient_fields, settings_for
@@ -92,6 +95,29 @@ def test_a_rollback_threshold_that_would_commit_a_500_is_refused(dl):
 def test_a_view_that_raises_rolls_back_and_answers_500(app, dl):
     assert app.test_client().post("/patients/crash").status_code == 500
 
+    assert stored(dl) == 0
+
+
+def test_a_write_without_a_signed_in_user_is_refused_in_production(dl, database_url):
+    keys = {
+        "data_encryption_keys": "k1:" + base64.b64encode(os.urandom(32)).decode(),
+        "blind_index_key": base64.b64encode(os.urandom(32)).decode(),
+    }
+    settings = dataclasses.replace(settings_for(database_url, **keys), environment="production")
+    layer = DataLayer(settings)
+    app = Flask("clinic")
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    data = DataLayerExtension(app, actor=lambda: g.get("user_id"), layer=layer)
+
+    @app.post("/patients")
+    def create() -> str:
+        data.uow.patients.create(**patient_fields(mrn=MRN))
+        return "created"
+
+    try:
+        assert app.test_client().post("/patients").status_code == 500
+    finally:
+        layer.close()
     assert stored(dl) == 0
 
 
