@@ -114,9 +114,9 @@ def create_many(
 
 
 def check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-        raise ValidationError("batch_size", f"must be a whole number from 1 to {MAX_BATCH}")
-    if not 1 <= batch_size <= MAX_BATCH:
+    """Refuse a ``batch_size`` that is not a whole number from 1 to ``MAX_BATCH``."""
+    whole = isinstance(batch_size, int) and not isinstance(batch_size, bool)
+    if not whole or not 1 <= batch_size <= MAX_BATCH:
         raise ValidationError("batch_size", f"must be a whole number from 1 to {MAX_BATCH}")
 
 
