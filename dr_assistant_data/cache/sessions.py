@@ -85,8 +85,7 @@ class SessionStore:
         return self._store.keys.user_sessions(str(user_id))
 
     def _require(self, operation: Callable[[Client], T]) -> T:
-        client = self._store.client
-        return self._store.guard.require(REGION, lambda: operation(client))
+        return self._store.require(REGION, operation)
 
 
 def _pipeline(client: Client) -> Any:
