@@ -25,7 +25,7 @@ from dogpile.cache.backends.redis import RedisBackend
 
 from .guard import FAILURES, RedisGuard
 from .keys import GENERATION_SUFFIX, LOCK_SUFFIX
-from .topology import Client, is_cluster, mget
+from .topology import Client, is_cluster, mget, transaction
 
 GENERATION_TTL_MS = 24 * 3600 * 1000
 """Generation counters outlive every value and every load (statement timeout) by far."""
@@ -139,7 +139,7 @@ def invalidate_in_redis(client: Client, keys: Collection[str], namespace: str) -
     """Delete the keys, atomically, bumping the generation of those under ``namespace``
     (the cached reads; the general service's keys have no generation). On a cluster the
     keys span slots: each key's commands reach its node in order, without MULTI."""
-    pipe = client.pipeline(transaction=not is_cluster(client))
+    pipe = transaction(client)
     for key in keys:
         if key.startswith(namespace):
             pipe.incr(key + GENERATION_SUFFIX)

@@ -97,12 +97,10 @@ class CacheService:
         return self._store.keys.general(key)
 
     def _call(self, operation: Callable[[Any], Any], fallback: Any) -> Any:
-        client = self._store.client
-        return self._store.guard.call(REGION, lambda: operation(client), fallback)
+        return self._store.call(REGION, operation, fallback)
 
     def _require(self, operation: Callable[[Any], Any]) -> Any:
-        client = self._store.client
-        return self._store.guard.require(REGION, lambda: operation(client))
+        return self._store.require(REGION, operation)
 
 
 class _Held:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .store import CacheStore, dumps
-from .topology import Client, is_cluster
+from .topology import Client, transaction
 
 T = TypeVar("T")
 REGION = "sessions"
@@ -34,7 +34,7 @@ class SessionStore:
         ttl_ms = int(self.ttl * 1000)
 
         def write(client: Client) -> None:
-            pipe = _pipeline(client)
+            pipe = transaction(client)
             pipe.sadd(self._user_key(user_id), session_id)  # listed before it can be used
             pipe.set(self._key(session_id), record, px=ttl_ms)
             pipe.execute()
@@ -57,7 +57,7 @@ class SessionStore:
         record = self.get(session_id)
 
         def drop(client: Client) -> None:
-            pipe = _pipeline(client)
+            pipe = transaction(client)
             pipe.delete(self._key(session_id))
             if record is not None:
                 pipe.srem(self._user_key(record["user_id"]), session_id)
@@ -70,7 +70,7 @@ class SessionStore:
 
         def drop(client: Client) -> int:
             members = client.smembers(self._user_key(user_id))
-            pipe = _pipeline(client)
+            pipe = transaction(client)
             for member in members:
                 pipe.delete(self._key(member.decode()))
             pipe.delete(self._user_key(user_id))
@@ -85,11 +85,4 @@ class SessionStore:
         return self._store.keys.user_sessions(str(user_id))
 
     def _require(self, operation: Callable[[Client], T]) -> T:
-        client = self._store.client
-        return self._store.guard.require(REGION, lambda: operation(client))
-
-
-def _pipeline(client: Client) -> Any:
-    """A MULTI transaction on one server; on a cluster (a user's set and sessions live in
-    different slots) a pipeline whose commands each reach their node in order."""
-    return client.pipeline(transaction=not is_cluster(client))
+        return self._store.require(REGION, operation)

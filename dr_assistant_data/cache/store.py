@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, TypeVar
 
 from dogpile.cache import make_region, register_backend
 from dogpile.cache.region import CacheRegion
@@ -47,6 +47,7 @@ KIND_REGIONS = {
     "encounters": "timelines",
     "unread": "counts",
 }
+T = TypeVar("T")
 BREAKER_FAILURES = 3
 SCAN_BATCH = 500
 
@@ -124,6 +125,17 @@ class CacheStore:
     def region(self, name: str) -> CacheRegion:
         self._connect()
         return self._regions[name]
+
+    def call(self, region: str, operation: Callable[[Client], T], fallback: T) -> T:
+        """``operation(client)`` through the guard; ``fallback`` when Redis fails."""
+        client = self.client
+        return self.guard.call(region, lambda: operation(client), fallback)
+
+    def require(self, region: str, operation: Callable[[Client], T]) -> T:
+        """``operation(client)`` through the guard; raises ``BackendUnavailableError``
+        when Redis cannot answer."""
+        client = self.client
+        return self.guard.require(region, lambda: operation(client))
 
     # -- invalidation ---------------------------------------------------------------
 

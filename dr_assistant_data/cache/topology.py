@@ -130,6 +130,12 @@ def is_cluster(client: Client) -> bool:
     return isinstance(client, LazyCluster)
 
 
+def transaction(client: Client) -> Any:
+    """A MULTI transaction on one server; on a cluster (the keys span slots) a pipeline
+    whose commands each reach their node in order, without MULTI."""
+    return client.pipeline(transaction=not is_cluster(client))
+
+
 def mget(client: Client, keys: list[str]) -> list[Any]:
     """MGET, split by slot on a cluster."""
     if is_cluster(client):
