@@ -315,3 +315,23 @@ def test_an_audited_read_on_the_replica_records_its_audit_event_on_the_primary(m
     with layer.unit_of_work(actor="auditor") as uow:
         actions = [event.action for event in uow.audit.for_entity("patients", patient.id)]
     assert "read" in actions
+
+
+def test_an_audited_read_on_a_lagging_replica_links_its_event_to_the_primarys_chain(
+    make_layer, servers
+):
+    layer = make_layer(audit_reads=True)
+    patient = new_patient(layer)
+    caught_up(*servers)
+
+    with replay_paused(servers[1]):
+        new_patient(layer)  # its audit event is on the primary, not yet on the replica
+        with layer.unit_of_work(actor="dr-asha", read_only=True) as uow:
+            uow.patients.get(patient.id)
+            assert on_replica(uow)
+
+    report = layer.verify_audit_chain()
+    assert report.ok, report
+    with layer.unit_of_work(actor="auditor") as uow:
+        actions = [event.action for event in uow.audit.for_entity("patients", patient.id)]
+    assert "read" in actions

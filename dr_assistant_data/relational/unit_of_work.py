@@ -127,7 +127,10 @@ class UnitOfWork:
         """Flush, write the audit events, commit. The unit of work stays usable after."""
         session = self.session
         session.flush()
-        session.info[AUDIT_KEY].write(session)
+        trail = session.info[AUDIT_KEY]
+        if trail.changes:  # the chain's lock and last link are on the primary, never a replica
+            self.use_primary()
+        trail.write(session)
         session.commit()
         self.commit_lsn = commit_lsn(session, self.commit_lsn)
 
