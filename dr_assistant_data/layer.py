@@ -51,13 +51,12 @@ class DataLayer:
     def engine(self) -> Engine:
         """The pooled SQLAlchemy engine of the primary database."""
         with self._lock:
-            if self._closed:
-                raise DataLayerError("this DataLayer is closed")
+            self._refuse_if_closed()
             if self._engine is None:
                 engine = build_engine(self.settings)
                 if self._closed:  # a signal handler closed the layer while it was built
                     engine.dispose()
-                    raise DataLayerError("this DataLayer is closed")
+                self._refuse_if_closed()
                 self._engine = engine
                 self._session_factory = build_session_factory(engine)
                 cache_invalidation.install(self._session_factory, self._cache())
@@ -70,8 +69,7 @@ class DataLayer:
     def documents(self) -> DocumentStore:
         """The document store (MongoDB); connects on first use."""
         with self._lock:
-            if self._closed:
-                raise DataLayerError("this DataLayer is closed")
+            self._refuse_if_closed()
             if self._documents is None:
                 self._documents = DocumentStore(self.settings)
             return self._documents
@@ -87,8 +85,7 @@ class DataLayer:
     def cache_store(self) -> CacheStore:
         """The Redis (or ``memory://``) cache component; connects on first use."""
         with self._lock:
-            if self._closed:
-                raise DataLayerError("this DataLayer is closed")
+            self._refuse_if_closed()
             return self._cache()
 
     @property
@@ -104,6 +101,10 @@ class DataLayer:
     def cache_stats(self) -> dict[str, dict[str, int]]:
         """Hits, misses, loads, invalidations and errors per cache region."""
         return self.cache_store.stats.snapshot()
+
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise DataLayerError("this DataLayer is closed")
 
     def _cache(self) -> CacheStore:
         if self._cache_store is None:
@@ -183,7 +184,7 @@ class DataLayer:
         ``health.failing_required`` judges the report."""
         return {
             "postgres": _probe(translated(self._ping_database)),
-            "mongodb": _probe(self._ping_mongodb),
+            "mongodb": _probe(lambda: self.documents.health()),
             "redis": _probe(lambda: self.cache_store.health()),
         }
 
@@ -221,9 +222,6 @@ class DataLayer:
         if self._replicas is not None:  # a replica down is reported, not a failure
             detail["replicas"] = self._replicas.health()
         return detail
-
-    def _ping_mongodb(self) -> dict[str, Any]:
-        return self.documents.health()
 
 
 def _probe(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
