@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
-from conftest import patient_fields, settings_for
-
-from dr_assistant_data import DataLayer
+from conftest import patient_fields
 
 DAY = date(2030, 6, 3)
 NINE_IN_KOLKATA = datetime(2030, 6, 3, 3, 30, tzinfo=UTC)
@@ -27,13 +24,6 @@ def read(dl, reader):
 
 def read_patient(dl, patient_id):
     return read(dl, lambda uow: uow.patients.get(patient_id))
-
-
-@contextmanager
-def layer_with(dl, **overrides):
-    """A layer on the test database whose cache settings are ``overrides``."""
-    with DataLayer(settings_for(dl.settings.database_url, **overrides)) as layer:
-        yield layer
 
 
 def write_and_read_back(layer) -> str:

@@ -126,7 +126,14 @@ def cache_layer(request: pytest.FixtureRequest, dl: DataLayer) -> Iterator[DataL
     if request.param == "redis":
         yield dl
         return
-    with DataLayer(settings_for(dl.settings.database_url, redis_url="memory://")) as layer:
+    with layer_with(dl, redis_url="memory://") as layer:
+        yield layer
+
+
+@contextmanager
+def layer_with(dl: DataLayer, **overrides: object) -> Iterator[DataLayer]:
+    """A layer on the test database whose other settings are ``overrides``."""
+    with DataLayer(settings_for(dl.settings.database_url, **overrides)) as layer:
         yield layer
 
 

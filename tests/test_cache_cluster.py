@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 import redis
-from cache_helpers import layer_with, new_patient, read, read_patient, write_and_read_back
-from conftest import counting_queries
+from cache_helpers import new_patient, read, read_patient, write_and_read_back
+from conftest import counting_queries, layer_with
 from redis_servers import cluster_deployment, free_port
 from test_cache_races import commit_while_reading
 from test_cache_service import producer_calls_for_concurrent_misses

@@ -6,8 +6,8 @@ import time
 
 import pytest
 import redis
-from cache_helpers import layer_with, new_patient, read_patient, write_and_read_back
-from conftest import counting_queries
+from cache_helpers import new_patient, read_patient, write_and_read_back
+from conftest import counting_queries, layer_with
 from redis_servers import eventually, free_port, sentinel_deployment
 from sqlalchemy import text
 from test_cache_service import producer_calls_for_concurrent_misses

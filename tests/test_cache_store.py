@@ -5,8 +5,8 @@ from __future__ import annotations
 import multiprocessing
 
 import pytest
-from cache_helpers import layer_with, new_patient, read_patient
-from conftest import settings_for
+from cache_helpers import new_patient, read_patient
+from conftest import layer_with, settings_for
 
 from dr_assistant_data import DataLayer, DataLayerError
 from dr_assistant_data.testing.queries import counting_queries
