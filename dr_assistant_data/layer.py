@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .cache import CacheService, CacheStore, SessionStore
 from .cache import invalidation as cache_invalidation
+from .cache import outbox as cache_outbox
 from .documents.store import DocumentStore
 from .documents.sweep import DEFAULT_GRACE, SweepReport, sweep
 from .errors import DataLayerError
@@ -45,6 +46,7 @@ class DataLayer:
         self._documents: DocumentStore | None = None
         self._cache_store: CacheStore | None = None
         self._replicas: replicas.ReplicaRouter | None = None
+        self._outbox: cache_outbox.OutboxListener | None = None
         self._closed = False
 
     @property
@@ -60,6 +62,10 @@ class DataLayer:
                 self._engine = engine
                 self._session_factory = build_session_factory(engine)
                 cache_invalidation.install(self._session_factory, self._cache())
+                if engine.dialect.name == "postgresql" and not self._cache().embedded:
+                    self._outbox = cache_outbox.install(
+                        self._session_factory, engine, self._cache(), self.settings
+                    )
                 if self.settings.database_replica_urls:
                     self._replicas = replicas.ReplicaRouter(self.settings, build_engine)
                     replicas.install(self._session_factory, self._replicas)
@@ -195,7 +201,10 @@ class DataLayer:
             documents, self._documents = self._documents, None
             cache_store, self._cache_store = self._cache_store, None
             router, self._replicas = self._replicas, None
+            outbox, self._outbox = self._outbox, None
             self._closed = True
+        if outbox is not None:
+            outbox.close()
         if engine is not None:
             engine.dispose()
         if router is not None:

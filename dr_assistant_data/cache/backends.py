@@ -4,7 +4,9 @@ Every cached key ``K`` has a generation counter ``K:gen``. Invalidation incremen
 deletes ``K`` in one transaction. A reader captures the generation *before* its SELECT
 (:func:`expecting`); its write of ``K`` is a Lua script that stores the value only if the
 generation is still the captured one. A reader that loaded a row before a writer committed
-therefore cannot store that row after the writer's invalidation. Writes nobody captured a
+therefore cannot store that row after the writer's invalidation. Nor can one whose process
+learnt, between its capture and its store, that generations may have been lost (a Redis
+restart or failover: the guard's ``epoch`` moved). Writes nobody captured a
 generation for (the general cache service) are plain ``SET``s.
 
 Every Redis call passes through the :class:`~.guard.RedisGuard`: on failure a read is a
@@ -24,7 +26,7 @@ from dogpile.cache.api import NO_VALUE
 from dogpile.cache.backends.redis import RedisBackend
 
 from .guard import FAILURES, RedisGuard
-from .keys import GENERATION_SUFFIX, LOCK_SUFFIX
+from .keys import DELIVERED_KIND, DELIVERED_TTL_MS, GENERATION_SUFFIX, LOCK_SUFFIX
 from .topology import Client, is_cluster, mget, transaction
 
 GENERATION_TTL_MS = 24 * 3600 * 1000
@@ -33,7 +35,14 @@ GENERATION_TTL_MS = 24 * 3600 * 1000
 UNKNOWN = b"?unknown"
 """The generation of a key whose counter could not be read: no write can match it."""
 
-_expected: ContextVar[Mapping[str, bytes] | None] = ContextVar("cache_expected", default=None)
+
+class Generations(dict[str, bytes]):
+    """Generations captured before a load, with the guard's epoch when they were read."""
+
+    epoch: int | None = None
+
+
+_expected: ContextVar[Generations | None] = ContextVar("cache_expected", default=None)
 
 SET_IF_GENERATION = """
 local current = redis.call('GET', KEYS[2]) or ''
@@ -44,7 +53,7 @@ return 1
 
 
 @contextmanager
-def expecting(generations: Mapping[str, bytes]) -> Iterator[None]:
+def expecting(generations: Generations) -> Iterator[None]:
     """Writes of these keys in the block succeed only if their generation is unchanged."""
     token = _expected.set(generations)
     try:
@@ -90,7 +99,8 @@ class GuardedRedisBackend(RedisBackend):
         self.set_serialized_multi({key: value})
 
     def set_serialized_multi(self, mapping: Mapping[str, bytes]) -> None:
-        expected = _expected.get() or {}
+        expected = _expected.get() or Generations()
+        lost = expected.epoch is not None and expected.epoch != self.guard.epoch
 
         def write() -> None:
             pipe = self.client.pipeline(transaction=False)
@@ -98,7 +108,7 @@ class GuardedRedisBackend(RedisBackend):
                 generation = expected.get(key)
                 if generation is None:
                     pipe.set(key, value, px=self._ttl_ms)
-                elif generation != UNKNOWN:
+                elif generation != UNKNOWN and not lost:
                     self._set_if_generation(
                         keys=[key, key + GENERATION_SUFFIX],
                         args=[generation, value, self._ttl_ms],
@@ -115,15 +125,18 @@ class GuardedRedisBackend(RedisBackend):
     def delete_multi(self, keys: Sequence[str]) -> None:
         self.guard.call(self.region_name, lambda: self.client.delete(*keys), None)
 
-    def generations(self, keys: Sequence[str]) -> dict[str, bytes]:
+    def generations(self, keys: Sequence[str]) -> Generations:
         """The current generation of each key (``b""`` if never invalidated), read before
         a load; ``UNKNOWN`` if Redis cannot say."""
+        captured = Generations()
+        captured.epoch = self.guard.epoch
         counters = self.guard.call(
             self.region_name,
             lambda: mget(self.client, [key + GENERATION_SUFFIX for key in keys]),
             [UNKNOWN] * len(keys),
         )
-        return {key: value or b"" for key, value in zip(keys, counters, strict=True)}
+        captured.update(zip(keys, (value or b"" for value in counters), strict=True))
+        return captured
 
     def get_mutex(self, key: str) -> FailSafeLock:
         try:  # no network on one server; a cluster not yet reached is dialled here
@@ -137,10 +150,15 @@ class GuardedRedisBackend(RedisBackend):
 
 def invalidate_in_redis(client: Client, keys: Collection[str], namespace: str) -> None:
     """Delete the keys, atomically, bumping the generation of those under ``namespace``
-    (the cached reads; the general service's keys have no generation). On a cluster the
-    keys span slots: each key's commands reach its node in order, without MULTI."""
+    (the cached reads; the general service's keys have no generation), and set the
+    delivery marks among them (``CacheKeys.delivered``). On a cluster the keys span slots:
+    each key's commands reach its node in order, without MULTI."""
+    delivered = f"{namespace}{DELIVERED_KIND}:"
     pipe = transaction(client)
     for key in keys:
+        if key.startswith(delivered):
+            pipe.set(key, b"1", px=DELIVERED_TTL_MS)
+            continue
         if key.startswith(namespace):
             pipe.incr(key + GENERATION_SUFFIX)
             pipe.pexpire(key + GENERATION_SUFFIX, GENERATION_TTL_MS)

@@ -5,11 +5,18 @@ A failing call is counted, feeds the circuit breaker and returns the caller's fa
 delivered are kept, and delivered before any other call is let through, so a value
 cached before an outage is never served after Redis returns. If more keys are owed than
 ``MAX_OWED`` the whole namespace is dropped instead (the ``flush`` callback).
+
+``epoch`` counts the moments this process learnt that cached values may have survived their
+invalidation (a Redis restart, a failover, an overflow): a load that captured its key's
+generation in an earlier epoch stores nothing (``backends.py``), since the generation it
+captured may have been lost with the server that held it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
@@ -21,6 +28,9 @@ from .metrics import CacheStats
 
 T = TypeVar("T")
 MAX_OWED = 100_000
+RECENT_WINDOW = 2.0
+"""Seconds of delivered invalidations kept to deliver again after a failover: the old
+master may have taken them after the new one was promoted."""
 FAILURES = (RedisError, RedisClusterException, OSError)
 """What a Redis call raises when Redis (a server, a sentinel, a cluster node) fails."""
 _FAILED: Any = object()
@@ -41,6 +51,8 @@ class RedisGuard:
         self._lock = threading.Lock()
         self._owed: set[str] = set()
         self._overflowed = False
+        self._recent: deque[tuple[float, Collection[str]]] = deque()
+        self.epoch = 0
 
     @property
     def owed(self) -> int:
@@ -68,22 +80,34 @@ class RedisGuard:
             raise BackendUnavailableError("redis", "the cache server is unavailable")
         return result  # type: ignore[return-value]
 
-    def invalidate(self, region: str, keys: Collection[str]) -> None:
-        """Owe ``keys`` and try to deliver now; never raises."""
+    def invalidate(self, region: str, keys: Collection[str]) -> bool:
+        """Owe ``keys`` and try to deliver now; never raises. True if delivered."""
+        self._owe(keys)
+        self.stats.count(region, "invalidation", len(keys))
+        return self.call(region, lambda: True, False)
+
+    def owe_flush(self) -> None:
+        """Cached reads may have survived their invalidation (a restart or failover lost
+        it): drop them all, and deliver again what was delivered in the last
+        ``RECENT_WINDOW`` seconds, before the next call is let through."""
+        with self._lock:
+            self._overflowed = True
+            recent = [key for _, keys in self._recent for key in keys]
+        self.new_epoch()
+        self._owe(recent)
+
+    def new_epoch(self) -> None:
+        """Generations captured until now may be lost: loads in flight store nothing."""
+        with self._lock:
+            self.epoch += 1
+
+    def _owe(self, keys: Collection[str]) -> None:
         with self._lock:
             if len(self._owed) + len(keys) > MAX_OWED:
                 self._overflowed = True
                 self._owed.clear()
             else:
                 self._owed.update(keys)
-        self.stats.count(region, "invalidation", len(keys))
-        self.call(region, lambda: None, None)
-
-    def owe_flush(self) -> None:
-        """Cached reads may have survived their invalidation (a failover lost it): drop
-        them all before the next call is let through."""
-        with self._lock:
-            self._overflowed = True
 
     def _settle(self) -> None:
         """Deliver what is owed; raises (and keeps owing) if Redis fails."""
@@ -95,6 +119,10 @@ class RedisGuard:
             self._flush()
         if owed:
             self._deliver(owed)
+        now = time.monotonic()
         with self._lock:
             self._owed -= owed
             self._overflowed = self._overflowed and not overflowed
+            self._recent.append((now, owed))
+            while self._recent and self._recent[0][0] < now - RECENT_WINDOW:
+                self._recent.popleft()

@@ -7,7 +7,9 @@ made (a repository call, a plain attribute change, a factory, a caller's own ses
   an alert — into ``session.info``; from then until the transaction ends the session reads
   past the shared cache (``reads.shared_store``);
 * ``after_commit`` delivers them (generation bump and delete, ``store.invalidate``): only
-  once the data is committed, so no reader can reload the old row after the drop;
+  once the data is committed, so no reader can reload the old row after the drop; on
+  PostgreSQL they were also written into the transaction's outbox row, and a failed
+  delivery is announced to every process (``outbox.py``);
 * the end of a transaction that did not commit (a rollback, a closed session) discards
   them: nothing changed, nothing is dropped.
 """
@@ -25,6 +27,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, session
 from sqlalchemy.orm.attributes import get_history
 
 from ..relational.models import Alert, Appointment, Encounter, Patient, User
+from . import outbox
 from .reads import STORE_KEY, WRITTEN_KEY
 from .store import CacheStore
 
@@ -79,7 +82,7 @@ def note_written(session: Session, rows: Iterable[object], *, fresh: bool = Fals
 def _deliver(session: Session) -> None:
     owed = session.info.pop(WRITTEN_KEY, None)
     if owed:
-        session.info[STORE_KEY].invalidate(owed)
+        outbox.delivered(session, session.info[STORE_KEY].invalidate(owed))
 
 
 def _note_bulk_write(state: ORMExecuteState) -> None:

@@ -20,6 +20,8 @@ from ..relational.models import Alert, Appointment, Encounter
 FORMAT = "v1"
 GENERATION_SUFFIX = ":gen"
 LOCK_SUFFIX = ":lock"
+DELIVERED_KIND = "delivered"
+DELIVERED_TTL_MS = 600_000
 
 
 @cache
@@ -47,6 +49,15 @@ class CacheKeys:
 
     def unread_alerts(self, user_id: uuid.UUID) -> str:
         return f"{self.namespace}unread:{schema_tag(Alert.__table__)}:{{{user_id}}}"
+
+    def delivered(self, outbox_row: int) -> str:
+        """Set, with the invalidations of outbox row ``outbox_row``, by their delivery."""
+        return f"{self.namespace}{DELIVERED_KIND}:{outbox_row}"
+
+    @property
+    def server(self) -> str:
+        """The ``run_id`` of the server the namespace was last emptied on."""
+        return f"{self.namespace}server"
 
     def general(self, key: str) -> str:
         """A caller's key for the general cache service (callers must keep PHI out)."""

@@ -30,7 +30,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..relational.base import Entity
 from ..relational.models import Appointment, Encounter, Patient, User
 from ..relational.replicas import reads_from_replica
-from .backends import expecting
+from .backends import Generations, expecting
 from .entities import codec_for
 from .store import CacheStore
 
@@ -63,12 +63,14 @@ def read_through(store: CacheStore, region_name: str, key: str, create: Callable
     if cached is not NO_VALUE:
         store.stats.count(region_name, "hit")
         return cached  # type: ignore[no-any-return]
-    generations: dict[str, bytes] = {}
+    generations = Generations()
     loaded = False
 
     def creator() -> T:
         nonlocal loaded
-        generations.update(store.generations(region_name, [key]))
+        captured = store.generations(region_name, [key])
+        generations.update(captured)
+        generations.epoch = captured.epoch
         loaded = True
         store.stats.count(region_name, "load")
         return create()

@@ -4,9 +4,17 @@ Built from :class:`~dr_assistant_data.settings.Settings` and connected lazily. R
 ``entities`` (patients and users by id), ``schedules`` (a doctor's day), ``timelines``
 (a patient's recent encounters), ``counts`` (unread alerts); each expires after its
 ``CACHE_TTL_*``. Values are JSON, never pickle. ``memory://`` is an in-process Redis of this
-store's own (see ``topology.py``) running the same code. Fork safe: a child process drops
-the inherited client without touching its sockets and connects afresh (on ``memory://``, to
-a new, empty server).
+store's own (see ``topology.py``) running the same code.
+
+A Redis server that restarted (from an older snapshot, possibly: values and generations from
+before a write come back together) or was replaced by a failover is recognised by its
+``run_id`` on the first connection to it: the namespace remembers, in one key, the server it
+was last emptied on, and a connection to any other server empties the namespace before its
+first command. Not on a Cluster, whose nodes cannot share such a key: there a process only
+stops loads in flight when it meets a server it had not used.
+
+Fork safe: a child process drops the inherited client without touching its sockets and
+connects afresh (on ``memory://``, to a new, empty server).
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, TypeVar
 
 from dogpile.cache import make_region, register_backend
@@ -22,12 +30,12 @@ from dogpile.cache.region import CacheRegion
 
 from ..errors import DataLayerError
 from ..settings import Settings
-from .backends import invalidate_in_redis
+from .backends import Generations, invalidate_in_redis
 from .breaker import CircuitBreaker
 from .guard import RedisGuard
 from .keys import CacheKeys
 from .metrics import CacheStats
-from .topology import IN_PROCESS_SCHEME, Client, connect, on_new_master
+from .topology import IN_PROCESS_SCHEME, Client, connect, is_cluster, mget, on_new_master
 from .topology import close as close_client
 
 register_backend(
@@ -70,6 +78,8 @@ class CacheStore:
         self._regions: dict[str, CacheRegion] = {}
         self._guard: RedisGuard | None = None
         self._closed = False
+        self._servers: set[bytes] = set()
+        self._server_lock = threading.Lock()
 
     # -- wiring ---------------------------------------------------------------------
 
@@ -84,7 +94,7 @@ class CacheStore:
             if self._closed:
                 raise DataLayerError("this cache store is closed")
             breaker = CircuitBreaker(BREAKER_FAILURES, self.settings.cache_breaker_backoff)
-            self._client = connect(self.settings)
+            self._client = connect(self.settings, self._check_server)
             self._guard = RedisGuard(breaker, self.stats, self._deliver, self._flush)
             on_new_master(self._client, self._guard.owe_flush)  # a failover may lose some
             self._regions = self._build_regions(self._guard)
@@ -139,20 +149,34 @@ class CacheStore:
 
     # -- invalidation ---------------------------------------------------------------
 
-    def invalidate(self, keys: Collection[str]) -> None:
+    def invalidate(self, keys: Collection[str]) -> bool:
         """Drop ``keys`` and bump their generations. Never raises: undelivered keys are
-        owed and delivered before Redis is used again."""
+        owed and delivered before Redis is used again. True if delivered now."""
         if not keys:
-            return
+            return True
         for key in keys:
             self.stats.count(self.region_of(key), "invalidation")
-        self.guard.invalidate("invalidation", keys)
+        return self.guard.invalidate("invalidation", keys)
+
+    def deliver(self, keys: Collection[str]) -> bool:
+        """Drop ``keys`` and bump their generations now, owing nothing: False if Redis did
+        not take them (the caller keeps them)."""
+        return self.guard.call("invalidation", lambda: self._deliver(keys) or True, False)
+
+    def undelivered(self, rows: Sequence[int]) -> list[int]:
+        """The outbox rows whose delivery mark Redis lacks (all of them if it cannot say)."""
+        marks = self.call(
+            "invalidation",
+            lambda client: mget(client, [self.keys.delivered(row) for row in rows]),
+            [None] * len(rows),
+        )
+        return [row for row, mark in zip(rows, marks, strict=True) if mark is None]
 
     def region_of(self, key: str) -> str:
         kind = key[len(self.keys.namespace) :].split(":", 1)[0]
         return KIND_REGIONS.get(kind, "general")
 
-    def generations(self, region: str, keys: Sequence[str]) -> dict[str, bytes]:
+    def generations(self, region: str, keys: Sequence[str]) -> Generations:
         return self.region(region).backend.generations(keys)  # type: ignore[no-any-return]
 
     def _deliver(self, keys: Collection[str]) -> None:
@@ -163,6 +187,22 @@ class CacheStore:
         """Too many invalidations were owed to remember: drop every cached read."""
         assert self._client is not None
         delete_matching(self._client, self.keys.namespace + "*")
+
+    def _check_server(self, connection: Any) -> None:
+        """A new connection, before its first use: a server this process has not used
+        before moves the guard's epoch (loads in flight store nothing); a server the
+        namespace was not last emptied on is emptied now, through this connection."""
+        with self._server_lock:
+            run_id = _run_id(_command(connection, "INFO", "server"))
+            if run_id not in self._servers:
+                self._servers.add(run_id)
+                self.guard.new_epoch()
+            if is_cluster(self._client):
+                return
+            if _command(connection, "GET", self.keys.server) != run_id:
+                delete_matching(_OneConnection(connection), self.keys.namespace + "*")
+                _command(connection, "SET", self.keys.server, run_id)
+                self.guard.new_epoch()
 
     # -- component convention -------------------------------------------------------
 
@@ -187,6 +227,39 @@ class CacheStore:
             self._pid, self._regions, self._closed = None, {}, True
         if client is not None and owned:
             close_client(client)
+
+
+def _command(connection: Any, *arguments: Any) -> Any:
+    connection.send_command(*arguments)
+    return connection.read_response()
+
+
+class _OneConnection:
+    """The two commands ``delete_matching`` needs, on a connection being set up."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def scan_iter(self, match: str, count: int) -> Iterator[bytes]:
+        cursor = b"0"
+        while True:
+            cursor, keys = _command(
+                self._connection, "SCAN", cursor, "MATCH", match, "COUNT", count
+            )
+            yield from keys
+            if int(cursor) == 0:
+                return
+
+    def unlink(self, *keys: bytes) -> int:
+        return int(_command(self._connection, "UNLINK", *keys))
+
+
+def _run_id(info: bytes | str) -> bytes:
+    text = info.decode() if isinstance(info, bytes) else info
+    for line in text.splitlines():
+        if line.startswith("run_id:"):
+            return line.split(":", 1)[1].strip().encode()
+    return b""
 
 
 def delete_matching(client: Client, pattern: str) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from ..settings import Settings
 from . import encryption, fork_safety, query_log
@@ -42,6 +43,35 @@ def _create(settings: Settings) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    return create_engine(
+        url,
+        poolclass=ReportingQueuePool,
+        pool_size=settings.db_pool_size,
+        max_overflow=0,
+        pool_timeout=settings.db_pool_timeout,
+        pool_recycle=settings.db_pool_recycle,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args=_connect_args(settings),
+    )
+
+
+def dedicated_connection(settings: Settings) -> Any:
+    """A PostgreSQL DBAPI connection of its own, outside the pool, made with the pool's
+    options (for a long-lived ``LISTEN``, which must not hold one of the pool's places)."""
+    engine = create_engine(
+        make_url(settings.database_url),
+        poolclass=NullPool,
+        hide_parameters=True,
+        connect_args=_connect_args(settings),
+    )
+    connection = engine.raw_connection()
+    connection.detach()
+    engine.dispose()
+    return connection.dbapi_connection
+
+
+def _connect_args(settings: Settings) -> dict[str, Any]:
     connect_args: dict[str, Any] = {
         "connect_timeout": max(1, math.ceil(settings.db_connect_timeout)),
         "application_name": APPLICATION_NAME,
@@ -54,17 +84,7 @@ def _create(settings: Settings) -> Engine:
         )
         if settings.db_ssl_root_cert:
             connect_args["sslrootcert"] = settings.db_ssl_root_cert
-    return create_engine(
-        url,
-        poolclass=ReportingQueuePool,
-        pool_size=settings.db_pool_size,
-        max_overflow=0,
-        pool_timeout=settings.db_pool_timeout,
-        pool_recycle=settings.db_pool_recycle,
-        pool_pre_ping=True,
-        hide_parameters=True,
-        connect_args=connect_args,
-    )
+    return connect_args
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:

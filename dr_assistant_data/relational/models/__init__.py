@@ -1,6 +1,7 @@
 """Every mapped table of the relational store."""
 
 from .audit import AuditEvent
+from .cache_invalidations import CacheInvalidation
 from .clinical import Encounter, Order, OrderItem, Prescription, PrescriptionItem
 from .document_commits import DocumentCommit
 from .people import Patient, User
@@ -11,6 +12,7 @@ __all__ = [
     "Alert",
     "Appointment",
     "AuditEvent",
+    "CacheInvalidation",
     "DocumentCommit",
     "Encounter",
     "Order",

@@ -1,0 +1,199 @@
+"""Invalidations that no single process can lose: an outbox in PostgreSQL.
+
+A writer delivers its invalidations to Redis right after its COMMIT (``invalidation.py``).
+That alone is not enough across processes: if Redis is briefly unreachable from the writer,
+or the writer dies between its COMMIT and the delivery, other processes would go on serving
+the value from before the write. So, on PostgreSQL with a shared Redis:
+
+* the keys a transaction owes are inserted into ``cache_invalidations`` *in that
+  transaction* (``before_commit``): they exist exactly when the write committed;
+* if the writer's delivery fails (or, on Sentinel, is not confirmed by a replica), the
+  writer sends ``NOTIFY`` with the row's id before its commit returns to the caller; every
+  process LISTENs on a connection of its own (:class:`OutboxListener`), reads the keys and
+  owes them: its guard delivers them before it uses Redis again, so it never serves the
+  old value (the window is the notification's latency, milliseconds);
+* a janitor in every process claims rows older than ``JANITOR_GRACE`` (``SKIP LOCKED``:
+  one process per row), delivers those whose delivery mark Redis lacks (the writer's
+  delivery sets it in the same MULTI) and deletes them; a row whose delivery fails stays.
+  This covers a writer killed between COMMIT and delivery, and a lost notification;
+* a listener that reconnects owes every row still present, because notifications sent
+  while it was away are gone (on its first connection a process has served nothing that
+  such a row covers, except in the moment before the listener is up: the janitor bounds
+  that case).
+
+Delivering a key twice costs a cache miss, never a wrong value.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+from collections.abc import Callable, Collection
+from typing import Any
+
+from sqlalchemy import Engine, event, insert, text
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+from ..relational.engine import dedicated_connection
+from ..relational.models import CacheInvalidation
+from ..settings import Settings
+from .reads import WRITTEN_KEY
+from .store import CacheStore
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "dr_assistant_cache_invalidations"
+OUTBOX_KEY = "cache_outbox_row"
+UNDELIVERED_KEY = "cache_outbox_undelivered"
+"""In ``session.info``: the outbox row of the transaction, and that row once its delivery
+failed (to be announced when the transaction's connection is back in the pool)."""
+
+JANITOR_INTERVAL = 1.0
+JANITOR_GRACE = 1.0
+"""Seconds: how often each process's janitor looks, and how old a row must be (its writer
+delivers it within a fraction of that when Redis answers)."""
+JANITOR_BATCH = 500
+
+_CLAIM = """
+    DELETE FROM cache_invalidations WHERE id IN (
+        SELECT id FROM cache_invalidations
+        WHERE created_at < CURRENT_TIMESTAMP - make_interval(secs => %(grace)s)
+        ORDER BY id LIMIT %(batch)s FOR UPDATE SKIP LOCKED
+    ) RETURNING id, keys
+"""
+
+
+def install(
+    factory: sessionmaker[Session], engine: Engine, store: CacheStore, settings: Settings
+) -> OutboxListener:
+    """Write each transaction's owed keys into the outbox and announce failed deliveries;
+    returns the process's listener (started on the first transaction, restarted in a fork)."""
+    listener = OutboxListener(engine, store, lambda: dedicated_connection(settings))
+
+    def record(session: Session) -> None:
+        session.flush()  # the final flush's keys are owed too
+        owed = session.info.get(WRITTEN_KEY)
+        if owed:
+            row = session.execute(
+                insert(CacheInvalidation).values(keys=sorted(owed)).returning(CacheInvalidation.id)
+            ).scalar_one()
+            session.info[OUTBOX_KEY] = row
+            owed.add(store.keys.delivered(row))
+
+    def announce(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:
+            session.info.pop(OUTBOX_KEY, None)
+            row = session.info.pop(UNDELIVERED_KEY, None)
+            if row is not None:
+                listener.announce(row)
+
+    event.listen(factory, "before_commit", record)
+    event.listen(factory, "after_transaction_end", announce)
+    event.listen(factory, "after_begin", lambda *_: listener.ensure_running())
+    listener.ensure_running()
+    return listener
+
+
+def delivered(session: Session, ok: bool) -> None:
+    """After the commit: the writer's own delivery of its keys succeeded or not."""
+    row = session.info.pop(OUTBOX_KEY, None)
+    if row is not None and not ok:
+        session.info[UNDELIVERED_KEY] = row
+
+
+class OutboxListener:
+    """The process's LISTEN connection and janitor, in one daemon thread."""
+
+    def __init__(self, engine: Engine, store: CacheStore, connect: Callable[[], Any]) -> None:
+        self._engine = engine
+        self._store = store
+        self._connect = connect
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._stop = threading.Event()
+        self.connected = threading.Event()
+        """Set while the LISTEN connection is up and caught up (for tests and health)."""
+
+    def ensure_running(self) -> None:
+        if self._pid == os.getpid() or self._stop.is_set():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self.connected.clear()
+            threading.Thread(target=self._run, name="cache-outbox", daemon=True).start()
+
+    def close(self) -> None:
+        """Stop the thread (it closes its connection within ``JANITOR_INTERVAL``)."""
+        self._stop.set()
+
+    def announce(self, row: int) -> None:
+        """Tell every process that the keys of outbox ``row`` may still be cached."""
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": str(row)})
+                connection.commit()
+        except Exception as error:  # the janitor delivers it within a few seconds
+            logger.warning("cache invalidation notice not sent (%s)", type(error).__name__)
+
+    # -- the thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        reconnecting = False
+        while not self._stop.is_set() and self._pid == pid:
+            try:
+                self._listen(pid, catch_up=reconnecting)
+            except Exception as error:
+                reconnecting = True
+                self.connected.clear()
+                logger.warning("cache outbox listener reconnecting (%s)", type(error).__name__)
+                self._stop.wait(JANITOR_INTERVAL)
+
+    def _listen(self, pid: int, catch_up: bool) -> None:
+        connection = self._connect()
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(f"LISTEN {CHANNEL}")
+                if catch_up:
+                    cursor.execute("SELECT keys FROM cache_invalidations")
+                    self._owe([key for (keys,) in cursor.fetchall() for key in keys])
+            self.connected.set()
+            while not self._stop.is_set() and self._pid == pid:
+                readable, _, _ = select.select([connection], [], [], JANITOR_INTERVAL)
+                if readable:
+                    connection.poll()
+                    rows = [int(notice.payload) for notice in connection.notifies]
+                    connection.notifies.clear()
+                    if rows:
+                        self._owe_rows(connection, rows)
+                else:
+                    self._sweep(connection)
+        finally:
+            self.connected.clear()
+            connection.close()
+
+    def _owe_rows(self, connection: Any, rows: list[int]) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT keys FROM cache_invalidations WHERE id = ANY(%s)", (rows,))
+            self._owe([key for (keys,) in cursor.fetchall() for key in keys])
+
+    def _owe(self, keys: Collection[str]) -> None:
+        if keys and not self._stop.is_set():  # after close() the store is gone
+            self._store.guard.invalidate("invalidation", keys)
+
+    def _sweep(self, connection: Any) -> None:
+        """Deliver and delete the rows old enough that their writer had its chance (on
+        the listener's own connection: the janitor never waits for the pool)."""
+        with connection.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute(_CLAIM, {"grace": JANITOR_GRACE, "batch": JANITOR_BATCH})
+            claimed = dict(cursor.fetchall())
+            undelivered = self._store.undelivered(list(claimed)) if claimed else []
+            keys = {key for row in undelivered for key in claimed[row]}
+            delivered = not keys or self._store.deliver(keys)
+            cursor.execute("COMMIT" if delivered else "ROLLBACK")  # refused: the rows stay
