@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 
 import pytest
 import redis
 from cache_helpers import new_patient, read_patient, write_and_read_back
-from conftest import counting_queries, layer_with
+from conftest import CACHE_PREFIX, counting_queries, layer_with
+from process_steps import read_every_10_ms, spawned
 from redis_servers import eventually, free_port, sentinel_deployment
 from sqlalchemy import text
 from test_cache_service import producer_calls_for_concurrent_misses
@@ -98,3 +100,40 @@ def test_reads_and_writes_succeed_with_every_sentinel_down(dl):
     with layer_with(dl, redis_sentinels=nodes, redis_sentinel_master=MASTER) as layer:
         assert write_and_read_back(layer) == "Sharma"
         assert layer.health()["redis"]["ok"] is False
+
+
+def test_no_process_serves_the_old_master_s_value_after_a_write_that_followed_a_failover(
+    dl, sentinels
+):
+    """A reader in another process reads every 10 ms through the failover (so its periodic
+    check of the sentinels is never due); a write committed after the switch is seen by
+    every read that starts after the commit returned."""
+    nodes = tuple(f"127.0.0.1:{port}" for port in sentinels)
+    settings = {
+        "cache_prefix": CACHE_PREFIX,
+        "redis_sentinels": nodes,
+        "redis_sentinel_master": MASTER,
+        "cache_breaker_backoff": 0.1,
+    }
+    patient = new_patient(dl)
+    receiving, sending = multiprocessing.get_context("spawn").Pipe(duplex=False)
+    reader = spawned(read_every_10_ms, dl.settings.database_url, settings, patient.id, 8.0, sending)
+    time.sleep(2.0)  # the reader has cached the patient on the first master
+
+    fail_over(sentinels[0])
+    with layer_with(dl, **settings) as writer:
+        assert write_and_read_back_existing(writer, patient.id) == "Sharma"
+        committed = time.time()
+
+    reads = receiving.recv()
+    reader.join(30)
+    assert any(name == "Rao" for _, _, name in reads)  # it did cache before the failover
+    late = [(started, name) for started, _, name in reads if started > committed]
+    assert late, "the reader stopped before the write"
+    assert [name for _, name in late] == ["Sharma"] * len(late)
+
+
+def write_and_read_back_existing(layer, patient_id) -> str:
+    with layer.unit_of_work(actor="test") as uow:
+        uow.patients.update(patient_id, last_name="Sharma")
+    return read_patient(layer, patient_id).last_name
