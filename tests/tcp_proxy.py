@@ -21,6 +21,7 @@ commands, one a line, on its standard input: ``drop-commit-reply``, ``drop-commi
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
@@ -172,10 +173,8 @@ class _Pair:
 
     def close(self) -> None:
         for sock in (self.client, self.server):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
     def _pump(self) -> None:
