@@ -74,8 +74,7 @@ class UnitOfWork(RelationalUnitOfWork):
 
         When PostgreSQL stops answering during the commit, the unit's commit record decides:
         committed → this returns normally (the write happened; raising would invite a
-        duplicate retry), but relational entities the unit loaded are expired, so read
-        them again in a new unit of work; not committed → the documents are undone and
+        duplicate retry); not committed → the documents are undone and
         ``BackendUnavailableError`` propagates; unknown → the documents stay marked for
         the sweep and ``BackendUnavailableError`` propagates.
         """
