@@ -119,3 +119,45 @@ def test_the_sweep_removes_audio_past_its_retention(layer, visit):
         layer.documents.db["voice_audio.chunks"].count_documents({"files_id": expiring.audio_id})
         == 0
     )
+
+
+BEYOND_UPLOAD_BUFFER = 50 * 2**20
+"""More than the driver buffers (48 MB) before it writes chunks, so some reach MongoDB."""
+
+
+class Dictation(io.RawIOBase):
+    """About ``size`` bytes of audio that stop with ``failure`` (if any) instead of ending;
+    notes how many chunks MongoDB held while it was being read."""
+
+    def __init__(self, layer, size: int, failure: Exception | None = None) -> None:
+        self._chunks = layer.documents.db["voice_audio.chunks"]
+        self._left, self._failure = size, failure
+        self.chunks_seen = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        self.chunks_seen = max(self.chunks_seen, self._chunks.count_documents({}))
+        if self._failure is not None and self._left < size:
+            raise self._failure
+        data = b"\x00" * min(size, self._left)
+        self._left -= len(data)
+        return data
+
+
+def test_an_upload_whose_stream_fails_leaves_no_chunk(layer, visit):
+    dictation = Dictation(layer, BEYOND_UPLOAD_BUFFER, ConnectionResetError("client gone"))
+    with pytest.raises(ConnectionResetError):
+        store(layer, visit, audio=dictation)
+    assert dictation.chunks_seen > 0
+    assert audio_collections(layer) == (0, 0)
+
+
+def test_an_upload_over_the_size_limit_leaves_no_chunk_once_written(layer, visit, monkeypatch):
+    monkeypatch.setattr(recordings, "MAX_AUDIO_BYTES", BEYOND_UPLOAD_BUFFER)
+    dictation = Dictation(layer, BEYOND_UPLOAD_BUFFER + 2**20)
+    with pytest.raises(ValidationError):
+        store(layer, visit, audio=dictation)
+    assert dictation.chunks_seen > 0
+    assert audio_collections(layer) == (0, 0)
