@@ -1,9 +1,11 @@
-"""Settle documents left marked by a unit of work whose process died, and purge expired audio.
+"""Settle documents left marked by a unit of work whose process died, purge expired audio,
+and remove audio chunks no file owns (``orphaned_audio.py``).
 
 A marker older than ``grace`` belongs to a unit of work that should long have ended. If
 its unit has a ``document_commits`` row, the relational side committed: the documents are
 finalized. If not, it never committed: they are undone from their before-images. ``grace``
-must exceed the longest unit of work (a longer one would be undone under its feet).
+must exceed the longest unit of work (a longer one would be undone under its feet) and the
+longest audio upload (its chunks would be removed under its feet).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy import Engine, delete, select
 from ..relational.models import DocumentCommit
 from ..relational.types import utcnow
 from .journal import UNDO_INSERT, finalize, undo
+from .orphaned_audio import remove_orphaned_chunks
 from .store import AUDIO_BUCKET, DocumentStore
 from .translate import translated
 
@@ -31,6 +34,8 @@ class SweepReport:
     """Documents of units that never committed, put back as they were."""
     expired_audio: int
     """Audio files past their retention, removed."""
+    orphaned_chunks: int
+    """Audio chunks of uploads that stopped half-way (no file document), removed."""
 
 
 @translated
@@ -57,7 +62,8 @@ def sweep(store: DocumentStore, engine: Engine, grace: timedelta = DEFAULT_GRACE
                 undone += len(written)
         # Every document of a unit committed before the cutoff is final by now.
         connection.execute(delete(DocumentCommit).where(DocumentCommit.committed_at < cutoff))
-    return SweepReport(finalized, undone, _purge_expired_audio(store))
+    orphaned = remove_orphaned_chunks(db, AUDIO_BUCKET, cutoff)
+    return SweepReport(finalized, undone, _purge_expired_audio(store), orphaned)
 
 
 def _purge_expired_audio(store: DocumentStore) -> int:
