@@ -143,7 +143,8 @@ def test_sweep_documents_reports_what_it_settled(pg_url, capsys):
 
     assert main(["sweep-documents", "--grace-minutes", "5"]) == 0
     assert capsys.readouterr().out.strip() == (
-        "finalized 0, undone 0, expired audio removed 0, orphaned audio chunks removed 0"
+        "finalized 0, undone 0, undecided 0, expired audio removed 0, "
+        "orphaned audio chunks removed 0"
     )
 
 

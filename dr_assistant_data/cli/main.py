@@ -177,6 +177,7 @@ def _sweep_documents(dl: DataLayer, args: argparse.Namespace) -> int:
     report = dl.sweep_documents(timedelta(minutes=args.grace_minutes))
     print(
         f"finalized {report.finalized}, undone {report.undone}, "
+        f"undecided {report.undecided}, "
         f"expired audio removed {report.expired_audio}, "
         f"orphaned audio chunks removed {report.orphaned_chunks}"
     )

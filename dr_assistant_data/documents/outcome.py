@@ -32,9 +32,11 @@ class Outcome(enum.Enum):
     UNKNOWN = "unknown"
 
 
-def unit_outcome(engine: Engine, unit_id: str, wait: timedelta = OUTCOME_WAIT) -> Outcome:
-    """The outcome of the unit of work ``unit_id``'s relational transaction; never raises
-    for a database failure (that is ``UNKNOWN``)."""
+def unit_outcome(engine: Engine, unit_id: str) -> Outcome:
+    """The outcome of the unit of work ``unit_id``'s relational transaction, waiting at
+    most ``OUTCOME_WAIT`` for it to end; never raises for a database failure (that is
+    ``UNKNOWN``)."""
+    wait = OUTCOME_WAIT
     try:
         with engine.connect() as connection, connection.begin() as transaction:
             if connection.dialect.name == "postgresql":
