@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from cache_helpers import new_patient, read_patient
 from conftest import Visit, settings_for
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -128,3 +129,18 @@ def test_a_note_whose_commit_outcome_cannot_be_learned_is_left_to_the_sweep(
     [stored] = stored_notes(proxied)
     assert (stored["_id"], stored.get("pending")) == (note.id, None)
     assert audit_actions(dl, note.id) == ["create"]
+
+
+def test_a_change_whose_commit_answer_is_lost_is_seen_by_the_next_read(
+    proxy, proxied, proxied_visit
+):
+    patient = new_patient(proxied)
+    read_patient(proxied, patient.id)  # cached
+
+    proxy.arm_drop_commit_reply()
+    with proxied.unit_of_work(actor="test") as uow:
+        uow.patients.update(patient.id, allergies=["penicillin"])
+        uow.clinical_notes.create(**proxied_visit.ids, content=FEVER)
+    assert proxy.fired.is_set()
+
+    assert read_patient(proxied, patient.id).allergies == ["penicillin"]
