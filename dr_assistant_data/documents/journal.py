@@ -65,6 +65,7 @@ def _delete_audio(db: Database[Raw], collection: str, doc_id: Any) -> None:
 
 UNDO_INSERT: dict[str, Callable[[Database[Raw], str, Any], None]] = {
     "clinical_notes": _delete_document,
+    "clinical_note_versions": _delete_document,
     "voice_recordings": _delete_document,
     "voice_audio.files": _delete_audio,
 }
