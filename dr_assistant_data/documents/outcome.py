@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from datetime import timedelta
 
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy import exc as sa_exc
 
 from ..relational.models import DocumentCommit
@@ -39,9 +39,9 @@ def unit_outcome(engine: Engine, unit_id: str) -> Outcome:
     wait = OUTCOME_WAIT
     try:
         with engine.connect() as connection, connection.begin() as transaction:
-            if connection.dialect.name == "postgresql":
-                milliseconds = int(wait.total_seconds() * 1000)
-                connection.execute(text(f"SET LOCAL lock_timeout = {milliseconds}"))
+            if connection.dialect.name == "postgresql":  # SET LOCAL, as a bound value
+                lock_timeout = f"{int(wait.total_seconds() * 1000)}ms"
+                connection.execute(select(func.set_config("lock_timeout", lock_timeout, True)))
             connection.execute(insert(DocumentCommit.__table__).values(unit_id=unit_id))
             transaction.rollback()
     except sa_exc.IntegrityError:
