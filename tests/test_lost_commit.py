@@ -104,6 +104,26 @@ def test_an_amendment_whose_commit_answer_is_lost_is_kept_as_committed(
         assert len(uow.clinical_notes.history(note.id)) == 2
 
 
+def test_a_recording_whose_commit_answer_is_lost_is_kept_with_its_audio(
+    proxy, proxied, proxied_visit
+):
+    proxy.arm_drop_commit_reply()
+    with proxied.unit_of_work(actor="test") as uow:
+        recording = uow.voice_recordings.store(
+            **proxied_visit.ids, audio=b"\x01" * 600_000, mime_type="audio/webm"
+        )
+    assert proxy.fired.is_set()
+
+    db = proxied.documents.db
+    assert [r.get("pending") for r in db["voice_recordings"].find()] == [None]
+    assert [f.get("pending") for f in db["voice_audio.files"].find()] == [None]
+    with (
+        proxied.unit_of_work(actor="test") as uow,
+        uow.voice_recordings.open_audio(recording.id) as audio,
+    ):
+        assert audio.read() == b"\x01" * 600_000
+
+
 def test_a_note_whose_commit_never_reached_postgres_is_gone(dl, proxy, proxied, proxied_visit):
     proxy.arm_drop_commit()
     with pytest.raises(BackendUnavailableError), proxied.unit_of_work(actor="test") as uow:
