@@ -138,6 +138,7 @@ class DataLayer:
         return UnitOfWork(
             self.session_factory,
             self.documents,
+            self.engine,
             actor=(actor or "").strip() or None,
             correlation_id=correlation_id,
             clinic_timezone=self._clinic_timezone,

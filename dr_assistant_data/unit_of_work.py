@@ -8,6 +8,12 @@ Document writes happen when they are made and are journaled (see ``documents/jou
 if the block raises or the relational commit fails, they are undone, newest first, before
 the exception propagates. A process that dies between the two stores leaves the documents
 marked; ``DataLayer.sweep_documents()`` settles them from the relational outcome.
+
+A COMMIT whose answer is lost (the connection drops once it is sent) is not a failure
+until PostgreSQL says so (``documents/outcome.py``): if the unit committed, its documents
+are made final and ``commit`` returns normally, as for any commit; if it did not, they are
+undone and the error propagates; if PostgreSQL cannot say, they stay marked for the sweep
+and the error (``BackendUnavailableError``) propagates.
 """
 
 from __future__ import annotations
@@ -15,12 +21,16 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from .cache.invalidation import deliver, owed_keys
 from .documents.journal import DocumentJournal
 from .documents.notes import ClinicalNoteRepository
+from .documents.outcome import Outcome, unit_outcome
 from .documents.recordings import VoiceRecordingRepository
 from .documents.store import DocumentStore
+from .errors import BackendUnavailableError
 from .relational.unit_of_work import UnitOfWork as RelationalUnitOfWork
 
 
@@ -32,10 +42,12 @@ class UnitOfWork(RelationalUnitOfWork):
         self,
         session_factory: sessionmaker[Session],
         documents: DocumentStore,
+        primary: Engine,
         **options: object,
     ) -> None:
         super().__init__(session_factory, **options)  # type: ignore[arg-type]
         self._documents = documents
+        self._primary = primary
         self._journal = DocumentJournal(lambda: documents.db)
 
     def __enter__(self) -> Self:
@@ -59,10 +71,34 @@ class UnitOfWork(RelationalUnitOfWork):
 
     def commit(self) -> None:
         """Commit the relational transaction (with the unit's commit record), then make
-        the unit's document writes final."""
+        the unit's document writes final.
+
+        When PostgreSQL stops answering during the commit, the unit's commit record decides:
+        committed → this returns normally, with the cached reads it affects dropped (the
+        write happened; raising would invite a duplicate retry); not committed → the
+        documents are undone and ``BackendUnavailableError`` propagates; unknown → the
+        documents stay marked for the sweep and ``BackendUnavailableError`` propagates.
+        """
         self._journal.before_commit(self.session)
-        super().commit()
+        self.session.flush()  # from here the cached reads this commit drops are known
+        owed = owed_keys(self.session)
+        try:
+            super().commit()
+        except BackendUnavailableError as error:
+            if error.backend != "postgres" or not self._committed_after_all():
+                raise
+            deliver(self.session, owed)  # the commit's own delivery was lost with its answer
         self._journal.after_commit()
+
+    def _committed_after_all(self) -> bool:
+        """Ask PostgreSQL whether the commit that lost its answer took effect; when it
+        cannot say, hand the documents to the sweep rather than undo a committed unit."""
+        if not self._journal.written:
+            return False  # no commit record to ask about: nothing of the documents' at stake
+        outcome = unit_outcome(self._primary, self._journal.unit_id)
+        if outcome is Outcome.UNKNOWN:
+            self._journal.abandon()
+        return outcome is Outcome.COMMITTED
 
     def rollback(self) -> None:
         """Discard the relational changes and undo the document writes since the last

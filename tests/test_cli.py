@@ -142,7 +142,10 @@ def test_sweep_documents_reports_what_it_settled(pg_url, capsys):
     capsys.readouterr()
 
     assert main(["sweep-documents", "--grace-minutes", "5"]) == 0
-    assert capsys.readouterr().out.strip() == "finalized 0, undone 0, expired audio removed 0"
+    assert capsys.readouterr().out.strip() == (
+        "finalized 0, undone 0, undecided 0, expired audio removed 0, "
+        "orphaned audio chunks removed 0"
+    )
 
 
 def test_downgrade_to_base_leaves_the_schema_empty(pg_url, capsys):

@@ -12,10 +12,12 @@ from datetime import timedelta
 
 import pytest
 from conftest import patient_fields
+from sqlalchemy import insert
 
 from dr_assistant_data import BackendUnavailableError, ConflictError, DuplicateError
-from dr_assistant_data.documents import journal
+from dr_assistant_data.documents import journal, outcome
 from dr_assistant_data.documents.journal import DocumentJournal
+from dr_assistant_data.relational.models import DocumentCommit
 
 FEVER = {"subjective": {"chief_complaint": "Fever"}}
 
@@ -148,6 +150,28 @@ def test_the_sweep_leaves_units_younger_than_the_grace_period_alone(layer, visit
     report = layer.sweep_documents(grace=timedelta(minutes=15))
     assert (report.undone, report.finalized) == (0, 0)
     assert len(notes(layer)) == 1
+
+
+def test_the_sweep_neither_undoes_nor_keeps_a_note_whose_unit_is_still_committing(
+    layer, visit, monkeypatch
+):
+    die_before_undo(monkeypatch)
+    with pytest.raises(Boom), layer.unit_of_work(actor="test") as uow:
+        uow.clinical_notes.create(**visit.ids, content=FEVER)
+        raise Boom
+    unit = notes(layer)[0]["pending"]["unit"]
+    monkeypatch.setattr(outcome, "OUTCOME_WAIT", timedelta(milliseconds=200))
+    with layer.engine.connect() as connection:
+        committing = connection.begin()  # the unit's transaction, its COMMIT still on the way
+        connection.execute(insert(DocumentCommit).values(unit_id=unit))
+
+        report = sweep_everything(layer)
+        assert (report.undecided, report.undone, report.finalized) == (1, 0, 0)
+        assert len(notes(layer)) == 1
+        committing.commit()
+
+    assert sweep_everything(layer).finalized == 1
+    assert [doc.get("pending") for doc in notes(layer)] == [None]
 
 
 def test_a_rolled_back_recording_leaves_no_audio(layer, visit):

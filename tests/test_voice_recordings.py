@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from bson import ObjectId
 
 from dr_assistant_data import ConflictError, ValidationError
 from dr_assistant_data.documents import recordings
@@ -119,3 +120,79 @@ def test_the_sweep_removes_audio_past_its_retention(layer, visit):
         layer.documents.db["voice_audio.chunks"].count_documents({"files_id": expiring.audio_id})
         == 0
     )
+
+
+BEYOND_UPLOAD_BUFFER = 50 * 2**20
+"""More than the driver buffers (48 MB) before it writes chunks, so some reach MongoDB."""
+
+
+class Dictation(io.RawIOBase):
+    """About ``size`` bytes of audio that stop with ``failure`` (if any) instead of ending;
+    notes how many chunks MongoDB held while it was being read."""
+
+    def __init__(self, layer, size: int, failure: Exception | None = None) -> None:
+        self._chunks = layer.documents.db["voice_audio.chunks"]
+        self._left, self._failure = size, failure
+        self.chunks_seen = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        self.chunks_seen = max(self.chunks_seen, self._chunks.count_documents({}))
+        if self._failure is not None and self._left < size:
+            raise self._failure
+        data = b"\x00" * min(size, self._left)
+        self._left -= len(data)
+        return data
+
+
+def test_an_upload_whose_stream_fails_leaves_no_chunk(layer, visit):
+    dictation = Dictation(layer, BEYOND_UPLOAD_BUFFER, ConnectionResetError("client gone"))
+    with pytest.raises(ConnectionResetError):
+        store(layer, visit, audio=dictation)
+    assert dictation.chunks_seen > 0
+    assert audio_collections(layer) == (0, 0)
+
+
+def test_an_upload_over_the_size_limit_leaves_no_chunk_once_written(layer, visit, monkeypatch):
+    monkeypatch.setattr(recordings, "MAX_AUDIO_BYTES", BEYOND_UPLOAD_BUFFER)
+    dictation = Dictation(layer, BEYOND_UPLOAD_BUFFER + 2**20)
+    with pytest.raises(ValidationError):
+        store(layer, visit, audio=dictation)
+    assert dictation.chunks_seen > 0
+    assert audio_collections(layer) == (0, 0)
+
+
+def chunks_of_a_killed_upload(layer, started: datetime, count: int = 3) -> str:
+    """Chunks as an upload leaves them when its process dies before the file document;
+    their ids carry the time they were written, as the driver's do."""
+    files_id = str(uuid.uuid4())
+    at = ObjectId.from_datetime(started).binary[:4]
+    layer.documents.db["voice_audio.chunks"].insert_many(
+        [
+            {"_id": ObjectId(at + os.urandom(8)), "files_id": files_id, "n": n, "data": b"\x00"}
+            for n in range(count)
+        ]
+    )
+    return files_id
+
+
+def chunks_of(layer, files_id: str) -> int:
+    return layer.documents.db["voice_audio.chunks"].count_documents({"files_id": files_id})
+
+
+def test_the_sweep_removes_the_chunks_of_an_upload_killed_before_the_grace_period(layer, visit):
+    killed = chunks_of_a_killed_upload(layer, datetime.now(UTC) - timedelta(minutes=20))
+    kept = store(layer, visit)
+
+    assert layer.sweep_documents(grace=timedelta(minutes=15)).orphaned_chunks == 3
+    assert chunks_of(layer, killed) == 0
+    assert chunks_of(layer, kept.audio_id) == 3
+
+
+def test_the_sweep_leaves_the_chunks_of_an_upload_younger_than_the_grace_period(layer):
+    recent = chunks_of_a_killed_upload(layer, datetime.now(UTC) - timedelta(minutes=10))
+
+    assert layer.sweep_documents(grace=timedelta(minutes=15)).orphaned_chunks == 0
+    assert chunks_of(layer, recent) == 3

@@ -78,10 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     sweep = command(
         "sweep-documents",
         _sweep_documents,
-        "settle documents left by interrupted units of work; remove expired audio",
+        "settle documents left by interrupted units of work; remove expired and orphaned audio",
     )
     sweep.add_argument(
-        "--grace-minutes", type=float, default=15.0, help="leave younger units alone"
+        "--grace-minutes",
+        type=float,
+        default=15.0,
+        help="leave younger units of work and uploads alone",
     )
     command("check", _check, "compare the models with the live schema")
     command("health", _health, "probe every store, print JSON; exit 1 if a required one is down")
@@ -174,7 +177,9 @@ def _sweep_documents(dl: DataLayer, args: argparse.Namespace) -> int:
     report = dl.sweep_documents(timedelta(minutes=args.grace_minutes))
     print(
         f"finalized {report.finalized}, undone {report.undone}, "
-        f"expired audio removed {report.expired_audio}"
+        f"undecided {report.undecided}, "
+        f"expired audio removed {report.expired_audio}, "
+        f"orphaned audio chunks removed {report.orphaned_chunks}"
     )
     return 0
 

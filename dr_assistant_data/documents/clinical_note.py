@@ -1,9 +1,10 @@
 """The clinical note: SOAP content, transcript, AI output, and its signed versions.
 
 Lifecycle: ``draft`` (edited, each edit bumps ``version``) → ``signed`` (frozen) →
-``amended`` (each amendment replaces the content and pushes the version it supersedes onto
-``history``, so every signed version stays readable). Ranges of vital signs are what a
-living patient can show, in the units named, to refuse typing slips (98.6 as Celsius).
+``amended`` (each amendment replaces the content and keeps the version it supersedes in
+``clinical_note_versions``, so every signed version stays readable: ``note_version.py``).
+Ranges of vital signs are what a living patient can show, in the units named, to refuse
+typing slips (98.6 as Celsius).
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ class ClinicalNote(Document):
     tags = text_list(max_items=30, max_length=50)
     metadata = me.EmbeddedDocumentField(NoteMetadata, default=NoteMetadata)
     history = me.EmbeddedDocumentListField(SignedVersion)
+    """Superseded versions of a note amended before ``m0003_note_versions`` moved them to
+    their own collection; read until then, never written."""
     version = me.IntField(required=True, min_value=1, default=1)
     created_at = me.DateTimeField(required=True)
     updated_at = me.DateTimeField(required=True)

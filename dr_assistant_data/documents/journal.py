@@ -8,8 +8,12 @@ relational side committed. Then:
 
 * commit succeeded → the markers are removed (``finalize``); the sweep deletes the row
   once it is older than the grace period;
-* the block raised or the commit failed → each touched document is restored from its
-  marker, newest unit first (``undo``): inserts deleted, updates replaced by the before-image;
+* the block raised or the commit definitely failed → each touched document is restored from
+  its marker, newest unit first (``undo``): inserts deleted, updates replaced by the
+  before-image;
+* the answer to the COMMIT was lost → PostgreSQL is asked whether the row exists
+  (``outcome.py``): committed → finalized; not committed → undone; no answer → the
+  documents stay marked (``abandon``) for the sweep to settle;
 * the process died in between → :func:`dr_assistant_data.documents.sweep.sweep` later
   finalizes markers whose unit has a ``document_commits`` row and undoes the others.
 
@@ -61,6 +65,7 @@ def _delete_audio(db: Database[Raw], collection: str, doc_id: Any) -> None:
 
 UNDO_INSERT: dict[str, Callable[[Database[Raw], str, Any], None]] = {
     "clinical_notes": _delete_document,
+    "clinical_note_versions": _delete_document,
     "voice_recordings": _delete_document,
     "voice_audio.files": _delete_audio,
 }
@@ -128,14 +133,26 @@ class DocumentJournal:
         marked, and the sweep undoes them (no commit row)."""
         self._settle(undo, "undo")
 
-    def _settle(
-        self, step: Callable[[Database[Raw], str, list[tuple[str, Any]]], None], what: str
-    ) -> None:
-        """Apply ``step`` to what was written, then start afresh under a new unit id, so a
-        later commit can never vouch for writes settled (or left to the sweep) here."""
+    def abandon(self) -> None:
+        """Whether the relational side committed is unknown: leave the documents marked,
+        untouched, for the sweep to settle from the commit row once PostgreSQL answers."""
+        written, unit = self._start_afresh()
+        if written:
+            logger.warning("documents of unit %s left for the sweep: outcome unknown", unit)
+
+    def _start_afresh(self) -> tuple[list[tuple[str, Any]], str]:
+        """What was written, and under which unit; then a new unit id, so a later commit
+        can never vouch for writes settled (or left to the sweep) before it."""
         written, unit = self.written, self.unit_id
         self._written.clear()
         self.unit_id = uuid.uuid4().hex
+        return written, unit
+
+    def _settle(
+        self, step: Callable[[Database[Raw], str, list[tuple[str, Any]]], None], what: str
+    ) -> None:
+        """Apply ``step`` to what was written, then start afresh (``_start_afresh``)."""
+        written, unit = self._start_afresh()
         if not written:
             return
         try:

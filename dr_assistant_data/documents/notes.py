@@ -22,6 +22,7 @@ from .clinical_note import (
     NoteMetadata,
     SignedVersion,
 )
+from .note_version import NoteVersion, superseded, version_document
 from .references import check_encounter, check_user
 from .repository import DocumentRepository, check_version, refuse_unknown
 from .search import matching
@@ -123,7 +124,8 @@ class ClinicalNoteRepository(DocumentRepository):
         expected_version: Any = None,
     ) -> ClinicalNote:
         """Replace the content of a signed note; the version it replaces joins ``history``
-        unchanged, with who signed it and when. Records who amends, when and why."""
+        unchanged, with who signed it and when (in ``clinical_note_versions``, so there is
+        no limit to the number of amendments). Records who amends, when and why."""
         amender = str(check_user(self.session, amended_by, "amended_by"))
         if not isinstance(reason, str) or not reason.strip():
             raise ValidationError("reason", "must say why the note is amended")
@@ -132,13 +134,12 @@ class ClinicalNoteRepository(DocumentRepository):
         if not note.is_signed:
             raise ConflictError("a draft is edited with update_draft, not amended")
         version = note.version if expected_version is None else check_version(expected_version)
-        superseded = note.signed_version()
+        replaced = note.signed_version()
         now = utcnow()
         note.content = embed(NoteContent, content, "content")
         note.status, note.signed_by, note.signed_at = "amended", amender, now
         note.amended_by, note.amended_at, note.amendment_reason = amender, now, reason.strip()
         note.version, note.updated_at = version + 1, now
-        note.history.append(superseded)
         try:
             validate(note, max_bytes=MAX_NOTE_BYTES, name="note")
         except ValidationError as error:
@@ -150,15 +151,18 @@ class ClinicalNoteRepository(DocumentRepository):
             note,
             AMEND_FIELDS,
             durable=True,
-            **{"$push": {"history": superseded.to_mongo().to_dict()}},
         )
+        versions = self.document_store.collection(NoteVersion, durable=True)
+        self.journal.insert(versions, version_document(note.id, replaced))
         self.audit("amend", note.id, ("content", "amendment_reason"))
         return note
 
     def history(self, note_id: Any) -> list[SignedVersion]:
         """Every signed version, oldest first (the current one last); empty for a draft."""
         note = self.from_raw(self.load_raw(note_id))
-        return [*note.history, note.signed_version()] if note.is_signed else []
+        if not note.is_signed:
+            return []
+        return [*superseded(self.document_store, note), note.signed_version()]
 
     def for_patient(
         self, patient_id: Any, *, limit: int = 50, offset: int = 0

@@ -1,11 +1,14 @@
-"""File objects around audio on its way into and out of GridFS."""
+"""Audio on its way into and out of GridFS."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Self
 
+from gridfs import GridFS
 from gridfs.grid_file import GridOut
+from pymongo.errors import PyMongoError
 
 from ..errors import ValidationError
 from .translate import translated
@@ -29,6 +32,24 @@ class BoundedReader:
         if self.count > self._limit:
             raise ValidationError("audio", f"must be at most {self._limit // 2**20} MiB")
         return bytes(data)
+
+
+def upload(bucket: GridFS, source: BoundedReader, **file: Any) -> None:
+    """Stream ``source`` into ``bucket`` as one file described by ``file``.
+
+    The driver writes chunks as the stream goes and the file document last. If anything
+    fails on the way (the source raises — a client gone, the size limit — or MongoDB), the
+    chunks written so far are deleted before the error propagates; if even that fails, the
+    sweep removes them once its grace period has passed (``orphaned_audio.py``).
+    """
+    grid_in = bucket.new_file(**file)
+    try:
+        grid_in.write(source)
+        grid_in.close()
+    except BaseException:
+        with contextlib.suppress(PyMongoError):  # the sweep's turn; the first error matters
+            grid_in.abort()
+        raise
 
 
 class AudioStream:

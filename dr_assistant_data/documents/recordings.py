@@ -1,7 +1,8 @@
 """``uow.voice_recordings``: dictation audio streamed into GridFS, with its metadata.
 
 The audio is written chunk by chunk from a file-like object (or bytes), never held whole
-by the layer; a stream longer than ``MAX_AUDIO_BYTES`` is refused and its chunks removed.
+by the layer; a stream longer than ``MAX_AUDIO_BYTES`` is refused, and a stream that fails
+(a client gone mid-upload) propagates its error, both with the chunks written removed.
 Both the GridFS file and the metadata document are journaled, so a rolled-back unit of
 work leaves neither behind.
 """
@@ -16,7 +17,7 @@ from typing import Any, BinaryIO
 from ..errors import ValidationError
 from ..relational.repositories.base import as_uuid, check_page
 from ..relational.types import utcnow
-from .recording_audio import AudioStream, BoundedReader
+from .recording_audio import AudioStream, BoundedReader, upload
 from .references import check_encounter
 from .repository import DocumentRepository, check_version, refuse_unknown
 from .store import AUDIO_BUCKET
@@ -78,7 +79,8 @@ class VoiceRecordingRepository(DocumentRepository):
             raise ValidationError("audio", "must be bytes or a binary file")
         self.journal.track(f"{AUDIO_BUCKET}.files", recording.audio_id)
         reader = BoundedReader(source, limit=MAX_AUDIO_BYTES)
-        self.document_store.audio().put(
+        upload(
+            self.document_store.audio(),
             reader,
             _id=recording.audio_id,
             contentType=recording.mime_type,

@@ -1,9 +1,14 @@
-"""Settle documents left marked by a unit of work whose process died, and purge expired audio.
+"""Settle documents left marked by a unit of work whose process died, purge expired audio,
+and remove audio chunks no file owns (``orphaned_audio.py``).
 
 A marker older than ``grace`` belongs to a unit of work that should long have ended. If
 its unit has a ``document_commits`` row, the relational side committed: the documents are
-finalized. If not, it never committed: they are undone from their before-images. ``grace``
-must exceed the longest unit of work (a longer one would be undone under its feet).
+finalized. If not, PostgreSQL is asked as a unit whose COMMIT's answer was lost asks it
+(``outcome.py``), which waits for a transaction still holding the row: not committed → the
+documents are undone from their before-images; no answer → they are left for a later
+sweep (``SweepReport.undecided``). ``grace`` must exceed the longest unit of work (a longer
+one would be undone under its feet) and the longest audio upload (its chunks would be
+removed under its feet).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from sqlalchemy import Engine, delete, select
 from ..relational.models import DocumentCommit
 from ..relational.types import utcnow
 from .journal import UNDO_INSERT, finalize, undo
+from .orphaned_audio import remove_orphaned_chunks
+from .outcome import Outcome, unit_outcome
 from .store import AUDIO_BUCKET, DocumentStore
 from .translate import translated
 
@@ -29,8 +36,12 @@ class SweepReport:
     """Documents of committed units whose markers were removed."""
     undone: int
     """Documents of units that never committed, put back as they were."""
+    undecided: int
+    """Documents of units whose outcome PostgreSQL could not give, left for a later sweep."""
     expired_audio: int
     """Audio files past their retention, removed."""
+    orphaned_chunks: int
+    """Audio chunks of uploads that stopped half-way (no file document), removed."""
 
 
 @translated
@@ -47,17 +58,21 @@ def sweep(store: DocumentStore, engine: Engine, grace: timedelta = DEFAULT_GRACE
                 select(DocumentCommit.unit_id).where(DocumentCommit.unit_id.in_(list(stale)))
             )
         )
-        finalized = undone = 0
+        finalized = undone = undecided = 0
         for unit, written in stale.items():
-            if unit in committed:
+            outcome = Outcome.COMMITTED if unit in committed else unit_outcome(engine, unit)
+            if outcome is Outcome.COMMITTED:
                 finalize(db, unit, written)
                 finalized += len(written)
-            else:
+            elif outcome is Outcome.NOT_COMMITTED:
                 undo(db, unit, written)
                 undone += len(written)
+            else:
+                undecided += len(written)
         # Every document of a unit committed before the cutoff is final by now.
         connection.execute(delete(DocumentCommit).where(DocumentCommit.committed_at < cutoff))
-    return SweepReport(finalized, undone, _purge_expired_audio(store))
+    orphaned = remove_orphaned_chunks(db, AUDIO_BUCKET, cutoff)
+    return SweepReport(finalized, undone, undecided, _purge_expired_audio(store), orphaned)
 
 
 def _purge_expired_audio(store: DocumentStore) -> int:
