@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from ...cache import reads as cache_reads
-from ...errors import ConflictError, NotFoundError, ValidationError
+from ...errors import ConflictError, NotFoundError, ValidationError, schema_field
 from .. import bulk, rules
 from ..audit_trail import trail_of
 from ..base import Entity, SoftDeleted
@@ -239,7 +239,8 @@ class Repository(Generic[M]):
         writable = rules.columns_of(self.model).keys() | self._extra_fields()
         for key in fields:
             if key not in writable:
-                raise ValidationError(key, "is not a writable field of this record")
+                field = schema_field(key, rules.field_names(self.model), "fields")
+                raise ValidationError(field, "is not a writable field of this record")
 
     def _extra_fields(self) -> frozenset[str]:
         return frozenset()
@@ -256,7 +257,9 @@ class Repository(Generic[M]):
 
     def _condition(self, key: str, value: Any) -> ColumnElement[bool]:
         if key not in self.filterable:
-            raise ValidationError(key, "cannot be filtered on")
+            raise ValidationError(
+                schema_field(key, rules.field_names(self.model), "filters"), "cannot be filtered on"
+            )
         if value is None:
             return self._column(key).is_(None)  # type: ignore[no-any-return]
         if isinstance(value, list | tuple | set | frozenset):
