@@ -146,6 +146,8 @@ def _database_name(uri: str) -> str:
         return name or DEFAULT_DATABASE
     try:
         parsed = parse_uri(uri)
-    except Exception:
-        raise ConfigurationError("MONGODB_URI", "is not a MongoDB URI") from None
+    except Exception:  # its message may quote the URI, password included: never chained
+        parsed = None
+    if parsed is None:
+        raise ConfigurationError("MONGODB_URI", "is not a MongoDB URI")
     return parsed.get("database") or DEFAULT_DATABASE
