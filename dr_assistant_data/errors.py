@@ -9,6 +9,7 @@ and never chained, so a traceback printed by a web framework cannot leak the dri
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Literal
 
 Backend = Literal["postgres", "mongodb", "redis"]
@@ -37,6 +38,13 @@ class ValidationError(DataLayerError, ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.reason = message
+
+
+def schema_field(name: object, known: Container[str], label: str) -> str:
+    """``name`` when it is a field the schema knows, else the fixed ``label``: a key the
+    caller made up (it may hold patient data, or a forged log line) never becomes an
+    error's ``field`` or message."""
+    return name if isinstance(name, str) and name in known else label
 
 
 class ConflictError(DataLayerError):

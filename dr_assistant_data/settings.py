@@ -110,10 +110,8 @@ class Settings:
             raise ConfigurationError(
                 "DATABASE_URL", "an embedded database is refused in production"
             )
-        try:
-            ZoneInfo(self.clinic_timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigurationError("CLINIC_TIMEZONE", "is not a known time zone") from None
+        if not _known_zone(self.clinic_timezone):
+            raise ConfigurationError("CLINIC_TIMEZONE", "is not a known time zone")
         for name in ("db_pool_size", "mongodb_pool_size"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(VARIABLES[name], "must be at least 1")
@@ -255,7 +253,8 @@ class _Env:
         try:
             return kind(self._environ[name].strip())
         except ValueError:
-            raise ConfigurationError(name, "must be a number") from None
+            pass  # its message quotes the value: never chained to the error below
+        raise ConfigurationError(name, "must be a number")
 
     def millis(self, name: str, default_seconds: float, *, zero: bool = False) -> float:
         if not self.has(name):
@@ -291,10 +290,21 @@ def host_and_port(node: str, variable: str) -> tuple[str, int]:
 
 
 def _backend(url: str, variable: str) -> str:
+    """The URL's back end; an unparsable URL (its error may quote the URL, password
+    included) is a ``ConfigurationError`` chaining nothing."""
     try:
         return make_url(url).get_backend_name()
-    except ArgumentError:
-        raise ConfigurationError(variable, "is not a database URL") from None
+    except (ArgumentError, ValueError):
+        pass
+    raise ConfigurationError(variable, "is not a database URL")
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _postgres_scheme(url: str) -> str:

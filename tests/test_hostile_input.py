@@ -4,11 +4,15 @@ written by a refused call, and what is written reads back literally."""
 
 from __future__ import annotations
 
+import base64
+import json
+import math
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from conftest import patient_fields
+from error_chains import assert_carries_no_caller_value
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -16,7 +20,9 @@ from sqlalchemy import func, select
 from dr_assistant_data import DataLayer
 from dr_assistant_data.errors import NotFoundError, ValidationError
 from dr_assistant_data.relational.models import AuditEvent, Patient
+from dr_assistant_data.relational.repositories.base import MAX_OFFSET
 from dr_assistant_data.relational.repositories.people import PatientRepository
+from dr_assistant_data.relational.rules import field_names
 from dr_assistant_data.relational.unit_of_work import UnitOfWork
 
 HOSTILE = settings(
@@ -72,18 +78,32 @@ def counts(dl: DataLayer) -> tuple[int, int, int]:
         )
 
 
-def refused_or_result(dl: DataLayer, call: Callable[[UnitOfWork], Any], fields: set[str]) -> Any:
-    """Run ``call`` in a unit of work: a refusal must name one of ``fields`` and write
-    nothing. Returns the result, or ``None`` when refused."""
+def refused_or_result(
+    dl: DataLayer, call: Callable[[UnitOfWork], Any], fields: set[str], *values: Any
+) -> Any:
+    """Run ``call`` in a unit of work: a refusal must name one of ``fields``, write
+    nothing, and chain nothing holding ``values``. Returns the result, or ``None`` when
+    refused."""
     before = counts(dl)
     try:
         with dl.unit_of_work(actor="fuzz") as uow:
             return call(uow)
     except ValidationError as error:
-        refused = error.field
-    assert refused in fields or refused.split(".")[0] in fields  # "content.subjective..."
+        refused = error
+    assert refused.field in fields or refused.field.split(".")[0] in fields  # "content.x..."
+    assert_carries_no_caller_value(refused, *values)
     assert counts(dl) == before
     return None
+
+
+def known_or(label: str, key: Any) -> set[str]:
+    """The fields a refusal of ``key`` may name: the key if the schema knows it, ``label``."""
+    return {label, key} if key in field_names(Patient) else {label}
+
+
+def unknown(key: Any) -> Any:
+    """``key`` when the schema does not know it (then no error may repeat it), else ``None``."""
+    return None if key in field_names(Patient) else key
 
 
 @pytest.fixture
@@ -99,7 +119,11 @@ def seeded(dl: DataLayer) -> DataLayer:
 def test_filters_refuse_or_match_literally_and_write_nothing(seeded, key, value):
     before = counts(seeded)
     found = refused_or_result(
-        seeded, lambda uow: uow.patients.list(filters={key: value}), {key, "filters"}
+        seeded,
+        lambda uow: uow.patients.list(filters={key: value}),
+        known_or("filters", key),
+        unknown(key),
+        value,
     )
     assert counts(seeded) == before
     assert found is None or len(found) <= 2
@@ -119,8 +143,14 @@ def test_ordering_accepts_only_named_fields(seeded, order_by):
         assert all(t.removeprefix("-") in PatientRepository.sortable for t in terms)
 
 
+HUGE = st.one_of(
+    st.integers(min_value=MAX_OFFSET - 2, max_value=2**70),
+    st.sampled_from([2**31, 2**63 - 1, 2**63, 2**64, 10**30, -(2**63)]),
+)
+
+
 @HOSTILE
-@given(limit=ANYTHING, offset=ANYTHING)
+@given(limit=st.one_of(ANYTHING, HUGE), offset=st.one_of(ANYTHING, HUGE))
 def test_paging_refuses_anything_but_small_whole_numbers(seeded, limit, offset):
     result = refused_or_result(
         seeded, lambda uow: uow.patients.list(limit=limit, offset=offset), {"limit", "offset"}
@@ -129,7 +159,49 @@ def test_paging_refuses_anything_but_small_whole_numbers(seeded, limit, offset):
         assert type(limit) is int
         assert 1 <= limit <= 500
         assert type(offset) is int
-        assert offset >= 0
+        assert 0 <= offset <= MAX_OFFSET
+
+
+CURSOR_VALUES = st.one_of(
+    ANYTHING,
+    HUGE,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["Ravi\x00Kumar", "Ravi\udce9", "\ud800", "2026-01-01T00:00:00"]),
+    st.recursive(st.none(), lambda inner: st.lists(inner, max_size=2), max_leaves=4),
+)
+
+
+@HOSTILE
+@given(
+    last_name=CURSOR_VALUES,
+    id=st.one_of(CURSOR_VALUES, st.uuids().map(str)),
+    ordering=st.sampled_from([["last_name", "id"], ["-last_name", "id"], ["id"]]),
+)
+def test_forged_cursors_are_refused_as_the_cursor_or_start_a_page(seeded, last_name, id, ordering):
+    content = json.dumps({"o": ordering, "v": [last_name, id][-len(ordering) :]}, default=str)
+    cursor = base64.urlsafe_b64encode(content.encode()).decode()
+    page = refused_or_result(
+        seeded,
+        lambda uow: uow.patients.list_page(order_by="last_name", after=cursor),
+        {"cursor"},
+        cursor,
+        last_name,
+        id,
+    )
+    assert page is None or len(page.items) <= 2
+
+
+@HOSTILE
+@given(
+    garbage=st.one_of(
+        TEXTS, st.binary(max_size=1600).map(lambda b: base64.urlsafe_b64encode(b).decode())
+    )
+)
+def test_garbled_cursors_are_refused_as_the_cursor(seeded, garbage):
+    page = refused_or_result(
+        seeded, lambda uow: uow.patients.list_page(after=garbage), {"cursor"}, garbage
+    )
+    assert page is None or page.items == []
 
 
 @HOSTILE
@@ -189,11 +261,15 @@ def create_and_reread(dl: DataLayer, field: str, value: Any) -> tuple[Any, Any] 
 
 @HOSTILE
 @given(key=TEXTS, value=ANYTHING)
-def test_unknown_fields_are_refused_by_name(dl, key, value):
+def test_unknown_fields_are_refused_by_a_known_name_or_a_fixed_label(dl, key, value):
     if key in Patient.__table__.columns:
         return
     refused = refused_or_result(
-        dl, lambda uow: uow.patients.create(**patient_fields(), **{key: value}), {key}
+        dl,
+        lambda uow: uow.patients.create(**patient_fields(), **{key: value}),
+        known_or("fields", key),
+        unknown(key),
+        value,
     )
     assert refused is None
 
@@ -271,9 +347,48 @@ def test_note_content_is_refused_or_stored_literally(layer, visit, key, value):
         layer,
         lambda uow: uow.clinical_notes.create(**visit.ids, content=content),
         {"content", "note"},
+        key,
+        value,
     )
     if created is None:
         return
     with layer.unit_of_work(actor="test") as uow:
         stored = uow.clinical_notes.get(created.id)
     assert stored.to_mongo()["content"] == created.to_mongo()["content"]
+
+
+NUMBERS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([math.nan, math.inf, -math.inf, 0.5, 37.0]),
+    st.integers(),
+)
+
+
+@HOSTILE
+@given(
+    score=NUMBERS,
+    temperature=NUMBERS,
+    exam=st.dictionaries(st.sampled_from(["pulse", "reflexes"]), NUMBERS, max_size=2),
+)
+def test_note_numbers_are_refused_or_stored_finite(layer, visit, score, temperature, exam):
+    fields = {
+        "ai_confidence_score": score,
+        "content": {
+            "objective": {"vital_signs": {"temperature": temperature}, "physical_exam": exam}
+        },
+    }
+    created = refused_or_result(
+        layer,
+        lambda uow: uow.clinical_notes.create(**visit.ids, **fields),
+        {"content", "ai_confidence_score"},
+    )
+    if created is None:
+        return
+    with layer.unit_of_work(actor="test") as uow:
+        stored = uow.clinical_notes.get(created.id).to_mongo()
+    numbers = [
+        stored["ai_confidence_score"],
+        *stored["content"]["objective"]["physical_exam"].values(),
+    ]
+    numbers.append(stored["content"]["objective"]["vital_signs"]["temperature"])
+    assert all(math.isfinite(number) for number in numbers)

@@ -1,5 +1,6 @@
 """No patient data in logs or errors: a workload with every logger at DEBUG and SQL echo
-on leaves none of its patients' data in any log record or exception text; the redacting
+at ``"debug"`` (SQLAlchemy's row logging) leaves none of its patients' data in any log
+record or exception text; MongoDB command records lose their documents; the redacting
 filter catches identifiers that other code logs."""
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ from collections.abc import Callable, Iterator
 from datetime import date
 
 import pytest
-from conftest import patient_fields
+from conftest import patient_fields, settings_for
+from pymongo.logger import _COMMAND_LOGGER, _CommandStatusMessage, _debug_log
+from sqlalchemy import select
 
 from dr_assistant_data import DataLayer
+from dr_assistant_data.documents.command_log import withhold_command_bodies
 from dr_assistant_data.errors import DataLayerError
 from dr_assistant_data.protection.redaction import RedactingFilter, install_redaction, redact
+from dr_assistant_data.relational.models import Patient
 from dr_assistant_data.relational.unit_of_work import UnitOfWork
 from dr_assistant_data.testing import DoctorFactory, EncounterFactory, bind_factories
 
@@ -65,7 +70,7 @@ class Capture(logging.Handler):
 
 @pytest.fixture
 def everything_logged(dl: DataLayer) -> Iterator[Capture]:
-    """Every logger at DEBUG into one handler, SQL echo and pool echo on."""
+    """Every logger at DEBUG into one handler, SQL echo and pool echo at debug."""
     capture = Capture()
     root = logging.getLogger()
     loggers = [root, *(logging.getLogger(name) for name in list(root.manager.loggerDict))]
@@ -73,7 +78,7 @@ def everything_logged(dl: DataLayer) -> Iterator[Capture]:
     for logger in loggers:
         logger.setLevel(logging.DEBUG)
     root.addHandler(capture)
-    dl.engine.echo = True
+    dl.engine.echo = "debug"
     dl.engine.pool.echo = "debug"
     try:
         yield capture
@@ -162,11 +167,85 @@ def test_a_workload_logged_at_debug_leaves_no_patient_data_in_logs_or_errors(dl,
     workload(dl, errors)
     logged = "\n".join(everything_logged.texts)
     assert "INSERT INTO patients" in logged  # echo was on
+    assert "checked out from pool" in logged  # at debug
     assert "query failed" in logged  # and the failures were logged
     assert len(errors) == 9
     for secret in SECRETS:
         assert secret not in logged, secret
         assert not [e for e in errors if secret in e], secret
+
+
+@pytest.fixture
+def engine_logger_at_debug() -> Iterator[Capture]:
+    """The ``sqlalchemy.engine`` logger at DEBUG, with a handler of its own."""
+    capture = Capture()
+    logger = logging.getLogger("sqlalchemy.engine")
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(capture)
+    try:
+        yield capture
+    finally:
+        logger.removeHandler(capture)
+        logger.setLevel(level)
+
+
+@pytest.mark.parametrize("echo", ["debug", True, False])
+def test_result_rows_are_never_logged_whatever_the_echo_setting(dl, engine_logger_at_debug, echo):
+    with dl.unit_of_work(actor="doctor-1") as uow:
+        patient = uow.patients.create(**patient_fields(**PATIENTS[0]))
+    dl.engine.echo = echo
+    try:
+        with dl.unit_of_work(actor="doctor-1") as uow:
+            uow.patients.list(filters={"mrn": PATIENTS[0]["mrn"]})
+        with dl.engine.execution_options(logging_token="t").connect() as connection:
+            connection.execute(select(Patient).where(Patient.id == patient.id)).all()
+    finally:
+        dl.engine.echo = False
+    logged = "\n".join(engine_logger_at_debug.texts)
+    assert "SELECT" in logged  # statements are still logged, parameters hidden
+    assert "Row " not in logged
+    for value in PATIENTS[0].values():
+        assert value not in logged, value
+
+
+def test_mongodb_command_records_keep_the_command_name_but_lose_its_documents(layer):
+    layer.documents.db  # noqa: B018 - connecting installs the filter
+    capture = Capture()
+    root = logging.getLogger()
+    level = _COMMAND_LOGGER.level
+    _COMMAND_LOGGER.setLevel(logging.DEBUG)
+    root.addHandler(capture)
+    _COMMAND_LOGGER.addHandler(capture)
+    try:
+        for status, documents in [
+            (_CommandStatusMessage.STARTED, {"command": {"insert": NOTE_TEXT[0]}}),
+            (_CommandStatusMessage.SUCCEEDED, {"reply": {"errmsg": PATIENTS[0]["mrn"]}}),
+            (_CommandStatusMessage.FAILED, {"failure": {"errmsg": NOTE_TEXT[1]}}),
+        ]:
+            _debug_log(_COMMAND_LOGGER, message=status, commandName="insert", **documents)
+    finally:
+        _COMMAND_LOGGER.removeHandler(capture)
+        root.removeHandler(capture)
+        _COMMAND_LOGGER.setLevel(level)
+    assert len(capture.texts) == 6  # each record, on its own logger and its ancestor
+    assert all('"commandName": "insert"' in text for text in capture.texts)
+    logged = "\n".join(capture.texts)
+    for secret in (NOTE_TEXT[0], NOTE_TEXT[1], PATIENTS[0]["mrn"]):
+        assert secret not in logged
+
+
+def test_the_command_filter_comes_back_when_a_store_connects(dl, database_url):
+    command_logger = logging.getLogger("pymongo.command")
+    command_logger.filters.clear()
+    fresh = DataLayer(settings_for(database_url))
+    try:
+        fresh.documents.db  # noqa: B018 - connects
+    finally:
+        fresh.close()
+    assert len(command_logger.filters) == 1
+    withhold_command_bodies()
+    assert len(command_logger.filters) == 1
 
 
 # --- the filter -------------------------------------------------------------------------

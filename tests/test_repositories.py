@@ -212,7 +212,7 @@ def test_list_orders_descending_with_a_minus(dl):
     ("kwargs", "field"),
     [
         ({"filters": {"first_name": "Ravi"}}, "first_name"),
-        ({"filters": {"status = 'active' OR 1=1 --": "x"}}, "status = 'active' OR 1=1 --"),
+        ({"filters": {"status = 'active' OR 1=1 --": "x"}}, "filters"),
         ({"filters": {"status": "active'; DROP TABLE patients; --"}}, "status"),
         ({"filters": {"date_of_birth": "yesterday"}}, "date_of_birth"),
         ({"filters": [("status", "active")]}, "filters"),
@@ -236,10 +236,16 @@ def test_list_refuses_what_it_does_not_allow_before_any_sql(dl, count_queries, k
 
 def test_create_refuses_unknown_and_layer_maintained_fields(dl):
     with dl.unit_of_work(actor="test") as uow:
-        for field in ("is_vip", "id", "version", "deleted_at", "created_at"):
+        for field, named in [
+            ("is_vip", "fields"),
+            ("id", "id"),
+            ("version", "version"),
+            ("deleted_at", "deleted_at"),
+            ("created_at", "created_at"),
+        ]:
             with pytest.raises(ValidationError) as raised:
                 uow.patients.create(**patient_fields(**{field: 1}))
-            assert raised.value.field == field
+            assert raised.value.field == named
 
 
 def test_get_with_a_malformed_id_is_a_validation_error(dl):

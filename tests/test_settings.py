@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from error_chains import assert_carries_no_caller_value
 
 from dr_assistant_data import ConfigurationError, Settings
 from dr_assistant_data.settings import DEFAULT_DATABASE_URL
@@ -204,3 +205,34 @@ def test_audit_reads_must_be_a_flag():
     with pytest.raises(ConfigurationError) as raised:
         Settings.from_env({"AUDIT_READS": "sometimes"})
     assert raised.value.variable == "AUDIT_READS"
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable", "secret"),
+    [
+        ({"DB_POOL_MAX": "ten-secretpw"}, "DB_POOL_MAX", "ten-secretpw"),
+        (
+            {"DATABASE_URL": "postgresql://app:secretpw@db:notaport/clinic"},
+            "DATABASE_URL",
+            "secretpw",
+        ),
+        ({"DATABASE_URL": "secretpw://"}, "DATABASE_URL", "secretpw"),
+        ({"CLINIC_TIMEZONE": "Asia/secretpw"}, "CLINIC_TIMEZONE", "secretpw"),
+    ],
+)
+def test_a_refused_setting_names_the_variable_and_chains_nothing_quoting_it(
+    environ, variable, secret
+):
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env(environ)
+    assert raised.value.variable == variable
+    assert_carries_no_caller_value(raised.value, secret)
+
+
+def test_a_refused_mongodb_uri_chains_nothing_quoting_it():
+    from dr_assistant_data.documents.store import DocumentStore
+
+    with pytest.raises(ConfigurationError) as raised:
+        DocumentStore(Settings(mongodb_uri="mongodb://app:secretpw@db:notaport/clinic"))
+    assert raised.value.variable == "MONGODB_URI"
+    assert_carries_no_caller_value(raised.value, "secretpw")

@@ -161,7 +161,7 @@ def test_prescription_validity_and_item_fields_are_checked(dl):
             ([{"medication_name": "X", "frequency": "OD"}], "items.dosage"),
             (
                 [{"medication_name": "X", "dosage": "1", "frequency": "OD", "price": 3}],
-                "items.price",
+                "items.fields",
             ),
             ("Paracetamol", "items"),
         ]

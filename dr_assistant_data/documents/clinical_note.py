@@ -13,7 +13,7 @@ from mongoengine import Document, EmbeddedDocument
 from mongoengine import ValidationError as MongoEngineValidationError
 from mongoengine import fields as me
 
-from .fields import PlainDictField, TextField, UUIDText, text_list
+from .fields import FiniteFloatField, PlainDictField, TextField, UUIDText, text_list
 from .journal import PendingMarker
 
 NOTE_TYPES = ("soap", "progress", "procedure", "discharge", "referral", "consultation")
@@ -46,14 +46,14 @@ class BloodPressure(EmbeddedDocument):
 
 
 class VitalSigns(EmbeddedDocument):
-    temperature = me.FloatField(min_value=25.0, max_value=45.0)  # °C
+    temperature = FiniteFloatField(min_value=25.0, max_value=45.0)  # °C
     heart_rate = me.IntField(min_value=20, max_value=300)  # beats per minute
     respiratory_rate = me.IntField(min_value=4, max_value=80)  # breaths per minute
     blood_pressure = me.EmbeddedDocumentField(BloodPressure)
-    oxygen_saturation = me.FloatField(min_value=40.0, max_value=100.0)  # %
-    weight = me.FloatField(min_value=0.3, max_value=500.0)  # kg
-    height = me.FloatField(min_value=20.0, max_value=280.0)  # cm
-    bmi = me.FloatField(min_value=5.0, max_value=150.0)
+    oxygen_saturation = FiniteFloatField(min_value=40.0, max_value=100.0)  # %
+    weight = FiniteFloatField(min_value=0.3, max_value=500.0)  # kg
+    height = FiniteFloatField(min_value=20.0, max_value=280.0)  # cm
+    bmi = FiniteFloatField(min_value=5.0, max_value=150.0)
 
 
 class Subjective(EmbeddedDocument):
@@ -131,7 +131,7 @@ class ClinicalNote(Document):
     content = me.EmbeddedDocumentField(NoteContent, default=NoteContent)
     raw_transcription = TextField(max_length=100_000)
     ai_summary = TextField()
-    ai_confidence_score = me.FloatField(min_value=0.0, max_value=1.0)
+    ai_confidence_score = FiniteFloatField(min_value=0.0, max_value=1.0)
     signed_by = UUIDText()
     signed_at = me.DateTimeField()
     amended_by = UUIDText()

@@ -6,6 +6,7 @@ expected, never the value received.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -29,6 +30,16 @@ class TextField(me.StringField):
             check_text(value, self.name)
         except ValidationError as error:
             self.error(error.reason)
+
+
+class FiniteFloatField(me.FloatField):
+    """A float that is a number: NaN and infinities are refused, as JSON and the relational
+    side refuse them (NaN passes every range check, comparing false to both bounds)."""
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        if not math.isfinite(value):
+            self.error("must be a finite number")
 
 
 class UUIDText(me.StringField):

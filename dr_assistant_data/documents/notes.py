@@ -26,7 +26,7 @@ from .note_version import NoteVersion, superseded, version_document
 from .references import check_encounter, check_user
 from .repository import DocumentRepository, check_version, refuse_unknown
 from .search import matching
-from .validation import embed, validate
+from .validation import check_size, embed, validate
 
 EDITABLE = (
     "note_type",
@@ -54,6 +54,7 @@ class ClinicalNoteRepository(DocumentRepository):
     def create(self, **fields: Any) -> ClinicalNote:
         """A new draft (version 1) of an encounter that exists, for its patient."""
         refuse_unknown(fields, (*REFERENCES, *EDITABLE))
+        check_size(fields, max_bytes=MAX_NOTE_BYTES, name="note")
         for name in REFERENCES:
             if fields.get(name) is None:
                 raise ValidationError(name, "is required")
@@ -78,6 +79,7 @@ class ClinicalNoteRepository(DocumentRepository):
         """
         version = check_version(expected_version)
         refuse_unknown(fields, EDITABLE)
+        check_size(fields, max_bytes=MAX_NOTE_BYTES, name="note")
         before = self.load_raw(note_id)
         note = self.from_raw(before)
         if note.is_signed:
@@ -129,6 +131,7 @@ class ClinicalNoteRepository(DocumentRepository):
         amender = str(check_user(self.session, amended_by, "amended_by"))
         if not isinstance(reason, str) or not reason.strip():
             raise ValidationError("reason", "must say why the note is amended")
+        check_size([reason, content], max_bytes=MAX_NOTE_BYTES, name="note")
         before = self.load_raw(note_id)
         note = self.from_raw(before)
         if not note.is_signed:

@@ -7,11 +7,18 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from mongoengine import Document
+from mongoengine.base.common import _document_registry
 from mongoengine.queryset import QuerySet
 from pymongo.collection import Collection
 from sqlalchemy.orm import Session
 
-from ..errors import ConflictError, ImmutableRecordError, NotFoundError, ValidationError
+from ..errors import (
+    ConflictError,
+    ImmutableRecordError,
+    NotFoundError,
+    ValidationError,
+    schema_field,
+)
 from ..relational.audit_trail import trail_of
 from ..relational.replicas import PRIMARY_KEY, READ_ONLY_KEY
 from ..relational.repositories.base import as_uuid
@@ -108,11 +115,14 @@ class DocumentRepository:
 
 
 def refuse_unknown(fields: Mapping[str, Any], allowed: Iterable[str]) -> None:
-    """Only the fields a caller may set; the layer maintains the rest."""
+    """Only the fields a caller may set; the layer maintains the rest. The error names a
+    refused field only when some document of the schema has a field of that name."""
     allowed = set(allowed)
     for name in fields:
         if name not in allowed:
-            raise ValidationError(name, "is not a field a caller can set")
+            known = {key for document in _document_registry.values() for key in document._fields}
+            field = schema_field(name, known, "fields")
+            raise ValidationError(field, "is not a field a caller can set")
 
 
 def check_version(value: Any, field: str = "expected_version") -> int:

@@ -17,6 +17,9 @@ of members and their journals (``durable=True``), so an acknowledged signature s
 failover; listings and searches of read-only units of work may be served by a secondary
 (``from_secondary=True``: ``secondaryPreferred``, at most ``MAX_STALENESS_S`` behind).
 
+Command logging: pymongo's ``pymongo.command`` records lose their command, reply and
+failure documents (``command_log.py``), whatever level or handlers the application sets.
+
 ``mongomock://localhost/NAME`` selects the in-memory back end (the demo and the tests).
 """
 
@@ -38,6 +41,7 @@ from pymongo.uri_parser import parse_uri
 
 from ..errors import ConfigurationError, DataLayerError
 from ..settings import Settings
+from .command_log import withhold_command_bodies
 from .translate import translated
 
 D = TypeVar("D", bound=Document)
@@ -117,6 +121,7 @@ class DocumentStore:
             client.close()
 
     def _connect(self) -> MongoClient[dict[str, Any]]:
+        withhold_command_bodies()
         options: dict[str, Any] = {
             "tz_aware": True,
             "uuidRepresentation": "standard",
@@ -141,6 +146,8 @@ def _database_name(uri: str) -> str:
         return name or DEFAULT_DATABASE
     try:
         parsed = parse_uri(uri)
-    except Exception:
-        raise ConfigurationError("MONGODB_URI", "is not a MongoDB URI") from None
+    except Exception:  # its message may quote the URI, password included: never chained
+        parsed = None
+    if parsed is None:
+        raise ConfigurationError("MONGODB_URI", "is not a MongoDB URI")
     return parsed.get("database") or DEFAULT_DATABASE

@@ -9,7 +9,7 @@ from __future__ import annotations
 from mongoengine import Document, EmbeddedDocument
 from mongoengine import fields as me
 
-from .fields import PlainDictField, TextField, UUIDText
+from .fields import FiniteFloatField, PlainDictField, TextField, UUIDText
 from .journal import PendingMarker
 
 AUDIO_TYPES = ("audio/webm", "audio/ogg", "audio/mpeg", "audio/wav", "audio/mp4", "audio/aac")
@@ -21,9 +21,9 @@ MAX_RECORDING_BYTES = 64 * 1024
 
 
 class ProcessingStats(EmbeddedDocument):
-    transcription_time = me.FloatField(min_value=0.0, max_value=86_400.0)  # seconds
+    transcription_time = FiniteFloatField(min_value=0.0, max_value=86_400.0)  # seconds
     word_count = me.IntField(min_value=0, max_value=1_000_000)
-    confidence = me.FloatField(min_value=0.0, max_value=1.0)
+    confidence = FiniteFloatField(min_value=0.0, max_value=1.0)
 
 
 class RecordingMetadata(EmbeddedDocument):
@@ -44,7 +44,7 @@ class VoiceRecording(Document):
     encounter_id = UUIDText(required=True)
     patient_id = UUIDText(required=True)
     doctor_id = UUIDText(required=True)
-    duration = me.FloatField(min_value=0.0, max_value=float(MAX_DURATION_SECONDS))  # seconds
+    duration = FiniteFloatField(min_value=0.0, max_value=float(MAX_DURATION_SECONDS))  # seconds
     file_size = me.IntField(min_value=0, max_value=MAX_AUDIO_BYTES)
     mime_type = me.StringField(choices=AUDIO_TYPES, required=True)
     status = me.StringField(choices=RECORDING_STATUSES, required=True, default="processing")

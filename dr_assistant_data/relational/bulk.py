@@ -24,7 +24,13 @@ from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from ..cache.invalidation import note_written
-from ..errors import ConflictError, DataLayerError, DuplicateError, ValidationError
+from ..errors import (
+    ConflictError,
+    DataLayerError,
+    DuplicateError,
+    ValidationError,
+    schema_field,
+)
 from ..protection.keyring import Keyring
 from . import rules
 from .audit_trail import Change, trail_of, written_fields
@@ -145,7 +151,8 @@ def _built(
     writable = rules.columns_of(model)
     for key in fields:
         if key not in writable:
-            raise ValidationError(key, "is not a field this record can be bulk created with")
+            field = schema_field(key, rules.field_names(model), "fields")
+            raise ValidationError(field, "is not a field this record can be bulk created with")
     row = model.__mapper__.class_manager.new_instance()
     row.__dict__.update(fields)
     row.__dict__.setdefault("id", uuid.uuid4())

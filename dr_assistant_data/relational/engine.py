@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from ..settings import Settings
-from . import encryption, fork_safety, query_log
+from . import encryption, fork_safety, query_log, row_logging
 from .pool import ReportingQueuePool
 
 APPLICATION_NAME = "dr-assistant-data"
@@ -23,11 +23,12 @@ def build_engine(settings: Settings) -> Engine:
     SQLite (embedded mode): foreign keys switched on.
 
     Query parameters are patient data, so they are hidden from SQLAlchemy's log lines and
-    exception messages (``hide_parameters``). Slow and failed statements are logged
-    (``query_log.py``); a forked child never uses the parent's connections
+    exception messages (``hide_parameters``), and result rows are never logged, whatever
+    the echo setting or logger level (``row_logging.py``). Slow and failed statements are
+    logged (``query_log.py``); a forked child never uses the parent's connections
     (``fork_safety.py``). Encrypted columns use the settings' keyring (``encryption.py``).
     """
-    engine = _create(settings)
+    engine = row_logging.never_log_rows(_create(settings))
     encryption.attach(engine, settings.keyring)
     query_log.install(engine, settings.db_slow_query_ms)
     return fork_safety.protect(engine)

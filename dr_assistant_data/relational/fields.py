@@ -12,10 +12,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import ValidationError
+from .input_size import fits
 from .types import utcnow
+
+_P = TypeVar("_P")
 
 CLOCK_SKEW = timedelta(minutes=5)
 EARLIEST_BIRTH = date(1900, 1, 1)
@@ -28,10 +31,16 @@ def check_text(value: str, field: str) -> None:
     """Refuse what PostgreSQL cannot store or what is not text: NUL bytes, lone surrogates."""
     if "\x00" in value:
         raise ValidationError(field, "must not contain NUL bytes")
+    if not _encodable(value):
+        raise ValidationError(field, "must be valid Unicode text")
+
+
+def _encodable(value: str) -> bool:
     try:
         value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(field, "must be valid Unicode text") from None
+    except UnicodeEncodeError:  # its text quotes the value: never chained to our error
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -114,12 +123,10 @@ class UUIDField(Field):
     def convert(self, value: Any, field: str) -> uuid.UUID:
         if isinstance(value, uuid.UUID):
             return value
-        if isinstance(value, str):
-            try:
-                return uuid.UUID(value)
-            except ValueError:
-                pass
-        raise ValidationError(field, "must be a UUID")
+        parsed = _parsed(uuid.UUID, value) if isinstance(value, str) else None
+        if parsed is None:
+            raise ValidationError(field, "must be a UUID")
+        return parsed
 
 
 @dataclass(frozen=True)
@@ -129,10 +136,7 @@ class Day(Field):
 
     def convert(self, value: Any, field: str) -> date:
         if isinstance(value, str):
-            try:
-                value = date.fromisoformat(value)
-            except ValueError:
-                raise ValidationError(field, "must be a date (YYYY-MM-DD)") from None
+            value = _parsed(date.fromisoformat, value)
         if isinstance(value, datetime) or not isinstance(value, date):
             raise ValidationError(field, "must be a date (YYYY-MM-DD)")
         if self.not_future and value > utcnow().date() + timedelta(days=1):
@@ -148,10 +152,9 @@ class Timestamp(Field):
 
     def convert(self, value: Any, field: str) -> datetime:
         if isinstance(value, str):
-            try:
-                value = datetime.fromisoformat(value)
-            except ValueError:
-                raise ValidationError(field, "must be an ISO 8601 timestamp") from None
+            value = _parsed(datetime.fromisoformat, value)
+            if value is None:
+                raise ValidationError(field, "must be an ISO 8601 timestamp")
         if not isinstance(value, datetime):
             raise ValidationError(field, "must be a timestamp")
         if value.tzinfo is None or value.utcoffset() is None:
@@ -170,10 +173,15 @@ class JSONObject(Field):
     def convert(self, value: Any, field: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise ValidationError(field, "must be an object")
+        if not fits(value, self.max_bytes):  # before walking it whole
+            raise self.too_large(field)
         _check_json(value, field, depth=0)
         if len(json.dumps(value)) > self.max_bytes:
-            raise ValidationError(field, f"must be at most {self.max_bytes} bytes as JSON")
+            raise self.too_large(field)
         return value
+
+    def too_large(self, field: str) -> ValidationError:
+        return ValidationError(field, f"must be at most {self.max_bytes} bytes as JSON")
 
 
 @dataclass(frozen=True)
@@ -190,6 +198,16 @@ class TextList(Field):
             raise ValidationError(field, f"must have at most {self.max_items} entries")
         cleaned = [self.item.convert(entry, field) for entry in value]
         return list(dict.fromkeys(cleaned))
+
+
+def _parsed(parse: Callable[[str], _P], text: str) -> _P | None:
+    """``parse(text)``, or ``None`` when it cannot be parsed. The parser's error (which
+    quotes the text) is dropped here, so the ``ValidationError`` raised instead carries
+    no ``__context__`` holding the caller's value."""
+    try:
+        return parse(text)
+    except ValueError:
+        return None
 
 
 def _check_json(value: Any, field: str, depth: int) -> None:

@@ -146,6 +146,12 @@ def columns_of(model: type) -> dict[str, Column]:
     return result
 
 
+@functools.cache
+def field_names(model: type) -> frozenset[str]:
+    """Every attribute of ``model``: the names an error may repeat back to a caller."""
+    return frozenset(sa_inspect(model).attrs.keys())
+
+
 def clean(model: type, key: str, value: Any) -> Any:
     """Check one value bound for ``model.key`` (a filter value, say); return it normalized."""
     column = columns_of(model).get(key)

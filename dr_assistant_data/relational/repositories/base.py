@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from ...cache import reads as cache_reads
-from ...errors import ConflictError, NotFoundError, ValidationError
+from ...errors import ConflictError, NotFoundError, ValidationError, schema_field
 from .. import bulk, rules
 from ..audit_trail import trail_of
 from ..base import Entity, SoftDeleted
@@ -30,14 +30,19 @@ from . import keyset
 M = TypeVar("M", bound=Entity)
 
 MAX_LIMIT = 500
+MAX_OFFSET = 100_000
+"""Deeper than this, page with ``list_page``: an offset re-reads every row before it."""
 MAX_IDS = 1000
 
 
 def check_page(limit: int, offset: int) -> None:
+    """Refuse a page size or offset that is not a small whole number, before any SQL: an
+    offset beyond PostgreSQL's 64 bits would fail in the database and spend the unit of work.
+    """
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise ValidationError("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ValidationError("offset", "must be a whole number, 0 or more")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise ValidationError("offset", f"must be a whole number from 0 to {MAX_OFFSET}")
 
 
 def as_uuid(value: Any, field: str = "id") -> uuid.UUID:
@@ -239,7 +244,8 @@ class Repository(Generic[M]):
         writable = rules.columns_of(self.model).keys() | self._extra_fields()
         for key in fields:
             if key not in writable:
-                raise ValidationError(key, "is not a writable field of this record")
+                field = schema_field(key, rules.field_names(self.model), "fields")
+                raise ValidationError(field, "is not a writable field of this record")
 
     def _extra_fields(self) -> frozenset[str]:
         return frozenset()
@@ -256,7 +262,9 @@ class Repository(Generic[M]):
 
     def _condition(self, key: str, value: Any) -> ColumnElement[bool]:
         if key not in self.filterable:
-            raise ValidationError(key, "cannot be filtered on")
+            raise ValidationError(
+                schema_field(key, rules.field_names(self.model), "filters"), "cannot be filtered on"
+            )
         if value is None:
             return self._column(key).is_(None)  # type: ignore[no-any-return]
         if isinstance(value, list | tuple | set | frozenset):

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
 from ...cache import reads as cache_reads
-from ...errors import ValidationError
+from ...errors import ValidationError, schema_field
 from ..models import Encounter, Order, OrderItem, Prescription, PrescriptionItem
 from .base import Repository, as_uuid, check_page
 from .keyset import Page
@@ -82,7 +82,8 @@ class _WithItems(Repository[Any]):
             allowed = self.item_model.__table__.columns.keys()
             for key in entry:
                 if key in {"id", "position", "created_at", "updated_at"} or key not in allowed:
-                    raise ValidationError(f"items.{key}", "is not a writable field of an item")
+                    field = "items." + schema_field(key, allowed, "fields")
+                    raise ValidationError(field, "is not a writable field of an item")
             built.append(self.item_model(**entry))
         return {**fields, "items": built}
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,8 +25,16 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ColumnElement, and_, or_
 
 from ...errors import ValidationError
+from .. import fields
 
 T = TypeVar("T")
+
+PARSED: dict[type, fields.Field] = {
+    uuid.UUID: fields.UUIDField(),
+    datetime: fields.Timestamp(),
+    date: fields.Day(),
+}
+"""Sort values a cursor holds as text, read back with the checks of their columns."""
 
 Term = tuple[Any, bool]
 """A sort column (an ORM attribute) and whether it is descending."""
@@ -72,10 +81,7 @@ def encode(terms: Sequence[Term], row: object) -> str:
 def decode(terms: Sequence[Term], cursor: str) -> list[Any]:
     if not isinstance(cursor, str) or len(cursor) > 2048:
         raise _garbled()
-    try:
-        content = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise _garbled() from None
+    content = _content(cursor)
     if not isinstance(content, dict) or set(content) != {"o", "v"}:
         raise _garbled()
     if content["o"] != _signature(terms):
@@ -84,6 +90,15 @@ def decode(terms: Sequence[Term], cursor: str) -> list[Any]:
     if not isinstance(values, list) or len(values) != len(terms):
         raise _garbled()
     return [_typed(column, value) for (column, _), value in zip(terms, values, strict=True)]
+
+
+def _content(cursor: str) -> Any:
+    """The JSON inside ``cursor``, or ``None``. The decoder's error (which holds the decoded
+    text) is dropped here, so the ``ValidationError`` raised instead chains nothing."""
+    try:
+        return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, RecursionError):  # RecursionError: deep nesting
+        return None
 
 
 def _signature(terms: Sequence[Term]) -> list[str]:
@@ -99,22 +114,26 @@ def _plain(value: Any) -> Any:
 
 
 def _typed(column: Any, value: Any) -> Any:
+    """``value`` as a bound parameter of ``column``: of its type, and nothing the database
+    would refuse (text with NUL or a lone surrogate, an integer beyond 64 bits, NaN)."""
     kind = getattr(column.type, "impl_instance", column.type).python_type  # a decorator's own
-    try:
-        if kind is uuid.UUID:
-            return uuid.UUID(value)
-        if kind is datetime:
-            moment = datetime.fromisoformat(value)
-            if moment.tzinfo is None:
-                raise ValueError("naive")
-            return moment
-        if kind is date:
-            return date.fromisoformat(value)
-    except (TypeError, ValueError, AttributeError):
-        raise _garbled() from None
+    parsed = PARSED.get(kind)
+    if parsed is not None:
+        return parsed.convert(value, "cursor")
     if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
         raise _garbled()
+    if isinstance(value, str):
+        fields.check_text(value, "cursor")
+    if _unstorable(value):
+        raise _garbled()
     return value
+
+
+def _unstorable(value: Any) -> bool:
+    """NaN, an infinity, or an integer beyond PostgreSQL's 64 bits."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    return isinstance(value, int) and not -(2**63) <= value < 2**63
 
 
 def _garbled() -> ValidationError:
