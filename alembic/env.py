@@ -1,8 +1,13 @@
 """Alembic environment: the same settings and metadata as the layer itself.
 
-Run from code (``DataLayer.migrate()``, ``dr-assistant-data migrate``) it receives an open
-connection; run as ``alembic ...`` from the repository it builds its own from the
-environment (``DATABASE_URL`` or ``DB_*``).
+``config.attributes["connection"]`` may hold an open Connection (``DataLayer.migrate()``,
+``dr-assistant-data migrate``: the caller holds the migration lock) or an Engine
+(pytest-alembic, other tools); without either, ``alembic ...`` builds an engine from the
+environment (``DATABASE_URL`` or ``DB_*``). Given an Engine or none, the migration runs
+on a connection of that engine holding the migration lock, under ``lock_timeout``
+(``MIGRATION_LOCK_TIMEOUT``, ``locking.py``), unless that connection is already in a
+transaction of its caller (pytest-alembic's up/down cycle), which then owns both. Engines
+built by the layer carry its keyring, which revisions that seal identifiers need.
 """
 
 from __future__ import annotations
@@ -10,9 +15,9 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
-from dr_assistant_data.migrations.relational import hold_migration_lock
+from dr_assistant_data.migrations.locking import LockPolicy, migrating
 from dr_assistant_data.relational.base import Base
 from dr_assistant_data.relational.engine import build_engine
 from dr_assistant_data.settings import Settings
@@ -39,23 +44,34 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
+def _run_offline(settings: Settings) -> None:
+    _configure(url=settings.database_url, literal_binds=True)
+    with context.begin_transaction():
+        if settings.database_url.startswith("postgresql"):
+            context.execute(LockPolicy.of(settings).statement)
+        context.run_migrations()
+
+
 def main() -> None:
     if context.is_offline_mode():
-        _configure(url=Settings.from_env().database_url, literal_binds=True)
-        with context.begin_transaction():
-            context.run_migrations()
+        _run_offline(Settings.from_env())
         return
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        _run(connection)
+    given = config.attributes.get("connection")
+    if isinstance(given, Connection):
+        _run(given)
         return
-    engine = build_engine(Settings.from_env())
+    settings = Settings.from_env()
+    engine: Engine = given if given is not None else build_engine(settings)
     try:
-        with engine.begin() as connection:
-            hold_migration_lock(connection)
-            _run(connection)
+        with engine.connect() as connection:
+            if connection.in_transaction():
+                _run(connection)
+                return
+            with migrating(connection, LockPolicy.of(settings)):
+                _run(connection)
     finally:
-        engine.dispose()
+        if given is None:
+            engine.dispose()
 
 
 main()

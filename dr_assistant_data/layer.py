@@ -162,7 +162,7 @@ class DataLayer:
         """Bring the relational schema, then the document store, to the newest revision.
         Idempotent; concurrent callers wait for each other (an advisory lock, a lock
         document) and each revision runs once."""
-        relational_migrations.upgrade(self.engine)
+        relational_migrations.upgrade(self.engine, policy=self._migration_policy)
         document_migrations.upgrade(self.documents)
 
     def document_migration_status(self) -> list[document_migrations.Applied]:
@@ -176,7 +176,11 @@ class DataLayer:
 
     def downgrade(self, revision: str) -> None:
         """Take the relational schema back to ``revision`` (``"base"``: empty)."""
-        relational_migrations.downgrade(self.engine, revision)
+        relational_migrations.downgrade(self.engine, revision, self._migration_policy)
+
+    @property
+    def _migration_policy(self) -> relational_migrations.LockPolicy:
+        return relational_migrations.LockPolicy.of(self.settings)
 
     def migration_status(self) -> relational_migrations.Status:
         """The applied, newest and pending revisions of the relational schema."""

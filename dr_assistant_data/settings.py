@@ -45,6 +45,8 @@ VARIABLES = {
     "db_replica_max_lag": "DB_REPLICA_MAX_LAG",
     "db_replica_sticky": "DB_REPLICA_STICKY",
     "db_replica_check_interval": "DB_REPLICA_CHECK_INTERVAL",
+    "migration_lock_timeout": "MIGRATION_LOCK_TIMEOUT",
+    "migration_retries": "MIGRATION_RETRIES",
 }
 """The environment variable behind each range-checked field, for error messages."""
 
@@ -57,8 +59,9 @@ class Settings:
     """Everything the layer needs to reach its three stores.
 
     Durations are seconds unless the name ends in ``_ms``; the environment gives
-    ``REDIS_SOCKET_TIMEOUT``, ``CACHE_LOCK_TIMEOUT``, ``CACHE_BREAKER_BACKOFF`` and
-    ``DB_REPLICA_*`` in milliseconds, ``CACHE_TTL_*`` in seconds; lists
+    ``REDIS_SOCKET_TIMEOUT``, ``CACHE_LOCK_TIMEOUT``, ``CACHE_BREAKER_BACKOFF``,
+    ``DB_REPLICA_*`` and ``MIGRATION_LOCK_TIMEOUT`` in milliseconds, ``CACHE_TTL_*`` in
+    seconds, ``MIGRATION_RETRIES`` as a count; lists
     (``DATABASE_REPLICA_URLS``, ``REDIS_SENTINELS``, ``REDIS_CLUSTER_NODES``) are
     comma-separated. Every field has a default that works against
     local servers with trust authentication (``compose.yaml`` sets a password: use the
@@ -100,6 +103,8 @@ class Settings:
     data_encryption_keys: str = ""
     data_encryption_active_key: str = ""
     blind_index_key: str = ""
+    migration_lock_timeout: float = 2.0
+    migration_retries: int = 5
 
     def __post_init__(self) -> None:
         if self.environment not in ENVIRONMENTS:
@@ -128,10 +133,16 @@ class Settings:
             "cache_ttl_count",
             "db_replica_max_lag",
             "db_replica_check_interval",
+            "migration_lock_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(VARIABLES[name], "must be positive")
-        for name in ("db_statement_timeout_ms", "db_slow_query_ms", "db_replica_sticky"):
+        for name in (
+            "db_statement_timeout_ms",
+            "db_slow_query_ms",
+            "db_replica_sticky",
+            "migration_retries",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigurationError(VARIABLES[name], "must not be negative")
         for url in self.database_replica_urls:
@@ -230,6 +241,10 @@ class Settings:
             "data_encryption_keys": env.text("DATA_ENCRYPTION_KEYS", ""),
             "data_encryption_active_key": env.text("DATA_ENCRYPTION_ACTIVE_KEY", ""),
             "blind_index_key": env.text("BLIND_INDEX_KEY", ""),
+            "migration_lock_timeout": env.millis(
+                "MIGRATION_LOCK_TIMEOUT", cls.migration_lock_timeout
+            ),
+            "migration_retries": env.number("MIGRATION_RETRIES", int, cls.migration_retries),
         }
         return cls(**overrides)  # type: ignore[arg-type]
 

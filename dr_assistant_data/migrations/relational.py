@@ -3,9 +3,11 @@
 The revisions live in the repository's ``alembic/`` directory, shipped inside the package
 as ``dr_assistant_data.revisions``. Every operation runs on a connection the caller's
 engine provides, in one transaction: PostgreSQL's DDL is transactional, so a failing
-revision leaves the schema as it was, and the error names that revision. Upgrades hold a
-PostgreSQL advisory lock, so several deploys starting at once apply each revision exactly
-once.
+revision leaves the schema as it was, and the error names that revision. (A revision that
+opens an ``autocommit_block``, for ``CREATE INDEX CONCURRENTLY`` say, commits what ran
+before it.) Upgrades and downgrades hold a PostgreSQL advisory lock, so several deploys
+starting at once apply each revision exactly once, and wait at most the lock policy's
+timeout for a table lock before starting again (``locking.py``).
 """
 
 from __future__ import annotations
@@ -23,17 +25,25 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
 from ..errors import DataLayerError
 from ..relational.base import Base
 from ..relational.translate import contract_error, translated
+from .locking import (
+    MIGRATION_LOCK,
+    LockPolicy,
+    LockTimeoutError,
+    is_lock_timeout,
+    migrating,
+    with_lock_retries,
+)
+
+__all__ = ["MIGRATION_LOCK", "LockPolicy", "downgrade", "drift", "status", "upgrade"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-MIGRATION_LOCK = 0x6472_6173_6D69_6772  # shared by every process that migrates
 
 
 def script_location() -> str:
@@ -52,7 +62,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def _migration_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     """Database failures become contract errors; Alembic's own (an unknown revision, say)
-    become ``DataLayerError`` with Alembic's message, which names revisions only."""
+    become ``DataLayerError`` with Alembic's message, which names revisions only; lock
+    waits that timed out on every attempt say so."""
 
     run = translated(fn)
 
@@ -62,23 +73,32 @@ def _migration_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
             return run(*args, **kwargs)
         except CommandError as error:
             mapped = DataLayerError(f"migration: {error}")
+        except LockTimeoutError as error:
+            mapped = DataLayerError(
+                f"migration: a table stayed locked by other transactions; {error} "
+                "(MIGRATION_LOCK_TIMEOUT, MIGRATION_RETRIES); nothing was applied "
+                "by the last attempt"
+            )
         raise mapped
 
     return wrapper
 
 
-def hold_migration_lock(connection: Connection) -> None:
-    """Serialize migrators until the connection's transaction ends (PostgreSQL only)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
-
-
 @_migration_errors
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    with engine.begin() as connection:
-        hold_migration_lock(connection)
-        with _naming_the_failed_revision(connection, revision) as config:
+def upgrade(engine: Engine, revision: str = "head", policy: LockPolicy | None = None) -> None:
+    """Apply the revisions up to ``revision``; on a lock timeout, start again (from the
+    revisions still pending) as ``policy`` allows."""
+    policy = policy or LockPolicy()
+
+    def attempt() -> None:
+        with (
+            engine.connect() as connection,
+            migrating(connection, policy),
+            _naming_the_failed_revision(connection, revision) as config,
+        ):
             command.upgrade(config, revision)
+
+    with_lock_retries(policy, attempt)
 
 
 @contextmanager
@@ -89,9 +109,12 @@ def _naming_the_failed_revision(connection: Connection, target: str) -> Iterator
     applied: list[object] = []
     config.attributes["on_version_apply"] = (lambda **step: applied.append(step),)
     to_apply = _revisions_between(connection, target)
+    connection.rollback()  # Alembic begins the migration's transaction itself
     try:
         yield config
     except (sa_exc.DBAPIError, sa_exc.StatementError) as error:
+        if is_lock_timeout(error):
+            raise
         failed = to_apply[len(applied)] if len(applied) < len(to_apply) else "unknown"
         reason = contract_error(error)
     else:
@@ -110,10 +133,15 @@ def _revisions_between(connection: Connection, target: str) -> list[str]:
 
 
 @_migration_errors
-def downgrade(engine: Engine, revision: str) -> None:
-    with engine.begin() as connection:
-        hold_migration_lock(connection)
-        command.downgrade(alembic_config(connection), revision)
+def downgrade(engine: Engine, revision: str, policy: LockPolicy | None = None) -> None:
+    """Take the schema back to ``revision``, with the same lock rules as :func:`upgrade`."""
+    policy = policy or LockPolicy()
+
+    def attempt() -> None:
+        with engine.connect() as connection, migrating(connection, policy):
+            command.downgrade(alembic_config(connection), revision)
+
+    with_lock_retries(policy, attempt)
 
 
 @dataclass(frozen=True)

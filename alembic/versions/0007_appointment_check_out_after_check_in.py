@@ -1,0 +1,47 @@
+"""Appointments: the database refuses a check-out before the check-in.
+
+Revision ID: 0007
+Revises: 0005
+Create Date: 2026-11-28
+
+The layer's rules already refuse it (``relational/rules.py``); rows written by other
+means now are too. Written for a live database: the constraint is added ``NOT VALID``
+(a brief ACCESS EXCLUSIVE lock, no scan, under the migration's ``lock_timeout``), its
+addition committed, then validated in a transaction of its own, which scans the table
+under SHARE UPDATE EXCLUSIVE: reads and writes go on meanwhile. If a stored row breaks
+the rule, validation fails and the constraint stays ``NOT VALID`` (still checked for new
+rows); correct the rows and run the migration again. PostgreSQL only: on the embedded
+SQLite file the rule stays in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0007"
+down_revision: str | Sequence[str] | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+CONSTRAINT = "ck_appointments_check_out_after_check_in"
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(f"ALTER TABLE appointments DROP CONSTRAINT IF EXISTS {CONSTRAINT}")
+    op.execute(
+        f"ALTER TABLE appointments ADD CONSTRAINT {CONSTRAINT} "
+        "CHECK (check_out_time IS NULL OR check_in_time IS NULL "
+        "OR check_out_time >= check_in_time) NOT VALID"
+    )
+    with op.get_context().autocommit_block():
+        op.execute(f"ALTER TABLE appointments VALIDATE CONSTRAINT {CONSTRAINT}")
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(f"ALTER TABLE appointments DROP CONSTRAINT IF EXISTS {CONSTRAINT}")
