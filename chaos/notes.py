@@ -1,0 +1,190 @@
+"""The document side of the campaign: note editors and dictation uploads.
+
+MongoDB is mongomock here, which lives in one process: the editors are threads of the
+campaign's own process, sharing one ``DataLayer`` whose PostgreSQL connections go through
+the fault proxy, so database faults (backend kills, restarts, a lost COMMIT reply) reach
+them as they reach the worker processes. A thread is never SIGKILLed (that would take the
+documents with it).
+
+Each operation is a unit of work whose correlation id is the operation id: create a draft,
+edit it, sign it, amend it, or store a recording (some with an audio stream that breaks
+half-way). Every content written carries a unique token (``chief_complaint``).
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dr_assistant_data import DataLayer
+
+from .history import History, Operation
+
+AUDIO_BYTES = 300 * 1024  # two GridFS chunks
+
+
+@dataclass
+class Clinic:
+    """The rows the notes hang on, made before the campaign starts."""
+
+    doctor: str
+    encounters: list[tuple[str, str]]
+    """(encounter id, patient id)"""
+
+
+@dataclass
+class Draft:
+    version: int
+    signed: bool = False
+
+
+@dataclass
+class Editor:
+    dl: DataLayer
+    clinic: Clinic
+    history: History
+    rng: random.Random
+    notes: dict[str, Draft] = field(default_factory=dict)
+
+    def step(self) -> None:
+        roll = self.rng.random()
+        if roll < 0.15:
+            self.store_recording(broken=roll < 0.05)
+        elif roll < 0.35 or not self.notes:
+            self.create()
+        else:
+            note_id = self.rng.choice(list(self.notes))
+            draft = self.notes[note_id]
+            if draft.signed:
+                self.change(note_id, "note_amend")
+            else:
+                self.change(note_id, "note_sign" if self.rng.random() < 0.2 else "note_update")
+
+    def _token(self) -> str:
+        return f"{self.history.process}-n{self.rng.getrandbits(32):08x}"
+
+    def create(self) -> None:
+        encounter, patient = self.rng.choice(self.clinic.encounters)
+        token = self._token()
+        with self.history.operation("note_create", value=token) as op:
+            with self.dl.unit_of_work(actor=self.clinic.doctor, correlation_id=op.id) as uow:
+                note = uow.clinical_notes.create(
+                    encounter_id=encounter,
+                    patient_id=patient,
+                    doctor_id=self.clinic.doctor,
+                    note_type="soap",
+                    content=_content(token),
+                )
+                op.result["key"] = note.id
+                op.committing = True
+            self.notes[note.id] = Draft(note.version)
+        self._reload_after(op.result.get("key"), op)
+
+    def change(self, note_id: str, kind: str) -> None:
+        draft = self.notes[note_id]
+        token = self._token()
+        with self.history.operation(kind, key=note_id, value=token) as op:
+            with self.dl.unit_of_work(actor=self.clinic.doctor, correlation_id=op.id) as uow:
+                notes = uow.clinical_notes
+                if kind == "note_update":
+                    note = notes.update_draft(
+                        note_id, expected_version=draft.version, content=_content(token)
+                    )
+                elif kind == "note_sign":
+                    note = notes.sign(note_id, signed_by=self.clinic.doctor)
+                else:
+                    note = notes.amend(
+                        note_id,
+                        amended_by=self.clinic.doctor,
+                        reason="correction",
+                        content=_content(token),
+                    )
+                op.committing = True
+            draft.version, draft.signed = note.version, note.is_signed
+        self._reload_after(note_id, op)
+
+    def _reload_after(self, note_id: str | None, op: Operation) -> None:
+        """After an operation that did not return, learn the note's state afresh (or stop
+        editing it when that fails too)."""
+        if note_id is None or op.outcome == "ok":
+            return
+        try:
+            with self.dl.unit_of_work(read_only=True) as uow:
+                note = uow.clinical_notes.get(note_id)
+        except Exception:  # the store is unreachable: leave this note alone
+            note = None
+        if note is None:
+            self.notes.pop(note_id, None)
+        else:
+            draft = self.notes.setdefault(note_id, Draft(note.version))
+            draft.version, draft.signed = note.version, note.is_signed
+
+    def store_recording(self, *, broken: bool) -> None:
+        encounter, patient = self.rng.choice(self.clinic.encounters)
+        audio = self.rng.randbytes(AUDIO_BYTES)
+        source = BrokenStream(audio) if broken else io.BytesIO(audio)
+        kind = "recording_broken" if broken else "recording"
+        with (
+            self.history.operation(kind) as op,
+            self.dl.unit_of_work(actor=self.clinic.doctor, correlation_id=op.id) as uow,
+        ):
+            recording = uow.voice_recordings.store(
+                encounter_id=encounter,
+                patient_id=patient,
+                doctor_id=self.clinic.doctor,
+                audio=source,
+                mime_type="audio/webm",
+            )
+            op.result["key"] = recording.id
+            op.committing = True
+
+
+def _content(token: str) -> dict[str, Any]:
+    return {"subjective": {"chief_complaint": token}}
+
+
+class BrokenStream(io.BytesIO):
+    """Audio whose source fails after its first read (a dropped upload)."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.tell() > 0:
+            raise OSError("the upload was interrupted")
+        return super().read(size)
+
+
+def run_editors(
+    dl: DataLayer,
+    clinic: Clinic,
+    folder: Path,
+    *,
+    threads: int,
+    quota: int,
+    rate: float,
+    seed: int,
+) -> list[threading.Thread]:
+    """Start ``threads`` editors sharing ``quota`` operations; returns the threads."""
+    started = []
+    for index in range(threads):
+        name = f"notes{index + 1}"
+        editor = Editor(
+            dl, clinic, History(folder / f"{name}.jsonl", name), random.Random(seed * 1000 + index)
+        )
+        share = quota // threads + (1 if index < quota % threads else 0)
+        thread = threading.Thread(target=_loop, args=(editor, share, rate), name=name, daemon=True)
+        thread.start()
+        started.append(thread)
+    return started
+
+
+def _loop(editor: Editor, quota: int, rate: float) -> None:
+    try:
+        for _ in range(quota):
+            editor.step()
+            time.sleep(editor.rng.expovariate(rate))
+    finally:
+        editor.history.close()
