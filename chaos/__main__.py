@@ -42,7 +42,7 @@ def options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--operations", type=int, default=1500, help="operations in all")
     parser.add_argument("--processes", type=int, default=3, help="worker processes")
     parser.add_argument("--redis", choices=("single", "sentinel"), default="single")
-    parser.add_argument("--faults", default="all", help="comma-separated fault kinds, or all")
+    parser.add_argument("--faults", default="all", help="comma-separated kinds, all or none")
     parser.add_argument("--interval", type=float, default=0.5, help="mean seconds between faults")
     parser.add_argument("--rate", type=float, default=10.0, help="operations/s of each process")
     parser.add_argument("--patients", type=int, default=5, help="patients the workers share")
@@ -53,7 +53,8 @@ def options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the history files")
     args = parser.parse_args(argv)
     allowed = SENTINEL_KINDS if args.redis == "sentinel" else SINGLE_KINDS
-    args.kinds = list(allowed) if args.faults == "all" else args.faults.split(",")
+    chosen = {"all": list(allowed), "none": []}
+    args.kinds = chosen[args.faults] if args.faults in chosen else args.faults.split(",")
     unknown = set(args.kinds) - set(allowed)
     if unknown:
         parser.error(f"--faults: {', '.join(sorted(unknown))} not in {', '.join(allowed)}")

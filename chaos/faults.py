@@ -84,6 +84,8 @@ class FaultScheduler(threading.Thread):
         }
 
     def run(self) -> None:
+        if not self.kinds:
+            return
         while not self.stopping.wait(self.rng.expovariate(1 / self.interval)):
             if isinstance(self.targets.redis, SingleRedis) and self.rng.random() < 0.3:
                 with contextlib.suppress(Exception):

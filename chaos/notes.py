@@ -26,6 +26,8 @@ from dr_assistant_data import DataLayer
 from .history import History, Operation
 
 AUDIO_BYTES = 300 * 1024  # two GridFS chunks
+GRIDFS_BATCH = 48_000_000  # pymongo's upload buffer
+LONG_SHARE = 0.3  # of broken uploads, those that break after a batch was written
 
 
 @dataclass
@@ -126,8 +128,11 @@ class Editor:
 
     def store_recording(self, *, broken: bool) -> None:
         encounter, patient = self.rng.choice(self.clinic.encounters)
-        audio = self.rng.randbytes(AUDIO_BYTES)
-        source = BrokenStream(audio) if broken else io.BytesIO(audio)
+        if broken:
+            long = self.rng.random() < LONG_SHARE
+            source: Any = BrokenStream(GRIDFS_BATCH + AUDIO_BYTES if long else AUDIO_BYTES)
+        else:
+            source = io.BytesIO(self.rng.randbytes(AUDIO_BYTES))
         kind = "recording_broken" if broken else "recording"
         with (
             self.history.operation(kind) as op,
@@ -148,13 +153,21 @@ def _content(token: str) -> dict[str, Any]:
     return {"subjective": {"chief_complaint": token}}
 
 
-class BrokenStream(io.BytesIO):
-    """Audio whose source fails after its first read (a dropped upload)."""
+class BrokenStream:
+    """Audio whose upload breaks after ``fail_after`` bytes (a dropped connection). GridFS
+    buffers chunks and writes them in batches of ``GRIDFS_BATCH`` bytes, so only a long
+    one has chunks in the database when it breaks."""
 
-    def read(self, size: int | None = -1) -> bytes:
-        if self.tell() > 0:
+    def __init__(self, fail_after: int) -> None:
+        self.fail_after = fail_after
+        self.sent = 0
+
+    def read(self, size: int = -1) -> bytes:
+        count = size if size > 0 else AUDIO_BYTES
+        if self.sent + count > self.fail_after:
             raise OSError("the upload was interrupted")
-        return super().read(size)
+        self.sent += count
+        return bytes(count)
 
 
 def run_editors(
