@@ -26,9 +26,9 @@ from dr_assistant_data.errors import DataLayerError
 from . import report, servers
 from .checker import check
 from .clinic import final_state, open_clinic
+from .editors import Editors
 from .faults import SENTINEL_KINDS, SINGLE_KINDS, FaultScheduler, Targets
 from .history import History, load
-from .notes import run_editors
 from .processes import Workers
 from .proxy import CommitProxy
 from .worker import read, settings_from
@@ -96,7 +96,7 @@ def campaign(args: argparse.Namespace, folder: Path, stack: ExitStack) -> dict[s
         "db_pool_timeout": 5.0,
         **redis.settings(),
     }
-    dl = DataLayer(settings_from(settings))  # the note editors' and the checker's
+    dl = DataLayer(settings_from({**settings, "db_pool_size": 4}))  # editors' and checker's
     stack.callback(dl.close)
     dl.migrate()
     clinic, patients = open_clinic(dl, patients=args.patients, encounters=args.patients * 2)
@@ -106,22 +106,13 @@ def campaign(args: argparse.Namespace, folder: Path, stack: ExitStack) -> dict[s
         folder, {"settings": settings, "patients": patients, "rate": args.rate}, seed=args.seed
     )
     stack.callback(workers.stop)
-    for index in range(args.processes):
-        share = (args.operations - notes_quota) // args.processes
-        workers.start(
-            f"w{index + 1}", share + (index < (args.operations - notes_quota) % args.processes)
-        )
-    editors = run_editors(
-        dl,
-        clinic,
-        folder,
-        threads=args.note_threads,
-        quota=notes_quota,
-        rate=args.rate,
-        seed=args.seed,
-    )
+    for index, quota in enumerate(shares(args.operations - notes_quota, args.processes)):
+        workers.start(f"w{index + 1}", quota)
+    editors = Editors(dl, clinic, folder, rate=args.rate, seed=args.seed)
+    for index, quota in enumerate(shares(notes_quota, args.note_threads)):
+        editors.start(f"notes{index + 1}", quota)
     faults = FaultScheduler(
-        Targets(postgres, redis, proxy, workers),
+        Targets(postgres, redis, proxy, workers, editors),
         args.kinds,
         History(folder / "faults.jsonl", "faults"),
         interval=args.interval,
@@ -130,8 +121,7 @@ def campaign(args: argparse.Namespace, folder: Path, stack: ExitStack) -> dict[s
     faults.start()
     stack.callback(faults.stopping.set)
     crashed = workers.wait()
-    for editor in editors:
-        editor.join()
+    editors.wait()
     faults.stop()
 
     settle(dl)
@@ -142,6 +132,11 @@ def campaign(args: argparse.Namespace, folder: Path, stack: ExitStack) -> dict[s
     results["crashed_workers"] = crashed
     results["passed"] = results["passed"] and not crashed
     return results
+
+
+def shares(total: int, parts: int) -> list[int]:
+    """``total`` split into ``parts`` as evenly as it goes."""
+    return [total // parts + (index < total % parts) for index in range(parts)]
 
 
 def settle(dl: DataLayer) -> None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .editors import Editors
 from .history import History
 from .processes import Workers
 from .proxy import CommitProxy
@@ -30,6 +31,7 @@ SINGLE_KINDS = (
     "commit_reply_drop",
     "commit_drop",
     "worker_kill",
+    "editor_kill",
 )
 SENTINEL_KINDS = (
     "redis_pause",
@@ -38,6 +40,7 @@ SENTINEL_KINDS = (
     "commit_reply_drop",
     "commit_drop",
     "worker_kill",
+    "editor_kill",
     "sentinel_failover",
     "sentinel_master_kill",
 )
@@ -50,6 +53,7 @@ class Targets:
     redis: SingleRedis | SentinelRedis
     proxy: CommitProxy
     workers: Workers
+    editors: Editors
 
 
 class FaultScheduler(threading.Thread):
@@ -79,6 +83,7 @@ class FaultScheduler(threading.Thread):
             "commit_reply_drop": lambda: self._commit(targets.proxy.arm_drop_commit_reply),
             "commit_drop": lambda: self._commit(targets.proxy.arm_drop_commit),
             "worker_kill": lambda: targets.workers.kill_one(self.rng),
+            "editor_kill": lambda: targets.editors.kill_one(self.rng),
             "sentinel_failover": self._sentinel(SentinelRedis.failover),
             "sentinel_master_kill": self._sentinel(SentinelRedis.kill_master),
         }

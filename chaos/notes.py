@@ -18,10 +18,10 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from dr_assistant_data import DataLayer
+from dr_assistant_data.unit_of_work import UnitOfWork
 
 from .history import History, Operation
 
@@ -47,11 +47,38 @@ class Draft:
 
 @dataclass
 class Editor:
+    """One editing thread's state; ``run`` does ``quota`` operations."""
+
     dl: DataLayer
     clinic: Clinic
     history: History
     rng: random.Random
+    quota: int
+    rate: float
+    begun: int = 0
     notes: dict[str, Draft] = field(default_factory=dict)
+    doomed: threading.Event = field(default_factory=threading.Event)
+    dead: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        try:
+            while self.begun < self.quota:
+                self.begun += 1
+                self.step()
+                time.sleep(self.rng.expovariate(self.rate))
+        finally:
+            self.history.close()
+
+    def _survive(self, uow: UnitOfWork) -> None:
+        """When doomed, die here, after the documents were written and before the commit,
+        as a SIGKILLed process would: the database connection is cut (the server rolls
+        back) and the thread stops for good, its documents left pending for the sweep."""
+        if not self.doomed.is_set():
+            return
+        uow.session.connection().invalidate()
+        uow.session.close()
+        self.dead.set()
+        threading.Event().wait()
 
     def step(self) -> None:
         roll = self.rng.random()
@@ -83,6 +110,7 @@ class Editor:
                     content=_content(token),
                 )
                 op.result["key"] = note.id
+                self._survive(uow)
                 op.committing = True
             self.notes[note.id] = Draft(note.version)
         self._reload_after(op.result.get("key"), op)
@@ -106,6 +134,7 @@ class Editor:
                         reason="correction",
                         content=_content(token),
                     )
+                self._survive(uow)
                 op.committing = True
             draft.version, draft.signed = note.version, note.is_signed
         self._reload_after(note_id, op)
@@ -146,6 +175,7 @@ class Editor:
                 mime_type="audio/webm",
             )
             op.result["key"] = recording.id
+            self._survive(uow)
             op.committing = True
 
 
@@ -168,36 +198,3 @@ class BrokenStream:
             raise OSError("the upload was interrupted")
         self.sent += count
         return bytes(count)
-
-
-def run_editors(
-    dl: DataLayer,
-    clinic: Clinic,
-    folder: Path,
-    *,
-    threads: int,
-    quota: int,
-    rate: float,
-    seed: int,
-) -> list[threading.Thread]:
-    """Start ``threads`` editors sharing ``quota`` operations; returns the threads."""
-    started = []
-    for index in range(threads):
-        name = f"notes{index + 1}"
-        editor = Editor(
-            dl, clinic, History(folder / f"{name}.jsonl", name), random.Random(seed * 1000 + index)
-        )
-        share = quota // threads + (1 if index < quota % threads else 0)
-        thread = threading.Thread(target=_loop, args=(editor, share, rate), name=name, daemon=True)
-        thread.start()
-        started.append(thread)
-    return started
-
-
-def _loop(editor: Editor, quota: int, rate: float) -> None:
-    try:
-        for _ in range(quota):
-            editor.step()
-            time.sleep(editor.rng.expovariate(rate))
-    finally:
-        editor.history.close()
