@@ -69,37 +69,45 @@ def throwaway_redis() -> Iterator[int]:
         yield start(*NO_PERSISTENCE)
 
 
+def start_sentinel_set(
+    start: Callable[..., int], folder: Path, master_name: str = "clinic"
+) -> tuple[int, int, list[int]]:
+    """With ``start`` (from :func:`redis_processes`), run a master, a replica of it and
+    three sentinels watching them (configs in ``folder``); returns their ports."""
+    prompt = ("--repl-diskless-sync-delay", "0")  # a replica syncs at once, not after 5 s
+    master = start(*NO_PERSISTENCE, *prompt)
+    replica = start(*NO_PERSISTENCE, *prompt, "--replicaof", "127.0.0.1", str(master))
+    following = redis.Redis(port=replica)
+    eventually(
+        lambda: following.info("replication")["master_link_status"] == "up",
+        "the replica to sync",
+    )
+    following.close()
+    sentinels = []
+    for _ in range(3):
+        port = free_port()
+        config = Path(folder, f"sentinel-{port}.conf")
+        config.write_text(
+            f"sentinel monitor {master_name} 127.0.0.1 {master} 2\n"
+            f"sentinel down-after-milliseconds {master_name} 1000\n"
+            f"sentinel failover-timeout {master_name} 5000\n"
+        )
+        sentinels.append(start(str(config), "--sentinel", port=port))
+    first = redis.Redis(port=sentinels[0])
+    eventually(
+        lambda: [r for r in first.sentinel_slaves(master_name) if r["flags"] == "slave"],
+        "the sentinels to see the replica",
+    )
+    first.close()
+    return master, replica, sentinels
+
+
 @contextlib.contextmanager
 def sentinel_deployment(master_name: str = "clinic") -> Iterator[list[int]]:
     """A master, a replica of it and three sentinels watching them; yields the sentinels'
     ports. A failover (``SENTINEL FAILOVER``) promotes the replica."""
     with tempfile.TemporaryDirectory() as folder, redis_processes() as start:
-        prompt = ("--repl-diskless-sync-delay", "0")  # a replica syncs at once, not after 5 s
-        master = start(*NO_PERSISTENCE, *prompt)
-        replica = start(*NO_PERSISTENCE, *prompt, "--replicaof", "127.0.0.1", str(master))
-        following = redis.Redis(port=replica)
-        eventually(
-            lambda: following.info("replication")["master_link_status"] == "up",
-            "the replica to sync",
-        )
-        following.close()
-        sentinels = []
-        for _ in range(3):
-            port = free_port()
-            config = Path(folder, f"sentinel-{port}.conf")
-            config.write_text(
-                f"sentinel monitor {master_name} 127.0.0.1 {master} 2\n"
-                f"sentinel down-after-milliseconds {master_name} 1000\n"
-                f"sentinel failover-timeout {master_name} 5000\n"
-            )
-            sentinels.append(start(str(config), "--sentinel", port=port))
-        first = redis.Redis(port=sentinels[0])
-        eventually(
-            lambda: [r for r in first.sentinel_slaves(master_name) if r["flags"] == "slave"],
-            "the sentinels to see the replica",
-        )
-        first.close()
-        yield sentinels
+        yield start_sentinel_set(start, Path(folder), master_name)[2]
 
 
 @contextlib.contextmanager

@@ -80,7 +80,7 @@ class ThrowawayPostgres:
         return (self.data / "postmaster.pid").exists()
 
 
-def _own_root() -> Path:
+def own_root() -> Path:
     root = Path(tempfile.mkdtemp(prefix="dr-assistant-pg-"))
     if os.geteuid() == 0:
         user = pwd.getpwnam(OS_USER)
@@ -90,7 +90,7 @@ def _own_root() -> Path:
 
 @pytest.fixture(scope="session")
 def throwaway_postgres_server() -> Iterator[ThrowawayPostgres]:
-    root = _own_root()
+    root = own_root()
     server = ThrowawayPostgres(root)
     try:
         server.init()
@@ -105,7 +105,7 @@ def throwaway_postgres_server() -> Iterator[ThrowawayPostgres]:
 @pytest.fixture(scope="module")
 def primary_and_replica() -> Iterator[tuple[ThrowawayPostgres, ThrowawayPostgres]]:
     """A primary and a hot-standby streaming replica of it, each on a port of its own."""
-    root = _own_root()
+    root = own_root()
     primary, replica = ThrowawayPostgres(root, "primary"), ThrowawayPostgres(root, "replica")
     try:
         primary.init()

@@ -1,0 +1,204 @@
+"""The invariants, checked over the whole history once the campaign has ended and the
+documents have been swept.
+
+Which writes committed is decided from PostgreSQL, never from what the caller was told:
+every unit of work of the campaign carries its operation id as correlation id, and the
+audit trail is written in the same transaction as the change, so an operation committed
+exactly when an audit event bears its id (the audit invariant below checks that the trail
+itself is right: one event per acknowledged write, none for a refused one, as many per
+patient as its version went up, and a chain that verifies). Commit order is the patient's
+``version`` (optimistic locking: one increment per committed update).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+INVARIANTS = ("stale_read", "lost_write", "audit", "documents", "gridfs")
+NOTE_CONTENT = {"note_create", "note_update", "note_amend"}
+DOCUMENT_WRITES = {*NOTE_CONTENT, "note_sign", "recording", "recording_broken"}
+AUDITED = {"write", *DOCUMENT_WRITES}
+
+
+@dataclass
+class Facts:
+    """The final state of the stores, read after the sweep."""
+
+    patients: dict[str, tuple[int, str | None]]
+    """patient id → (version, allergy value)"""
+    initial_version: int
+    events: list[tuple[str, str, str, str]]
+    """(correlation id, entity type, entity id, action) of every audit event"""
+    chain_ok: bool
+    notes: dict[str, str | None]
+    """note id → content token"""
+    pending: int
+    """documents still marked by an unfinished unit of work"""
+    recordings: dict[str, str]
+    """recording id → its audio file id"""
+    audio_files: set[str]
+    chunk_files: set[str]
+    """file ids that GridFS chunks belong to"""
+
+
+@dataclass
+class Verdict:
+    violations: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in INVARIANTS})
+    stale_reads: int = 0
+    max_stale_ms: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return any(self.violations.values())
+
+
+def check(ops: list[dict[str, Any]], facts: Facts, *, stale_bound_ms: float) -> Verdict:
+    verdict = Verdict()
+    by_correlation = defaultdict(list)
+    for correlation, entity_type, entity_id, action in facts.events:
+        by_correlation[correlation].append((entity_type, entity_id, action))
+    _stale_reads(ops, verdict, stale_bound_ms)
+    _lost_writes(ops, facts, verdict)
+    _audit(ops, facts, by_correlation, verdict)
+    _documents(ops, facts, by_correlation, verdict)
+    _gridfs(facts, verdict)
+    return verdict
+
+
+def committed(op: dict[str, Any], by_correlation: dict[str, list[Any]]) -> bool:
+    return op["outcome"] == "ok" or (op["outcome"] == "unknown" and bool(by_correlation[op["id"]]))
+
+
+def _stale_reads(ops: list[dict[str, Any]], verdict: Verdict, bound_ms: float) -> None:
+    """A read that began after a write returned must see that write's version or later."""
+    writes: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for op in ops:
+        if op["kind"] == "write" and op["outcome"] == "ok":
+            writes[op["key"]].append((op["end"], op["version"]))
+    for key in writes:
+        writes[key].sort()
+    highest = {
+        key: _running_max([version for _, version in acked]) for key, acked in writes.items()
+    }
+    for op in ops:
+        if op["kind"] != "read" or op["outcome"] != "ok" or op["key"] not in writes:
+            continue
+        acked = writes[op["key"]]
+        before = bisect.bisect_left(acked, (op["start"], -1))
+        seen = op.get("version")
+        if before == 0 or (seen is not None and highest[op["key"]][before - 1] <= seen):
+            continue
+        first_newer = bisect.bisect_right(highest[op["key"]], seen if seen is not None else 0)
+        width_ms = (op["start"] - acked[first_newer][0]) * 1000
+        verdict.stale_reads += 1
+        verdict.max_stale_ms = max(verdict.max_stale_ms, width_ms)
+        if width_ms > bound_ms:
+            verdict.violations["stale_read"].append(
+                f"{op['id']} read version {seen} {width_ms:.0f} ms after version "
+                f"{acked[first_newer][1]} was acknowledged"
+            )
+
+
+def _running_max(values: list[int]) -> list[int]:
+    out, top = [], 0
+    for value in values:
+        top = max(top, value)
+        out.append(top)
+    return out
+
+
+def _lost_writes(ops: list[dict[str, Any]], facts: Facts, verdict: Verdict) -> None:
+    """Two acknowledged writes never share a version; the newest is what the row holds."""
+    acked: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for op in ops:
+        if op["kind"] == "write" and op["outcome"] == "ok":
+            acked[(op["key"], op["version"])].append(op)
+    for (patient, version), writes in acked.items():
+        final_version, final_value = facts.patients[patient]
+        if len(writes) > 1:
+            verdict.violations["lost_write"].append(
+                f"{len(writes)} acknowledged writes of version {version} of {patient}"
+            )
+        elif version > final_version or (
+            version == final_version and writes[0]["value"] != final_value
+        ):
+            verdict.violations["lost_write"].append(
+                f"{writes[0]['id']} (version {version}) is not in the row (version {final_version})"
+            )
+
+
+def _audit(
+    ops: list[dict[str, Any]],
+    facts: Facts,
+    by_correlation: dict[str, list[Any]],
+    verdict: Verdict,
+) -> None:
+    found = verdict.violations["audit"]
+    for op in ops:
+        if op["kind"] not in AUDITED:
+            continue
+        events = len(by_correlation[op["id"]])
+        expected = {"ok": (1,), "fail": (0,), "unknown": (0, 1)}[op["outcome"]]
+        if events not in expected:
+            found.append(f"{op['id']} ({op['outcome']}) has {events} audit events")
+    updates = Counter(
+        entity_id
+        for _, entity_type, entity_id, action in facts.events
+        if entity_type == "patients" and action == "update"
+    )
+    for patient, (version, _) in facts.patients.items():
+        if updates[patient] != version - facts.initial_version:
+            found.append(
+                f"patient {patient}: {updates[patient]} update events for "
+                f"{version - facts.initial_version} committed versions"
+            )
+    if not facts.chain_ok:
+        found.append("the audit chain does not verify")
+
+
+def _documents(
+    ops: list[dict[str, Any]],
+    facts: Facts,
+    by_correlation: dict[str, list[Any]],
+    verdict: Verdict,
+) -> None:
+    """The notes and recordings that exist are those whose unit committed, with their
+    last committed content; nothing is left pending after the sweep."""
+    found = verdict.violations["documents"]
+    expected_notes: dict[str, str] = {}
+    expected_recordings: set[str] = set()
+    for op in sorted(ops, key=lambda o: o["start"]):
+        if op["kind"] not in DOCUMENT_WRITES or not committed(op, by_correlation):
+            continue
+        entity = {entity_id for _, entity_id, _ in by_correlation[op["id"]]}
+        document = op.get("key") or next(iter(entity), None)
+        if document is None:
+            continue
+        if op["kind"].startswith("recording"):
+            expected_recordings.add(document)
+        elif op["kind"] in NOTE_CONTENT:
+            expected_notes[document] = op["value"]
+    for note, token in expected_notes.items():
+        if note not in facts.notes:
+            found.append(f"note {note} committed in PostgreSQL is missing")
+        elif facts.notes[note] != token:
+            found.append(f"note {note} lost its last committed content")
+    for note in facts.notes.keys() - expected_notes.keys():
+        found.append(f"note {note} exists though its unit of work did not commit")
+    for recording in expected_recordings - facts.recordings.keys():
+        found.append(f"recording {recording} committed in PostgreSQL is missing")
+    for recording in facts.recordings.keys() - expected_recordings:
+        found.append(f"recording {recording} exists though its unit of work did not commit")
+    if facts.pending:
+        found.append(f"{facts.pending} documents still pending after the sweep")
+
+
+def _gridfs(facts: Facts, verdict: Verdict) -> None:
+    found = verdict.violations["gridfs"]
+    for file_id in facts.chunk_files - facts.audio_files:
+        found.append(f"chunks of audio file {file_id} without its file document")
+    for file_id in facts.audio_files - set(facts.recordings.values()):
+        found.append(f"audio file {file_id} without a recording")

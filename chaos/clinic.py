@@ -1,0 +1,75 @@
+"""The records the campaign works on, made before it starts, and the final state of the
+stores, read back for the checker after the sweep."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from dr_assistant_data import DataLayer
+from dr_assistant_data.relational.models import AuditEvent, Patient
+from dr_assistant_data.testing.factories import (
+    DoctorFactory,
+    EncounterFactory,
+    PatientFactory,
+    bind_factories,
+)
+
+from .checker import Facts
+from .notes import Clinic
+
+INITIAL_VERSION = 1
+
+
+def open_clinic(dl: DataLayer, *, patients: int, encounters: int) -> tuple[Clinic, list[str]]:
+    """A doctor, ``patients`` patients (the workers' keys) and ``encounters`` encounters
+    (the notes' parents); returns the clinic and the patient ids."""
+    with dl.unit_of_work(actor="chaos", correlation_id="setup") as uow, bind_factories(uow):
+        doctor = DoctorFactory()
+        people = PatientFactory.create_batch(patients)
+        visits = [
+            EncounterFactory(doctor=doctor, patient=people[i % patients]) for i in range(encounters)
+        ]
+    clinic = Clinic(str(doctor.id), [(str(v.id), str(v.patient_id)) for v in visits])
+    return clinic, [str(p.id) for p in people]
+
+
+def final_state(dl: DataLayer, patients: list[str]) -> Facts:
+    """Read straight from the stores (never through the cache)."""
+    with dl.engine.connect() as connection:
+        rows = connection.execute(select(Patient.id, Patient.version, Patient.allergies))
+        versions = {
+            str(pid): (version, (allergies or [None])[0])
+            for pid, version, allergies in rows
+            if str(pid) in patients
+        }
+        events = [
+            (c, t, e, a)
+            for c, t, e, a in connection.execute(
+                select(
+                    AuditEvent.correlation_id,
+                    AuditEvent.entity_type,
+                    AuditEvent.entity_id,
+                    AuditEvent.action,
+                ).where(AuditEvent.correlation_id != "setup")
+            )
+        ]
+    db = dl.documents.db
+    notes = {
+        raw["_id"]: raw.get("content", {}).get("subjective", {}).get("chief_complaint")
+        for raw in db["clinical_notes"].find({}, {"content": 1})
+    }
+    pending = sum(
+        db[name].count_documents({"pending": {"$exists": True}})
+        for name in ("clinical_notes", "voice_recordings", "voice_audio.files")
+    )
+    return Facts(
+        patients=versions,
+        initial_version=INITIAL_VERSION,
+        events=events,
+        chain_ok=dl.verify_audit_chain().ok,
+        notes=notes,
+        pending=pending,
+        recordings={r["_id"]: r.get("audio_id") for r in db["voice_recordings"].find()},
+        audio_files={f["_id"] for f in db["voice_audio.files"].find({}, {"_id": 1})},
+        chunk_files={c["files_id"] for c in db["voice_audio.chunks"].find({}, {"files_id": 1})},
+    )

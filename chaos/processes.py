@@ -1,0 +1,95 @@
+"""The worker processes (``python -m chaos.worker``): started, SIGKILLed at random by the
+fault scheduler and replaced by a new process that finishes the dead one's quota, and all
+stopped when the campaign ends, however it ends."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Worker:
+    name: str
+    quota: int
+    process: subprocess.Popen[bytes]
+    history: Path
+
+
+class Workers:
+    def __init__(self, folder: Path, config: dict[str, Any], *, seed: int) -> None:
+        self.folder = folder
+        self.config = config
+        self.seed = seed
+        self.replaced = 0
+        self._running: list[Worker] = []
+        self._started = 0
+        self._lock = threading.RLock()
+
+    def start(self, name: str, quota: int) -> None:
+        history = self.folder / f"{name}.jsonl"
+        config_file = self.folder / f"{name}.json"
+        with self._lock:
+            self._started += 1
+            seed = self.seed * 1000 + self._started
+        own = {"process": name, "quota": quota, "seed": seed, "history": str(history)}
+        config_file.write_text(json.dumps({**self.config, **own}))
+        log = (self.folder / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chaos.worker", str(config_file)],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        with self._lock:
+            self._running.append(Worker(name, quota, process, history))
+
+    def kill_one(self, rng: random.Random) -> bool:
+        """SIGKILL a running worker (most likely inside a unit of work) and start a
+        replacement for the operations it had not begun; False if none was running."""
+        with self._lock:
+            alive = [w for w in self._running if w.process.poll() is None]
+            if not alive:
+                return False
+            victim = rng.choice(alive)
+            victim.process.send_signal(signal.SIGKILL)
+            victim.process.wait()
+            self._running.remove(victim)
+            begun = _invoked(victim.history)
+            if begun < victim.quota:
+                self.replaced += 1
+                self.start(f"{victim.name.split('.')[0]}.{self.replaced}", victim.quota - begun)
+        return True
+
+    def wait(self) -> list[str]:
+        """Wait until every worker has finished; the names of those that failed."""
+        while True:
+            with self._lock:
+                running = [w for w in self._running if w.process.poll() is None]
+                if not running:
+                    return [w.name for w in self._running if w.process.returncode != 0]
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        with self._lock:
+            for worker in self._running:
+                if worker.process.poll() is None:
+                    worker.process.kill()
+                    worker.process.wait()
+
+
+def _invoked(history: Path) -> int:
+    if not history.exists():
+        return 0
+    return history.read_text(encoding="utf-8").count('"phase": "invoke"')

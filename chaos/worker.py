@@ -1,0 +1,70 @@
+"""One process of the deployment under test: ``python -m chaos.worker CONFIG.json``.
+
+It builds its own ``DataLayer`` on the shared servers, then runs its quota of operations
+on the shared patients, each in a unit of work of its own as a Flask request would: reads
+(``uow.patients.get``, the cached path, read-only) and writes (a new allergy list whose
+single value names this process and a counter, so every value written is unique). Each
+operation is in the process's history (``chaos/history.py``) with the version it read or
+wrote; a write's unit of work carries the operation id as its correlation id, so the audit
+trail says which writes committed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dr_assistant_data import DataLayer, Settings
+
+from .history import History
+
+WRITE_SHARE = 0.3
+
+
+def settings_from(config: dict[str, Any]) -> Settings:
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+    return Settings(**values)
+
+
+def write(dl: DataLayer, history: History, patient: str, rng: random.Random) -> None:
+    value = f"{history.process}-w{rng.getrandbits(32):08x}"
+    with history.operation("write", key=patient, value=value) as op:
+        with dl.unit_of_work(actor="chaos", correlation_id=op.id) as uow:
+            written = uow.patients.update(patient, allergies=[value])
+            time.sleep(rng.uniform(0, 0.01))  # a unit of work that takes a little while
+            op.committing = True
+        op.result["version"] = written.version
+
+
+def read(dl: DataLayer, history: History, patient: str) -> None:
+    with history.operation("read", key=patient) as op:
+        with dl.unit_of_work(read_only=True) as uow:
+            found = uow.patients.get(patient)
+        if found is not None:
+            op.result["version"] = found.version
+            op.result["value"] = (found.allergies or [None])[0]
+
+
+def run(config: dict[str, Any]) -> None:
+    rng = random.Random(config["seed"])
+    history = History(Path(config["history"]), config["process"])
+    dl = DataLayer(settings_from(config["settings"]))
+    try:
+        for _ in range(config["quota"]):
+            patient = rng.choice(config["patients"])
+            if rng.random() < WRITE_SHARE:
+                write(dl, history, patient, rng)
+            else:
+                read(dl, history, patient)
+            time.sleep(rng.expovariate(config["rate"]))
+    finally:
+        dl.close()
+        history.close()
+
+
+if __name__ == "__main__":
+    run(json.loads(Path(sys.argv[1]).read_text()))
