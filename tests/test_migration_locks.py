@@ -28,7 +28,7 @@ SCHEDULER_SLACK = 0.5
 """Seconds allowed on top of the timeout on a shared two-core machine."""
 HELD_FOR = 2.0
 """Seconds the long transaction keeps its lock: ten lock timeouts."""
-BEFORE_EXAMPLE = "0005"
+BEFORE_EXAMPLE = "0006"
 READERS = 4
 
 
