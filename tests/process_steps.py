@@ -56,8 +56,17 @@ def rename_and_die_after_commit(
     rename(database_url, settings, patient_id, name)
 
 
+def listening(layer: DataLayer) -> DataLayer:
+    """The layer once it hears other processes' invalidations (until then it reads past
+    the shared cache)."""
+    layer.engine  # noqa: B018 - starts the outbox listener
+    assert layer._outbox is not None
+    assert layer._outbox.connected.wait(10)
+    return layer
+
+
 def last_name(database_url: str, settings: dict[str, Any], patient_id: uuid.UUID) -> str:
-    layer = DataLayer(settings_for(database_url, **settings))
+    layer = listening(DataLayer(settings_for(database_url, **settings)))
     with layer, layer.unit_of_work(actor="test", read_only=True) as uow:
         patient = uow.patients.get(patient_id)
         assert patient is not None
@@ -68,7 +77,7 @@ def read_every_10_ms(
     database_url: str, settings: dict[str, Any], patient_id: uuid.UUID, seconds: float, out: Any
 ) -> None:
     """Read the patient every 10 ms for ``seconds``; send ``(start, end, last_name)`` each."""
-    with DataLayer(settings_for(database_url, **settings)) as layer:
+    with listening(DataLayer(settings_for(database_url, **settings))) as layer:
         deadline = time.time() + seconds
         reads = []
         while time.time() < deadline:

@@ -15,7 +15,14 @@ import redis
 from cache_helpers import new_patient, read_patient
 from conftest import CACHE_PREFIX, counting_queries, layer_with
 from dogpile.cache.api import NO_VALUE
-from process_steps import in_process, last_name, rename, rename_and_die_after_commit, spawned
+from process_steps import (
+    in_process,
+    last_name,
+    listening,
+    rename,
+    rename_and_die_after_commit,
+    spawned,
+)
 from redis_servers import Proxy, eventually, free_port
 from sqlalchemy import text
 
@@ -36,7 +43,7 @@ def proxy():
 @pytest.fixture
 def reader(dl):
     with layer_with(dl, redis_socket_timeout=0.2, cache_breaker_backoff=0.5) as layer:
-        yield layer
+        yield listening(layer)
 
 
 def shared(**settings: object) -> dict[str, object]:
@@ -53,17 +60,11 @@ def cached(layer, patient_id) -> str:
     return name
 
 
-def listening(layer) -> None:
-    assert layer._outbox is not None
-    assert layer._outbox.connected.wait(10), "the outbox listener did not connect"
-
-
 def test_an_invalidation_the_writer_could_not_deliver_reaches_every_other_process(
     dl, reader, proxy
 ):
     patient = new_patient(reader)
     assert cached(reader, patient.id) == "Rao"
-    listening(reader)
     proxy.cut()  # Redis is unreachable from the writer only
 
     writer = shared(redis_url=f"redis://127.0.0.1:{proxy.port}/0", redis_socket_timeout=0.2)

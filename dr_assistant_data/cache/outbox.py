@@ -16,10 +16,10 @@ the value from before the write. So, on PostgreSQL with a shared Redis:
   one process per row), delivers those whose delivery mark Redis lacks (the writer's
   delivery sets it in the same MULTI) and deletes them; a row whose delivery fails stays.
   This covers a writer killed between COMMIT and delivery, and a lost notification;
-* a listener that reconnects owes every row still present, because notifications sent
-  while it was away are gone (on its first connection a process has served nothing that
-  such a row covers, except in the moment before the listener is up: the janitor bounds
-  that case).
+* while its listener is not connected (starting, or reconnecting after PostgreSQL dropped
+  it) a process reads past the shared cache, since a notification could be missed; a
+  listener that reconnects first owes every row still present that Redis has no delivery
+  mark for.
 
 Delivering a key twice costs a cache miss, never a wrong value.
 """
@@ -55,6 +55,7 @@ JANITOR_GRACE = 1.0
 """Seconds: how often each process's janitor looks, and how old a row must be (its writer
 delivers it within a fraction of that when Redis answers)."""
 JANITOR_BATCH = 500
+RECONNECT_DELAY = 0.1
 
 _CLAIM = """
     DELETE FROM cache_invalidations WHERE id IN (
@@ -71,6 +72,7 @@ def install(
     """Write each transaction's owed keys into the outbox and announce failed deliveries;
     returns the process's listener (started on the first transaction, restarted in a fork)."""
     listener = OutboxListener(engine, store, lambda: dedicated_connection(settings))
+    store.trusted = listener.connected.is_set
 
     def record(session: Session) -> None:
         session.flush()  # the final flush's keys are owed too
@@ -151,7 +153,7 @@ class OutboxListener:
                 reconnecting = True
                 self.connected.clear()
                 logger.warning("cache outbox listener reconnecting (%s)", type(error).__name__)
-                self._stop.wait(JANITOR_INTERVAL)
+                self._stop.wait(RECONNECT_DELAY)
 
     def _listen(self, pid: int, catch_up: bool) -> None:
         connection = self._connect()
@@ -160,8 +162,10 @@ class OutboxListener:
             with connection.cursor() as cursor:
                 cursor.execute(f"LISTEN {CHANNEL}")
                 if catch_up:
-                    cursor.execute("SELECT keys FROM cache_invalidations")
-                    self._owe([key for (keys,) in cursor.fetchall() for key in keys])
+                    cursor.execute("SELECT id, keys FROM cache_invalidations")
+                    rows = dict(cursor.fetchall())
+                    missed = self._store.undelivered(list(rows)) if rows else []
+                    self._owe([key for row in missed for key in rows[row]])
             self.connected.set()
             while not self._stop.is_set() and self._pid == pid:
                 readable, _, _ = select.select([connection], [], [], JANITOR_INTERVAL)

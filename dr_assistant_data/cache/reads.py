@@ -1,7 +1,8 @@
 """Read-through caching of the clinic's hot reads, for the repositories.
 
 A hit runs no SQL and yields session-attached entities (see ``entities.py``). The shared
-cache is bypassed — neither read nor written — by a session that has written since its last
+cache is bypassed — neither read nor written — while the store cannot hear other processes'
+invalidations (``outbox.py``), by a session that has written since its last
 commit or holds unflushed changes (its view includes uncommitted data), by a session that
 may read from a lagging replica (its row may predate an invalidation already delivered, so
 must not be stored under the new generation), and for rows the
@@ -49,6 +50,8 @@ def shared_store(session: Session) -> CacheStore | None:
     """The store, unless this session must not use the shared cache right now."""
     store: CacheStore | None = session.info.get(STORE_KEY)
     if store is None or WRITTEN_KEY in session.info or reads_from_replica(session):
+        return None
+    if not store.trusted():  # it could miss another process's invalidation (outbox.py)
         return None
     if session.new or session.deleted or session.dirty:
         return None

@@ -80,6 +80,8 @@ class CacheStore:
         self._closed = False
         self._servers: set[bytes] = set()
         self._server_lock = threading.Lock()
+        self.trusted: Callable[[], bool] = lambda: True
+        """False while cached reads could miss another process's invalidation."""
 
     # -- wiring ---------------------------------------------------------------------
 
