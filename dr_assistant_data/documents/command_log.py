@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import logging
 
-from pymongo.logger import LogMessage
-
 COMMAND_LOGGER = "pymongo.command"
 DESCRIPTIVE = frozenset(
     {
@@ -40,10 +38,11 @@ class CommandBodyFilter(logging.Filter):
     """Strips command, reply and failure documents from pymongo's command log records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        fields = getattr(record.msg, "_kwargs", None)
-        if not isinstance(record.msg, LogMessage) or not isinstance(fields, dict):
+        message = record.msg  # pymongo's LogMessage: its fields, serialised when formatted
+        fields = getattr(message, "_kwargs", None)
+        if not isinstance(fields, dict):
             return False
-        record.msg = LogMessage(**{k: v for k, v in fields.items() if k in DESCRIPTIVE})
+        record.msg = type(message)(**{k: v for k, v in fields.items() if k in DESCRIPTIVE})
         record.args = None
         return True
 
