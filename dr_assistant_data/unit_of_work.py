@@ -24,13 +24,11 @@ from typing import Self
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from .cache.invalidation import deliver, owed_keys
 from .documents.journal import DocumentJournal
 from .documents.notes import ClinicalNoteRepository
 from .documents.outcome import Outcome, unit_outcome
 from .documents.recordings import VoiceRecordingRepository
 from .documents.store import DocumentStore
-from .errors import BackendUnavailableError
 from .relational.unit_of_work import UnitOfWork as RelationalUnitOfWork
 
 
@@ -74,20 +72,14 @@ class UnitOfWork(RelationalUnitOfWork):
         the unit's document writes final.
 
         When PostgreSQL stops answering during the commit, the unit's commit record decides:
-        committed → this returns normally, with the cached reads it affects dropped (the
-        write happened; raising would invite a duplicate retry); not committed → the
-        documents are undone and ``BackendUnavailableError`` propagates; unknown → the
-        documents stay marked for the sweep and ``BackendUnavailableError`` propagates.
+        committed → this returns normally, the commit completed as if its answer had
+        arrived (the write happened; raising would invite a duplicate retry); not
+        committed → the documents are undone and ``BackendUnavailableError`` propagates;
+        unknown → the documents stay marked for the sweep and ``BackendUnavailableError``
+        propagates.
         """
         self._journal.before_commit(self.session)
-        self.session.flush()  # from here the cached reads this commit drops are known
-        owed = owed_keys(self.session)
-        try:
-            super().commit()
-        except BackendUnavailableError as error:
-            if error.backend != "postgres" or not self._committed_after_all():
-                raise
-            deliver(self.session, owed)  # the commit's own delivery was lost with its answer
+        super().commit()
         self._journal.after_commit()
 
     def _committed_after_all(self) -> bool:

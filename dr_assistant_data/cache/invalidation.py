@@ -9,9 +9,7 @@ made (a repository call, a plain attribute change, a factory, a caller's own ses
 * ``after_commit`` delivers them (generation bump and delete, ``store.invalidate``): only
   once the data is committed, so no reader can reload the old row after the drop; on
   PostgreSQL they were also written into the transaction's outbox row, and a failed
-  delivery is announced to every process (``outbox.py``); a unit of work whose COMMIT's
-  answer was lost delivers them itself once PostgreSQL confirms the commit
-  (``owed_keys``, ``deliver``);
+  delivery is announced to every process (``outbox.py``);
 * the end of a transaction that did not commit (a rollback, a closed session) discards
   them: nothing changed, nothing is dropped.
 """
@@ -79,19 +77,6 @@ def note_written(session: Session, rows: Iterable[object], *, fresh: bool = Fals
     for row in rows:
         if not (fresh and isinstance(row, Patient | User)):
             owed.update(affected_keys(store, row))
-
-
-def owed_keys(session: Session) -> frozenset[str]:
-    """The keys the session's open transaction drops when it commits, for a caller that
-    may learn of the commit only after the transaction ended (its answer was lost)."""
-    return frozenset(session.info.get(WRITTEN_KEY, ()))
-
-
-def deliver(session: Session, keys: Iterable[str]) -> None:
-    """Drop ``keys``: their transaction is known to have committed."""
-    store: CacheStore | None = session.info.get(STORE_KEY)
-    if store is not None and keys:
-        store.invalidate(set(keys))
 
 
 def _deliver(session: Session) -> None:

@@ -36,11 +36,10 @@ def unit_outcome(engine: Engine, unit_id: str) -> Outcome:
     """The outcome of the unit of work ``unit_id``'s relational transaction, waiting at
     most ``OUTCOME_WAIT`` for it to end; never raises for a database failure (that is
     ``UNKNOWN``)."""
-    wait = OUTCOME_WAIT
     try:
         with engine.connect() as connection, connection.begin() as transaction:
             if connection.dialect.name == "postgresql":  # SET LOCAL, as a bound value
-                lock_timeout = f"{int(wait.total_seconds() * 1000)}ms"
+                lock_timeout = f"{int(OUTCOME_WAIT.total_seconds() * 1000)}ms"
                 connection.execute(select(func.set_config("lock_timeout", lock_timeout, True)))
             connection.execute(insert(DocumentCommit.__table__).values(unit_id=unit_id))
             transaction.rollback()

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import DataLayerError, ValidationError
+from ..errors import BackendUnavailableError, DataLayerError, ValidationError
 from .audit_trail import AUDIT_KEY, AuditTrail
 from .replicas import AFTER_LSN_KEY, PRIMARY_KEY, READ_ONLY_KEY, commit_lsn
 from .repositories.audit import AuditRepository
@@ -124,15 +124,34 @@ class UnitOfWork:
         self.session.info[PRIMARY_KEY] = True
 
     def commit(self) -> None:
-        """Flush, write the audit events, commit. The unit of work stays usable after."""
+        """Flush, write the audit events, commit. The unit of work stays usable after.
+
+        A ``BackendUnavailableError`` during the commit may hide a commit that took effect
+        (the connection dropped after COMMIT was sent). When ``_committed_after_all`` proves
+        it did, the commit is completed as if its answer had arrived: the session's
+        ``after_commit`` listeners run (cached reads dropped, the writer's reads kept on the
+        primary) and this returns normally.
+        """
         session = self.session
         session.flush()
         trail = session.info[AUDIT_KEY]
         if trail.changes:  # the chain's lock and last link are on the primary, never a replica
             self.use_primary()
         trail.write(session)
-        session.commit()
+        sent = dict(session.info)  # what the listeners of a commit find, before its rollback
+        try:
+            session.commit()
+        except BackendUnavailableError as error:
+            if error.backend != "postgres" or not self._committed_after_all():
+                raise
+            session.info.update(sent)
+            session.dispatch.after_commit(session)
         self.commit_lsn = commit_lsn(session, self.commit_lsn)
+
+    def _committed_after_all(self) -> bool:
+        """Whether a commit whose answer was lost took effect. Without a record of its own
+        to ask about, a relational unit of work cannot tell: the error propagates."""
+        return False
 
     def rollback(self) -> None:
         """Discard every change since the last commit, including pending audit events."""
