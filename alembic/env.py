@@ -17,6 +17,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection, Engine
 
+from dr_assistant_data.migrations import database_objects  # noqa: F401 - compared too
 from dr_assistant_data.migrations.locking import LockPolicy, migrating
 from dr_assistant_data.relational.base import Base
 from dr_assistant_data.relational.engine import build_engine
