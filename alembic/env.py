@@ -17,6 +17,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection, Engine
 
+from dr_assistant_data.migrations import database_objects  # noqa: F401 - compared too
 from dr_assistant_data.migrations.locking import LockPolicy, migrating
 from dr_assistant_data.relational.base import Base
 from dr_assistant_data.relational.engine import build_engine
@@ -45,16 +46,20 @@ def _run(connection: Connection) -> None:
 
 
 def _run_offline(settings: Settings) -> None:
+    """The SQL of the migration, for a DBA to run or a linter to read; on PostgreSQL it
+    sets first the timeouts an online migration runs under."""
     _configure(url=settings.database_url, literal_binds=True)
     with context.begin_transaction():
-        if settings.database_url.startswith("postgresql"):
+        if not settings.is_embedded:
             context.execute(LockPolicy.of(settings).statement)
+            if settings.db_statement_timeout_ms:
+                context.execute(f"SET statement_timeout = {settings.db_statement_timeout_ms}")
         context.run_migrations()
 
 
 def main() -> None:
     if context.is_offline_mode():
-        _run_offline(Settings.from_env())
+        _run_offline(config.attributes.get("settings") or Settings.from_env())
         return
     given = config.attributes.get("connection")
     if isinstance(given, Connection):

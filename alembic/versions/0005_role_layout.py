@@ -46,11 +46,16 @@ def _create_role(name: str) -> str:
     """
 
 
-def _tables() -> list[str]:
-    rows = op.get_bind().exec_driver_sql(
-        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
-    )
-    return [row[0] for row in rows]
+def _own_every_table(owner: str) -> str:
+    """Give every table of the schema to ``owner``, in the database (so the revision's
+    offline SQL does it too)."""
+    return f"""
+    DO $$ DECLARE name text; BEGIN
+        FOR name IN SELECT tablename FROM pg_tables WHERE schemaname = current_schema() LOOP
+            EXECUTE format('ALTER TABLE %I OWNER TO {owner}', name);
+        END LOOP;
+    END $$
+    """  # noqa: S608 - the owner is one of two constants
 
 
 def upgrade() -> None:
@@ -60,8 +65,7 @@ def upgrade() -> None:
     op.execute(_create_role(APP))
     op.execute(f"GRANT USAGE, CREATE ON SCHEMA public TO {OWNER}")
     op.execute(f"GRANT USAGE ON SCHEMA public TO {APP}")
-    for table in _tables():
-        op.execute(f'ALTER TABLE "{table}" OWNER TO {OWNER}')
+    op.execute(_own_every_table(OWNER))
     op.execute(f"GRANT {DML} ON ALL TABLES IN SCHEMA public TO {APP}")
     op.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM {APP}")
     op.execute(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM {APP}")
@@ -88,8 +92,7 @@ def downgrade() -> None:
     )
     op.execute(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {APP}")
     op.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {APP}")
-    for table in _tables():
-        op.execute(f'ALTER TABLE "{table}" OWNER TO CURRENT_USER')
+    op.execute(_own_every_table("CURRENT_USER"))
     op.execute(f"REVOKE ALL ON SCHEMA public FROM {APP}")
     op.execute(f"REVOKE ALL ON SCHEMA public FROM {OWNER}")
     # The roles stay: other databases of the server may use them.

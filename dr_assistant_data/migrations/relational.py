@@ -31,6 +31,7 @@ from sqlalchemy import exc as sa_exc
 from ..errors import DataLayerError
 from ..relational.base import Base
 from ..relational.translate import contract_error, translated
+from . import database_objects  # noqa: F401 - adds triggers, functions, grants to drift()
 from .locking import (
     MIGRATION_LOCK,
     LockPolicy,
