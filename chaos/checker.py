@@ -31,7 +31,7 @@ class Facts:
     """patient id → (version, allergy value)"""
     initial_version: int
     events: list[tuple[str, str, str, str]]
-    """(correlation id, entity type, entity id, action) of every audit event"""
+    """(correlation id, entity type, entity id, action) of every audit event, in chain order"""
     chain_ok: bool
     notes: dict[str, str | None]
     """note id → content token"""
@@ -60,8 +60,9 @@ def check(ops: list[dict[str, Any]], facts: Facts, *, stale_bound_ms: float) -> 
     by_correlation = defaultdict(list)
     for correlation, entity_type, entity_id, action in facts.events:
         by_correlation[correlation].append((entity_type, entity_id, action))
-    _stale_reads(ops, verdict, stale_bound_ms)
-    _lost_writes(ops, facts, verdict)
+    versions = _committed_versions(facts)
+    _stale_reads(ops, versions, verdict, stale_bound_ms)
+    _lost_writes(ops, facts, versions, verdict)
     _audit(ops, facts, by_correlation, verdict)
     _documents(ops, facts, by_correlation, verdict)
     _gridfs(facts, verdict)
@@ -72,33 +73,50 @@ def committed(op: dict[str, Any], by_correlation: dict[str, list[Any]]) -> bool:
     return op["outcome"] == "ok" or (op["outcome"] == "unknown" and bool(by_correlation[op["id"]]))
 
 
-def _stale_reads(ops: list[dict[str, Any]], verdict: Verdict, bound_ms: float) -> None:
-    """A read that began after a write returned must see that write's version or later."""
-    writes: dict[str, list[tuple[float, int]]] = defaultdict(list)
+def _committed_versions(facts: Facts) -> dict[str, int]:
+    """The version each committed patient write made, by correlation id: the n-th update
+    event of a patient in chain order made version ``initial + n`` (the audit invariant
+    checks that the counts agree)."""
+    made: dict[str, int] = {}
+    count: Counter[str] = Counter()
+    for correlation, entity_type, entity_id, action in facts.events:
+        if entity_type == "patients" and action == "update":
+            count[entity_id] += 1
+            made[correlation] = facts.initial_version + count[entity_id]
+    return made
+
+
+def _stale_reads(
+    ops: list[dict[str, Any]], versions: dict[str, int], verdict: Verdict, bound_ms: float
+) -> None:
+    """A read that began after a committed write returned to its caller (acknowledged, or
+    with an error though it had committed) must see that write's version or a later one."""
+    writes: dict[str, list[tuple[float, int, str]]] = defaultdict(list)
     for op in ops:
-        if op["kind"] == "write" and op["outcome"] == "ok":
-            writes[op["key"]].append((op["end"], op["version"]))
+        if op["kind"] == "write" and op["end"] is not None and op["id"] in versions:
+            writes[op["key"]].append((op["end"], versions[op["id"]], op["outcome"]))
     for key in writes:
         writes[key].sort()
     highest = {
-        key: _running_max([version for _, version in acked]) for key, acked in writes.items()
+        key: _running_max([version for _, version, _ in done]) for key, done in writes.items()
     }
     for op in ops:
         if op["kind"] != "read" or op["outcome"] != "ok" or op["key"] not in writes:
             continue
-        acked = writes[op["key"]]
-        before = bisect.bisect_left(acked, (op["start"], -1))
-        seen = op.get("version")
-        if before == 0 or (seen is not None and highest[op["key"]][before - 1] <= seen):
+        done = writes[op["key"]]
+        before = bisect.bisect_left(done, (op["start"],))
+        seen = op.get("version") or 0
+        if before == 0 or highest[op["key"]][before - 1] <= seen:
             continue
-        first_newer = bisect.bisect_right(highest[op["key"]], seen if seen is not None else 0)
-        width_ms = (op["start"] - acked[first_newer][0]) * 1000
+        end, version, outcome = done[bisect.bisect_right(highest[op["key"]], seen)]
+        width_ms = (op["start"] - end) * 1000
         verdict.stale_reads += 1
         verdict.max_stale_ms = max(verdict.max_stale_ms, width_ms)
         if width_ms > bound_ms:
+            told = "acknowledged" if outcome == "ok" else "committed (its caller saw an error)"
             verdict.violations["stale_read"].append(
-                f"{op['id']} read version {seen} {width_ms:.0f} ms after version "
-                f"{acked[first_newer][1]} was acknowledged"
+                f"{op['id']} read version {seen} {width_ms:.0f} ms after version {version} "
+                f"was {told}"
             )
 
 
@@ -110,24 +128,27 @@ def _running_max(values: list[int]) -> list[int]:
     return out
 
 
-def _lost_writes(ops: list[dict[str, Any]], facts: Facts, verdict: Verdict) -> None:
-    """Two acknowledged writes never share a version; the newest is what the row holds."""
-    acked: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+def _lost_writes(
+    ops: list[dict[str, Any]], facts: Facts, versions: dict[str, int], verdict: Verdict
+) -> None:
+    """Every acknowledged write made the version its caller was given (no two share one),
+    and the row holds the newest committed write's value."""
+    found = verdict.violations["lost_write"]
+    newest: dict[str, tuple[int, dict[str, Any]]] = {}
     for op in ops:
-        if op["kind"] == "write" and op["outcome"] == "ok":
-            acked[(op["key"], op["version"])].append(op)
-    for (patient, version), writes in acked.items():
-        final_version, final_value = facts.patients[patient]
-        if len(writes) > 1:
-            verdict.violations["lost_write"].append(
-                f"{len(writes)} acknowledged writes of version {version} of {patient}"
-            )
-        elif version > final_version or (
-            version == final_version and writes[0]["value"] != final_value
-        ):
-            verdict.violations["lost_write"].append(
-                f"{writes[0]['id']} (version {version}) is not in the row (version {final_version})"
-            )
+        if op["kind"] != "write" or op["id"] not in versions:
+            continue
+        version = versions[op["id"]]
+        if op["outcome"] == "ok" and op["version"] != version:
+            found.append(f"{op['id']} was told version {op['version']}, committed {version}")
+        if version > newest.get(op["key"], (0, {}))[0]:
+            newest[op["key"]] = (version, op)
+    for patient, (version, op) in newest.items():
+        if facts.patients[patient] != (version, op["value"]):
+            found.append(f"patient {patient} does not hold {op['id']} (version {version})")
+    for op in ops:
+        if op["kind"] == "write" and op["outcome"] == "ok" and op["id"] not in versions:
+            found.append(f"{op['id']} was acknowledged and never committed")
 
 
 def _audit(

@@ -50,7 +50,9 @@ def final_state(dl: DataLayer, patients: list[str]) -> Facts:
                     AuditEvent.entity_type,
                     AuditEvent.entity_id,
                     AuditEvent.action,
-                ).where(AuditEvent.correlation_id != "setup")
+                )
+                .where(AuditEvent.correlation_id != "setup")
+                .order_by(AuditEvent.seq)
             )
         ]
     db = dl.documents.db

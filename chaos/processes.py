@@ -56,10 +56,11 @@ class Workers:
             self._running.append(Worker(name, quota, process, history))
 
     def kill_one(self, rng: random.Random) -> bool:
-        """SIGKILL a running worker (most likely inside a unit of work) and start a
-        replacement for the operations it had not begun; False if none was running."""
+        """SIGKILL a running worker that has begun its operations (most likely inside a
+        unit of work) and start a replacement for those it had not begun; False if none
+        was at work yet."""
         with self._lock:
-            alive = [w for w in self._running if w.process.poll() is None]
+            alive = [w for w in self._running if w.process.poll() is None and _invoked(w.history)]
             if not alive:
                 return False
             victim = rng.choice(alive)

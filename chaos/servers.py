@@ -173,6 +173,7 @@ class SentinelRedis:
 
     def __init__(self, start: Callable[..., int], folder: Path) -> None:
         self._start = start
+        self._folder = folder
         _, _, self.sentinels = start_sentinel_set(start, folder, MASTER_NAME)
         self._sentinel = redis.Redis(port=self.sentinels[0], socket_timeout=2)
 
@@ -207,7 +208,8 @@ class SentinelRedis:
         eventually(lambda: self.master != before, "the sentinels to promote", timeout=60)
         self._start(
             *NO_PERSISTENCE,
-            *("--repl-diskless-sync-delay", "0", "--replicaof", "127.0.0.1", str(self.master)),
+            *("--repl-diskless-sync-delay", "0", "--dir", str(self._folder)),
+            *("--replicaof", "127.0.0.1", str(self.master)),
             port=before,
         )
         eventually(self._replica_in_sync, "the old master to follow", timeout=60)

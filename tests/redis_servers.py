@@ -75,8 +75,9 @@ def start_sentinel_set(
     """With ``start`` (from :func:`redis_processes`), run a master, a replica of it and
     three sentinels watching them (configs in ``folder``); returns their ports."""
     prompt = ("--repl-diskless-sync-delay", "0")  # a replica syncs at once, not after 5 s
-    master = start(*NO_PERSISTENCE, *prompt)
-    replica = start(*NO_PERSISTENCE, *prompt, "--replicaof", "127.0.0.1", str(master))
+    own_dir = ("--dir", str(folder))  # where a replica writes the RDB file it is sent
+    master = start(*NO_PERSISTENCE, *prompt, *own_dir)
+    replica = start(*NO_PERSISTENCE, *prompt, *own_dir, "--replicaof", "127.0.0.1", str(master))
     following = redis.Redis(port=replica)
     eventually(
         lambda: following.info("replication")["master_link_status"] == "up",

@@ -1,0 +1,104 @@
+"""The campaign's checker on small hand-written histories: each invariant is found broken
+when it is, and a history that keeps them all passes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaos.checker import Facts, check
+
+PATIENT = "p1"
+
+
+def op(op_id: str, kind: str, start: float, end: float | None, outcome: str, **fields: Any):
+    return {"id": op_id, "kind": kind, "start": start, "end": end, "outcome": outcome, **fields}
+
+
+def facts(**overrides: Any) -> Facts:
+    values: dict[str, Any] = {
+        "patients": {PATIENT: (2, "a")},
+        "initial_version": 1,
+        "events": [("w-1", "patients", PATIENT, "update")],
+        "chain_ok": True,
+        "notes": {},
+        "pending": 0,
+        "recordings": {},
+        "audio_files": set(),
+        "chunk_files": set(),
+    }
+    return Facts(**{**values, **overrides})
+
+
+WRITE = op("w-1", "write", 1.0, 2.0, "ok", key=PATIENT, value="a", version=2)
+
+
+def violations(ops: list[dict[str, Any]], state: Facts, bound_ms: float = 0.0) -> dict:
+    return {k: len(v) for k, v in check(ops, state, stale_bound_ms=bound_ms).violations.items()}
+
+
+def test_a_history_that_keeps_every_invariant_passes():
+    read = op("r-1", "read", 3.0, 3.1, "ok", key=PATIENT, version=2)
+    assert not check([WRITE, read], facts(), stale_bound_ms=0).failed
+
+
+def test_a_read_older_than_an_acknowledged_write_is_a_stale_read_with_its_width():
+    read = op("r-1", "read", 2.5, 2.6, "ok", key=PATIENT, version=1)
+    verdict = check([WRITE, read], facts(), stale_bound_ms=0)
+    assert len(verdict.violations["stale_read"]) == 1
+    assert round(verdict.max_stale_ms) == 500
+
+
+def test_a_stale_read_within_the_stated_bound_is_measured_but_tolerated():
+    read = op("r-1", "read", 2.5, 2.6, "ok", key=PATIENT, version=1)
+    verdict = check([WRITE, read], facts(), stale_bound_ms=600)
+    assert not verdict.failed
+    assert verdict.stale_reads == 1
+
+
+def test_a_read_that_began_before_the_write_returned_may_see_the_old_version():
+    read = op("r-1", "read", 1.5, 2.6, "ok", key=PATIENT, version=1)
+    assert not check([WRITE, read], facts(), stale_bound_ms=0).failed
+
+
+def test_a_write_whose_caller_saw_an_error_but_that_committed_makes_older_reads_stale():
+    unknown = {**WRITE, "outcome": "unknown", "version": None}
+    read = op("r-1", "read", 3.0, 3.1, "ok", key=PATIENT, version=1)
+    assert violations([unknown, read], facts())["stale_read"] == 1
+
+
+def test_an_acknowledged_write_the_row_does_not_hold_is_a_lost_write():
+    assert violations([WRITE], facts(patients={PATIENT: (2, "b")}))["lost_write"] == 1
+
+
+def test_an_acknowledged_write_without_its_audit_event_breaks_the_audit_invariant():
+    state = facts(events=[], patients={PATIENT: (1, None)})
+    assert violations([WRITE], state)["audit"] >= 1
+
+
+def test_a_refused_write_with_an_audit_event_breaks_the_audit_invariant():
+    refused = {**WRITE, "outcome": "fail"}
+    assert violations([refused], facts())["audit"] == 1
+
+
+def test_a_note_whose_unit_committed_must_exist_with_its_last_committed_content():
+    create = op("n-1", "note_create", 1.0, 2.0, "ok", key="note", value="first")
+    update = op("n-2", "note_update", 3.0, 4.0, "unknown", key="note", value="second")
+    events = [
+        ("n-1", "clinical_notes", "note", "create"),
+        ("n-2", "clinical_notes", "note", "update"),
+    ]
+    base = {"events": events, "patients": {}}
+    assert violations([create, update], facts(**base, notes={"note": "first"}))["documents"] == 1
+    assert violations([create, update], facts(**base, notes={}))["documents"] == 1
+    assert violations([create, update], facts(**base, notes={"note": "second"}))["documents"] == 0
+
+
+def test_a_note_whose_unit_did_not_commit_must_be_gone_after_the_sweep():
+    create = op("n-1", "note_create", 1.0, 2.0, "unknown", key="note", value="first")
+    state = facts(events=[], patients={}, notes={"note": "first"})
+    assert violations([create], state)["documents"] == 1
+
+
+def test_gridfs_chunks_without_their_file_are_orphans():
+    state = facts(patients={}, events=[], chunk_files={"audio"})
+    assert violations([], state)["gridfs"] == 1
