@@ -51,7 +51,7 @@ def upgrade() -> None:
     )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"ALTER TABLE cache_invalidations OWNER TO {OWNER}")
-        op.execute(f"GRANT SELECT, INSERT, DELETE ON cache_invalidations TO {APP}")
+        op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON cache_invalidations TO {APP}")
         op.execute(f"GRANT USAGE, SELECT ON SEQUENCE cache_invalidations_id_seq TO {APP}")
 
 
