@@ -30,7 +30,7 @@ from .editors import Editors
 from .faults import SENTINEL_KINDS, SINGLE_KINDS, FaultScheduler, Targets
 from .history import History, load
 from .processes import Workers
-from .proxy import CommitProxy
+from .servers import PostgresProxy
 from .worker import read, settings_from
 
 SETTLE_ATTEMPTS = 30
@@ -84,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
 def campaign(args: argparse.Namespace, folder: Path, stack: ExitStack) -> dict[str, Any]:
     postgres = stack.enter_context(servers.postgres())
     redis = stack.enter_context(servers.redis_deployment(args.redis))
-    proxy = CommitProxy(postgres.port)
-    stack.callback(proxy.close)
+    proxy = stack.enter_context(PostgresProxy(("127.0.0.1", postgres.port)))
     settings: dict[str, Any] = {
-        "database_url": f"postgresql+psycopg2://postgres@127.0.0.1:{proxy.port}/{servers.DATABASE}",
+        "database_url": f"postgresql+psycopg2://postgres@127.0.0.1:{proxy.port}/{servers.DATABASE}"
+        "?sslmode=disable",
         "mongodb_uri": "mongomock://localhost/chaos",
         "cache_prefix": f"chaos:{args.seed}:",
         "environment": "test",

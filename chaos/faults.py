@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from .editors import Editors
 from .history import History
 from .processes import Workers
-from .proxy import CommitProxy
-from .servers import Postgres, SentinelRedis, SingleRedis, pause
+from .servers import Postgres, PostgresProxy, SentinelRedis, SingleRedis, pause
 
 SINGLE_KINDS = (
     "redis_pause",
@@ -51,7 +50,7 @@ ARMING_WINDOW = 3.0
 class Targets:
     postgres: Postgres
     redis: SingleRedis | SentinelRedis
-    proxy: CommitProxy
+    proxy: PostgresProxy
     workers: Workers
     editors: Editors
 
@@ -115,7 +114,7 @@ class FaultScheduler(threading.Thread):
     def stop(self) -> None:
         self.stopping.set()
         self.join()
-        self.targets.proxy.disarm()
+        self.targets.proxy.take_fault()
 
     def _redis_pause(self) -> bool:
         pause(self.targets.redis.master, self.rng)
@@ -132,13 +131,10 @@ class FaultScheduler(threading.Thread):
 
     def _commit(self, arm: Callable[[], None]) -> bool:
         proxy = self.targets.proxy
-        fired = proxy.fired
         arm()
-        deadline = time.monotonic() + ARMING_WINDOW
-        while proxy.fired == fired and time.monotonic() < deadline:
-            time.sleep(0.01)
-        proxy.disarm()
-        return proxy.fired > fired
+        fired = proxy.fired.wait(ARMING_WINDOW)
+        proxy.take_fault()  # disarmed if no COMMIT came in time
+        return fired
 
     def _sentinel(self, action: Callable[[SentinelRedis], None]) -> Callable[[], bool]:
         def inject() -> bool:

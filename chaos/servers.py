@@ -32,7 +32,7 @@ from redis_servers import (  # noqa: E402
     redis_processes,
     start_sentinel_set,
 )
-from redis_servers import free_port as free_port  # noqa: E402  (for the proxy)
+from tcp_proxy import PostgresProxy as PostgresProxy  # noqa: E402  (the COMMIT faults)
 from throwaway_postgres import ThrowawayPostgres, own_root  # noqa: E402
 
 DATABASE = "chaos"
