@@ -148,7 +148,7 @@ class PostgresProxy:
 class _Pair:
     """One client connection and its server connection."""
 
-    def __init__(self, proxy: PostgresProxy, client: socket.socket, server: socket.socket):
+    def __init__(self, proxy: PostgresProxy, client: socket.socket, server: socket.socket) -> None:
         self.proxy = proxy
         self.client = client
         self.server = server
