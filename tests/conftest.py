@@ -154,13 +154,18 @@ class Visit:
         }
 
 
-@pytest.fixture
-def visit(layer: DataLayer) -> Visit:
+def new_visit(layer: DataLayer) -> Visit:
+    """An encounter, with its patient and doctor, committed through ``layer``."""
     from dr_assistant_data.testing import EncounterFactory, bind_factories
 
     with layer.unit_of_work(actor="test") as uow, bind_factories(uow):
         encounter = EncounterFactory()
     return Visit(encounter.id, encounter.patient_id, encounter.doctor_id)
+
+
+@pytest.fixture
+def visit(layer: DataLayer) -> Visit:
+    return new_visit(layer)
 
 
 @pytest.fixture

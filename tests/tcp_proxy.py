@@ -66,8 +66,7 @@ class PostgresProxy:
         """The next COMMIT is forwarded; once the server has answered, the answer is
         dropped and both sockets of that connection are closed. ``then_go_down``: the
         server then becomes unreachable (``go_down``) until ``come_back``."""
-        self._arm(Fault.DROP_COMMIT_REPLY)
-        self._down_after_fault = then_go_down
+        self._arm(Fault.DROP_COMMIT_REPLY, then_go_down=then_go_down)
 
     def arm_drop_commit(self) -> None:
         """The next COMMIT is not forwarded: both sockets of that connection are closed,
@@ -105,12 +104,12 @@ class PostgresProxy:
     ) -> None:
         self.close()
 
-    def _arm(self, fault: str) -> None:
+    def _arm(self, fault: str, *, then_go_down: bool = False) -> None:
         with self._lock:
-            self._fault = fault
+            self._fault, self._down_after_fault = fault, then_go_down
             self.fired.clear()
 
-    def take_fault(self) -> str:
+    def _take_fault(self) -> str:
         """The armed fault, disarmed: it fires once."""
         with self._lock:
             fault, self._fault = self._fault, Fault.NONE
@@ -148,7 +147,7 @@ class PostgresProxy:
 class _Pair:
     """One client connection and its server connection."""
 
-    def __init__(self, proxy: PostgresProxy, client: socket.socket, server: socket.socket):
+    def __init__(self, proxy: PostgresProxy, client: socket.socket, server: socket.socket) -> None:
         self.proxy = proxy
         self.client = client
         self.server = server
@@ -196,7 +195,7 @@ class _Pair:
         """Forward client bytes; False once a fault has ended the connection."""
         for message in self._frontend.feed(data):
             if _is_commit(message):
-                fault = self.proxy.take_fault()
+                fault = self.proxy._take_fault()
                 if fault == Fault.DROP_COMMIT:
                     self.proxy._fired()
                     return False

@@ -6,20 +6,18 @@ its answer (the unit committed), or drops the COMMIT itself (it did not).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
 from cache_helpers import new_patient, read_patient
-from conftest import Visit, settings_for
+from conftest import Visit, new_visit, settings_for
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from tcp_proxy import PostgresProxy
+from test_document_unit_of_work import sweep_everything
 
 from dr_assistant_data import BackendUnavailableError, DataLayer
 from dr_assistant_data.relational.models import AuditEvent, DocumentCommit
-from dr_assistant_data.testing import EncounterFactory, bind_factories
 
 FEVER = {"subjective": {"chief_complaint": "Fever"}}
 COUGH = {"subjective": {"chief_complaint": "Cough"}}
@@ -44,9 +42,7 @@ def proxied(dl: DataLayer, proxy: PostgresProxy) -> Iterator[DataLayer]:
 
 @pytest.fixture
 def proxied_visit(proxied: DataLayer) -> Visit:
-    with proxied.unit_of_work(actor="test") as uow, bind_factories(uow):
-        encounter = EncounterFactory()
-    return Visit(encounter.id, encounter.patient_id, encounter.doctor_id)
+    return new_visit(proxied)
 
 
 def stored_notes(layer: DataLayer) -> list[dict]:
@@ -62,11 +58,6 @@ def audit_actions(dl: DataLayer, note_id: str) -> list[str]:
 def commit_rows(dl: DataLayer) -> int:
     with dl.engine.connect() as connection:
         return len(connection.scalars(select(DocumentCommit.unit_id)).all())
-
-
-def sweep_everything(layer: DataLayer):
-    time.sleep(0.005)  # stored times are rounded to milliseconds
-    return layer.sweep_documents(grace=timedelta(0))
 
 
 def test_a_note_whose_commit_answer_is_lost_is_kept_as_committed(dl, proxy, proxied, proxied_visit):
