@@ -114,7 +114,7 @@ class FaultScheduler(threading.Thread):
     def stop(self) -> None:
         self.stopping.set()
         self.join()
-        self.targets.proxy.take_fault()
+        self.targets.proxy.disarm()
 
     def _redis_pause(self) -> bool:
         pause(self.targets.redis.master, self.rng)
@@ -133,7 +133,7 @@ class FaultScheduler(threading.Thread):
         proxy = self.targets.proxy
         arm()
         fired = proxy.fired.wait(ARMING_WINDOW)
-        proxy.take_fault()  # disarmed if no COMMIT came in time
+        proxy.disarm()  # disarmed if no COMMIT came in time
         return fired
 
     def _sentinel(self, action: Callable[[SentinelRedis], None]) -> Callable[[], bool]:

@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .documents.journal import DocumentJournal
 from .documents.notes import ClinicalNoteRepository
-from .documents.outcome import Outcome, unit_outcome
 from .documents.recordings import VoiceRecordingRepository
 from .documents.store import DocumentStore
+from .relational.commit_outcome import Outcome, unit_outcome
 from .relational.unit_of_work import UnitOfWork as RelationalUnitOfWork
 
 

@@ -109,6 +109,10 @@ class PostgresProxy:
             self._fault, self._down_after_fault = fault, then_go_down
             self.fired.clear()
 
+    def disarm(self) -> None:
+        """Withdraw an armed fault that has not fired."""
+        self._take_fault()
+
     def _take_fault(self) -> str:
         """The armed fault, disarmed: it fires once."""
         with self._lock:

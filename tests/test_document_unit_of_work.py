@@ -15,8 +15,9 @@ from conftest import patient_fields
 from sqlalchemy import insert
 
 from dr_assistant_data import BackendUnavailableError, ConflictError, DuplicateError
-from dr_assistant_data.documents import journal, outcome
+from dr_assistant_data.documents import journal
 from dr_assistant_data.documents.journal import DocumentJournal
+from dr_assistant_data.relational import commit_outcome
 from dr_assistant_data.relational.models import DocumentCommit
 
 FEVER = {"subjective": {"chief_complaint": "Fever"}}
@@ -160,7 +161,7 @@ def test_the_sweep_neither_undoes_nor_keeps_a_note_whose_unit_is_still_committin
         uow.clinical_notes.create(**visit.ids, content=FEVER)
         raise Boom
     unit = notes(layer)[0]["pending"]["unit"]
-    monkeypatch.setattr(outcome, "OUTCOME_WAIT", timedelta(milliseconds=200))
+    monkeypatch.setattr(commit_outcome, "OUTCOME_WAIT", timedelta(milliseconds=200))
     with layer.engine.connect() as connection:
         committing = connection.begin()  # the unit's transaction, its COMMIT still on the way
         connection.execute(insert(DocumentCommit).values(unit_id=unit))

@@ -7,11 +7,14 @@ the value from before the write. So, on PostgreSQL with a shared Redis:
 
 * the keys a transaction owes are inserted into ``cache_invalidations`` *in that
   transaction* (``before_commit``): they exist exactly when the write committed;
-* if the writer's delivery fails (or, on Sentinel, is not confirmed by a replica), the
-  writer sends ``NOTIFY`` with the row's id before its commit returns to the caller; every
-  process LISTENs on a connection of its own (:class:`OutboxListener`), reads the keys and
-  owes them: its guard delivers them before it uses Redis again, so it never serves the
-  old value (the window is the notification's latency, milliseconds);
+* a writer whose COMMIT raised (its answer lost) asks PostgreSQL whether the row committed
+  (``relational/commit_outcome.py``) and, if it did, delivers the keys as the commit would
+  have;
+* if the writer's delivery fails, the writer sends ``NOTIFY`` with the row's id before its
+  commit returns to the caller; every process LISTENs on a connection of its own
+  (:class:`OutboxListener`), reads the keys and owes them: its guard delivers them before
+  it uses Redis again, so it never serves the old value (the window is the notification's
+  latency, milliseconds);
 * a janitor in every process claims rows older than ``JANITOR_GRACE`` (``SKIP LOCKED``:
   one process per row), delivers those whose delivery mark Redis lacks (the writer's
   delivery sets it in the same MULTI) and deletes them; a row whose delivery fails stays.
@@ -33,9 +36,11 @@ import threading
 from collections.abc import Callable, Collection
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import Engine, event, insert, text
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from ..relational.commit_outcome import Outcome, outbox_outcome
 from ..relational.engine import dedicated_connection
 from ..relational.models import CacheInvalidation
 from ..settings import Settings
@@ -86,7 +91,9 @@ def install(
 
     def announce(session: Session, transaction: SessionTransaction) -> None:
         if transaction.parent is None:
-            session.info.pop(OUTBOX_KEY, None)
+            unanswered = session.info.pop(OUTBOX_KEY, None)  # its COMMIT raised
+            if unanswered is not None:
+                listener.settle(unanswered)
             row = session.info.pop(UNDELIVERED_KEY, None)
             if row is not None:
                 listener.announce(row)
@@ -131,6 +138,18 @@ class OutboxListener:
     def close(self) -> None:
         """Stop the thread (it closes its connection within ``JANITOR_INTERVAL``)."""
         self._stop.set()
+
+    def settle(self, row: int) -> None:
+        """A COMMIT that raised may have taken effect (its answer was lost): once PostgreSQL
+        says the row committed, deliver its keys now, as the commit would have."""
+        if outbox_outcome(self._engine, row) is not Outcome.COMMITTED:
+            return  # not committed: nothing to drop; unknown: the janitor decides later
+        with self._engine.connect() as connection:
+            keys = connection.scalar(
+                sa.select(CacheInvalidation.keys).where(CacheInvalidation.id == row)
+            )
+        if keys and not self._store.invalidate(keys):
+            self.announce(row)
 
     def announce(self, row: int) -> None:
         """Tell every process that the keys of outbox ``row`` may still be cached."""

@@ -19,11 +19,11 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, select
 
+from ..relational.commit_outcome import Outcome, unit_outcome
 from ..relational.models import DocumentCommit
 from ..relational.types import utcnow
 from .journal import UNDO_INSERT, finalize, undo
 from .orphaned_audio import remove_orphaned_chunks
-from .outcome import Outcome, unit_outcome
 from .store import AUDIO_BUCKET, DocumentStore
 from .translate import translated
 
