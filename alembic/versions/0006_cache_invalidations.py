@@ -24,6 +24,11 @@ down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+squawk_exceptions = {
+    "prefer-identity": "BIGSERIAL on PostgreSQL, INTEGER on SQLite; the sequence is granted "
+    "to the application role explicitly below",
+}
+
 OWNER = "dr_assistant_owner"
 APP = "dr_assistant_app"
 
