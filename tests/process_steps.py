@@ -61,7 +61,7 @@ def listening(layer: DataLayer) -> DataLayer:
     the shared cache)."""
     layer.engine  # noqa: B018 - starts the outbox listener
     assert layer._outbox is not None
-    assert layer._outbox.connected.wait(10)
+    assert layer._outbox.ready()
     return layer
 
 

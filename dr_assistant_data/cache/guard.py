@@ -50,6 +50,7 @@ class RedisGuard:
         self._flush = flush
         self._lock = threading.Lock()
         self._owed: set[str] = set()
+        self._marks: set[str] = set()  # written with the next delivery; not invalidations
         self._overflowed = False
         self._recent: deque[tuple[float, Collection[str]]] = deque()
         self.epoch = 0
@@ -80,9 +81,13 @@ class RedisGuard:
             raise BackendUnavailableError("redis", "the cache server is unavailable")
         return result  # type: ignore[return-value]
 
-    def invalidate(self, region: str, keys: Collection[str]) -> bool:
-        """Owe ``keys`` and try to deliver now; never raises. True if delivered."""
+    def invalidate(self, region: str, keys: Collection[str], mark: str | None = None) -> bool:
+        """Owe ``keys`` and try to deliver now; never raises. True if delivered. ``mark``
+        is delivered with them (a key the delivery sets, see ``backends.py``)."""
         self._owe(keys)
+        if mark is not None:
+            with self._lock:
+                self._marks.add(mark)
         self.stats.count(region, "invalidation", len(keys))
         return self.call(region, lambda: True, False)
 
@@ -111,17 +116,18 @@ class RedisGuard:
 
     def _settle(self) -> None:
         """Deliver what is owed; raises (and keeps owing) if Redis fails."""
-        if not self._owed and not self._overflowed:
+        if not self._owed and not self._overflowed and not self._marks:
             return
         with self._lock:
-            owed, overflowed = set(self._owed), self._overflowed
+            owed, marks, overflowed = set(self._owed), set(self._marks), self._overflowed
         if overflowed:
             self._flush()
-        if owed:
-            self._deliver(owed)
+        if owed or marks:
+            self._deliver(owed | marks)
         now = time.monotonic()
         with self._lock:
             self._owed -= owed
+            self._marks -= marks
             self._overflowed = self._overflowed and not overflowed
             self._recent.append((now, owed))
             while self._recent and self._recent[0][0] < now - RECENT_WINDOW:

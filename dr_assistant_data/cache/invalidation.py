@@ -82,7 +82,7 @@ def note_written(session: Session, rows: Iterable[object], *, fresh: bool = Fals
 def _deliver(session: Session) -> None:
     owed = session.info.pop(WRITTEN_KEY, None)
     if owed:
-        outbox.delivered(session, session.info[STORE_KEY].invalidate(owed))
+        outbox.deliver(session, session.info[STORE_KEY], owed)
 
 
 def _note_bulk_write(state: ORMExecuteState) -> None:

@@ -33,6 +33,7 @@ import logging
 import os
 import select
 import threading
+import time
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -61,6 +62,7 @@ JANITOR_GRACE = 1.0
 delivers it within a fraction of that when Redis answers)."""
 JANITOR_BATCH = 500
 RECONNECT_DELAY = 0.1
+STARTUP_WAIT = 2.0
 
 _CLAIM = """
     DELETE FROM cache_invalidations WHERE id IN (
@@ -77,7 +79,7 @@ def install(
     """Write each transaction's owed keys into the outbox and announce failed deliveries;
     returns the process's listener (started on the first transaction, restarted in a fork)."""
     listener = OutboxListener(engine, store, lambda: dedicated_connection(settings))
-    store.trusted = listener.connected.is_set
+    store.trusted = listener.ready
 
     def record(session: Session) -> None:
         session.flush()  # the final flush's keys are owed too
@@ -87,7 +89,6 @@ def install(
                 insert(CacheInvalidation).values(keys=sorted(owed)).returning(CacheInvalidation.id)
             ).scalar_one()
             session.info[OUTBOX_KEY] = row
-            owed.add(store.keys.delivered(row))
 
     def announce(session: Session, transaction: SessionTransaction) -> None:
         if transaction.parent is None:
@@ -105,10 +106,11 @@ def install(
     return listener
 
 
-def delivered(session: Session, ok: bool) -> None:
-    """After the commit: the writer's own delivery of its keys succeeded or not."""
+def deliver(session: Session, store: CacheStore, keys: Collection[str]) -> None:
+    """After the commit: the writer's own delivery of its keys, marking its outbox row
+    delivered; a failed one is announced once the transaction has ended."""
     row = session.info.pop(OUTBOX_KEY, None)
-    if row is not None and not ok:
+    if not store.invalidate(keys, row) and row is not None:
         session.info[UNDELIVERED_KEY] = row
 
 
@@ -121,19 +123,32 @@ class OutboxListener:
         self._connect = connect
         self._lock = threading.Lock()
         self._pid: int | None = None
+        self._started = 0.0
         self._stop = threading.Event()
         self.connected = threading.Event()
         """Set while the LISTEN connection is up and caught up (for tests and health)."""
 
     def ensure_running(self) -> None:
+        """Start the thread in this process (also in a forked child)."""
         if self._pid == os.getpid() or self._stop.is_set():
             return
         with self._lock:
             if self._pid == os.getpid():
                 return
             self._pid = os.getpid()
+            self._started = time.monotonic()
             self.connected.clear()
             threading.Thread(target=self._run, name="cache-outbox", daemon=True).start()
+
+    def ready(self) -> bool:
+        """Whether this process hears other processes' invalidations, so may use the
+        shared cache. In the first ``STARTUP_WAIT`` seconds of its listener it waits for
+        it; later, while the listener reconnects, the answer is no at once."""
+        if self._pid == os.getpid() and self.connected.is_set():
+            return True
+        self.ensure_running()
+        remaining = self._started + STARTUP_WAIT - time.monotonic()
+        return remaining > 0 and self.connected.wait(remaining)
 
     def close(self) -> None:
         """Stop the thread (it closes its connection within ``JANITOR_INTERVAL``)."""

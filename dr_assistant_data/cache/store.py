@@ -151,14 +151,16 @@ class CacheStore:
 
     # -- invalidation ---------------------------------------------------------------
 
-    def invalidate(self, keys: Collection[str]) -> bool:
-        """Drop ``keys`` and bump their generations. Never raises: undelivered keys are
-        owed and delivered before Redis is used again. True if delivered now."""
+    def invalidate(self, keys: Collection[str], outbox_row: int | None = None) -> bool:
+        """Drop ``keys`` and bump their generations, and mark ``outbox_row`` delivered
+        with them. Never raises: undelivered keys are owed and delivered before Redis is
+        used again. True if delivered now."""
         if not keys:
             return True
         for key in keys:
             self.stats.count(self.region_of(key), "invalidation")
-        return self.guard.invalidate("invalidation", keys)
+        mark = None if outbox_row is None else self.keys.delivered(outbox_row)
+        return self.guard.invalidate("invalidation", keys, mark)
 
     def deliver(self, keys: Collection[str]) -> bool:
         """Drop ``keys`` and bump their generations now, owing nothing: False if Redis did
