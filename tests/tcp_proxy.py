@@ -166,14 +166,6 @@ class _Pair:
             self.close()
             self.proxy._forget(self)
 
-    def go_down(self) -> None:
-        """Cut every connection and close new ones at once, as an unreachable server."""
-        self._down = True
-        self.cut_all()
-
-    def come_back(self) -> None:
-        self._down = False
-
     def close(self) -> None:
         for sock in (self.client, self.server):
             with contextlib.suppress(OSError):
