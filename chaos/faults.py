@@ -1,5 +1,6 @@
 """The fault scheduler: a thread that, every ``interval`` seconds on average, picks a fault
-kind at random (seeded) among those chosen, injects it, and records it in the history with
+kind at random (seeded; every chosen kind once per round, so a short run covers them all),
+injects it, and records it in the history with
 its start and end times. Between faults it takes Redis snapshots (``SAVE``) at random, so
 a later restart can go back to one of them.
 
@@ -90,18 +91,23 @@ class FaultScheduler(threading.Thread):
     def run(self) -> None:
         if not self.kinds:
             return
+        deck: list[str] = []  # each kind once per round, in a random order
         while not self.stopping.wait(self.rng.expovariate(1 / self.interval)):
             if isinstance(self.targets.redis, SingleRedis) and self.rng.random() < 0.3:
                 with contextlib.suppress(Exception):
                     self.targets.redis.snapshot()
-            kind = self.rng.choice(self.kinds)
+            if not deck:
+                deck = self.rng.sample(self.kinds, len(self.kinds))
+            kind = deck.pop()
             start = time.time()
             try:
                 happened = self._inject[kind]()
             except Exception as error:  # a fault that failed is reported
                 self.errors.append(f"{kind}: {type(error).__name__}: {error}")
                 happened = False
-            if happened:
+            if not happened:
+                deck.insert(0, kind)  # it could not happen now: again at the round's end
+            else:
                 self.history.write(
                     id=f"fault-{kind}-{start}",
                     process="faults",
