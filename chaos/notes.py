@@ -3,8 +3,8 @@
 MongoDB is mongomock here, which lives in one process: the editors are threads of the
 campaign's own process, sharing one ``DataLayer`` whose PostgreSQL connections go through
 the fault proxy, so database faults (backend kills, restarts, a lost COMMIT reply) reach
-them as they reach the worker processes. A thread is never SIGKILLed (that would take the
-documents with it).
+them as they reach the worker processes. A thread cannot be SIGKILLed (that would take the
+documents with it); a doomed editor dies instead inside its unit of work (``_survive``).
 
 Each operation is a unit of work whose correlation id is the operation id: create a draft,
 edit it, sign it, amend it, or store a recording (some with an audio stream that breaks
