@@ -183,6 +183,10 @@ def _content(token: str) -> dict[str, Any]:
     return {"subjective": {"chief_complaint": token}}
 
 
+class UploadInterrupted(OSError):
+    """The campaign's own failure of an audio source; the layer lets it through."""
+
+
 class BrokenStream:
     """Audio whose upload breaks after ``fail_after`` bytes (a dropped connection). GridFS
     buffers chunks and writes them in batches of ``GRIDFS_BATCH`` bytes, so only a long
@@ -195,6 +199,6 @@ class BrokenStream:
     def read(self, size: int = -1) -> bytes:
         count = size if size > 0 else AUDIO_BYTES
         if self.sent + count > self.fail_after:
-            raise OSError("the upload was interrupted")
+            raise UploadInterrupted("the upload was interrupted")
         self.sent += count
         return bytes(count)

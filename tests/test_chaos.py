@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-INVARIANTS = {"stale_read", "lost_write", "audit", "documents", "gridfs"}
+INVARIANTS = {"stale_read", "lost_write", "audit", "documents", "gridfs", "raw_error"}
 
 
 def run_campaign(tmp_path: Path, *options: str) -> tuple[subprocess.CompletedProcess[str], dict]:
