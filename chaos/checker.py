@@ -17,10 +17,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-INVARIANTS = ("stale_read", "lost_write", "audit", "documents", "gridfs")
+INVARIANTS = ("stale_read", "lost_write", "audit", "documents", "gridfs", "raw_error")
 NOTE_CONTENT = {"note_create", "note_update", "note_amend"}
 DOCUMENT_WRITES = {*NOTE_CONTENT, "note_sign", "recording", "recording_broken"}
 AUDITED = {"write", *DOCUMENT_WRITES}
+CAMPAIGN_ERRORS = {"chaos.notes.UploadInterrupted"}
+"""Exceptions the campaign raises itself (a caller's own error passes through the layer)."""
 
 
 @dataclass
@@ -66,6 +68,7 @@ def check(ops: list[dict[str, Any]], facts: Facts, *, stale_bound_ms: float) -> 
     _audit(ops, facts, by_correlation, verdict)
     _documents(ops, facts, by_correlation, verdict)
     _gridfs(facts, verdict)
+    _raw_errors(ops, verdict)
     return verdict
 
 
@@ -223,3 +226,11 @@ def _gridfs(facts: Facts, verdict: Verdict) -> None:
         found.append(f"chunks of audio file {file_id} without its file document")
     for file_id in facts.audio_files - set(facts.recordings.values()):
         found.append(f"audio file {file_id} without a recording")
+
+
+def _raw_errors(ops: list[dict[str, Any]], verdict: Verdict) -> None:
+    """Only the contract's errors come out of the layer: never a driver's exception."""
+    for op in ops:
+        error = op.get("error")
+        if error and "." in error and error not in CAMPAIGN_ERRORS:
+            verdict.violations["raw_error"].append(f"{op['id']} ({op['kind']}) raised {error}")

@@ -7,6 +7,8 @@ operation invoked and never completed has the outcome ``unknown``. Times are
 
 Outcomes: ``ok`` (it returned: committed), ``fail`` (it raised before it could commit, or
 the database refused it), ``unknown`` (it raised while committing, or its process died).
+``error`` is the class of the exception: its bare name for the contract's errors, its
+module-qualified name for any other (which the checker reports).
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dr_assistant_data.errors import ConflictError, NotFoundError, ValidationError
+from dr_assistant_data.errors import (
+    ConflictError,
+    DataLayerError,
+    NotFoundError,
+    ValidationError,
+)
 
 REFUSALS = (ConflictError, NotFoundError, ValidationError)
 """Errors that say the write was refused: nothing committed, even at commit time."""
@@ -70,7 +77,7 @@ class History:
             yield op
         except Exception as exc:  # every failure is an outcome to record
             unknown = op.committing and not isinstance(exc, REFUSALS)
-            outcome, error = ("unknown" if unknown else "fail"), type(exc).__name__
+            outcome, error = ("unknown" if unknown else "fail"), _name(type(exc))
         op.outcome = outcome
         self.write(
             id=op_id, phase="complete", end=time.time(), outcome=outcome, error=error, **op.result
@@ -78,6 +85,14 @@ class History:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _name(kind: type[BaseException]) -> str:
+    return (
+        kind.__name__
+        if issubclass(kind, DataLayerError)
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
 
 
 def load(folder: Path) -> list[dict[str, Any]]:

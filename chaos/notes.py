@@ -3,8 +3,8 @@
 MongoDB is mongomock here, which lives in one process: the editors are threads of the
 campaign's own process, sharing one ``DataLayer`` whose PostgreSQL connections go through
 the fault proxy, so database faults (backend kills, restarts, a lost COMMIT reply) reach
-them as they reach the worker processes. A thread is never SIGKILLed (that would take the
-documents with it).
+them as they reach the worker processes. A thread cannot be SIGKILLed (that would take the
+documents with it); a doomed editor dies instead inside its unit of work (``_survive``).
 
 Each operation is a unit of work whose correlation id is the operation id: create a draft,
 edit it, sign it, amend it, or store a recording (some with an audio stream that breaks
@@ -183,6 +183,10 @@ def _content(token: str) -> dict[str, Any]:
     return {"subjective": {"chief_complaint": token}}
 
 
+class UploadInterrupted(OSError):
+    """The campaign's own failure of an audio source; the layer lets it through."""
+
+
 class BrokenStream:
     """Audio whose upload breaks after ``fail_after`` bytes (a dropped connection). GridFS
     buffers chunks and writes them in batches of ``GRIDFS_BATCH`` bytes, so only a long
@@ -195,6 +199,6 @@ class BrokenStream:
     def read(self, size: int = -1) -> bytes:
         count = size if size > 0 else AUDIO_BYTES
         if self.sent + count > self.fail_after:
-            raise OSError("the upload was interrupted")
+            raise UploadInterrupted("the upload was interrupted")
         self.sent += count
         return bytes(count)

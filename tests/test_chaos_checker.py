@@ -102,3 +102,10 @@ def test_a_note_whose_unit_did_not_commit_must_be_gone_after_the_sweep():
 def test_gridfs_chunks_without_their_file_are_orphans():
     state = facts(patients={}, events=[], chunk_files={"audio"})
     assert violations([], state)["gridfs"] == 1
+
+
+def test_a_driver_exception_out_of_the_layer_is_a_raw_error():
+    leaked = op("w-1", "write", 1.0, 2.0, "fail", error="sqlalchemy.exc.OperationalError")
+    refused = op("w-2", "write", 1.0, 2.0, "fail", error="ConflictError")
+    state = facts(events=[], patients={})
+    assert violations([leaked, refused], state)["raw_error"] == 1
