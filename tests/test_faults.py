@@ -108,3 +108,20 @@ def test_health_reports_an_unreachable_server_with_its_port_and_never_raises(
     assert report["ok"] is False
     assert f"port {throwaway_postgres.port}" in report["detail"]
     assert PASSWORD not in repr(report)
+
+
+class SourceBroke(Exception):
+    """The caller's own failure inside a unit of work (a dictation stream that broke)."""
+
+
+def test_a_caller_s_own_error_is_not_hidden_by_a_rollback_the_server_cannot_take(
+    layer, throwaway_postgres
+):
+    with pytest.raises(SourceBroke), layer.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields(mrn="MRN-NEVER"))
+        uow.session.flush()  # the transaction holds a connection to the server
+        throwaway_postgres.stop(mode="immediate")
+        raise SourceBroke
+
+    throwaway_postgres.start()
+    assert count_patients(layer, "MRN-NEVER") == 0

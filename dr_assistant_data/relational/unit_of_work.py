@@ -29,6 +29,7 @@ from .repositories.clinical import EncounterRepository, OrderRepository, Prescri
 from .repositories.people import PatientRepository, UserRepository
 from .repositories.scheduling import AppointmentRepository
 from .repositories.workflow import AlertRepository, TaskRepository
+from .translate import translated
 
 WAL_POSITION = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
 
@@ -109,14 +110,16 @@ class UnitOfWork:
         traceback: TracebackType | None,
     ) -> None:
         session = self.session
+        failed = exc_type is not None
         try:
-            if exc_type is None:
+            if not failed:
                 self.commit()
+        except BaseException:
+            failed = True
+            raise
         finally:
-            # close() detaches the entities, then rolls back whatever was not committed:
-            # unlike rollback() it leaves their loaded attributes readable.
-            session.close()
             self._session = None
+            _close(session, failed=failed)
 
     def use_primary(self) -> None:
         """Read from the primary from now on: the caller needs data no replica may lag on
@@ -157,3 +160,16 @@ class UnitOfWork:
         """Discard every change since the last commit, including pending audit events."""
         self.session.rollback()
         self.session.info[AUDIT_KEY].changes.clear()
+
+
+def _close(session: Session, *, failed: bool) -> None:
+    """``close()`` detaches the entities, then rolls back whatever was not committed:
+    unlike ``rollback()`` it leaves their loaded attributes readable. A rollback that cannot
+    reach the server (the connection is gone, and the server rolls back by itself) is the
+    contract's ``BackendUnavailableError``; after a failure it is dropped, so the exception
+    the caller's block or the commit raised is the one that propagates."""
+    try:
+        translated(session.close)()
+    except BackendUnavailableError:
+        if not failed:
+            raise
