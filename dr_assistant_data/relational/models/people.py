@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, Date, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..base import Entity, SoftDeleted, Versioned, choice, partial_index
+from ..base import SECRET, Entity, SoftDeleted, Versioned, choice, partial_index
 from ..encryption import EncryptedText, blind_index
 from ..types import MutableJSONDict, MutableJSONList
 from ..vocabulary import BLOOD_GROUPS, GENDERS, PATIENT_STATUSES, USER_ROLES, USER_STATUSES
@@ -28,7 +28,7 @@ class User(Versioned, SoftDeleted, Entity):
     specialty: Mapped[str | None] = mapped_column(String(100))
     phone: Mapped[str | None] = mapped_column(String(20))
     profile_image_url: Mapped[str | None] = mapped_column(String(2048))
-    password_hash: Mapped[str] = mapped_column(String(255))
+    password_hash: Mapped[str] = mapped_column(String(255), info={SECRET: True})
     status: Mapped[str] = mapped_column(choice("user_status", USER_STATUSES), default="active")
     preferences: Mapped[dict[str, Any]] = mapped_column(MutableJSONDict, default=dict)
     last_login_at: Mapped[datetime | None]
