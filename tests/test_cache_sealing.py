@@ -187,3 +187,13 @@ def test_after_rotation_and_removal_of_the_old_key_a_cached_patient_reads_in_cle
         both.rotate_keys()
     with keyed(dl, K2) as new:
         assert read(new, lambda uow: uow.patients.get(patient.id).phone) == "+919800000003"
+
+
+def test_rotation_keeps_the_expiry_of_the_values_it_reseals(dl):
+    with keyed(dl, K1) as old:
+        old.cache.set("greeting:4", {"name": "Vasundhara"}, ttl=600)
+    with keyed(dl, f"{K1},{K2}", active="k2") as both:
+        both.rotate_keys()
+        key = both.cache_store.keys.general("greeting:4")
+        assert stored(dl, key).startswith(b"v1:k2:")
+        assert 0 < both.cache_store.client.pttl(key) <= 600_000

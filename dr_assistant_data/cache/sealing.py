@@ -37,4 +37,9 @@ class CacheSealer:
 
     def open_or_count(self, key: str, stored: bytes) -> bytes | None:
         """As :meth:`open`, but a counter (a plain integer) is returned as it is."""
-        return stored if _COUNTER.fullmatch(stored) else self.open(key, stored)
+        return stored if is_counter(stored) else self.open(key, stored)
+
+
+def is_counter(stored: bytes) -> bool:
+    """True for what ``INCRBY`` stores: a plain integer, never sealed."""
+    return _COUNTER.fullmatch(stored) is not None

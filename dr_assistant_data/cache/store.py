@@ -37,7 +37,7 @@ from .breaker import CircuitBreaker
 from .guard import RedisGuard
 from .keys import CacheKeys
 from .metrics import CacheStats
-from .sealing import CacheSealer
+from .sealing import CacheSealer, is_counter
 from .topology import IN_PROCESS_SCHEME, Client, connect, is_cluster, mget, on_new_master
 from .topology import close as close_client
 
@@ -210,14 +210,12 @@ class CacheStore:
             for name in client.scan_iter(match=pattern, count=SCAN_BATCH):
                 key = name.decode()
                 stored = client.get(key)
-                if stored is None or not self.sealer.keyring.needs_rotation(stored):
+                if stored is None or is_counter(stored):
                     continue
-                payload = self.sealer.open_or_count(key, stored)
-                if payload is stored:  # a counter: nothing sealed
-                    continue
-                resealed += replace_value(
-                    client, key, stored, payload and self.sealer.seal(key, payload)
-                )
+                if self.sealer.keyring.needs_rotation(stored):
+                    payload = self.sealer.open(key, stored)
+                    sealed = None if payload is None else self.sealer.seal(key, payload)
+                    resealed += replace_value(client, key, stored, sealed)
         return resealed
 
     def _check_server(self, connection: Any) -> None:
