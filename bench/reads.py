@@ -88,11 +88,17 @@ def get_and_day(dl: DataLayer, *, appointments: int, calls: int, runs: int) -> d
 
     client = raw_redis()
     key = dl.cache_store.keys.entity(Patient.__table__, patient_id)
+    sealer = dl.cache_store.sealer
+    unsealed = key + ":unsealed"  # the same envelope in clear: the baseline of the target
+    client.set(unsealed, sealer.open(key, client.get(key)))
     connection = raw_postgres(dl)
     cursor = connection.cursor()
 
     def raw_get() -> object:
-        return json.loads(client.get(key).partition(b"|")[2])  # dogpile's envelope|payload
+        return json.loads(client.get(unsealed).partition(b"|")[2])  # dogpile's envelope|payload
+
+    def raw_sealed_get() -> object:
+        return json.loads(sealer.open(key, client.get(key)).partition(b"|")[2])
 
     def raw_select() -> object:
         cursor.execute("SELECT * FROM patients WHERE id = %s", (str(patient_id),))
@@ -104,6 +110,7 @@ def get_and_day(dl: DataLayer, *, appointments: int, calls: int, runs: int) -> d
         calls=calls,
         runs=runs,
     )
+    sealing = compare((raw_sealed_get, nothing), (raw_get, nothing), calls=calls, runs=runs)
     uncached = compare(
         (lambda: plain_patients.get(patient_id), plain_session.expunge_all),
         (raw_select, nothing),
@@ -133,6 +140,8 @@ def get_and_day(dl: DataLayer, *, appointments: int, calls: int, runs: int) -> d
         "get_cached_us": cached.first_us,
         "raw_redis_get_decode_us": cached.second_us,
         "get_cached_ratio": cached.ratio,
+        "raw_redis_get_open_decode_us": sealing.first_us,
+        "sealing_ratio": sealing.ratio,
         "get_uncached_us": uncached.first_us,
         "raw_psycopg2_select_us": uncached.second_us,
         "get_uncached_ratio": uncached.ratio,

@@ -43,6 +43,13 @@ def print_table(results: dict[str, Any]) -> None:
             f"x{f['get_cached_ratio']:.2f}",
         ),
         (
+            "redis GET + open + json.loads",
+            f"{f['raw_redis_get_open_decode_us']:.0f} us",
+            "redis GET + json.loads",
+            f"{f['raw_redis_get_decode_us']:.0f} us",
+            f"x{f['sealing_ratio']:.2f}",
+        ),
+        (
             "patients.get, uncached",
             f"{f['get_uncached_us']:.0f} us",
             "psycopg2 SELECT by PK",

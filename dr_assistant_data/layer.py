@@ -155,8 +155,14 @@ class DataLayer:
 
     def rotate_keys(self, batch_size: int = 500) -> int:
         """Re-encrypt identifiers sealed under an older key with the active one (and
-        recompute blind indexes); returns the rows rewritten. Safe to rerun."""
-        return translated(encryption.rotate)(self.engine, batch_size)
+        recompute blind indexes), then drop every cached read and re-seal the cache
+        service's values and the login sessions under the active key (``CacheStore.reseal``);
+        returns the rows rewritten. Safe to rerun; when Redis cannot answer, the rows are
+        done and ``BackendUnavailableError`` says the cache is not: run it again before
+        removing the old key."""
+        rewritten = translated(encryption.rotate)(self.engine, batch_size)
+        self.cache_store.reseal()
+        return rewritten
 
     def migrate(self) -> None:
         """Bring the relational schema, then the document store, to the newest revision.

@@ -99,6 +99,7 @@ class Settings:
     redis_sentinel_master: str = "mymaster"
     redis_cluster_nodes: tuple[str, ...] = ()
     db_ssl_root_cert: str | None = None
+    redis_ssl_ca_cert: str | None = None
     audit_reads: bool = False
     data_encryption_keys: str = ""
     data_encryption_active_key: str = ""
@@ -150,6 +151,8 @@ class Settings:
                 raise ConfigurationError("DATABASE_REPLICA_URLS", "must be postgresql URLs")
         if "{" in self.cache_prefix or "}" in self.cache_prefix:
             raise ConfigurationError("REDIS_KEY_PREFIX", "must not contain braces")
+        if self.redis_ssl_ca_cert and not self.redis_url.startswith("rediss://"):
+            raise ConfigurationError("REDIS_SSL_CA_CERT", "needs a rediss:// REDIS_URL")
         if self.redis_sentinels and self.redis_cluster_nodes:
             raise ConfigurationError(
                 "REDIS_CLUSTER_NODES", "cannot be combined with REDIS_SENTINELS"
@@ -237,6 +240,7 @@ class Settings:
             "redis_sentinel_master": env.text("REDIS_SENTINEL_MASTER", cls.redis_sentinel_master),
             "redis_cluster_nodes": env.items("REDIS_CLUSTER_NODES"),
             "db_ssl_root_cert": env.text("DB_SSL_ROOT_CERT", "") or None,
+            "redis_ssl_ca_cert": env.text("REDIS_SSL_CA_CERT", "") or None,
             "audit_reads": env.flag("AUDIT_READS", cls.audit_reads),
             "data_encryption_keys": env.text("DATA_ENCRYPTION_KEYS", ""),
             "data_encryption_active_key": env.text("DATA_ENCRYPTION_ACTIVE_KEY", ""),

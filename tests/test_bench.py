@@ -59,6 +59,8 @@ FIGURES = {
     "concurrency_error_kinds",
     "stampede_threads",
     "stampede_loads",
+    "raw_redis_get_open_decode_us",
+    "sealing_ratio",
 }
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 
-import redis
 from cache_helpers import DAY, NINE_IN_KOLKATA, new_patient, read
 from sqlalchemy import inspect
 
@@ -109,41 +107,6 @@ def test_a_cached_unread_count_runs_no_sql(dl, count_queries):
     assert read(dl, lambda uow: uow.alerts.unread_count(doctor.id)) == 2
     with dl.unit_of_work(actor="test") as uow, count_queries() as queries:
         assert uow.alerts.unread_count(doctor.id) == 2
-    assert queries.count == 0
-
-
-def test_cached_values_are_json_under_keys_without_patient_data(dl):
-    patient = new_patient(dl, phone="+919800000001", mrn="MRN-77")
-    read(dl, lambda uow: uow.patients.get(patient.id))
-    store = dl.cache_store
-    key = store.keys.entity(type(patient).__table__, patient.id)
-    assert key.startswith(dl.settings.cache_prefix + "v1:patients:")
-    assert key.endswith(f"{{{patient.id}}}")  # the id is the hash tag
-    raw = redis.Redis.from_url(dl.settings.redis_url).get(key)
-    _metadata, _, payload = raw.partition(b"|")
-    assert "MRN-77" in json.loads(payload)  # JSON, readable: not a pickle
-    assert all(value not in key for value in ("Ananya", "Rao", "+919800000001", "MRN-77"))
-
-
-def test_encrypted_identifiers_are_cached_sealed_and_restored_in_clear(dl, count_queries):
-    patient = new_patient(
-        dl, phone="+919800000001", email="ananya@example.in", abha_id="91-1234-5678-9012"
-    )
-    read(dl, lambda uow: uow.patients.get(patient.id))
-    key = dl.cache_store.keys.entity(type(patient).__table__, patient.id)
-    payload = redis.Redis.from_url(dl.settings.redis_url).get(key).partition(b"|")[2]
-    for value in ("9800000001", "ananya@example.in", "1234-5678"):
-        assert value.encode() not in payload
-    assert (
-        sum(value.startswith("v1:") for value in json.loads(payload) if isinstance(value, str)) == 3
-    )
-    with dl.unit_of_work(actor="test") as uow, count_queries() as queries:
-        cached = uow.patients.get(patient.id)
-        assert (cached.phone, cached.email, cached.abha_id) == (
-            "+919800000001",
-            "ananya@example.in",
-            "91-1234-5678-9012",
-        )
     assert queries.count == 0
 
 

@@ -231,3 +231,83 @@ def test_the_encryption_revision_seals_existing_plaintext_rows():
             assert uow.patients.find_by_abha_id("91-7777-8888-9999").phone == "+919877700001"
         layer.downgrade("0002")
         assert stored(layer, patient_id)["abha_id"] == "91-7777-8888-9999"
+
+
+# --- staff ------------------------------------------------------------------------------
+
+STAFF = {"email": "asha.rao@clinic.example.in", "phone": "+919845012345"}
+
+
+def create_doctor(dl: DataLayer, **overrides: object) -> uuid.UUID:
+    fields = {"username": "asha", "full_name": "Dr Asha Rao", "role": "doctor", **STAFF}
+    with dl.unit_of_work(actor="test") as uow:
+        return uow.users.create(password_hash="x", **{**fields, **overrides}).id
+
+
+def stored_user(dl: DataLayer, user_id: uuid.UUID) -> dict[str, str]:
+    with dl.engine.connect() as connection:
+        row = connection.execute(text("SELECT * FROM users WHERE id = :id"), {"id": user_id}).one()
+    return {key: str(value) for key, value in row._mapping.items()}
+
+
+def test_staff_email_and_phone_are_stored_sealed_and_read_back_in_clear(dl):
+    user_id = create_doctor(dl)
+    row = stored_user(dl, user_id)
+    assert row["email"].startswith("v1:dev:")
+    assert row["phone"].startswith("v1:dev:")
+    assert not any(value in " ".join(row.values()) for value in (*STAFF.values(), "45012345"))
+    with dl.unit_of_work(actor="test") as uow:
+        user = uow.users.get(user_id)
+        assert (user.email, user.phone) == (STAFF["email"], STAFF["phone"])
+
+
+def test_staff_are_filtered_by_email_and_phone_through_their_blind_indexes(dl, count_queries):
+    user_id = create_doctor(dl)
+    with dl.unit_of_work(actor="test") as uow, count_queries() as log:
+        by_email = uow.users.list(filters={"email": "Asha.Rao@Clinic.Example.IN"})
+        by_phone = uow.users.list(filters={"phone": "098450 12345"})
+    assert [u.id for u in by_email] == [user_id]
+    assert [u.id for u in by_phone] == [user_id]
+    assert "email_index" in log.statements[0]
+    assert "phone_index" in log.statements[1]
+
+
+def test_staff_log_in_by_username_as_before(dl):
+    user_id = create_doctor(dl)
+    with dl.unit_of_work(actor="test") as uow:
+        assert uow.users.get_by_username("asha").id == user_id
+
+
+def test_rotation_reseals_staff_contacts_under_the_active_key(dl, database_url):
+    with layer_with(database_url, f"k1:{K1}") as old:
+        user_id = create_doctor(old, username="asha.k1")
+    with layer_with(database_url, f"k1:{K1},k2:{K2}", active="k2") as both:
+        assert both.rotate_keys() == 1
+    with layer_with(database_url, f"k2:{K2}") as new:
+        assert stored_user(new, user_id)["email"].startswith("v1:k2:")
+        with new.unit_of_work(actor="test") as uow:
+            assert uow.users.list(filters={"email": STAFF["email"]})[0].id == user_id
+
+
+def test_the_staff_revision_seals_existing_plaintext_rows_and_its_downgrade_opens_them():
+    with scratch_database("dr_assistant_enc") as url, layer_with(url, f"k1:{K1}") as layer:
+        relational_migrations.upgrade(layer.engine, "0007")
+        user_id = uuid.uuid4()
+        with layer.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, username, email, full_name, role, phone, "
+                    "password_hash, status, preferences, version, created_at, updated_at) "
+                    "VALUES (:id, 'asha', :email, 'Dr Asha Rao', 'doctor', :phone, 'x', "
+                    "'active', '{}', 1, now(), now())"
+                ),
+                {"id": user_id, **STAFF},
+            )
+        layer.migrate()
+        row = stored_user(layer, user_id)
+        assert row["email"].startswith("v1:k1:")
+        assert row["phone"].startswith("v1:k1:")
+        with layer.unit_of_work(actor="test") as uow:
+            assert uow.users.list(filters={"phone": STAFF["phone"]})[0].email == STAFF["email"]
+        layer.downgrade("0007")
+        assert stored_user(layer, user_id)["email"] == STAFF["email"]

@@ -1,18 +1,24 @@
-"""No patient data in logs or errors: a workload with every logger at DEBUG and SQL echo
-at ``"debug"`` (SQLAlchemy's row logging) leaves none of its patients' data in any log
-record or exception text; MongoDB command records lose their documents; the redacting
-filter catches identifiers that other code logs."""
+"""No patient data in logs, errors or Redis: a workload with every logger at DEBUG and SQL
+echo at ``"debug"`` (SQLAlchemy's row logging) leaves none of its patients' data in any log
+record or exception text; Redis's ``MONITOR`` sees none of it (nor a password hash) in any
+command; MongoDB command records lose their documents; the redacting filter catches
+identifiers that other code logs."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 
 import pytest
-from conftest import patient_fields, settings_for
+import redis
+from conftest import layer_with, patient_fields, settings_for
+from process_steps import listening
 from pymongo.logger import _COMMAND_LOGGER, _CommandStatusMessage, _debug_log
+from redis_servers import throwaway_redis
 from sqlalchemy import select
 
 from dr_assistant_data import DataLayer
@@ -175,6 +181,71 @@ def test_a_workload_logged_at_debug_leaves_no_patient_data_in_logs_or_errors(dl,
         assert not [e for e in errors if secret in e], secret
 
 
+PASSWORD_HASH = "pbkdf2:sha256:600000$monitor$" + "7" * 64
+
+
+@pytest.fixture
+def layer_on_own_redis(dl: DataLayer) -> Iterator[tuple[DataLayer, int]]:
+    """A layer whose cache is a Redis server of its own: ``MONITOR`` sees only its traffic."""
+    with throwaway_redis() as port, layer_with(dl, redis_url=f"redis://127.0.0.1:{port}") as layer:
+        layer.migrate()
+        yield listening(layer), port
+
+
+@contextmanager
+def monitored(port: int) -> Iterator[list[str]]:
+    """Every command the Redis server on ``port`` runs in the block, as ``MONITOR`` shows it."""
+    end = "end-of-the-monitored-block"
+    commands: list[str] = []
+    client = redis.Redis(port=port)
+    with client.monitor() as monitor:
+
+        def listen() -> None:
+            for command in monitor.listen():
+                if end in command["command"]:
+                    return
+                commands.append(command["command"])
+
+        listener = threading.Thread(target=listen)
+        listener.start()
+        try:
+            yield commands
+        finally:
+            client.echo(end)
+            listener.join(10)
+    client.close()
+
+
+def cached_reads(dl: DataLayer) -> None:
+    """Every cached read, twice (a load, then a hit), a value and a session with PHI."""
+    with dl.unit_of_work(actor="doctor-1") as uow, bind_factories(uow):
+        doctor = DoctorFactory(password_hash=PASSWORD_HASH)
+        identifiers = {"mrn": "MRN-PHI-0003", "abha_id": None}  # the workload has taken them
+        patient = uow.patients.create(**patient_fields(**{**PATIENTS[0], **identifiers}))
+        encounter = EncounterFactory(patient=patient, doctor=doctor)
+    for _ in range(2):
+        with dl.unit_of_work(actor="doctor-1") as uow:
+            uow.patients.get(patient.id)
+            uow.users.get(doctor.id)
+            uow.encounters.for_patient(patient.id)
+            uow.appointments.schedule_for(doctor.id, encounter.start_time.date())
+            uow.alerts.unread_for(doctor.id)
+    dl.cache.set("last-patient:1", {"name": PATIENTS[0]["first_name"]})
+    dl.sessions.create(str(doctor.id), data={"patient": PATIENTS[0]["last_name"]})
+
+
+def test_redis_sees_no_patient_data_and_no_password_hash_during_a_workload(layer_on_own_redis):
+    layer, port = layer_on_own_redis
+    with monitored(port) as commands:
+        workload(layer, [])
+        cached_reads(layer)
+    seen = "\n".join(commands)
+    assert "EVALSHA" in seen  # cached reads were stored
+    for secret in [*SECRETS, PASSWORD_HASH]:
+        if secret != "v1:dev:":  # every stored value is sealed: that is the point
+            assert secret not in seen, secret
+
+
 @pytest.fixture
 def engine_logger_at_debug() -> Iterator[Capture]:
     """The ``sqlalchemy.engine`` logger at DEBUG, with a handler of its own."""
@@ -193,7 +264,8 @@ def engine_logger_at_debug() -> Iterator[Capture]:
 @pytest.mark.parametrize("echo", ["debug", True, False])
 def test_result_rows_are_never_logged_whatever_the_echo_setting(dl, engine_logger_at_debug, echo):
     with dl.unit_of_work(actor="doctor-1") as uow:
-        patient = uow.patients.create(**patient_fields(**PATIENTS[0]))
+        identifiers = {"mrn": "MRN-PHI-0003", "abha_id": None}  # the workload has taken them
+        patient = uow.patients.create(**patient_fields(**{**PATIENTS[0], **identifiers}))
     dl.engine.echo = echo
     try:
         with dl.unit_of_work(actor="doctor-1") as uow:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from dr_assistant_data.relational.encryption import keyring_of
+from dr_assistant_data.migrations.sealed_columns import rewrite
 
 revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
@@ -59,49 +59,6 @@ def _partial_index(name: str, column: str, unique: bool) -> None:
     )
 
 
-def _patients() -> sa.TableClause:
-    names = [*PLAIN_LENGTHS, *(f"{name}_index" for name in PLAIN_LENGTHS)]
-    return sa.table(
-        "patients", sa.column("id", sa.Uuid()), *(sa.column(n, sa.Text()) for n in names)
-    )
-
-
-_OFFLINE_GUARD = """
-DO $$ BEGIN
-    IF EXISTS (SELECT FROM patients WHERE abha_id IS NOT NULL OR phone IS NOT NULL
-               OR email IS NOT NULL) THEN
-        RAISE EXCEPTION 'revision 0003 must run online: stored identifiers need the layer''s keys';
-    END IF;
-END $$
-"""
-"""Offline SQL cannot seal with the layer's keys: it refuses a table with identifiers."""
-
-
-def _rewrite(transform: str) -> None:
-    """``seal`` every stored identifier (and set its index) or ``open`` it again."""
-    if op.get_context().as_sql:
-        op.execute(_OFFLINE_GUARD)
-        return
-    connection = op.get_bind()
-    keyring = keyring_of(connection.dialect)
-    patients = _patients()
-    columns = [patients.c[name] for name in PLAIN_LENGTHS]
-    for row in connection.execute(sa.select(patients.c.id, *columns)).all():
-        values: dict[str, str] = {}
-        for name in PLAIN_LENGTHS:
-            stored = row._mapping[name]
-            if stored is None:
-                continue
-            context = f"patients.{name}"
-            if transform == "seal":
-                values[name] = keyring.seal(stored, context)
-                values[f"{name}_index"] = keyring.blind_index(stored, context)
-            else:
-                values[name] = keyring.open(stored, context)
-        if values:
-            connection.execute(patients.update().where(patients.c.id == row.id).values(**values))
-
-
 def upgrade() -> None:
     condition = sa.text("abha_id IS NOT NULL")
     op.drop_index(
@@ -113,7 +70,7 @@ def upgrade() -> None:
                 name, existing_type=sa.String(length), type_=sa.Text(), existing_nullable=True
             )
             batch.add_column(sa.Column(f"{name}_index", sa.String(64), nullable=True))
-    _rewrite("seal")
+    rewrite("patients", list(PLAIN_LENGTHS), "seal", revision)
     for name, (column, unique) in _INDEXES.items():
         _partial_index(name, column, unique)
 
@@ -122,7 +79,7 @@ def downgrade() -> None:
     for name, (column, _unique) in _INDEXES.items():
         condition = sa.text(f"{column} IS NOT NULL")
         op.drop_index(name, "patients", postgresql_where=condition, sqlite_where=condition)
-    _rewrite("open")
+    rewrite("patients", list(PLAIN_LENGTHS), "open", revision)
     with op.batch_alter_table("patients") as batch:
         for name, length in PLAIN_LENGTHS.items():
             batch.drop_column(f"{name}_index")

@@ -10,7 +10,9 @@ restart or failover: the guard's ``epoch`` moved). Writes nobody captured a
 generation for (the general cache service) are plain ``SET``s.
 
 Every Redis call passes through the :class:`~.guard.RedisGuard`: on failure a read is a
-miss, a write is skipped, and the distributed lock falls back to a process-local one.
+miss, a write is skipped, and the distributed lock falls back to a process-local one. Every
+value is sealed on its way to Redis and opened on its way back (``sealing.py``); one that
+cannot be opened (its key was removed after a rotation) is a miss.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dogpile.cache.backends.redis import RedisBackend
 
 from .guard import FAILURES, RedisGuard
 from .keys import DELIVERED_KIND, DELIVERED_TTL_MS, GENERATION_SUFFIX, LOCK_SUFFIX
+from .sealing import CacheSealer
 from .topology import Client, is_cluster, mget, transaction
 
 GENERATION_TTL_MS = 24 * 3600 * 1000
@@ -64,13 +67,15 @@ def expecting(generations: Generations) -> Iterator[None]:
 
 class GuardedRedisBackend(RedisBackend):
     """``dogpile.cache.redis`` with generation-guarded writes, fail-safe calls and locks
-    named under the layer's prefix. Arguments beyond dogpile's: ``guard``, ``region``."""
+    named under the layer's prefix, values sealed. Arguments beyond dogpile's: ``guard``,
+    ``region``, ``client``, ``sealer``."""
 
     def __init__(self, arguments: dict[str, Any]) -> None:
         arguments = dict(arguments)
         self.guard: RedisGuard = arguments.pop("guard")
         self.region_name: str = arguments.pop("region")
         self.client: Client = arguments.pop("client")
+        self.sealer: CacheSealer = arguments.pop("sealer")
         self.cluster = is_cluster(self.client)
         pool = None if self.cluster else self.client.connection_pool  # a cluster: one per node
         super().__init__({**arguments, "connection_pool": pool})
@@ -84,7 +89,7 @@ class GuardedRedisBackend(RedisBackend):
 
     def get_serialized(self, key: str) -> Any:
         parent = super().get_serialized
-        return self.guard.call(self.region_name, lambda: parent(key), NO_VALUE)
+        return self._open(key, self.guard.call(self.region_name, lambda: parent(key), NO_VALUE))
 
     def get_serialized_multi(self, keys: Sequence[str]) -> Any:
         if not keys:
@@ -93,7 +98,14 @@ class GuardedRedisBackend(RedisBackend):
         def read() -> list[Any]:
             return [NO_VALUE if value is None else value for value in mget(self.client, keys)]
 
-        return self.guard.call(self.region_name, read, [NO_VALUE] * len(keys))
+        stored = self.guard.call(self.region_name, read, [NO_VALUE] * len(keys))
+        return [self._open(key, value) for key, value in zip(keys, stored, strict=True)]
+
+    def _open(self, key: str, stored: Any) -> Any:
+        if stored is NO_VALUE:
+            return NO_VALUE
+        opened = self.sealer.open(key, stored)
+        return NO_VALUE if opened is None else opened
 
     def set_serialized(self, key: str, value: bytes) -> None:
         self.set_serialized_multi({key: value})
@@ -104,7 +116,8 @@ class GuardedRedisBackend(RedisBackend):
 
         def write() -> None:
             pipe = self.client.pipeline(transaction=False)
-            for key, value in mapping.items():
+            for key, payload in mapping.items():
+                value = self.sealer.seal(key, payload)
                 generation = expected.get(key)
                 if generation is None:
                     pipe.set(key, value, px=self._ttl_ms)

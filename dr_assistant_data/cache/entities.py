@@ -7,9 +7,10 @@ fires the ORM ``load`` event so JSON columns track in-place changes: the entity 
 read, edited and is saved on commit like any loaded one, its ``version`` guarding the
 UPDATE. If the session already holds that row, that object is returned instead.
 
-Encrypted columns (a patient's ABHA number, phone, email) are cached sealed, as they are
-stored, with the session's keyring (``relational/encryption.py``): Redis never holds them
-in clear.
+The whole row is sealed by the store on its way to Redis (``sealing.py``). Secret columns
+(``SECRET``: a user's ``password_hash``) are never cached at all: a restored entity has
+them expired, so the first access loads them from the database in its unit of work, and an
+edit saved from a cached entity leaves them as they are.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import inspect
-from sqlalchemy.orm import Mapper, Session, object_session
+from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.orm.attributes import instance_state
 
-from ..relational.base import Entity
-from ..relational.encryption import encrypted_columns, session_keyring
+from ..relational.base import SECRET, Entity
 
 Encode = Callable[[Any], Any]
 Decode = Callable[[Any], Any]
@@ -52,8 +52,11 @@ class RowCodec:
         self.keys: list[str] = []
         self.encoders: list[Encode] = []
         self.typed: list[tuple[str, Decode]] = []  # the columns JSON cannot carry as they are
-        self.sealed = encrypted_columns(model)
+        self.withheld: list[str] = []  # secret: never cached
         for attribute in self.mapper.column_attrs:
+            if attribute.columns[0].info.get(SECRET):
+                self.withheld.append(attribute.key)
+                continue
             encode, decode = _CODECS.get(_python_type(attribute.columns[0]), (None, None))
             self.keys.append(attribute.key)
             self.encoders.append(_nullable(encode) if encode else _identity)
@@ -61,23 +64,12 @@ class RowCodec:
                 self.typed.append((attribute.key, decode))
 
     def encode(self, row: Entity) -> Row:
-        values = [
+        return [
             encode(getattr(row, key)) for key, encode in zip(self.keys, self.encoders, strict=True)
         ]
-        if self.sealed:
-            keyring = session_keyring(object_session(row))
-            for index, key in enumerate(self.keys):
-                if key in self.sealed and values[index] is not None:
-                    values[index] = keyring.seal(values[index], self.sealed[key])
-        return values
 
     def restore(self, session: Session, values: Row) -> Any:
         decoded = dict(zip(self.keys, values, strict=True))
-        if self.sealed:
-            keyring = session_keyring(session)
-            for key, context in self.sealed.items():
-                if decoded[key] is not None:
-                    decoded[key] = keyring.open(decoded[key], context)
         for key, decode in self.typed:
             if decoded[key] is not None:
                 decoded[key] = decode(decoded[key])
@@ -100,6 +92,8 @@ class RowCodec:
         manager.dispatch.load(state, None)
         if state.modified:
             state._commit_all(state.dict, session.identity_map)
+        if self.withheld:
+            session.expire(row, self.withheld)
         return row
 
 

@@ -1,6 +1,8 @@
 """``dl.cache``: the general cache service application code uses (the old layer's API).
 
-Values are JSON (never pickle), keys live under ``<prefix>kv:`` and must not carry patient
+Values are JSON (never pickle), sealed with the data keys like every cached value
+(``sealing.py``: one that no key of this process opens is a miss), except counters, which
+Redis must see as integers. Keys live under ``<prefix>kv:`` and must not carry patient
 data. Redis trouble never raises out of reads and writes whose caller can go on without the
 cache: ``get`` is then a miss, ``set`` is skipped (False), ``exists`` is False, ``get_or_set``
 calls the producer; ``delete`` and ``delete_many`` are remembered and delivered before Redis
@@ -27,16 +29,17 @@ class CacheService:
 
     def get(self, key: str) -> Any:
         """The value, or ``None`` (absent, or Redis unavailable)."""
-        raw = self._call(lambda client: client.get(self._key(key)), None)
+        name = self._key(key)
+        stored = self._call(lambda client: client.get(name), None)
+        raw = None if stored is None else self._store.sealer.open_or_count(name, stored)
         self._store.stats.count(REGION, "miss" if raw is None else "hit")
         return None if raw is None else json.loads(raw)
 
     def set(self, key: str, value: Any, ttl: float | None = None) -> bool:
         """Store ``value`` (expiring after ``ttl`` seconds); False if Redis is unavailable."""
-        payload = dumps(value)
-        return bool(
-            self._call(lambda client: client.set(self._key(key), payload, px=_ms(ttl)), False)
-        )
+        name = self._key(key)
+        payload = self._store.sealer.seal(name, dumps(value))
+        return bool(self._call(lambda client: client.set(name, payload, px=_ms(ttl)), False))
 
     def delete(self, key: str) -> None:
         """Remove ``key``; if Redis is unavailable the delete is delivered when it returns."""
@@ -53,10 +56,9 @@ class CacheService:
     def set_if_absent(self, key: str, value: Any, ttl: float | None = None) -> bool:
         """True if this call stored the value. Raises ``BackendUnavailableError`` when Redis
         is unavailable (nobody can tell whether the key is absent)."""
-        payload = dumps(value)
-        return bool(
-            self._require(lambda client: client.set(self._key(key), payload, px=_ms(ttl), nx=True))
-        )
+        name = self._key(key)
+        payload = self._store.sealer.seal(name, dumps(value))
+        return bool(self._require(lambda client: client.set(name, payload, px=_ms(ttl), nx=True)))
 
     def incr(self, key: str, by: int = 1) -> int:
         """The counter after adding ``by``. Raises ``BackendUnavailableError`` when Redis is

@@ -4,7 +4,8 @@ A session is a random id (``secrets.token_urlsafe``) whose JSON record expires `
 seconds after its last ``touch``; each user's session ids are kept in a set so they can all
 be revoked at once (a password change, a stolen device). Redis is the only store of
 sessions: when it is unavailable every method raises ``BackendUnavailableError`` rather than
-let a revoked session pass or a valid one look revoked.
+let a revoked session pass or a valid one look revoked. Records are sealed with the data keys
+(``sealing.py``); a record no key of this process opens is an ended session.
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ class SessionStore:
     def create(self, user_id: str, data: dict[str, Any] | None = None) -> str:
         """A new session of ``user_id``; returns its id."""
         session_id = secrets.token_urlsafe(32)
-        record = dumps({"user_id": str(user_id), "data": data or {}})
+        key = self._key(session_id)
+        record = self._store.sealer.seal(key, dumps({"user_id": str(user_id), "data": data or {}}))
         ttl_ms = int(self.ttl * 1000)
 
         def write(client: Client) -> None:
             pipe = transaction(client)
             pipe.sadd(self._user_key(user_id), session_id)  # listed before it can be used
-            pipe.set(self._key(session_id), record, px=ttl_ms)
+            pipe.set(key, record, px=ttl_ms)
             pipe.execute()
 
         self._require(write)
@@ -44,7 +46,9 @@ class SessionStore:
 
     def get(self, session_id: str) -> dict[str, Any] | None:
         """``{"user_id": ..., "data": {...}}``, or ``None`` if expired or revoked."""
-        raw = self._require(lambda client: client.get(self._key(session_id)))
+        key = self._key(session_id)
+        stored = self._require(lambda client: client.get(key))
+        raw = None if stored is None else self._store.sealer.open(key, stored)
         return None if raw is None else json.loads(raw)  # type: ignore[no-any-return]
 
     def touch(self, session_id: str) -> bool:

@@ -3,8 +3,10 @@
 Built from :class:`~dr_assistant_data.settings.Settings` and connected lazily. Regions:
 ``entities`` (patients and users by id), ``schedules`` (a doctor's day), ``timelines``
 (a patient's recent encounters), ``counts`` (unread alerts); each expires after its
-``CACHE_TTL_*``. Values are JSON, never pickle. ``memory://`` is an in-process Redis of this
-store's own (see ``topology.py``) running the same code.
+``CACHE_TTL_*``. Values are JSON, never pickle, sealed whole with the data keys
+(``sealing.py``): Redis never holds a cached value, a caller's value or a login session in
+clear. ``memory://`` is an in-process Redis of this store's own (see ``topology.py``) running
+the same code.
 
 A Redis server that restarted (from an older snapshot, possibly: values and generations from
 before a write come back together) or was replaced by a failover is recognised by its
@@ -35,6 +37,7 @@ from .breaker import CircuitBreaker
 from .guard import RedisGuard
 from .keys import CacheKeys
 from .metrics import CacheStats
+from .sealing import CacheSealer, is_counter
 from .topology import IN_PROCESS_SCHEME, Client, connect, is_cluster, mget, on_new_master
 from .topology import close as close_client
 
@@ -70,6 +73,7 @@ class CacheStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.keys = CacheKeys(settings.cache_prefix)
+        self.sealer = CacheSealer(settings.keyring)
         self.stats = CacheStats()
         self.embedded = settings.redis_url.startswith(IN_PROCESS_SCHEME)  # reported only
         self._lock = threading.Lock()
@@ -110,6 +114,7 @@ class CacheStore:
                 "guard": guard,
                 "region": name,
                 "client": self._client,
+                "sealer": self.sealer,
                 "redis_expiration_time": ttl,
                 "distributed_lock": True,
                 "thread_local_lock": False,
@@ -192,6 +197,29 @@ class CacheStore:
         assert self._client is not None
         delete_matching(self._client, self.keys.namespace + "*")
 
+    def reseal(self) -> int:
+        """After a key rotation: drop every cached read (whatever key sealed it), and
+        re-seal under the active key every value of the general service and every login
+        session sealed under another one (a value no key opens is deleted: it was a miss
+        already). Returns the values re-sealed; raises ``BackendUnavailableError`` when
+        Redis cannot answer (nothing is known to be done: run it again)."""
+        self.guard.owe_flush()
+        return self.require("invalidation", self._reseal_values)
+
+    def _reseal_values(self, client: Client) -> int:
+        resealed = 0
+        for pattern in (self.keys.general("*"), self.keys.session("*")):
+            for name in client.scan_iter(match=pattern, count=SCAN_BATCH):
+                key = name.decode()
+                stored = client.get(key)
+                if stored is None or is_counter(stored):
+                    continue
+                if self.sealer.keyring.needs_rotation(stored):
+                    payload = self.sealer.open(key, stored)
+                    sealed = None if payload is None else self.sealer.seal(key, payload)
+                    resealed += replace_value(client, key, stored, sealed)
+        return resealed
+
     def _check_server(self, connection: Any) -> None:
         """A new connection, before its first use: a server this process has not used
         before moves the guard's epoch (loads in flight store nothing); a server the
@@ -264,6 +292,20 @@ def _run_id(info: bytes | str) -> bytes:
         if line.startswith("run_id:"):
             return line.split(":", 1)[1].strip().encode()
     return b""
+
+
+REPLACE_IF_UNCHANGED = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1]) return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+"""
+
+
+def replace_value(client: Client, key: str, stored: bytes, replacement: bytes | None) -> int:
+    """Replace ``key``'s value ``stored`` by ``replacement`` (delete it for ``None``),
+    keeping its expiry, unless someone wrote it meanwhile; 1 if replaced."""
+    return int(client.eval(REPLACE_IF_UNCHANGED, 1, key, stored, replacement or b""))
 
 
 def delete_matching(client: Client, pattern: str) -> int:

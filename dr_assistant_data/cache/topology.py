@@ -198,6 +198,8 @@ def connect(settings: Settings, on_connect: OnConnect) -> Client:
             client.connection_pool
         )
         return client
+    if settings.redis_ssl_ca_cert:  # a rediss:// URL: verify the server against this CA
+        options["ssl_ca_certs"] = settings.redis_ssl_ca_cert
     return redis.Redis.from_url(settings.redis_url, **options)
 
 

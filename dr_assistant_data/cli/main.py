@@ -90,7 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     command("health", _health, "probe every store, print JSON; exit 1 if a required one is down")
     command("seed", _seed, "add a demo clinic to the configured database")
     command("verify-audit", _verify_audit, "check the audit trail's hash chain; exit 1 if broken")
-    rotate = command("rotate-keys", _rotate_keys, "re-encrypt identifiers under the active key")
+    rotate = command(
+        "rotate-keys", _rotate_keys, "re-seal identifiers and the cache under the active key"
+    )
     rotate.add_argument("--batch-size", type=int, default=500, help="rows per transaction")
     return parser
 
@@ -240,6 +242,7 @@ def _rotate_keys(dl: DataLayer, args: argparse.Namespace) -> int:
         return 2
     rewritten = dl.rotate_keys(batch_size=args.batch_size)
     print(f"Re-encrypted {rewritten} rows under key {dl.settings.keyring.active}.")
+    print("Cached reads dropped; cache values and login sessions re-sealed.")
     return 0
 
 

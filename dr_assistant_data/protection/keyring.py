@@ -1,7 +1,8 @@
 """Field-encryption keys: AES-256-GCM with key ids, and a keyed blind index.
 
-A sealed value is ``v1:<key id>:<base64(nonce + ciphertext + tag)>``. The key id lets old
-values be read after the active key changes (``rotate-keys`` re-encrypts them). The
+A sealed value is ``v1:<key id>:<base64(nonce + ciphertext + tag)>`` (text, for columns) or
+``v1:<key id>:<nonce + ciphertext + tag>`` (bytes, for whole cached values). The key id lets
+old values be read after the active key changes (``rotate-keys`` re-encrypts them). The
 *context* (``"patients.phone"``) is bound as associated data, so a ciphertext copied into
 another column does not decrypt. A blind index is HMAC-SHA256 of context and normalized
 value under a separate key: equal values give equal indexes, so exact lookups and
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import os
@@ -48,30 +50,59 @@ class Keyring:
 
     def seal(self, plaintext: str, context: str) -> str:
         """Encrypt ``plaintext`` under the active key, bound to ``context``."""
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = AESGCM(self.keys[self.active]).encrypt(nonce, plaintext.encode(), context.encode())
-        return f"{VERSION}:{self.active}:{base64.b64encode(nonce + sealed).decode()}"
+        sealed = self._encrypt(plaintext.encode(), context.encode())
+        return f"{VERSION}:{self.active}:{base64.b64encode(sealed).decode()}"
 
     def open(self, token: str, context: str) -> str:
         """Decrypt a value :meth:`seal` produced for ``context``."""
         version, _, rest = token.partition(":")
         key_id, _, payload = rest.partition(":")
+        try:
+            raw = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""  # not a token: refused below, as a tampered value is
+        return self._decrypt(version, key_id, raw, context).decode()
+
+    def seal_bytes(self, data: bytes, context: str) -> bytes:
+        """Encrypt ``data`` under the active key, bound to ``context``, in binary form."""
+        return f"{VERSION}:{self.active}:".encode() + self._encrypt(data, context.encode())
+
+    def open_bytes(self, sealed: bytes, context: str) -> bytes:
+        """Decrypt a value :meth:`seal_bytes` produced for ``context``; ``DecryptionError``
+        for an unknown key id, a wrong context, tampered or unsealed data."""
+        version, _, rest = sealed.partition(b":")
+        key_id, _, raw = rest.partition(b":")
+        return self._decrypt(
+            version.decode("ascii", "replace"), key_id.decode("ascii", "replace"), raw, context
+        )
+
+    def needs_rotation(self, token: str | bytes) -> bool:
+        """True when ``token`` (text or bytes) is not sealed under the active key."""
+        prefix = f"{VERSION}:{self.active}:"
+        if isinstance(token, bytes):
+            return not token.startswith(prefix.encode())
+        return not token.startswith(prefix)
+
+    def _encrypt(self, data: bytes, context: bytes) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._ciphers[self.active].encrypt(nonce, data, context)
+
+    def _decrypt(self, version: str, key_id: str, raw: bytes, context: str) -> bytes:
         if version != VERSION or key_id not in self.keys:
             # a value that is not a token (stored in clear, say) has no key id to show
             shown = key_id if version == VERSION and _KEY_ID.fullmatch(key_id) else "?"
             raise DecryptionError(f"{context}: sealed with an unknown key ({shown})")
         try:
-            raw = base64.b64decode(payload, validate=True)
-            opened = AESGCM(self.keys[key_id]).decrypt(
+            return self._ciphers[key_id].decrypt(
                 raw[:NONCE_BYTES], raw[NONCE_BYTES:], context.encode()
             )
-        except (InvalidTag, binascii.Error, ValueError):
+        except (InvalidTag, ValueError):
             raise DecryptionError(f"{context}: cannot be decrypted with key {key_id}") from None
-        return opened.decode()
 
-    def needs_rotation(self, token: str) -> bool:
-        """True when ``token`` is not sealed under the active key."""
-        return not token.startswith(f"{VERSION}:{self.active}:")
+    @functools.cached_property
+    def _ciphers(self) -> dict[str, AESGCM]:
+        """One cipher per key, built once (building one costs as much as a small seal)."""
+        return {key_id: AESGCM(key) for key_id, key in self.keys.items()}
 
     def blind_index(self, value: str, context: str) -> str:
         """The keyed index of a normalized value: exact lookups without decryption."""

@@ -24,6 +24,11 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), uuid.UUID: Uuid(), str: String()}
 
 
+SECRET = "credential"  # noqa: S105 - an info flag's name, not a password
+"""Set in a column's ``info`` (``{SECRET: True}``): a credential no other store may hold
+(the cache leaves it out of the rows it keeps)."""
+
+
 def choice(name: str, values: tuple[str, ...]) -> Enum:
     """A constrained string: ``VARCHAR`` plus a ``CHECK`` listing ``values`` (no native enum,
     so adding a value is a one-line migration)."""

@@ -5,8 +5,8 @@ them on the way back, with the keyring of the engine the statement runs on (atta
 ``build_engine``), so two layers with different keys never mix them. Comparing such a
 column in SQL can never match (every seal uses a fresh nonce): look values up through
 their blind index column, declared with ``blind_index(...)`` and kept in step by a
-``before_flush`` listener. :func:`encrypted_columns` lists them for other stores (the
-cache) that must not hold them in clear.
+``before_flush`` listener. :func:`encrypted_columns` lists them (with their contexts) for
+rotation and revisions.
 """
 
 from __future__ import annotations
@@ -73,8 +73,7 @@ def session_keyring(session: Session | None) -> Keyring:
 
 @functools.cache
 def encrypted_columns(model: type) -> dict[str, str]:
-    """Encrypted attributes of ``model``, each mapped to its encryption context: what
-    another store (the cache) must seal before holding a row of ``model``."""
+    """Encrypted attributes of ``model``, each mapped to its encryption context."""
     return {
         attr.key: attr.columns[0].type.context
         for attr in sa_inspect(model).column_attrs

@@ -5,30 +5,37 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Date, Index, String
+from sqlalchemy import Date, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..base import Entity, SoftDeleted, Versioned, choice, partial_index
+from ..base import SECRET, Entity, SoftDeleted, Versioned, choice, partial_index
 from ..encryption import EncryptedText, blind_index
 from ..types import MutableJSONDict, MutableJSONList
 from ..vocabulary import BLOOD_GROUPS, GENDERS, PATIENT_STATUSES, USER_ROLES, USER_STATUSES
 
 
 class User(Versioned, SoftDeleted, Entity):
+    """Clinic staff. Email and phone reach a person outside the clinic: they are stored
+    encrypted and looked up through blind indexes (``encryption.py``). Emails are indexed
+    lower-cased (validation normalizes them), so the unique blind index keeps them unique
+    whatever their case."""
+
     __tablename__ = "users"
     __table_args__ = (
-        # Emails are stored lower-cased, which makes the plain unique constraint case-insensitive.
-        CheckConstraint("email = lower(email)", name="email_lowercase"),
+        Index("uq_users_email_index", "email_index", unique=True),
+        partial_index("ix_users_phone_index", "phone_index"),
     )
 
     username: Mapped[str] = mapped_column(String(50), unique=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    email: Mapped[str] = mapped_column(EncryptedText("users.email"))
+    email_index: Mapped[str | None] = blind_index("email")
     full_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(choice("user_role", USER_ROLES))
     specialty: Mapped[str | None] = mapped_column(String(100))
-    phone: Mapped[str | None] = mapped_column(String(20))
+    phone: Mapped[str | None] = mapped_column(EncryptedText("users.phone"))
+    phone_index: Mapped[str | None] = blind_index("phone")
     profile_image_url: Mapped[str | None] = mapped_column(String(2048))
-    password_hash: Mapped[str] = mapped_column(String(255))
+    password_hash: Mapped[str] = mapped_column(String(255), info={SECRET: True})
     status: Mapped[str] = mapped_column(choice("user_status", USER_STATUSES), default="active")
     preferences: Mapped[dict[str, Any]] = mapped_column(MutableJSONDict, default=dict)
     last_login_at: Mapped[datetime | None]

@@ -37,7 +37,7 @@ ERASED: dict[str, Any] = {
 
 class UserRepository(Repository[User]):
     model = User
-    filterable = frozenset({"role", "status", "specialty", "username", "email"})
+    filterable = frozenset({"role", "status", "specialty", "username", "email", "phone"})
     sortable = frozenset({"created_at", "updated_at", "full_name", "username", "last_login_at"})
     default_order = "full_name"
     cached = True
