@@ -8,7 +8,8 @@ The three columns become TEXT holding ``v1:<key id>:<AES-GCM sealed value>``; ea
 ``<name>_index`` column (HMAC-SHA256 under ``BLIND_INDEX_KEY``) that carries the lookups
 and, for the ABHA number, the uniqueness. Existing rows are sealed here with the keys of
 the engine running the migration (the layer's settings), in the migration's transaction.
-The downgrade opens them again with the same keys.
+The downgrade refuses while any patient has one of them: it would write them back in
+plaintext.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from dr_assistant_data.migrations.refusals import refuse_if
 from dr_assistant_data.relational.encryption import keyring_of
 
 revision: str = "0003"
@@ -77,8 +79,8 @@ END $$
 """Offline SQL cannot seal with the layer's keys: it refuses a table with identifiers."""
 
 
-def _rewrite(transform: str) -> None:
-    """``seal`` every stored identifier (and set its index) or ``open`` it again."""
+def _seal_every_identifier() -> None:
+    """Seal every stored identifier and set its blind index."""
     if op.get_context().as_sql:
         op.execute(_OFFLINE_GUARD)
         return
@@ -93,11 +95,8 @@ def _rewrite(transform: str) -> None:
             if stored is None:
                 continue
             context = f"patients.{name}"
-            if transform == "seal":
-                values[name] = keyring.seal(stored, context)
-                values[f"{name}_index"] = keyring.blind_index(stored, context)
-            else:
-                values[name] = keyring.open(stored, context)
+            values[name] = keyring.seal(stored, context)
+            values[f"{name}_index"] = keyring.blind_index(stored, context)
         if values:
             connection.execute(patients.update().where(patients.c.id == row.id).values(**values))
 
@@ -113,16 +112,20 @@ def upgrade() -> None:
                 name, existing_type=sa.String(length), type_=sa.Text(), existing_nullable=True
             )
             batch.add_column(sa.Column(f"{name}_index", sa.String(64), nullable=True))
-    _rewrite("seal")
+    _seal_every_identifier()
     for name, (column, unique) in _INDEXES.items():
         _partial_index(name, column, unique)
 
 
 def downgrade() -> None:
+    refuse_if(
+        "SELECT FROM patients WHERE abha_id IS NOT NULL OR phone IS NOT NULL OR email IS NOT NULL",
+        "revision 0003 cannot be downgraded while patients have identifiers: they would be "
+        "written back in plaintext (erase or export them first)",
+    )
     for name, (column, _unique) in _INDEXES.items():
         condition = sa.text(f"{column} IS NOT NULL")
         op.drop_index(name, "patients", postgresql_where=condition, sqlite_where=condition)
-    _rewrite("open")
     with op.batch_alter_table("patients") as batch:
         for name, length in PLAIN_LENGTHS.items():
             batch.drop_column(f"{name}_index")

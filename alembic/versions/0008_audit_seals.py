@@ -25,6 +25,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from dr_assistant_data.migrations.refusals import refuse_if
+
 revision: str = "0008"
 down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
@@ -46,18 +48,9 @@ APPEND_ONLY = "audit_events_append_only"
 APP = "dr_assistant_app"
 OWNER = "dr_assistant_owner"
 XID_DEFAULT = "(pg_current_xact_id()::text)::bigint"
-REFUSAL = (
-    "revision 0008 cannot be downgraded: audit events were written or sealed under it, "
-    "and the earlier chain cannot hold them"
+WRITTEN_UNDER_0008 = (
+    "SELECT FROM audit_seals UNION ALL SELECT FROM audit_events WHERE prev_hash IS NULL"
 )
-REFUSE_DOWNGRADE = f"""
-DO $$ BEGIN
-    IF EXISTS (SELECT FROM audit_seals) OR EXISTS (SELECT FROM audit_events WHERE xid <> 0) THEN
-        RAISE EXCEPTION '{REFUSAL}';
-    END IF;
-END $$
-"""  # noqa: S608 - a constant message
-SQLITE_WRITTEN = "SELECT count(*) FROM audit_events WHERE prev_hash IS NULL"
 
 
 def _sqlite_append_only(table: str, prefix: str) -> None:
@@ -124,17 +117,18 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    refuse_if(
+        WRITTEN_UNDER_0008,
+        "revision 0008 cannot be downgraded: audit events were written or sealed under it, "
+        "and the earlier chain cannot hold them",
+    )
     postgres = op.get_bind().dialect.name == "postgresql"
     if postgres:
-        op.execute(REFUSE_DOWNGRADE)
         op.execute("DROP TRIGGER audit_seals_append_only_truncate ON audit_seals")
         op.execute("DROP TRIGGER audit_seals_append_only_rows ON audit_seals")
         op.execute("ALTER TABLE audit_events ALTER COLUMN seq DROP DEFAULT")
         op.execute("DROP SEQUENCE audit_events_seq")
     else:
-        written = op.get_bind().scalar(sa.text(SQLITE_WRITTEN))
-        if written:
-            raise RuntimeError(REFUSAL)
         for event in ("update", "delete"):
             op.execute(f"DROP TRIGGER audit_seals_append_only_{event}")
     op.drop_table("audit_seals")
