@@ -20,6 +20,8 @@ def facts(**overrides: Any) -> Facts:
         "initial_version": 1,
         "events": [("w-1", "patients", PATIENT, "update")],
         "chain_ok": True,
+        "event_total": 0,
+        "sealed_total": 0,
         "notes": {},
         "pending": 0,
         "recordings": {},
@@ -102,3 +104,8 @@ def test_a_note_whose_unit_did_not_commit_must_be_gone_after_the_sweep():
 def test_gridfs_chunks_without_their_file_are_orphans():
     state = facts(patients={}, events=[], chunk_files={"audio"})
     assert violations([], state)["gridfs"] == 1
+
+
+def test_a_sealed_total_that_differs_from_the_events_stored_is_a_violation():
+    verdict = check([WRITE], facts(event_total=1, sealed_total=2), stale_bound_ms=0)
+    assert verdict.violations["audit"] == ["1 audit events, 2 sealed"]

@@ -74,7 +74,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     refuse_if(
-        "SELECT FROM audit_events WHERE reason IS NOT NULL",
+        "SELECT 1 FROM audit_events WHERE reason IS NOT NULL",
         "revision 0004 cannot be downgraded: audit events record erasure reasons, and their "
         "hashes cover them",
     )

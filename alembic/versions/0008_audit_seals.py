@@ -49,7 +49,7 @@ APP = "dr_assistant_app"
 OWNER = "dr_assistant_owner"
 XID_DEFAULT = "(pg_current_xact_id()::text)::bigint"
 WRITTEN_UNDER_0008 = (
-    "SELECT FROM audit_seals UNION ALL SELECT FROM audit_events WHERE prev_hash IS NULL"
+    "SELECT 1 FROM audit_seals UNION ALL SELECT 1 FROM audit_events WHERE prev_hash IS NULL"
 )
 
 
