@@ -119,7 +119,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     refuse_if(
-        "SELECT 1 FROM patients WHERE abha_id IS NOT NULL OR phone IS NOT NULL OR email IS NOT NULL",
+        "SELECT 1 FROM patients "
+        "WHERE abha_id IS NOT NULL OR phone IS NOT NULL OR email IS NOT NULL",
         "revision 0003 cannot be downgraded while patients have identifiers: they would be "
         "written back in plaintext (erase or export them first)",
     )
