@@ -89,7 +89,7 @@ def test_flask_data_downgrade_refuses_production_without_confirm(fresh_url, tmp_
 def test_revision_0008_is_not_downgraded_once_events_were_written_under_it(fresh):
     with fresh.unit_of_work(actor="test") as uow:
         uow.patients.create(**patient_fields())
-    with pytest.raises(DataLayerError):
+    with pytest.raises(DataLayerError, match="revision 0008 cannot be downgraded"):
         fresh.downgrade("0007")
     assert current(fresh) == ("0008",)
 

@@ -21,7 +21,9 @@ class RefusedMigration(DataLayerError):
 def refuse_if(rows_exist: str, message: str) -> None:
     """Refuse with ``message`` when ``SELECT EXISTS (rows_exist)`` is true.
 
-    ``rows_exist`` and ``message`` are the revision's constants, never caller input."""
+    ``rows_exist`` and ``message`` are the revision's constants, never caller input; the
+    message says "cannot be downgraded", by which the error boundary shows it as it is
+    (``relational/translate.py``) rather than as a generic database error."""
     if op.get_bind().dialect.name == "postgresql":
         quoted = message.replace("'", "''")
         op.execute(
