@@ -167,7 +167,10 @@ class DataLayer:
         latest = store.latest() if store is not None else None
         with self.engine.connect() as connection:
             return translated(audit_verify.verify)(
-                connection, self.settings.audit_signing_key, latest
+                connection,
+                self.settings.audit_signing_key,
+                latest,
+                anchored_store=store is not None,
             )
 
     def prove_audit_event(self, event_id: object) -> InclusionProof:

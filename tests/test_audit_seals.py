@@ -238,6 +238,16 @@ def test_a_checkpoint_not_signed_with_the_key_is_refused(audited, tmp_path):
     )
 
 
+def test_a_sealed_log_whose_checkpoints_were_removed_is_reported(audited, tmp_path):
+    sealed_log(audited, batches=1)
+    FileCheckpointStore(tmp_path).path.unlink()
+    report = audited.verify_audit_chain()
+    assert (report.ok, report.problem) == (
+        False,
+        "the log is sealed but the checkpoint store holds no checkpoint",
+    )
+
+
 def test_a_torn_last_checkpoint_line_leaves_the_one_before(tmp_path):
     store = FileCheckpointStore(tmp_path)
     key = AuditKey(b"\x01" * 32)

@@ -77,13 +77,22 @@ class _Walk:
 
 
 def verify(
-    connection: Connection, key: AuditKey, checkpoint: Checkpoint | None, page: int = 1000
+    connection: Connection,
+    key: AuditKey,
+    checkpoint: Checkpoint | None,
+    page: int = 1000,
+    *,
+    anchored_store: bool = False,
 ) -> AuditReport:
-    """Check every sealed batch, every event and the latest ``checkpoint`` (``None``: the
-    log is checked on its own, and truncation of its tail cannot be seen)."""
+    """Check every sealed batch, every event and the latest ``checkpoint``. Without one the
+    log is checked on its own (truncation of its tail cannot be seen), unless
+    ``anchored_store`` says checkpoints are exported: then a sealed log without any is
+    reported (the store was emptied, or points elsewhere)."""
     walk = _Walk(key)
     anchored = checkpoint is None
     try:
+        if anchored_store and checkpoint is None and connection.scalar(select(AuditSeal.batch)):
+            raise _Broken("the log is sealed but the checkpoint store holds no checkpoint")
         if checkpoint is not None and not checkpoint.signed_by(key):
             raise _Broken("the latest checkpoint was not signed with the audit key")
         previous_head, total, low = GENESIS, 0, 0
