@@ -4,8 +4,10 @@ edit, add or re-hash events unseen; one event's inclusion can be proven."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
+import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -18,7 +20,7 @@ from test_least_privilege import app_login_url  # noqa: F401 - a fixture used be
 from dr_assistant_data import DataLayer
 from dr_assistant_data.cli.main import main
 from dr_assistant_data.errors import NotFoundError
-from dr_assistant_data.protection.audit_key import AuditKey
+from dr_assistant_data.protection.audit_key import AuditKey, audit_key_from
 from dr_assistant_data.relational.audit_checkpoints import Checkpoint, FileCheckpointStore
 from dr_assistant_data.relational.audit_seal import event_leaf, seal_content
 from dr_assistant_data.relational.audit_trail import chain_hash
@@ -32,8 +34,11 @@ EVENTS, SEALS = AuditEvent.__table__, AuditSeal.__table__
 
 @pytest.fixture
 def audited(dl, database_url, tmp_path):
-    """A layer exporting checkpoints to a directory of the test's own."""
-    layer = DataLayer(settings_for(database_url, audit_checkpoint_dir=str(tmp_path)))
+    """A layer with a secret audit key, exporting checkpoints to a directory of its own."""
+    secret = base64.b64encode(os.urandom(32)).decode()
+    layer = DataLayer(
+        settings_for(database_url, audit_checkpoint_dir=str(tmp_path), audit_key=secret)
+    )
     yield layer
     layer.close()
 
@@ -215,8 +220,9 @@ def test_an_event_appended_by_an_application_login_without_the_key_is_found(
         "entity_id": str(uuid.uuid4()),
         "changed_fields": ["demographics"],
         "correlation_id": "forged",
-        "row_hash": "a" * 64,
+        "reason": None,
     }
+    forged["row_hash"] = audit_key_from("", production=False).mac("event", forged)  # public key
     try:
         with engine.begin() as connection:
             connection.execute(insert(EVENTS), forged)
@@ -294,6 +300,7 @@ def test_verify_audit_command_exits_1_and_names_the_broken_event(
 ):
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("AUDIT_CHECKPOINT_DIR", str(tmp_path))
+    monkeypatch.setenv("AUDIT_KEY", audited.settings.audit_key)
     second = sealed_log(audited)[1]
     assert main(["verify-audit"]) == 0
     assert json.loads(capsys.readouterr().out)["rows_checked"] == 6
@@ -310,6 +317,7 @@ def test_seal_audit_command_seals_and_verify_audit_proves_an_event(
 ):
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("AUDIT_CHECKPOINT_DIR", str(tmp_path))
+    monkeypatch.setenv("AUDIT_KEY", audited.settings.audit_key)
     create_patients(audited, 2)
     deadline = time.monotonic() + 30
     while audited.verify_audit_chain().unsealed:
