@@ -7,7 +7,7 @@ a million events.
   and with the lock-free trail and a sealer (in this process, exporting checkpoints).
   Meanwhile ``pg_stat_activity`` is sampled every 20 ms: active backends, and those waiting
   on an advisory lock.
-* Seal latency: for every event of the lock-free run, the time from its ``occurred_at``
+* Seal latency: for every event of the lock-free run (its actor says so), the time from its ``occurred_at``
   (taken before its commit, so the figure errs long) to the checkpoint covering its batch.
 * Verification: ``events`` events (HMACs computed here, written by COPY in several
   transactions, sealed) in a scratch database, then ``verify`` in a child process, timed,
@@ -126,7 +126,7 @@ def _writer(url: str, mode: str, seconds: float, ready: Any, counts: Any) -> Non
     ready.wait()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        with dl.unit_of_work(actor="bench") as uow:
+        with dl.unit_of_work(actor=f"bench-{mode}") as uow:
             uow.patients.create(
                 first_name="Audit",
                 last_name="Bench",
