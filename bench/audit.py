@@ -7,8 +7,9 @@ a million events.
   and with the lock-free trail and a sealer (in this process, exporting checkpoints).
   Meanwhile ``pg_stat_activity`` is sampled every 20 ms: active backends, and those waiting
   on an advisory lock.
-* Seal latency: for every event of the lock-free run (its actor says so), the time from its ``occurred_at``
-  (taken before its commit, so the figure errs long) to the checkpoint covering its batch.
+* Seal latency: for every event of the lock-free run (its actor says so), the time from
+  its ``occurred_at`` (taken before its commit, so the figure errs long) to the checkpoint
+  covering its batch.
 * Verification: ``events`` events (HMACs computed here, written by COPY in several
   transactions, sealed) in a scratch database, then ``verify`` in a child process, timed,
   with that process's peak RSS.
@@ -173,7 +174,7 @@ def _seal_latency(dl: DataLayer, checkpoints: Path) -> dict[str, Any]:
                 AuditSeal,
                 (AuditEvent.xid >= AuditSeal.xid_low) & (AuditEvent.xid < AuditSeal.xid_high),
             )
-            .where(AuditEvent.actor == "bench")
+            .where(AuditEvent.actor == "bench-lock_free")
         ).all()
     latencies = sorted(
         (written[batch] - occurred).total_seconds() for batch, occurred in rows if batch in written
