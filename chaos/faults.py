@@ -44,8 +44,6 @@ SENTINEL_KINDS = (
     "commit_drop",
     "worker_kill",
     "editor_kill",
-    "sealer_kill",
-    "sealer_restart",
     "sentinel_failover",
     "sentinel_master_kill",
 )
