@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import concurrency, reads, report, volume
+from . import audit, concurrency, reads, report, volume
 from .scratch import scratch_layer
 
 
@@ -33,6 +33,9 @@ def options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=32, help="threads of the mixed run")
     parser.add_argument("--pool", type=int, default=10, help="database pool of the mixed run")
     parser.add_argument("--operations", type=int, default=100, help="operations per thread")
+    parser.add_argument("--audit-processes", type=int, default=8, help="audited writers")
+    parser.add_argument("--audit-seconds", type=float, default=8.0, help="each audit run")
+    parser.add_argument("--audit-events", type=int, default=1_000_000, help="events verified")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"), help="output")
     return parser.parse_args(argv)
 
@@ -57,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             dl, count=args.patients, runs=args.runs, batch_size=args.batch_size
         )
         figures |= volume.export(dl, expected=args.patients, batch_size=args.export_batch)
+        figures |= audit.run_all(
+            dl, processes=args.audit_processes, seconds=args.audit_seconds, events=args.audit_events
+        )
     results = {
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "machine": {

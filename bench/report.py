@@ -15,6 +15,10 @@ TARGETS: list[tuple[str, str, Callable[[float, float], bool], float]] = [
     ("export_layer_peak_rss_growth_mb", "<", operator.lt, 50.0),
     ("concurrency_errors", "==", operator.eq, 0),
     ("stampede_loads", "==", operator.eq, 1),
+    ("audit_lock_free_vs_unaudited", ">=", operator.ge, 0.8),
+    ("audit_lock_free_advisory_wait_share", "<", operator.lt, 0.05),
+    ("audit_seal_p99_s", "<=", operator.le, 1.0),
+    ("audit_verify_s", "<", operator.lt, 60.0),
 ]
 
 
@@ -105,6 +109,37 @@ def print_table(results: dict[str, Any]) -> None:
             "",
             "",
             "",
+        ),
+    ]
+    rows += [
+        (
+            f"{f['audit_writer_processes']} writer processes, lock-free audit",
+            f"{f['audit_lock_free_writes_per_s']:.0f} writes/s",
+            "audit write removed",
+            f"{f['audit_unaudited_writes_per_s']:.0f} writes/s",
+            f"x{f['audit_lock_free_vs_unaudited']:.2f}",
+        ),
+        (
+            "  advisory-lock waits (lock-free)",
+            f"{f['audit_lock_free_advisory_wait_share']:.1%} of active",
+            "audit as before 0008 (lock)",
+            f"{f['audit_locked_writes_per_s']:.0f} w/s, "
+            f"{f['audit_locked_advisory_wait_share']:.0%} wait",
+            f"x{f['audit_locked_vs_unaudited']:.2f}",
+        ),
+        (
+            "commit -> sealed and checkpointed",
+            f"p99 {f['audit_seal_p99_s']:.2f} s",
+            "p50",
+            f"{f['audit_seal_p50_s']:.2f} s",
+            f"{f['audit_sealed_events']} events",
+        ),
+        (
+            f"verify {f['audit_verify_events']} events",
+            f"{f['audit_verify_s']:.1f} s, {f['audit_verify_peak_rss_mb']:.0f} MB peak",
+            "generate (COPY) / seal all",
+            f"{f['audit_generate_s']:.1f} s / {f['audit_seal_all_s']:.1f} s",
+            "ok" if f["audit_verify_ok"] else "FAILED",
         ),
     ]
     print(f"medians of {o['runs']} runs x {o['calls']} calls per side; ratios from the same run\n")

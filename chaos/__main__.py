@@ -30,6 +30,7 @@ from .editors import Editors
 from .faults import SENTINEL_KINDS, SINGLE_KINDS, FaultScheduler, Targets
 from .history import History, load
 from .processes import Workers
+from .sealers import Sealers
 from .servers import PostgresProxy
 from .worker import read, settings_from
 
@@ -94,6 +95,7 @@ def campaign(args: argparse.Namespace, folder: Path, stack: ExitStack) -> dict[s
         "db_pool_size": 2,
         "db_connect_timeout": 2.0,
         "db_pool_timeout": 5.0,
+        "audit_checkpoint_dir": str(folder / "checkpoints"),
         **redis.settings(),
     }
     dl = DataLayer(settings_from({**settings, "db_pool_size": 4}))  # editors' and checker's
@@ -108,11 +110,15 @@ def campaign(args: argparse.Namespace, folder: Path, stack: ExitStack) -> dict[s
     stack.callback(workers.stop)
     for index, quota in enumerate(shares(args.operations - notes_quota, args.processes)):
         workers.start(f"w{index + 1}", quota)
+    sealers = Sealers(folder, settings)
+    stack.callback(sealers.stop)
+    for _ in range(2):
+        sealers.start()
     editors = Editors(dl, clinic, folder, rate=args.rate, seed=args.seed)
     for index, quota in enumerate(shares(notes_quota, args.note_threads)):
         editors.start(f"notes{index + 1}", quota)
     faults = FaultScheduler(
-        Targets(postgres, redis, proxy, workers, editors),
+        Targets(postgres, redis, proxy, workers, editors, sealers),
         args.kinds,
         History(folder / "faults.jsonl", "faults"),
         interval=args.interval,
@@ -123,6 +129,7 @@ def campaign(args: argparse.Namespace, folder: Path, stack: ExitStack) -> dict[s
     crashed = workers.wait()
     editors.wait()
     faults.stop()
+    sealers.stop()
 
     settle(dl)
     final_reads(settings, patients, folder)

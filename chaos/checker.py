@@ -35,6 +35,11 @@ class Facts:
     events: list[tuple[str, str, str, str]]
     """(correlation id, entity type, entity id, action) of every audit event, in chain order"""
     chain_ok: bool
+    """the log verifies against the latest checkpoint, every event sealed"""
+    event_total: int
+    sealed_total: int
+    """events stored, and events counted by the last seal (one per event: none missing,
+    none sealed twice)"""
     notes: dict[str, str | None]
     """note id → content token"""
     pending: int
@@ -180,7 +185,9 @@ def _audit(
                 f"{version - facts.initial_version} committed versions"
             )
     if not facts.chain_ok:
-        found.append("the audit chain does not verify")
+        found.append("the audit log does not verify against its latest checkpoint")
+    if facts.sealed_total != facts.event_total:
+        found.append(f"{facts.event_total} audit events, {facts.sealed_total} sealed")
 
 
 def _documents(

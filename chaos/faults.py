@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from .editors import Editors
 from .history import History
 from .processes import Workers
+from .sealers import Sealers
 from .servers import Postgres, PostgresProxy, SentinelRedis, SingleRedis, pause
 
 SINGLE_KINDS = (
@@ -32,6 +33,8 @@ SINGLE_KINDS = (
     "commit_drop",
     "worker_kill",
     "editor_kill",
+    "sealer_kill",
+    "sealer_restart",
 )
 SENTINEL_KINDS = (
     "redis_pause",
@@ -54,6 +57,7 @@ class Targets:
     proxy: PostgresProxy
     workers: Workers
     editors: Editors
+    sealers: Sealers
 
 
 class FaultScheduler(threading.Thread):
@@ -84,6 +88,8 @@ class FaultScheduler(threading.Thread):
             "commit_drop": lambda: self._commit(targets.proxy.arm_drop_commit),
             "worker_kill": lambda: targets.workers.kill_one(self.rng),
             "editor_kill": lambda: targets.editors.kill_one(self.rng),
+            "sealer_kill": lambda: targets.sealers.kill_leader(graceful=False),
+            "sealer_restart": lambda: targets.sealers.kill_leader(graceful=True),
             "sentinel_failover": self._sentinel(SentinelRedis.failover),
             "sentinel_master_kill": self._sentinel(SentinelRedis.kill_master),
         }

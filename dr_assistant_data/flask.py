@@ -31,6 +31,7 @@ from collections.abc import Callable
 from os import environ
 from typing import Any
 
+import click
 from flask import Flask, Response, current_app, g, request
 from flask.cli import AppGroup
 from werkzeug.local import LocalProxy
@@ -183,3 +184,12 @@ for _name, _summary in (
     ("health", "Probe every store; exit 1 when a required one is down."),
 ):
     _mount(_name, _summary)
+
+
+@_data_commands.command("downgrade", help="Take the schema back to a revision.")
+@click.argument("revision")
+@click.option("--confirm", is_flag=True, help="Required with APP_ENV=production.")
+def _downgrade(revision: str, confirm: bool) -> None:
+    raise SystemExit(
+        run_with(_state().layer, ["downgrade", revision, *(["--confirm"] if confirm else [])])
+    )

@@ -17,11 +17,13 @@ from .cache import invalidation as cache_invalidation
 from .cache import outbox as cache_outbox
 from .documents.store import DocumentStore
 from .documents.sweep import DEFAULT_GRACE, SweepReport, sweep
-from .errors import DataLayerError
+from .errors import DataLayerError, ValidationError
 from .migrations import documents as document_migrations
 from .migrations import relational as relational_migrations
-from .relational import audit_trail, encryption, replicas
-from .relational.audit_trail import ChainReport
+from .relational import audit_verify, encryption, replicas
+from .relational.audit_checkpoints import CheckpointStore, checkpoint_store
+from .relational.audit_seal import Sealed, Sealer
+from .relational.audit_verify import AuditReport, InclusionProof
 from .relational.engine import build_engine
 from .relational.pool import pool_state
 from .relational.session import build_session_factory
@@ -47,6 +49,7 @@ class DataLayer:
         self._cache_store: CacheStore | None = None
         self._replicas: replicas.ReplicaRouter | None = None
         self._outbox: cache_outbox.OutboxListener | None = None
+        self._sealer: Sealer | None = None
         self._closed = False
 
     @property
@@ -69,6 +72,9 @@ class DataLayer:
                 if self.settings.database_replica_urls:
                     self._replicas = replicas.ReplicaRouter(self.settings, build_engine)
                     replicas.install(self._session_factory, self._replicas)
+                if self.settings.audit_sealer and engine.dialect.name == "postgresql":
+                    self._sealer = self._new_sealer(engine)
+                    self._sealer.start()
             return self._engine
 
     @property
@@ -146,12 +152,57 @@ class DataLayer:
             after_lsn=after_lsn,
             actor_required=self.settings.environment == "production",
             audit_reads=self.settings.audit_reads,
+            audit_key=self.settings.audit_signing_key,
         )
 
-    def verify_audit_chain(self) -> ChainReport:
-        """Check every link of the audit trail; the report names the first broken one."""
+    @property
+    def audit_checkpoints(self) -> CheckpointStore | None:
+        """Where the sealer exports checkpoints (``AUDIT_CHECKPOINT_DIR``), if anywhere."""
+        return checkpoint_store(self.settings.audit_checkpoint_dir)
+
+    def verify_audit_chain(self) -> AuditReport:
+        """Check every event and sealed batch of the audit log against the latest exported
+        checkpoint; the report names the first problem (``audit_verify.py``)."""
+        store = self.audit_checkpoints
+        latest = store.latest() if store is not None else None
         with self.engine.connect() as connection:
-            return translated(audit_trail.verify)(connection)
+            return translated(audit_verify.verify)(
+                connection,
+                self.settings.audit_signing_key,
+                latest,
+                anchored_store=store is not None,
+            )
+
+    def prove_audit_event(self, event_id: object) -> InclusionProof:
+        """Proof that one audit event is in the log, intact, under the latest checkpoint
+        (``audit_verify.check_proof`` checks it with the key alone). ``NotFoundError`` when
+        the event does not exist or is not sealed yet."""
+        store = self.audit_checkpoints
+        latest = store.latest() if store is not None else None
+        with self.engine.connect() as connection:
+            return translated(audit_verify.prove)(
+                connection, self.settings.audit_signing_key, event_id, latest
+            )
+
+    def seal_audit(self) -> Sealed | None:
+        """One sealing round, if no other process holds the sealer's role (``None`` then,
+        or when nothing was left to seal). PostgreSQL only."""
+        sealer = self.audit_sealer()
+        try:
+            return translated(sealer.run_once)()
+        finally:
+            sealer.resign()
+
+    def audit_sealer(self) -> Sealer:
+        """A sealer of this layer's database (its rounds: ``run_once``, or ``start`` a
+        thread of them); ``AUDIT_SEALER=true`` runs one in every layer."""
+        return self._new_sealer(self.engine)
+
+    def _new_sealer(self, engine: Engine) -> Sealer:
+        settings = self.settings
+        return Sealer(
+            engine, settings.audit_signing_key, self.audit_checkpoints, settings.audit_seal_interval
+        )
 
     def rotate_keys(self, batch_size: int = 500) -> int:
         """Re-encrypt identifiers sealed under an older key with the active one (and
@@ -180,8 +231,12 @@ class DataLayer:
         ``grace``) and remove expired audio. Run it periodically (a worker, cron)."""
         return sweep(self.documents, self.engine, grace)
 
-    def downgrade(self, revision: str) -> None:
-        """Take the relational schema back to ``revision`` (``"base"``: empty)."""
+    def downgrade(self, revision: str, *, confirm: bool = False) -> None:
+        """Take the relational schema back to ``revision`` (``"base"``: empty). In
+        production this refuses (``ValidationError("confirm")``, nothing run) unless
+        ``confirm`` is given: a downgrade drops data and guarantees."""
+        if self.settings.environment == "production" and not confirm:
+            raise ValidationError("confirm", "a production downgrade must be confirmed explicitly")
         relational_migrations.downgrade(self.engine, revision, self._migration_policy)
 
     @property
@@ -213,7 +268,10 @@ class DataLayer:
             cache_store, self._cache_store = self._cache_store, None
             router, self._replicas = self._replicas, None
             outbox, self._outbox = self._outbox, None
+            sealer, self._sealer = self._sealer, None
             self._closed = True
+        if sealer is not None:
+            sealer.stop()
         if outbox is not None:
             outbox.close()
         if engine is not None:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from .errors import ConfigurationError
+from .protection.audit_key import AuditKey, audit_key_from
 from .protection.keyring import Keyring, keyring_from
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/dr_assistant"
@@ -47,6 +48,7 @@ VARIABLES = {
     "db_replica_check_interval": "DB_REPLICA_CHECK_INTERVAL",
     "migration_lock_timeout": "MIGRATION_LOCK_TIMEOUT",
     "migration_retries": "MIGRATION_RETRIES",
+    "audit_seal_interval": "AUDIT_SEAL_INTERVAL",
 }
 """The environment variable behind each range-checked field, for error messages."""
 
@@ -104,6 +106,10 @@ class Settings:
     data_encryption_keys: str = ""
     data_encryption_active_key: str = ""
     blind_index_key: str = ""
+    audit_key: str = ""
+    audit_checkpoint_dir: str = ""
+    audit_seal_interval: float = 0.2
+    audit_sealer: bool = False
     migration_lock_timeout: float = 2.0
     migration_retries: int = 5
 
@@ -135,6 +141,7 @@ class Settings:
             "db_replica_max_lag",
             "db_replica_check_interval",
             "migration_lock_timeout",
+            "audit_seal_interval",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(VARIABLES[name], "must be positive")
@@ -164,6 +171,9 @@ class Settings:
             for node in nodes:
                 host_and_port(node, name)
         self.keyring  # noqa: B018 - refuses missing or malformed keys at start-up
+        self.audit_signing_key  # noqa: B018 - likewise
+        if self.environment == "production" and not self.audit_checkpoint_dir:
+            raise ConfigurationError("AUDIT_CHECKPOINT_DIR", "must be set in production")
 
     @functools.cached_property
     def keyring(self) -> Keyring:
@@ -175,6 +185,12 @@ class Settings:
             self.blind_index_key,
             production=self.environment == "production",
         )
+
+    @functools.cached_property
+    def audit_signing_key(self) -> AuditKey:
+        """The key of the audit trail's MACs (``protection/audit_key.py``); development and
+        test get a public key when none is configured, production refuses to start."""
+        return audit_key_from(self.audit_key, production=self.environment == "production")
 
     @property
     def is_embedded(self) -> bool:
@@ -189,7 +205,7 @@ class Settings:
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["database_url"] = self.database_url_safe
-        for name in ("data_encryption_keys", "blind_index_key"):
+        for name in ("data_encryption_keys", "blind_index_key", "audit_key"):
             shown[name] = "***" if shown[name] else ""
         for name in ("mongodb_uri", "redis_url"):
             shown[name] = _mask_password(shown[name])
@@ -245,6 +261,10 @@ class Settings:
             "data_encryption_keys": env.text("DATA_ENCRYPTION_KEYS", ""),
             "data_encryption_active_key": env.text("DATA_ENCRYPTION_ACTIVE_KEY", ""),
             "blind_index_key": env.text("BLIND_INDEX_KEY", ""),
+            "audit_key": env.text("AUDIT_KEY", ""),
+            "audit_checkpoint_dir": env.text("AUDIT_CHECKPOINT_DIR", ""),
+            "audit_seal_interval": env.millis("AUDIT_SEAL_INTERVAL", cls.audit_seal_interval),
+            "audit_sealer": env.flag("AUDIT_SEALER", cls.audit_sealer),
             "migration_lock_timeout": env.millis(
                 "MIGRATION_LOCK_TIMEOUT", cls.migration_lock_timeout
             ),

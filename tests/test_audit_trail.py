@@ -1,4 +1,5 @@
-"""Every write of a unit of work leaves audit events: names of fields, never values, chained."""
+"""Every write of a unit of work leaves audit events: names of fields, never values, each
+with its HMAC under the audit key."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import threading
 
 from sqlalchemy import select
 
-from dr_assistant_data.relational.audit_trail import GENESIS, chain_hash
+from dr_assistant_data.protection.audit_key import audit_key_from
+from dr_assistant_data.relational.audit_trail import event_content
 from dr_assistant_data.relational.models import AuditEvent
 from dr_assistant_data.testing import PatientFactory, PrescriptionFactory, bind_factories
 
@@ -21,13 +23,14 @@ def as_row(event: AuditEvent) -> dict[str, object]:
     return {column.key: getattr(event, column.key) for column in AuditEvent.__table__.columns}
 
 
+TEST_KEY = audit_key_from("", production=False)
+
+
 def assert_chain_intact(rows: list[AuditEvent]) -> None:
-    previous = GENESIS
-    for expected_seq, event in enumerate(rows, start=1):
-        assert event.seq == expected_seq
-        assert event.prev_hash == previous
-        assert event.row_hash == chain_hash(as_row(event))
-        previous = event.row_hash
+    """Every event is signed with the key, and numbered once."""
+    for event in rows:
+        assert TEST_KEY.verifies("event", event_content(as_row(event)), event.row_hash)
+    assert len({event.seq for event in rows}) == len(rows)
 
 
 def test_create_update_delete_are_recorded_with_actor_and_correlation(dl):
@@ -77,7 +80,7 @@ def test_reads_write_no_audit_events(dl):
     assert len(chain_rows(dl)) == before
 
 
-def test_the_chain_links_every_row_to_the_one_before(dl):
+def test_every_event_carries_the_hmac_of_its_content(dl):
     for _ in range(3):
         with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
             PatientFactory.create_batch(2)
@@ -86,15 +89,15 @@ def test_the_chain_links_every_row_to_the_one_before(dl):
     assert_chain_intact(rows)
 
 
-def test_editing_a_row_breaks_its_link(dl):
+def test_editing_an_event_invalidates_its_hmac(dl):
     with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
         PatientFactory.create_batch(3)
     rows = chain_rows(dl)
-    tampered = as_row(rows[1]) | {"actor": "someone-else"}
-    assert chain_hash(tampered) != rows[1].row_hash
+    tampered = event_content(as_row(rows[1])) | {"actor": "someone-else"}
+    assert not TEST_KEY.verifies("event", tampered, rows[1].row_hash)
 
 
-def test_concurrent_commits_extend_one_unbroken_chain(dl):
+def test_concurrent_commits_each_leave_their_signed_events(dl):
     start = threading.Barrier(4)
     failures: list[BaseException] = []
 

@@ -61,6 +61,23 @@ FIGURES = {
     "stampede_loads",
     "raw_redis_get_open_decode_us",
     "sealing_ratio",
+    "audit_writer_processes",
+    *(
+        f"audit_{mode}_{figure}"
+        for mode in ("unaudited", "locked", "lock_free")
+        for figure in ("writes_per_s", "advisory_wait_share", "events")
+    ),
+    "audit_lock_free_vs_unaudited",
+    "audit_locked_vs_unaudited",
+    "audit_seal_p50_s",
+    "audit_seal_p99_s",
+    "audit_sealed_events",
+    "audit_verify_events",
+    "audit_verify_ok",
+    "audit_verify_s",
+    "audit_verify_peak_rss_mb",
+    "audit_generate_s",
+    "audit_seal_all_s",
 }
 
 
@@ -68,6 +85,7 @@ def test_the_benchmark_reports_every_figure_and_target_as_json(tmp_path):
     output = tmp_path / "results.json"
     tiny = "--calls 3 --runs 1 --appointments 4 --short-history 3 --long-history 30"
     tiny += " --patients 300 --batch-size 100 --export-batch 50 --threads 4 --pool 2 --operations 5"
+    tiny += " --audit-processes 2 --audit-seconds 1 --audit-events 500"
     environment = {"BENCH_DATABASE_ADMIN_URL": ADMIN_URL, "BENCH_REDIS_URL": Settings().redis_url}
     finished = subprocess.run(
         [sys.executable, "-m", "bench", *tiny.split(), "--json", str(output)],
@@ -84,3 +102,5 @@ def test_the_benchmark_reports_every_figure_and_target_as_json(tmp_path):
     assert results["figures"]["import_rows"] == 300
     assert results["figures"]["concurrency_operations"] == 20
     assert "import 300 patients" in finished.stdout
+    assert results["figures"]["audit_verify_events"] == 500
+    assert results["figures"]["audit_verify_ok"] is True

@@ -20,6 +20,8 @@ def facts(**overrides: Any) -> Facts:
         "initial_version": 1,
         "events": [("w-1", "patients", PATIENT, "update")],
         "chain_ok": True,
+        "event_total": 0,
+        "sealed_total": 0,
         "notes": {},
         "pending": 0,
         "recordings": {},
@@ -109,3 +111,8 @@ def test_a_driver_exception_out_of_the_layer_is_a_raw_error():
     refused = op("w-2", "write", 1.0, 2.0, "fail", error="ConflictError")
     state = facts(events=[], patients={})
     assert violations([leaked, refused], state)["raw_error"] == 1
+
+
+def test_a_sealed_total_that_differs_from_the_events_stored_is_a_violation():
+    verdict = check([WRITE], facts(event_total=1, sealed_total=2), stale_bound_ms=0)
+    assert verdict.violations["audit"] == ["1 audit events, 2 sealed"]

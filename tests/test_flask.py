@@ -98,10 +98,12 @@ def test_a_view_that_raises_rolls_back_and_answers_500(app, dl):
     assert stored(dl) == 0
 
 
-def test_a_write_without_a_signed_in_user_is_refused_in_production(dl, database_url):
+def test_a_write_without_a_signed_in_user_is_refused_in_production(dl, database_url, tmp_path):
     keys = {
         "data_encryption_keys": "k1:" + base64.b64encode(os.urandom(32)).decode(),
         "blind_index_key": base64.b64encode(os.urandom(32)).decode(),
+        "audit_key": base64.b64encode(os.urandom(32)).decode(),
+        "audit_checkpoint_dir": str(tmp_path),
     }
     settings = dataclasses.replace(settings_for(database_url, **keys), environment="production")
     layer = DataLayer(settings)

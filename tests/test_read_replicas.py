@@ -335,3 +335,18 @@ def test_an_audited_read_on_a_lagging_replica_links_its_event_to_the_primarys_ch
     with layer.unit_of_work(actor="auditor") as uow:
         actions = [event.action for event in uow.audit.for_entity("patients", patient.id)]
     assert "read" in actions
+
+
+def test_committing_an_audited_read_leaves_the_unit_of_works_later_reads_on_the_replica(
+    make_layer, servers
+):
+    layer = make_layer(audit_reads=True)
+    first, second = new_patient(layer), new_patient(layer)
+    caught_up(*servers)
+    with layer.unit_of_work(actor="dr-asha", read_only=True) as uow:
+        uow.patients.get(first.id)
+        uow.commit()  # its read event goes to the primary
+        uow.patients.get(second.id)
+        assert on_replica(uow)
+    with layer.unit_of_work(actor="auditor") as uow:
+        assert [e.action for e in uow.audit.for_entity("patients", first.id)][-1] == "read"

@@ -8,7 +8,8 @@ The three columns become TEXT holding ``v1:<key id>:<AES-GCM sealed value>``; ea
 ``<name>_index`` column (HMAC-SHA256 under ``BLIND_INDEX_KEY``) that carries the lookups
 and, for the ABHA number, the uniqueness. Existing rows are sealed here with the keys of
 the engine running the migration (the layer's settings), in the migration's transaction.
-The downgrade opens them again with the same keys.
+The downgrade refuses while any patient has one of them: it would write them back in
+plaintext.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from dr_assistant_data.migrations.refusals import refuse_if
 from dr_assistant_data.migrations.sealed_columns import rewrite
 
 revision: str = "0003"
@@ -76,10 +78,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    refuse_if(
+        "SELECT 1 FROM patients "
+        "WHERE abha_id IS NOT NULL OR phone IS NOT NULL OR email IS NOT NULL",
+        "revision 0003 cannot be downgraded while patients have identifiers: they would be "
+        "written back in plaintext (erase or export them first)",
+    )
     for name, (column, _unique) in _INDEXES.items():
         condition = sa.text(f"{column} IS NOT NULL")
         op.drop_index(name, "patients", postgresql_where=condition, sqlite_where=condition)
-    rewrite("patients", list(PLAIN_LENGTHS), "open", revision)
     with op.batch_alter_table("patients") as batch:
         for name, length in PLAIN_LENGTHS.items():
             batch.drop_column(f"{name}_index")

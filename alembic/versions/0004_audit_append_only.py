@@ -9,6 +9,9 @@ role, the owner included; only a superuser who disables them (or sets
 ``session_replication_role``) gets past, and the hash chain then shows where
 (``dr-assistant-data verify-audit``). The error message is the marker the layer maps to
 ``ImmutableRecordError``. ``reason`` holds the reason code of an erasure.
+
+The downgrade refuses once an event holds a reason: dropping the column would break those
+events' hashes, and the trail would report tampering that never happened.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from dr_assistant_data.migrations.refusals import refuse_if
 
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
@@ -68,6 +73,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    refuse_if(
+        "SELECT 1 FROM audit_events WHERE reason IS NOT NULL",
+        "revision 0004 cannot be downgraded: audit events record erasure reasons, and their "
+        "hashes cover them",
+    )
     postgres = op.get_bind().dialect.name == "postgresql"
     for statement in _POSTGRES_DOWN if postgres else _SQLITE_DOWN:
         op.execute(statement)

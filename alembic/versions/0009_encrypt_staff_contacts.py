@@ -1,7 +1,7 @@
 """Encrypt the staff's email and phone; look them up, and keep emails unique, by blind index.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-28
 
 As revision 0003 did for patients: ``users.email`` and ``users.phone`` become TEXT holding
@@ -23,7 +23,7 @@ from alembic import op
 from dr_assistant_data.migrations.sealed_columns import rewrite
 
 revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -14,15 +14,19 @@ import dataclasses
 import json
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from ..errors import ConfigurationError, DataLayerError
 from ..health import failing_required
 from ..layer import DataLayer
+from ..relational.audit_verify import check_proof
 from ..settings import Settings
 from .cache_demo import describe_caching
 from .charting import chart_note, describe_note
@@ -74,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     command("migrate", _migrate, "bring the schema to the newest revision")
     downgrade = command("downgrade", _downgrade, "take the schema back to a revision")
     downgrade.add_argument("revision", metavar="REV", help="a revision id, or 'base'")
+    downgrade.add_argument(
+        "--confirm", action="store_true", help="required with APP_ENV=production"
+    )
     command("status", _status, "show the applied, newest and pending revisions")
     sweep = command(
         "sweep-documents",
@@ -89,7 +96,14 @@ def _parser() -> argparse.ArgumentParser:
     command("check", _check, "compare the models with the live schema")
     command("health", _health, "probe every store, print JSON; exit 1 if a required one is down")
     command("seed", _seed, "add a demo clinic to the configured database")
-    command("verify-audit", _verify_audit, "check the audit trail's hash chain; exit 1 if broken")
+    verify = command(
+        "verify-audit",
+        _verify_audit,
+        "check the audit log against its latest checkpoint; exit 1 if tampered with",
+    )
+    verify.add_argument("--event", metavar="ID", help="prove this event's inclusion instead")
+    seal = command("seal-audit", _seal_audit, "seal committed audit events and checkpoint them")
+    seal.add_argument("--follow", action="store_true", help="keep sealing until interrupted")
     rotate = command(
         "rotate-keys", _rotate_keys, "re-seal identifiers and the cache under the active key"
     )
@@ -147,7 +161,7 @@ def _migrate(dl: DataLayer, args: argparse.Namespace) -> int:
 
 
 def _downgrade(dl: DataLayer, args: argparse.Namespace) -> int:
-    dl.downgrade(args.revision)
+    dl.downgrade(args.revision, confirm=args.confirm)
     return _status(dl, args)
 
 
@@ -227,13 +241,45 @@ def _health(dl: DataLayer, _args: argparse.Namespace) -> int:
     return 1 if down else 0
 
 
-def _verify_audit(dl: DataLayer, _args: argparse.Namespace) -> int:
-    """Print the chain report as JSON; exit 1 when a link is broken."""
+def _verify_audit(dl: DataLayer, args: argparse.Namespace) -> int:
+    """Print the report (or the event's proof) as JSON; exit 1 when the log was tampered
+    with or the proof does not check."""
+    if args.event is not None:
+        proof = dl.prove_audit_event(args.event)
+        intact = check_proof(proof, dl.settings.audit_signing_key)
+        print(json.dumps({"intact": intact, **dataclasses.asdict(proof)}, indent=2, default=str))
+        return 0 if intact else 1
     report = dl.verify_audit_chain()
     print(json.dumps(dataclasses.asdict(report), indent=2))
     if not report.ok:
-        print(f"error: audit chain broken at seq {report.first_broken_seq}", file=sys.stderr)
+        where = (
+            f"seq {report.first_broken_seq}"
+            if report.first_broken_seq is not None
+            else f"batch {report.first_broken_batch}"
+        )
+        print(f"error: audit log broken at {where}: {report.problem}", file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def _seal_audit(dl: DataLayer, args: argparse.Namespace) -> int:
+    """Seal once and print what was sealed, or keep sealing (``--follow``) until
+    interrupted, as one of the deployment's candidate sealers."""
+    if not args.follow:
+        sealed = dl.seal_audit()
+        print(json.dumps(dataclasses.asdict(sealed) if sealed else None))
+        return 0
+    sealer = dl.audit_sealer()
+    try:
+        while True:
+            try:
+                sealer.run_once()
+            except SQLAlchemyError:
+                print("warning: sealing round failed; retrying", file=sys.stderr)
+            time.sleep(sealer.interval)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        sealer.resign()
 
 
 def _rotate_keys(dl: DataLayer, args: argparse.Namespace) -> int:

@@ -37,7 +37,10 @@ APPEND_ONLY = "audit_events_append_only"
 OWNER = "dr_assistant_owner"
 APP = "dr_assistant_app"
 DML = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"})
-APP_PRIVILEGES = {"audit_events": frozenset({"SELECT", "INSERT"})}
+APP_PRIVILEGES = {
+    "audit_events": frozenset({"SELECT", "INSERT"}),
+    "audit_seals": frozenset({"SELECT", "INSERT"}),
+}
 """Model tables on which the application role has less than ``DML``. (``alembic_version``
 is Alembic's, created outside the revisions, and left out of the comparison.)"""
 
@@ -79,8 +82,20 @@ POSTGRES_ROUTINES = (
         f"FOR EACH STATEMENT EXECUTE FUNCTION {APPEND_ONLY}()",
         f"DROP TRIGGER {APPEND_ONLY}_truncate ON {SCHEMA}.audit_events",
     ),
+    Routine(
+        "trigger audit_seals_append_only_rows",
+        f"CREATE TRIGGER audit_seals_append_only_rows BEFORE DELETE OR UPDATE ON "
+        f"{SCHEMA}.audit_seals FOR EACH ROW EXECUTE FUNCTION {APPEND_ONLY}()",
+        f"DROP TRIGGER audit_seals_append_only_rows ON {SCHEMA}.audit_seals",
+    ),
+    Routine(
+        "trigger audit_seals_append_only_truncate",
+        f"CREATE TRIGGER audit_seals_append_only_truncate BEFORE TRUNCATE ON "
+        f"{SCHEMA}.audit_seals FOR EACH STATEMENT EXECUTE FUNCTION {APPEND_ONLY}()",
+        f"DROP TRIGGER audit_seals_append_only_truncate ON {SCHEMA}.audit_seals",
+    ),
 )
-"""The audit trail's append-only guard (revision 0004)."""
+"""The audit trail's append-only guard (revision 0004) and its seals' (0008)."""
 
 SQLITE_TRIGGERS = frozenset(
     {
@@ -88,9 +103,11 @@ SQLITE_TRIGGERS = frozenset(
         "appointments_no_overlap_UPDATE",
         f"{APPEND_ONLY}_update",
         f"{APPEND_ONLY}_delete",
+        "audit_seals_append_only_update",
+        "audit_seals_append_only_delete",
     }
 )
-"""The overlap rule (0001) and the append-only guard (0004) on embedded SQLite."""
+"""The overlap rule (0001) and the append-only guards (0004, 0008) on embedded SQLite."""
 
 _ROUTINES_FOUND = text(
     """

@@ -131,16 +131,16 @@ def keyring_from(keys: str, active: str, index_key: str, *, production: bool) ->
         key_id, sep, encoded = entry.strip().partition(":")
         if not sep or not _KEY_ID.fullmatch(key_id):
             raise ConfigurationError("DATA_ENCRYPTION_KEYS", "entries must be 'key_id:base64key'")
-        parsed[key_id] = _key_bytes(encoded, "DATA_ENCRYPTION_KEYS")
+        parsed[key_id] = key_bytes(encoded, "DATA_ENCRYPTION_KEYS")
     active = active.strip() or (next(iter(parsed)) if len(parsed) == 1 else "")
     if active not in parsed:
         raise ConfigurationError(
             "DATA_ENCRYPTION_ACTIVE_KEY", "must name one of the DATA_ENCRYPTION_KEYS ids"
         )
-    return Keyring(parsed, active, _key_bytes(index_key, "BLIND_INDEX_KEY"))
+    return Keyring(parsed, active, key_bytes(index_key, "BLIND_INDEX_KEY"))
 
 
-def _key_bytes(encoded: str, variable: str) -> bytes:
+def key_bytes(encoded: str, variable: str) -> bytes:
     try:
         key = base64.b64decode(encoded.strip(), validate=True)
     except binascii.Error:

@@ -1,14 +1,15 @@
-"""Audit events for every write of a unit of work, chained and written in its transaction.
+"""Audit events for every write of a unit of work, written in its transaction.
 
 Changes are collected after each flush (while SQLAlchemy still knows which attributes
 changed) and written when the unit of work commits, in the same transaction: a rollback
 leaves no audit row behind, a commit never lacks one. Only field names are recorded.
 
-Rows are chained: ``row_hash = sha256(prev_hash + canonical row)``, in ``seq`` order. The
-writer takes a transaction-scoped advisory lock on PostgreSQL for the few statements that
-extend the chain, so concurrent commits cannot fork it. The database refuses to change or
-remove a row (revision 0004); :func:`verify` finds the first broken link if someone with
-the power to bypass that did.
+Each event carries its HMAC under the audit key (``row_hash``), so a login of the
+application role that inserts an event without the key (crediting another actor, say) is
+found by :func:`~.audit_verify.verify`. Writers take no lock and read nothing: ``seq``
+comes from a sequence and ``xid`` (the transaction) from its column default; the sealer
+(``audit_seal.py``) orders and anchors events after their transactions have ended. The
+database refuses to change or remove a row (revision 0004).
 
 A trail whose ``actor_required`` is set (production) refuses any write without an actor
 (``ValidationError("actor")``) before SQL is emitted. With ``audit_reads`` set, reads of a
@@ -18,23 +19,36 @@ patient's chart are recorded too (action ``read``), written like the writes at c
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, func, inspect, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
 from ..errors import ValidationError
+from ..protection.audit_key import AuditKey, audit_key_from, canonical
 from .base import SoftDeleted
 from .copy_rows import insert_rows
 from .models import AuditEvent
 from .types import utcnow
 
 GENESIS = "0" * 64
-CHAIN_LOCK = 0x6472_6173_6175_6474  # any constant shared by every writer
+"""The ``prev_hash`` of the first event chained before revision 0008."""
+EVENT_FIELDS = (
+    "id",
+    "occurred_at",
+    "actor",
+    "action",
+    "entity_type",
+    "entity_id",
+    "changed_fields",
+    "correlation_id",
+    "reason",
+)
+"""What an event's HMAC covers (``seq`` and ``xid`` are the database's; the seal covers
+them)."""
 _BOOKKEEPING = frozenset({"version", "updated_at", "created_at"})
 ANONYMOUS = "unknown"
 """The actor recorded outside production when none was given."""
@@ -60,6 +74,7 @@ class AuditTrail:
     correlation_id: str
     actor_required: bool = False
     audit_reads: bool = False
+    key: AuditKey = field(default_factory=lambda: audit_key_from("", production=False))
     changes: list[Change] = field(default_factory=list)
     reasons: dict[tuple[str, str], str] = field(default_factory=dict)
     """Erasure reason codes by (entity type, id): their change is a ``delete``."""
@@ -131,35 +146,35 @@ class AuditTrail:
         )
 
     def write(self, session: Session) -> None:
-        """Append the collected events to the chain, in the session's transaction."""
+        """Append the collected events, each with its HMAC, in the session's transaction.
+
+        No lock and no read on PostgreSQL: ``seq`` and ``xid`` are column defaults. The
+        embedded SQLite file (one writer at a time) numbers them here."""
         if not self.changes:
             return
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK)))
-        last = session.execute(
-            select(AuditEvent.seq, AuditEvent.row_hash).order_by(AuditEvent.seq.desc()).limit(1)
-        ).first()
-        seq, prev_hash = (last.seq, last.row_hash) if last else (0, GENESIS)
-        rows = []
-        for change in self.changes:
-            seq += 1
-            row = {
-                "id": uuid.uuid4(),
-                "seq": seq,
-                "occurred_at": change.occurred_at,
-                "actor": self.actor or ANONYMOUS,
-                "action": change.action,
-                "entity_type": change.entity_type,
-                "entity_id": change.entity_id,
-                "changed_fields": list(change.changed_fields),
-                "correlation_id": self.correlation_id,
-                "prev_hash": prev_hash,
-                "reason": change.reason,
-            }
-            row["row_hash"] = prev_hash = chain_hash(row)
-            rows.append(row)
+        rows = [self._event(change) for change in self.changes]
+        if session.get_bind(clause=AuditEvent.__table__.insert()).dialect.name != "postgresql":
+            last = session.scalar(select(func.max(AuditEvent.seq))) or 0
+            for seq, row in enumerate(rows, start=last + 1):
+                row.update(seq=seq, xid=0)
         insert_rows(session, AuditEvent.__table__, rows)  # a bulk import's thousands: COPY
         self.changes.clear()
+
+    def _event(self, change: Change) -> dict[str, object]:
+        row: dict[str, object] = {
+            "id": uuid.uuid4(),
+            "occurred_at": change.occurred_at,
+            "actor": self.actor or ANONYMOUS,
+            "action": change.action,
+            "entity_type": change.entity_type,
+            "entity_id": change.entity_id,
+            "changed_fields": list(change.changed_fields),
+            "correlation_id": self.correlation_id,
+            "reason": change.reason,
+        }
+        row["row_hash"] = self.key.mac("event", row)
+        row["prev_hash"] = None
+        return row
 
 
 def written_fields(values: Mapping[str, object]) -> tuple[str, ...]:
@@ -172,62 +187,19 @@ def trail_of(session: Session) -> AuditTrail | None:
     return session.info.get(AUDIT_KEY)
 
 
-def chain_hash(row: dict[str, object]) -> str:
-    """SHA-256 over the previous hash and this row's canonical JSON (without its hash).
+def event_content(row: Mapping[str, object]) -> dict[str, object]:
+    """What the HMAC of an event written since revision 0008 covers."""
+    return {name: row[name] for name in EVENT_FIELDS}
+
+
+def chain_hash(row: Mapping[str, object]) -> str:
+    """The hash of an event chained before revision 0008: SHA-256 over the previous hash
+    and the row's canonical JSON (without its hash, ``seq`` included, ``xid`` not).
 
     A ``None`` reason is left out, so rows written before reasons existed keep their hash."""
     content = {
-        k: v for k, v in row.items() if k != "row_hash" and not (k == "reason" and v is None)
+        k: v
+        for k, v in row.items()
+        if k not in ("row_hash", "xid") and not (k == "reason" and v is None)
     }
-    canonical = json.dumps(content, sort_keys=True, default=_canonical, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _canonical(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="microseconds")
-    return str(value)
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    """The outcome of :func:`verify`: ``first_broken_seq`` is ``None`` when ``ok``."""
-
-    ok: bool
-    rows_checked: int
-    first_broken_seq: int | None = None
-    problem: str | None = None
-
-
-def verify(connection: Connection, batch_size: int = 1000) -> ChainReport:
-    """Walk the chain in ``seq`` order and report its first broken link: a missing ``seq``
-    (a removed row), a ``prev_hash`` that is not the previous row's hash (a removed or
-    inserted row) or a ``row_hash`` that does not match the row (an edited row).
-
-    Reads in batches of ``batch_size`` rows, so memory stays flat on a long trail.
-    """
-    table = AuditEvent.__table__
-    expected_seq, previous, checked = 1, GENESIS, 0
-    while True:
-        statement = (
-            select(table).where(table.c.seq >= expected_seq).order_by(table.c.seq).limit(batch_size)
-        )
-        rows = connection.execute(statement).mappings().all()
-        if not rows:
-            return ChainReport(ok=True, rows_checked=checked)
-        for row in rows:
-            problem = _link_problem(dict(row), expected_seq, previous)
-            if problem:
-                return ChainReport(False, checked, expected_seq, problem)
-            checked += 1
-            expected_seq, previous = row["seq"] + 1, row["row_hash"]
-
-
-def _link_problem(row: dict[str, object], expected_seq: int, previous: str) -> str | None:
-    if row["seq"] != expected_seq:
-        return "a row is missing"
-    if row["prev_hash"] != previous:
-        return "the link to the previous row is broken"
-    if row["row_hash"] != chain_hash(row):
-        return "the row was changed after it was written"
-    return None
+    return hashlib.sha256(canonical(content)).hexdigest()

@@ -26,8 +26,9 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Write ``rows`` (dicts keyed by every column of ``table``) in the session's
-    transaction: by one COPY when there are several on PostgreSQL, else one ``INSERT``."""
+    """Write ``rows`` (dicts keyed by the same columns of ``table``; the others take their
+    defaults) in the session's transaction: by one COPY when there are several on
+    PostgreSQL, else one ``INSERT``."""
     if len(rows) > 1 and session.get_bind().dialect.name == "postgresql":
         copy_rows(session, table, rows)
     else:
@@ -35,17 +36,18 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
 
 
 def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Write ``rows`` (dicts keyed by every column of ``table``) in one COPY, in the
-    session's transaction."""
+    """Write ``rows`` (dicts keyed by the same columns of ``table``; the others take their
+    server defaults) in one COPY, in the session's transaction."""
     dialect = session.get_bind().dialect
-    columns = [(column.key, column.type.bind_processor(dialect)) for column in table.columns]
+    given = [column for column in table.columns if column.key in rows[0]]
+    columns = [(column.key, column.type.bind_processor(dialect)) for column in given]
     buffer = io.StringIO()
     for row in rows:
         values = [row[key] if bind is None else bind(row[key]) for key, bind in columns]
         buffer.write("\t".join([_text(value) for value in values]))
         buffer.write("\n")
     buffer.seek(0)
-    names = ", ".join(f'"{column.name}"' for column in table.columns)
+    names = ", ".join(f'"{column.name}"' for column in given)
     statement = f'COPY "{table.name}" ({names}) FROM STDIN'
     # described as the INSERT it is, so a session that routes reads to a replica writes here
     # on the primary (``replicas.py``)

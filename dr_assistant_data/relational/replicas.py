@@ -38,6 +38,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from ..settings import Settings
 from .audit_trail import trail_of
+from .models import AuditEvent
 from .pool import pool_state
 from .session import ROUTER_KEY
 
@@ -50,6 +51,10 @@ COMMIT_LSN_KEY = "commit_lsn"
 """In ``session.info``: the read-only mark, the primary pin, the replica in use, whether
 the transaction wrote, the WAL position a replica must have replayed to be read, and that a
 commit wrote (its position is still to be read; the router is under ``ROUTER_KEY``)."""
+
+AUDIT_EVENTS = AuditEvent.__table__
+"""Audit events (of audited reads too) go to the primary without pinning the session to it
+or making its actor sticky: recording a read is not a write the reader must then see."""
 
 REPLAYED_PAST = text("SELECT pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)")
 
@@ -95,6 +100,8 @@ class ReplicaRouter:
     def route(self, session: Session, clause: Any) -> Engine | None:
         """The replica engine for this statement of ``session``; ``None``: the primary."""
         info = session.info
+        if isinstance(clause, UpdateBase) and clause.table is AUDIT_EVENTS:
+            return None  # appended on the primary; the session's reads stay where they are
         if session._flushing or isinstance(clause, UpdateBase):
             info[PRIMARY_KEY] = info[WROTE_KEY] = True
         if not info.get(READ_ONLY_KEY) or info.get(PRIMARY_KEY):

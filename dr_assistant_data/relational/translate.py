@@ -32,6 +32,8 @@ OVERLAP = "ex_appointments_doctor_overlap"
 """The exclusion constraint on PostgreSQL and the trigger's message on SQLite."""
 APPEND_ONLY = "audit_events_append_only"
 """The message of the triggers that refuse changes to the audit trail."""
+REFUSED_DOWNGRADE = "cannot be downgraded"
+"""In the message of a revision that refuses to downgrade (``migrations/refusals.py``)."""
 
 _SQLITE_FIELD = re.compile(r"(?:UNIQUE|NOT NULL) constraint failed: \w+\.(\w+)")
 _SQLITE_CHECK = re.compile(r"CHECK constraint failed: (\w+)")
@@ -43,6 +45,8 @@ def contract_error(error: Exception) -> DataLayerError:
         return ConflictError("the record was changed by someone else; reload it and retry")
     if isinstance(error, sa_exc.DBAPIError) and APPEND_ONLY in str(error.orig):
         return ImmutableRecordError("audit events are append-only")
+    if isinstance(error, sa_exc.DBAPIError) and REFUSED_DOWNGRADE in str(error.orig):
+        return DataLayerError(_first_line(error.orig))  # a revision's constant text
     if isinstance(error, sa_exc.TimeoutError):
         return BackendUnavailableError("postgres", f"no free connection: {error.args[0]}")
     if isinstance(error, sa_exc.IntegrityError):

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import BackendUnavailableError, DataLayerError, ValidationError
+from ..protection.audit_key import AuditKey, audit_key_from
 from .audit_trail import AUDIT_KEY, AuditTrail
 from .replicas import AFTER_LSN_KEY, PRIMARY_KEY, READ_ONLY_KEY, commit_lsn
 from .repositories.audit import AuditRepository
@@ -54,6 +55,7 @@ class UnitOfWork:
         clinic_timezone: ZoneInfo,
         actor_required: bool = False,
         audit_reads: bool = False,
+        audit_key: AuditKey | None = None,
         read_only: bool = False,
         after_lsn: str | None = None,
     ) -> None:
@@ -70,6 +72,7 @@ class UnitOfWork:
         self._clinic_timezone = clinic_timezone
         self._actor_required = actor_required
         self._audit_reads = audit_reads
+        self._audit_key = audit_key or audit_key_from("", production=False)
         self._session: Session | None = None
 
     @property
@@ -88,6 +91,7 @@ class UnitOfWork:
             correlation_id=self.correlation_id,
             actor_required=self._actor_required,
             audit_reads=self._audit_reads,
+            key=self._audit_key,
         )
         session.info[READ_ONLY_KEY] = self.read_only
         session.info[AFTER_LSN_KEY] = self.after_lsn
@@ -137,10 +141,8 @@ class UnitOfWork:
         """
         session = self.session
         session.flush()
-        trail = session.info[AUDIT_KEY]
-        if trail.changes:  # the chain's lock and last link are on the primary, never a replica
-            self.use_primary()
-        trail.write(session)
+        # the events go to the primary (an INSERT); reads already made stay where they were
+        session.info[AUDIT_KEY].write(session)
         sent = dict(session.info)  # what the listeners of a commit find, before its rollback
         try:
             session.commit()

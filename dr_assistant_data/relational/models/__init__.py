@@ -1,6 +1,6 @@
 """Every mapped table of the relational store."""
 
-from .audit import AuditEvent
+from .audit import AuditEvent, AuditSeal
 from .cache_invalidations import CacheInvalidation
 from .clinical import Encounter, Order, OrderItem, Prescription, PrescriptionItem
 from .document_commits import DocumentCommit
@@ -12,6 +12,7 @@ __all__ = [
     "Alert",
     "Appointment",
     "AuditEvent",
+    "AuditSeal",
     "CacheInvalidation",
     "DocumentCommit",
     "Encounter",
