@@ -229,8 +229,6 @@ def test_the_encryption_revision_seals_existing_plaintext_rows():
         assert row["email"] == "None"
         with layer.unit_of_work(actor="test") as uow:
             assert uow.patients.find_by_abha_id("91-7777-8888-9999").phone == "+919877700001"
-        layer.downgrade("0002")
-        assert stored(layer, patient_id)["abha_id"] == "91-7777-8888-9999"
 
 
 # --- staff ------------------------------------------------------------------------------
@@ -289,7 +287,7 @@ def test_rotation_reseals_staff_contacts_under_the_active_key(dl, database_url):
             assert uow.users.list(filters={"email": STAFF["email"]})[0].id == user_id
 
 
-def test_the_staff_revision_seals_existing_plaintext_rows_and_its_downgrade_opens_them():
+def test_the_staff_revision_seals_existing_plaintext_rows_and_refuses_to_open_them_again():
     with scratch_database("dr_assistant_enc") as url, layer_with(url, f"k1:{K1}") as layer:
         relational_migrations.upgrade(layer.engine, "0007")
         user_id = uuid.uuid4()
@@ -309,5 +307,6 @@ def test_the_staff_revision_seals_existing_plaintext_rows_and_its_downgrade_open
         assert row["phone"].startswith("v1:k1:")
         with layer.unit_of_work(actor="test") as uow:
             assert uow.users.list(filters={"phone": STAFF["phone"]})[0].email == STAFF["email"]
-        layer.downgrade("0007")
-        assert stored_user(layer, user_id)["email"] == STAFF["email"]
+        with pytest.raises(DataLayerError, match="revision 0009 cannot be downgraded"):
+            layer.downgrade("0008")
+        assert stored_user(layer, user_id)["email"].startswith("v1:k1:")

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from dr_assistant_data.migrations.refusals import refuse_if
-from dr_assistant_data.migrations.sealed_columns import rewrite
+from dr_assistant_data.migrations.sealed_columns import seal
 
 revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
@@ -72,7 +72,7 @@ def upgrade() -> None:
                 name, existing_type=sa.String(length), type_=sa.Text(), existing_nullable=True
             )
             batch.add_column(sa.Column(f"{name}_index", sa.String(64), nullable=True))
-    rewrite("patients", list(PLAIN_LENGTHS), "seal", revision)
+    seal("patients", list(PLAIN_LENGTHS), revision)
     for name, (column, unique) in _INDEXES.items():
         _partial_index(name, column, unique)
 

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from dr_assistant_data.migrations.sealed_columns import rewrite
+from dr_assistant_data.migrations.refusals import refuse_if
+from dr_assistant_data.migrations.sealed_columns import seal
 
 revision: str = "0009"
 down_revision: str | Sequence[str] | None = "0008"
@@ -59,7 +60,7 @@ def upgrade() -> None:
         for name, length in PLAIN_LENGTHS.items():
             batch.alter_column(name, existing_type=sa.String(length), type_=sa.Text())
             batch.add_column(sa.Column(f"{name}_index", sa.String(64), nullable=True))
-    rewrite("users", list(PLAIN_LENGTHS), "seal", revision)
+    seal("users", list(PLAIN_LENGTHS), revision)
     for name, (column, unique, where) in _INDEXES.items():
         condition = None if where is None else sa.text(where)
         op.create_index(
@@ -73,10 +74,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    refuse_if(
+        "SELECT 1 FROM users WHERE email IS NOT NULL OR phone IS NOT NULL",
+        "revision 0009 cannot be downgraded while staff have an email or phone: they would "
+        "be written back in plaintext (erase or export them first)",
+    )
     for name, (_column, _unique, where) in _INDEXES.items():
         condition = None if where is None else sa.text(where)
         op.drop_index(name, "users", postgresql_where=condition, sqlite_where=condition)
-    rewrite("users", list(PLAIN_LENGTHS), "open", revision)
     with op.batch_alter_table("users") as batch:
         for name, length in PLAIN_LENGTHS.items():
             batch.drop_column(f"{name}_index")

@@ -1,15 +1,16 @@
-"""A revision step: identifiers of a table sealed in place (or opened again).
+"""A revision step: identifiers of a table sealed in place.
 
 Used by the revisions that turn plain columns into ``EncryptedText`` ones with a blind
 index (``<name>_index``). Values are sealed with the keys of the engine running the
-migration (the layer's settings), in the migration's transaction; opening uses the same
-keys. Offline SQL cannot seal: it gets a guard that refuses a table holding such values.
+migration (the layer's settings), in the migration's transaction. Offline SQL cannot seal:
+it gets a guard that refuses a table holding such values. The revisions never open them
+again on a downgrade: they refuse while values are stored (``refusals.py``), so no
+identifier is written back in plaintext.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import sqlalchemy as sa
 from alembic import op
@@ -17,11 +18,8 @@ from alembic import op
 from ..relational.encryption import keyring_of
 
 
-def rewrite(
-    table: str, names: Sequence[str], transform: Literal["seal", "open"], revision: str
-) -> None:
-    """``seal`` every stored value of ``table``'s ``names`` (and set its blind index), or
-    ``open`` it again. ``DecryptionError`` if a value was sealed with a key not configured."""
+def seal(table: str, names: Sequence[str], revision: str) -> None:
+    """Seal every stored value of ``table``'s ``names`` and set its blind index."""
     if op.get_context().as_sql:
         op.execute(_offline_guard(table, names, revision))
         return
@@ -38,11 +36,8 @@ def rewrite(
             if stored is None:
                 continue
             context = f"{table}.{name}"
-            if transform == "seal":
-                values[name] = keyring.seal(stored, context)
-                values[f"{name}_index"] = keyring.blind_index(stored, context)
-            else:
-                values[name] = keyring.open(stored, context)
+            values[name] = keyring.seal(stored, context)
+            values[f"{name}_index"] = keyring.blind_index(stored, context)
         if values:
             connection.execute(rows.update().where(rows.c.id == row.id).values(**values))
 
