@@ -50,6 +50,21 @@ VARIABLES = {
 }
 """The environment variable behind each range-checked field, for error messages."""
 
+ENVIRONMENT_VARIABLES = frozenset(
+    {
+        *("APP_ENV", "NODE_ENV", "DATABASE_URL", "DATABASE_REPLICA_URLS", "CLINIC_TIMEZONE"),
+        *("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "DB_SSL"),
+        *("DB_SSL_REJECT_UNAUTHORIZED", "DB_SSL_ROOT_CERT", "DB_POOL_IDLE_TIMEOUT"),
+        *("MONGODB_URI", "MONGODB_TIMEOUT", "REDIS_URL", "REDIS_HOST", "REDIS_PORT"),
+        *("REDIS_DB", "REDIS_PASSWORD", "REDIS_KEY_PREFIX", "REDIS_SENTINELS"),
+        *("REDIS_SENTINEL_MASTER", "REDIS_CLUSTER_NODES", "AUDIT_READS"),
+        *("DATA_ENCRYPTION_KEYS", "DATA_ENCRYPTION_ACTIVE_KEY", "BLIND_INDEX_KEY"),
+        *VARIABLES.values(),
+    }
+)
+"""Every variable :meth:`Settings.from_env` reads: what the Flask extension takes from
+``app.config``."""
+
 CACHE_TTLS = ("cache_ttl_entity", "cache_ttl_schedule", "cache_ttl_timeline", "cache_ttl_count")
 """Seconds each cache region keeps a value (``CACHE_TTL_*``, seconds)."""
 
