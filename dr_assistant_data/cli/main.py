@@ -4,7 +4,9 @@ Every command but ``demo`` reads its settings from the environment (``Settings.f
 ``demo`` needs no servers. Exit codes: 0 success; 1 a failed check or a store error; 2 a
 configuration error, a refused command or bad usage. Errors of the layer are reported as
 one ``error: ...`` line on stderr, never as a traceback, and database URLs are shown with
-their password masked.
+their password masked. ``status``, ``health`` and ``verify-audit`` take ``--json`` (the
+last two always print JSON). Output into a pipe closed early (``... | head``) ends the
+command quietly, exit 1, without a traceback.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,14 +31,24 @@ from ..settings import Settings
 from .cache_demo import describe_caching
 from .charting import chart_note, describe_note
 from .clinic import build_clinic, describe_clinic
+from .status import failed_sections, status_lines, status_report
 
 Command = Callable[[DataLayer, argparse.Namespace], int]
+DISTRIBUTION = "dr-assistant-data"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the process exit code."""
     args = _parser().parse_args(argv)
-    return _reported(lambda: _run_in_own_layer(args))
+    try:
+        code = _reported(lambda: _run_in_own_layer(args))
+        sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
+    except BrokenPipeError:
+        # the reader left (``| head``): nothing more can be said on stdout, and the
+        # interpreter's own flush at exit must not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return code
 
 
 def run_with(dl: DataLayer, argv: list[str]) -> int:
@@ -61,11 +75,18 @@ def _parser() -> argparse.ArgumentParser:
         prog="dr-assistant-data",
         description="Migrate, inspect and check the stores of Dr. Assistant; build a demo clinic.",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {metadata.version(DISTRIBUTION)}"
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name: str, run: Command, summary: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, run: Command, summary: str, *, json_output: bool = False
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=summary, description=summary)
-        sub.set_defaults(command=run, settings=_settings_from_env)
+        sub.set_defaults(command=run, settings=_settings_from_env, json=False)
+        if json_output:
+            sub.add_argument("--json", action="store_true", help="machine-readable output")
         return sub
 
     demo = command("demo", _demo, "build a demo clinic in an SQLite file and show it")
@@ -74,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     command("migrate", _migrate, "bring the schema to the newest revision")
     downgrade = command("downgrade", _downgrade, "take the schema back to a revision")
     downgrade.add_argument("revision", metavar="REV", help="a revision id, or 'base'")
-    command("status", _status, "show the applied, newest and pending revisions")
+    command("status", _status, "show the applied, newest and pending revisions", json_output=True)
     sweep = command(
         "sweep-documents",
         _sweep_documents,
@@ -87,9 +108,19 @@ def _parser() -> argparse.ArgumentParser:
         help="leave younger units of work and uploads alone",
     )
     command("check", _check, "compare the models with the live schema")
-    command("health", _health, "probe every store, print JSON; exit 1 if a required one is down")
+    command(
+        "health",
+        _health,
+        "probe every store, print JSON; exit 1 if a required one is down",
+        json_output=True,
+    )
     command("seed", _seed, "add a demo clinic to the configured database")
-    command("verify-audit", _verify_audit, "check the audit trail's hash chain; exit 1 if broken")
+    command(
+        "verify-audit",
+        _verify_audit,
+        "check the audit trail's hash chain; exit 1 if broken",
+        json_output=True,
+    )
     rotate = command("rotate-keys", _rotate_keys, "re-encrypt identifiers under the active key")
     rotate.add_argument("--batch-size", type=int, default=500, help="rows per transaction")
     return parser
@@ -149,28 +180,15 @@ def _downgrade(dl: DataLayer, args: argparse.Namespace) -> int:
     return _status(dl, args)
 
 
-def _status(dl: DataLayer, _args: argparse.Namespace) -> int:
-    """One section per store: where it is, then its applied and pending migrations."""
-    status = dl.migration_status()
-    _print_section(
-        "relational",
-        database=dl.settings.database_url_safe,
-        current=", ".join(status.current) or "none (empty schema)",
-        head=status.head or "none",
-        pending=", ".join(status.pending) or "none",
-    )
-    documents = dl.documents
-    _print_section(
-        "documents",
-        database=documents.database_name + (" (in memory)" if documents.embedded else ""),
-        **{
-            migration.name: f"applied {migration.applied_at:%Y-%m-%d %H:%M:%S}"
-            if migration.applied_at
-            else "pending"
-            for migration in dl.document_migration_status()
-        },
-    )
-    return 0
+def _status(dl: DataLayer, args: argparse.Namespace) -> int:
+    """One section per store: where it is, then its applied and pending migrations; exit 1
+    when a store could not be read (the other is still reported)."""
+    report = status_report(dl)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(*status_lines(report), sep="\n")
+    return 1 if failed_sections(report) else 0
 
 
 def _sweep_documents(dl: DataLayer, args: argparse.Namespace) -> int:
@@ -184,14 +202,15 @@ def _sweep_documents(dl: DataLayer, args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_section(title: str, **rows: str) -> None:
-    print(f"{title}:")
-    for name, value in rows.items():
-        print(f"  {name + ':':<9} {value}")
-
-
 def _check(dl: DataLayer, _args: argparse.Namespace) -> int:
+    """Exit 1 when revisions are pending (named first: they explain most differences) or
+    when the models and the schema differ."""
+    pending = dl.migration_status().pending
+    if pending:
+        print(f"Revisions pending: {', '.join(pending)}; run `dr-assistant-data migrate`.")
     differences = dl.schema_drift()
+    if not differences and pending:
+        return 1
     if not differences:
         print(f"Models and schema agree ({dl.settings.database_url_safe}).")
         return 0
