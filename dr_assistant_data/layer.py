@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -162,7 +163,8 @@ class DataLayer:
         """Bring the relational schema, then the document store, to the newest revision.
         Idempotent; concurrent callers wait for each other (an advisory lock, a lock
         document) and each revision runs once."""
-        relational_migrations.upgrade(self.engine, policy=self._migration_policy)
+        with self._session_engine() as engine:
+            relational_migrations.upgrade(engine, policy=self._migration_policy)
         document_migrations.upgrade(self.documents)
 
     def document_migration_status(self) -> list[document_migrations.Applied]:
@@ -176,7 +178,22 @@ class DataLayer:
 
     def downgrade(self, revision: str) -> None:
         """Take the relational schema back to ``revision`` (``"base"``: empty)."""
-        relational_migrations.downgrade(self.engine, revision, self._migration_policy)
+        with self._session_engine() as engine:
+            relational_migrations.downgrade(engine, revision, self._migration_policy)
+
+    @contextmanager
+    def _session_engine(self) -> Iterator[Engine]:
+        """The primary's engine; behind a transaction pooler, an engine of its own on
+        ``database_direct_url`` (the migration lock is held by a session, across the
+        commits of ``autocommit_block``s), disposed after."""
+        if not self.settings.db_transaction_pooler:
+            yield self.engine
+            return
+        engine = build_engine(self.settings.direct)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
     @property
     def _migration_policy(self) -> relational_migrations.LockPolicy:

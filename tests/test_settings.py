@@ -261,3 +261,8 @@ def test_environment_variables_names_exactly_what_from_env_reads():
     Settings.from_env(from_urls)
 
     assert from_parts.asked | from_urls.asked == ENVIRONMENT_VARIABLES
+
+
+def test_a_transaction_pooler_without_a_direct_url_is_refused_naming_the_variable():
+    with pytest.raises(ConfigurationError, match=r"^DATABASE_DIRECT_URL: "):
+        Settings.from_env({"DATABASE_URL": DEFAULT_DATABASE_URL, "DB_TRANSACTION_POOLER": "true"})
