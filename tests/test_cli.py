@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from importlib.metadata import version
 
@@ -91,6 +92,21 @@ def test_demo_shows_the_note_signed_then_amended_with_its_history(tmp_path, caps
     assert "Clinical note [amended, version 4]" in out
     assert out.index("v3 signed") < out.index("v4 amended")
     assert "four weeks" in out.split("v3 signed")[1].split("v4 amended")[0]
+
+
+def test_demo_without_a_database_leaves_no_file_behind(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    assert main(["demo"]) == 0
+    assert "Schedule of" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_sections_come_in_the_order_they_ran(tmp_path, capsys):
+    assert main(["demo", "--database", str(tmp_path / "clinic.sqlite3")]) == 0
+
+    out = capsys.readouterr().out
+    assert out.index("Cache (memory://)") < out.index("Schedule of") < out.index("Clinical note")
 
 
 def test_demo_runs_as_the_installed_console_script(tmp_path):

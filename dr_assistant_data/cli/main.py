@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
@@ -58,7 +59,9 @@ def run_with(dl: DataLayer, argv: list[str]) -> int:
 
 
 def _run_in_own_layer(args: argparse.Namespace) -> int:
-    with DataLayer(args.settings(args)) as dl:
+    """The command on a layer of its own; what the settings made for the run (the demo's
+    temporary folder) is removed after the layer is closed."""
+    with ExitStack() as run, DataLayer(args.settings(args, run)) as dl:
         return args.command(dl, args)  # type: ignore[no-any-return]
 
 
@@ -90,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     demo = command("demo", _demo, "build a demo clinic in an SQLite file and show it")
-    demo.add_argument("--database", type=Path, help="SQLite file (default: a new temp dir)")
+    demo.add_argument(
+        "--database", type=Path, help="SQLite file to keep (default: a temporary one, removed)"
+    )
     demo.set_defaults(settings=_demo_settings)
     command("migrate", _migrate, "bring the schema to the newest revision")
     downgrade = command("downgrade", _downgrade, "take the schema back to a revision")
@@ -126,14 +131,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings_from_env(_args: argparse.Namespace) -> Settings:
+def _settings_from_env(_args: argparse.Namespace, _run: ExitStack) -> Settings:
     return Settings.from_env()
 
 
-def _demo_settings(args: argparse.Namespace) -> Settings:
-    path = args.database or Path(tempfile.mkdtemp(prefix="dr-assistant-demo-")) / "clinic.sqlite3"
-    path = path.resolve()
-    print(f"Demo database: {path}")
+def _demo_settings(args: argparse.Namespace, run: ExitStack) -> Settings:
+    if args.database is None:
+        folder = run.enter_context(tempfile.TemporaryDirectory(prefix="dr-assistant-demo-"))
+        path = Path(folder) / "clinic.sqlite3"
+        print("Demo database: a temporary SQLite file, removed at the end (keep one: --database)")
+    else:
+        path = args.database.resolve()
+        print(f"Demo database: {path}")
     return Settings(
         database_url=f"sqlite:///{path}",
         mongodb_uri="mongomock://localhost/dr_assistant_demo",
@@ -160,13 +169,14 @@ def _build_and_show_clinic(dl: DataLayer, *, show_caching: bool = False) -> int:
     today = datetime.now(ZoneInfo(dl.settings.clinic_timezone)).date()
     with dl.unit_of_work(actor="demo") as uow:
         clinic = build_clinic(uow, today)
-    caching = ["", *describe_caching(dl, clinic, today)] if show_caching else []
+    if show_caching:  # it edits an appointment's reason: shown before the day is
+        print("", *describe_caching(dl, clinic, today), sep="\n")
     note_id = chart_note(dl, clinic)
     with dl.unit_of_work(actor="demo") as uow:
         lines = describe_clinic(uow, clinic, today)
         doctor = uow.users.get(clinic.doctor_id)
         lines += ["", *describe_note(uow, note_id, doctor.full_name if doctor else "")]
-    print("", *lines, *caching, sep="\n")
+    print("", *lines, sep="\n")
     return 0
 
 
