@@ -11,8 +11,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import telemetry
 from .cache import CacheService, CacheStore, SessionStore
 from .cache import invalidation as cache_invalidation
 from .cache import outbox as cache_outbox
@@ -49,6 +51,7 @@ class DataLayer:
         self._replicas: replicas.ReplicaRouter | None = None
         self._outbox: cache_outbox.OutboxListener | None = None
         self._closed = False
+        telemetry.observe(self)
 
     @property
     def engine(self) -> Engine:
@@ -104,6 +107,22 @@ class DataLayer:
     def sessions(self) -> SessionStore:
         """The auth service's login sessions (see ``cache/sessions.py``)."""
         return SessionStore(self.cache_store)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._closed
+
+    @property
+    def database_name(self) -> str:
+        """The primary database's name (an SQLite file's path), fit for logs and metrics."""
+        return make_url(self.settings.database_url).database or ""
+
+    def pool_state(self) -> dict[str, Any]:
+        """The primary pool's size, checked-out, idle and overflow connections; empty
+        before the layer first needed the database (nothing is connected to report it)."""
+        engine = self._engine
+        return pool_state(engine.pool) if engine is not None else {}
 
     def cache_stats(self) -> dict[str, dict[str, int]]:
         """Hits, misses, loads, invalidations and errors per cache region."""
@@ -163,9 +182,15 @@ class DataLayer:
         """Bring the relational schema, then the document store, to the newest revision.
         Idempotent; concurrent callers wait for each other (an advisory lock, a lock
         document) and each revision runs once."""
-        with self._session_engine() as engine:
-            relational_migrations.upgrade(engine, policy=self._migration_policy)
-        document_migrations.upgrade(self.documents)
+        activity = telemetry.start("migrate")
+        try:
+            with self._session_engine() as engine:
+                relational_migrations.upgrade(engine, policy=self._migration_policy)
+            document_migrations.upgrade(self.documents)
+        except BaseException as error:
+            activity.end("failed", error)
+            raise
+        activity.end("migrated")
 
     def document_migration_status(self) -> list[document_migrations.Applied]:
         """Every document-store migration, with when it was applied (``None``: pending)."""
