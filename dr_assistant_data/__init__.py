@@ -15,6 +15,7 @@ from .errors import (
     DuplicateError,
     ImmutableRecordError,
     NotFoundError,
+    SchemaNotMigratedError,
     ValidationError,
 )
 from .layer import DataLayer
@@ -30,6 +31,7 @@ __all__ = [
     "DuplicateError",
     "ImmutableRecordError",
     "NotFoundError",
+    "SchemaNotMigratedError",
     "Settings",
     "UnitOfWork",
     "ValidationError",

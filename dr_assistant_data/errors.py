@@ -72,3 +72,14 @@ class BackendUnavailableError(DataLayerError):
     def __init__(self, backend: Backend, message: str) -> None:
         super().__init__(f"{backend}: {message}")
         self.backend = backend
+
+
+class SchemaNotMigratedError(DataLayerError):
+    """The database lacks a table or column this version of the layer uses: its schema was
+    never migrated, or is behind. Run ``dr-assistant-data migrate`` (``dl.migrate()``)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the database schema is not migrated to this version of the layer; "
+            "run `dr-assistant-data migrate`"
+        )

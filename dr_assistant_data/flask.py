@@ -40,13 +40,20 @@ from .cli.main import run_with
 from .errors import ConfigurationError
 from .layer import DataLayer
 from .relational.unit_of_work import UnitOfWork
-from .settings import Settings
+from .settings import ENVIRONMENT_VARIABLES, Settings
 
 EXTENSION_KEY = "dr_assistant_data"
 _UOW_KEY = "_dr_assistant_data_uow"
 _REQUEST_ID_KEY = "_dr_assistant_data_request_id"
 _TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # the audit column holds 64
-SETTINGS_PREFIXES = ("DATABASE_URL", "DB_", "MONGODB_", "REDIS_", "CLINIC_", "APP_ENV")
+EXTENSION_KEYS = frozenset(
+    {"DATA_LAYER_SETTINGS", "DATA_LAYER_ROLLBACK_FROM_STATUS", "DATA_LAYER_REQUEST_ID_HEADER"}
+)
+LAYER_LOOKING_PREFIXES = (
+    *("DR_", "DATA_LAYER_", "DATABASE_", "DB_", "MONGODB_", "CACHE_TTL_", "MIGRATION_"),
+    *("DATA_ENCRYPTION_", "BLIND_INDEX_"),
+)
+"""Keys with these prefixes that the layer does not know are warned about."""
 logger = logging.getLogger(__name__)
 
 
@@ -70,14 +77,16 @@ class DataLayerExtension:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Build the app's layer (``DATA_LAYER_SETTINGS``, else the settings variables
+        """Build the app's layer (``DATA_LAYER_SETTINGS``, else every settings variable
         found in ``app.config`` over the environment) and hook its requests and CLI. A
-        layer built here is closed at interpreter exit; a layer passed in is the caller's."""
+        layer built here is closed at interpreter exit; a layer passed in is the caller's.
+        Unknown layer-looking keys are warned about (``warn_of_unknown_keys``)."""
         app.config.setdefault("DATA_LAYER_ROLLBACK_FROM_STATUS", 400)
         app.config.setdefault("DATA_LAYER_REQUEST_ID_HEADER", "X-Request-ID")
         if not 400 <= app.config["DATA_LAYER_ROLLBACK_FROM_STATUS"] <= 500:
             # above 500, a view that raised (answered 500) would commit
             raise ConfigurationError("DATA_LAYER_ROLLBACK_FROM_STATUS", "must be 400 to 500")
+        warn_of_unknown_keys(app.config)
         layer = self._layer
         if layer is None:
             layer = DataLayer(settings_from_config(app.config))
@@ -125,14 +134,26 @@ current_uow: UnitOfWork = LocalProxy(lambda: _state().extension.uow)  # type: ig
 
 
 def settings_from_config(config: dict[str, Any]) -> Settings:
+    """``DATA_LAYER_SETTINGS`` when it is a ``Settings``; else every variable the environment
+    accepts (``settings.ENVIRONMENT_VARIABLES``), taken from ``config`` over the environment.
+    """
     if isinstance(config.get("DATA_LAYER_SETTINGS"), Settings):
         return config["DATA_LAYER_SETTINGS"]  # type: ignore[no-any-return]
     from_config = {
         name: str(value)
         for name, value in config.items()
-        if name.startswith(SETTINGS_PREFIXES) and value is not None
+        if name in ENVIRONMENT_VARIABLES and value is not None
     }
     return Settings.from_env({**environ, **from_config})
+
+
+def warn_of_unknown_keys(config: dict[str, Any]) -> None:
+    """Log a warning naming (never quoting) each key that looks like the layer's but is
+    none of its settings: a misspelt setting would otherwise be silently ignored."""
+    for name in sorted(config):
+        known = name in ENVIRONMENT_VARIABLES or name in EXTENSION_KEYS
+        if not known and name.startswith(LAYER_LOOKING_PREFIXES):
+            logger.warning("app.config key %s is not a data layer setting; ignored", name)
 
 
 def request_id() -> str:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import telemetry
 from .cache import CacheService, CacheStore, SessionStore
 from .cache import invalidation as cache_invalidation
 from .cache import outbox as cache_outbox
@@ -51,6 +54,7 @@ class DataLayer:
         self._outbox: cache_outbox.OutboxListener | None = None
         self._sealer: Sealer | None = None
         self._closed = False
+        telemetry.observe(self)
 
     @property
     def engine(self) -> Engine:
@@ -109,6 +113,22 @@ class DataLayer:
     def sessions(self) -> SessionStore:
         """The auth service's login sessions (see ``cache/sessions.py``)."""
         return SessionStore(self.cache_store)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._closed
+
+    @property
+    def database_name(self) -> str:
+        """The primary database's name (an SQLite file's path), fit for logs and metrics."""
+        return make_url(self.settings.database_url).database or ""
+
+    def pool_state(self) -> dict[str, Any]:
+        """The primary pool's size, checked-out, idle and overflow connections; empty
+        before the layer first needed the database (nothing is connected to report it)."""
+        engine = self._engine
+        return pool_state(engine.pool) if engine is not None else {}
 
     def cache_stats(self) -> dict[str, dict[str, int]]:
         """Hits, misses, loads, invalidations and errors per cache region."""
@@ -219,8 +239,15 @@ class DataLayer:
         """Bring the relational schema, then the document store, to the newest revision.
         Idempotent; concurrent callers wait for each other (an advisory lock, a lock
         document) and each revision runs once."""
-        relational_migrations.upgrade(self.engine, policy=self._migration_policy)
-        document_migrations.upgrade(self.documents)
+        activity = telemetry.start("migrate")
+        try:
+            with self._session_engine() as engine:
+                relational_migrations.upgrade(engine, policy=self._migration_policy)
+            document_migrations.upgrade(self.documents)
+        except BaseException as error:
+            activity.end("failed", error)
+            raise
+        activity.end("migrated")
 
     def document_migration_status(self) -> list[document_migrations.Applied]:
         """Every document-store migration, with when it was applied (``None``: pending)."""
@@ -237,7 +264,22 @@ class DataLayer:
         ``confirm`` is given: a downgrade drops data and guarantees."""
         if self.settings.environment == "production" and not confirm:
             raise ValidationError("confirm", "a production downgrade must be confirmed explicitly")
-        relational_migrations.downgrade(self.engine, revision, self._migration_policy)
+        with self._session_engine() as engine:
+            relational_migrations.downgrade(engine, revision, self._migration_policy)
+
+    @contextmanager
+    def _session_engine(self) -> Iterator[Engine]:
+        """The primary's engine; behind a transaction pooler, an engine of its own on
+        ``database_direct_url`` (the migration lock is held by a session, across the
+        commits of ``autocommit_block``s), disposed after."""
+        if not self.settings.db_transaction_pooler:
+            yield self.engine
+            return
+        engine = build_engine(self.settings.direct)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
     @property
     def _migration_policy(self) -> relational_migrations.LockPolicy:

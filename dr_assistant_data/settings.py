@@ -9,6 +9,7 @@ start-up rather than on the first request.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable, Mapping
@@ -51,6 +52,22 @@ VARIABLES = {
     "audit_seal_interval": "AUDIT_SEAL_INTERVAL",
 }
 """The environment variable behind each range-checked field, for error messages."""
+
+ENVIRONMENT_VARIABLES = frozenset(
+    {
+        *("APP_ENV", "NODE_ENV", "DATABASE_URL", "DATABASE_REPLICA_URLS", "CLINIC_TIMEZONE"),
+        *("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "DB_SSL"),
+        *("DB_SSL_REJECT_UNAUTHORIZED", "DB_SSL_ROOT_CERT", "DB_POOL_IDLE_TIMEOUT"),
+        *("MONGODB_URI", "MONGODB_TIMEOUT", "REDIS_URL", "REDIS_HOST", "REDIS_PORT"),
+        *("REDIS_DB", "REDIS_PASSWORD", "REDIS_KEY_PREFIX", "REDIS_SENTINELS"),
+        *("REDIS_SENTINEL_MASTER", "REDIS_CLUSTER_NODES", "AUDIT_READS"),
+        *("DATA_ENCRYPTION_KEYS", "DATA_ENCRYPTION_ACTIVE_KEY", "BLIND_INDEX_KEY"),
+        *("DB_TRANSACTION_POOLER", "DATABASE_DIRECT_URL"),
+        *VARIABLES.values(),
+    }
+)
+"""Every variable :meth:`Settings.from_env` reads: what the Flask extension takes from
+``app.config``."""
 
 CACHE_TTLS = ("cache_ttl_entity", "cache_ttl_schedule", "cache_ttl_timeline", "cache_ttl_count")
 """Seconds each cache region keeps a value (``CACHE_TTL_*``, seconds)."""
@@ -112,6 +129,8 @@ class Settings:
     audit_sealer: bool = False
     migration_lock_timeout: float = 2.0
     migration_retries: int = 5
+    db_transaction_pooler: bool = False
+    database_direct_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.environment not in ENVIRONMENTS:
@@ -153,6 +172,17 @@ class Settings:
         ):
             if getattr(self, name) < 0:
                 raise ConfigurationError(VARIABLES[name], "must not be negative")
+        if self.db_transaction_pooler:
+            if self.is_embedded:
+                raise ConfigurationError("DB_TRANSACTION_POOLER", "needs a postgresql database")
+            if not self.database_direct_url:
+                raise ConfigurationError(
+                    "DATABASE_DIRECT_URL",
+                    "must be set with DB_TRANSACTION_POOLER (migrations and LISTEN need a session)",
+                )
+        direct = self.database_direct_url
+        if direct is not None and _backend(direct, "DATABASE_DIRECT_URL") != "postgresql":
+            raise ConfigurationError("DATABASE_DIRECT_URL", "must be a postgresql URL")
         for url in self.database_replica_urls:
             if _backend(url, "DATABASE_REPLICA_URLS") != "postgresql":
                 raise ConfigurationError("DATABASE_REPLICA_URLS", "must be postgresql URLs")
@@ -198,6 +228,20 @@ class Settings:
         return make_url(self.database_url).get_backend_name() == "sqlite"
 
     @property
+    def direct(self) -> Settings:
+        """These settings on ``database_direct_url``, the server itself rather than the
+        transaction pooler in front of it: for what needs a session of its own (the
+        migration lock, ``LISTEN``). ``self`` when no pooler is configured."""
+        if not self.db_transaction_pooler or self.database_direct_url is None:
+            return self
+        return dataclasses.replace(
+            self,
+            database_url=self.database_direct_url,
+            db_transaction_pooler=False,
+            database_direct_url=None,
+        )
+
+    @property
     def database_url_safe(self) -> str:
         """The database URL with its password masked, fit for logs and messages."""
         return make_url(self.database_url).render_as_string(hide_password=True)
@@ -205,6 +249,9 @@ class Settings:
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["database_url"] = self.database_url_safe
+        if self.database_direct_url:
+            direct = make_url(self.database_direct_url)
+            shown["database_direct_url"] = direct.render_as_string(hide_password=True)
         for name in ("data_encryption_keys", "blind_index_key", "audit_key"):
             shown[name] = "***" if shown[name] else ""
         for name in ("mongodb_uri", "redis_url"):
@@ -269,6 +316,8 @@ class Settings:
                 "MIGRATION_LOCK_TIMEOUT", cls.migration_lock_timeout
             ),
             "migration_retries": env.number("MIGRATION_RETRIES", int, cls.migration_retries),
+            "db_transaction_pooler": env.flag("DB_TRANSACTION_POOLER", cls.db_transaction_pooler),
+            "database_direct_url": _postgres_scheme(env.text("DATABASE_DIRECT_URL", "")) or None,
         }
         return cls(**overrides)  # type: ignore[arg-type]
 

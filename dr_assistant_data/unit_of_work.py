@@ -24,6 +24,7 @@ from typing import Self
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import telemetry
 from .documents.journal import DocumentJournal
 from .documents.notes import ClinicalNoteRepository
 from .documents.recordings import VoiceRecordingRepository
@@ -49,7 +50,12 @@ class UnitOfWork(RelationalUnitOfWork):
         self._journal = DocumentJournal(lambda: documents.db)
 
     def __enter__(self) -> Self:
-        super().__enter__()
+        self._activity = telemetry.start("unit_of_work", read_only=self.read_only)
+        try:
+            super().__enter__()
+        except BaseException as error:
+            self._activity.end("failed", error)
+            raise
         self.clinical_notes = ClinicalNoteRepository(self._documents, self._journal, self.session)
         self.voice_recordings = VoiceRecordingRepository(
             self._documents, self._journal, self.session
@@ -63,9 +69,14 @@ class UnitOfWork(RelationalUnitOfWork):
         traceback: TracebackType | None,
     ) -> None:
         try:
-            super().__exit__(exc_type, exc, traceback)
-        finally:
-            self._journal.release()  # undoes what was not committed; nothing after a commit
+            try:
+                super().__exit__(exc_type, exc, traceback)
+            finally:
+                self._journal.release()  # undoes what was not committed; nothing after a commit
+        except BaseException as error:
+            self._activity.end("failed", error)
+            raise
+        self._activity.end("committed" if exc_type is None else "rolled_back", exc)
 
     def commit(self) -> None:
         """Commit the relational transaction (with the unit's commit record), then make

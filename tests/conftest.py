@@ -25,7 +25,7 @@ from dr_assistant_data.cache.store import delete_matching
 from dr_assistant_data.relational.base import Base
 from dr_assistant_data.testing.queries import counting_queries
 
-pytest_plugins = ("throwaway_postgres",)  # a server of the tests' own, for fault tests
+pytest_plugins = ("throwaway_postgres", "pgbouncer_servers", "pytester")
 
 ADMIN_URL = os.environ.get(
     "TEST_DATABASE_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"

@@ -12,7 +12,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from importlib.metadata import version
 
 import pytest
 from conftest import scratch_database, settings_for
@@ -92,6 +94,21 @@ def test_demo_shows_the_note_signed_then_amended_with_its_history(tmp_path, caps
     assert "four weeks" in out.split("v3 signed")[1].split("v4 amended")[0]
 
 
+def test_demo_without_a_database_leaves_no_file_behind(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    assert main(["demo"]) == 0
+    assert "Schedule of" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_sections_come_in_the_order_they_ran(tmp_path, capsys):
+    assert main(["demo", "--database", str(tmp_path / "clinic.sqlite3")]) == 0
+
+    out = capsys.readouterr().out
+    assert out.index("Cache (memory://)") < out.index("Schedule of") < out.index("Clinical note")
+
+
 def test_demo_runs_as_the_installed_console_script(tmp_path):
     script = shutil.which("dr-assistant-data")
     command = [script] if script else [sys.executable, "-m", "dr_assistant_data.cli.main"]
@@ -157,6 +174,40 @@ def test_downgrade_to_base_leaves_the_schema_empty(pg_url, capsys):
     assert table_names(pg_url) <= {"alembic_version"}
 
 
+def test_status_json_lists_each_stores_revisions(pg_url, capsys):
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
+
+    assert main(["status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["relational"]["pending"] == []
+    assert report["relational"]["current"] == [report["relational"]["head"]]
+    assert "m0001_indexes" in report["documents"]["migrations"]  # in memory: pending again
+
+
+def test_status_reports_the_relational_half_when_mongodb_is_unreachable(
+    pg_url, monkeypatch, capsys
+):
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:1/dr_assistant")
+    monkeypatch.setenv("MONGODB_TIMEOUT", "200")
+
+    assert main(["status", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["relational"]["pending"] != []
+    assert report["documents"]["error"].startswith("mongodb: no server answered (127.0.0.1:1")
+
+
+def test_check_names_the_pending_revisions_and_says_to_run_migrate(pg_url, capsys):
+    assert main(["migrate"]) == 0
+    assert main(["downgrade", "0006"]) == 0
+    capsys.readouterr()
+
+    assert main(["check"]) == 1
+    first_line = capsys.readouterr().out.splitlines()[0]
+    assert first_line.startswith("Revisions pending: 0007, ")  # and every later one
+    assert first_line.endswith("; run `dr-assistant-data migrate`.")
+
+
 def test_check_passes_on_a_migrated_database(pg_url, capsys):
     assert main(["migrate"]) == 0
 
@@ -220,6 +271,27 @@ def test_migrate_against_an_unreachable_server_names_host_and_port_not_the_passw
     err = capsys.readouterr().err
     assert err.startswith('error: postgres: connection to server at "127.0.0.1", port 1 failed')
     assert "n0t-for-logs" not in err
+
+
+def test_version_names_the_installed_distribution(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"dr-assistant-data {version('dr-assistant-data')}"
+
+
+def test_output_into_a_closed_pipe_ends_quietly_without_a_traceback(tmp_path):
+    environment = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'clinic.sqlite3'}"}
+    command = [sys.executable, "-m", "dr_assistant_data.cli.main", "status"]
+    process = subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    process.stdout.close()  # the reader is gone before the first line: `... | head -0`
+
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 1
+    assert stderr == ""
 
 
 # --- seed -------------------------------------------------------------------------------------

@@ -94,6 +94,25 @@ def test_schedule_for_uses_the_clinics_local_day(dl):
     assert schedule[0].id == morning.id
 
 
+def test_an_appointment_read_back_shows_the_clinics_clock(dl):
+    """Stored and read as UTC (04:30); the clinic's clock says 10:00."""
+    with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
+        appointment = AppointmentFactory(start_time=at(10), end_time=at(10, 15))
+    with dl.unit_of_work(actor="test") as uow:
+        [read] = uow.appointments.schedule_for(appointment.doctor_id, DAY)
+        local = uow.clinic_time(read.start_time)
+
+    assert read.start_time.utcoffset() == timedelta(0)
+    assert (local.hour, local.minute, local.tzinfo) == (10, 0, IST)
+
+
+def test_a_naive_datetime_has_no_clinic_time(dl):
+    with dl.unit_of_work(actor="test") as uow, pytest.raises(ValidationError) as refused:
+        uow.clinic_time(datetime(2031, 3, 10, 4, 30))
+
+    assert refused.value.field == "moment"
+
+
 def test_schedule_for_leaves_out_cancelled_and_no_show_unless_asked(dl):
     with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
         doctor = DoctorFactory()

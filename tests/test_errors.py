@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
-from conftest import patient_fields
+from conftest import patient_fields, scratch_database, settings_for
 
-from dr_assistant_data import ConflictError, DuplicateError, ValidationError
+from dr_assistant_data import (
+    BackendUnavailableError,
+    ConflictError,
+    DataLayer,
+    DuplicateError,
+    SchemaNotMigratedError,
+    Settings,
+    ValidationError,
+)
 from dr_assistant_data.testing import (
     AppointmentFactory,
     DoctorFactory,
@@ -135,3 +144,35 @@ def test_after_a_database_refusal_the_unit_of_work_is_spent(dl):
         with pytest.raises(DuplicateError):
             uow.patients.create(**patient_fields(mrn="MRN-1"))
         uow.patients.count()
+
+
+def test_a_postgresql_database_never_migrated_says_to_run_migrate():
+    with (
+        scratch_database() as url,
+        DataLayer(settings_for(url)) as layer,
+        pytest.raises(SchemaNotMigratedError) as raised,
+        layer.unit_of_work(actor="test") as uow,
+    ):
+        uow.patients.get(uuid.uuid4())
+
+    assert "run `dr-assistant-data migrate`" in str(raised.value)
+    assert raised.value.__context__ is None
+
+
+def test_an_sqlite_database_never_migrated_says_to_run_migrate(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    with (
+        DataLayer(settings_for(url)) as layer,
+        pytest.raises(SchemaNotMigratedError),
+        layer.unit_of_work(actor="test") as uow,
+    ):
+        uow.patients.get(uuid.uuid4())
+
+
+def test_an_unreachable_mongodb_is_named_by_host_and_port():
+    settings = Settings(mongodb_uri="mongodb://127.0.0.1:1/dr_assistant", mongodb_timeout_ms=200)
+    with DataLayer(settings) as layer, pytest.raises(BackendUnavailableError) as raised:
+        layer.documents.health()
+
+    assert str(raised.value).startswith("mongodb: no server answered (127.0.0.1:1: ")
+    assert raised.value.__context__ is None

@@ -176,6 +176,60 @@ def test_settings_come_from_app_config_over_the_environment(dl):
         data.layer.close()
 
 
+def test_every_setting_the_environment_accepts_is_taken_from_app_config(dl):
+    app = Flask("clinic")
+    app.config.update(
+        DATABASE_URL=dl.settings.database_url,
+        REDIS_URL="memory://",
+        CACHE_TTL_ENTITY=7,
+        AUDIT_READS=True,
+        MIGRATION_RETRIES=1,
+    )
+    data = DataLayerExtension(app)
+
+    with app.app_context():
+        settings = data.layer.settings
+        data.layer.close()
+    assert (settings.cache_ttl_entity, settings.audit_reads, settings.migration_retries) == (
+        7,
+        True,
+        1,
+    )
+
+
+def test_encryption_keys_in_app_config_start_a_production_app(dl):
+    key = base64.b64encode(bytes(32)).decode()
+    app = Flask("clinic")
+    app.config.update(
+        APP_ENV="production",
+        DATABASE_URL=dl.settings.database_url,
+        REDIS_URL="memory://",
+        DATA_ENCRYPTION_KEYS=f"k1:{key}",
+        BLIND_INDEX_KEY=key,
+    )
+    data = DataLayerExtension(app)
+
+    with app.app_context():
+        assert data.layer.settings.keyring.active == "k1"
+        data.layer.close()
+
+
+def test_a_misspelt_layer_key_in_app_config_is_warned_about_by_name(dl, caplog):
+    app = Flask("clinic")
+    app.config.update(
+        DATA_LAYER_SETTINGS=dl.settings, CACHE_TTL_ENTITIES="9", DB_POOL_MAXIMUM="secret-7"
+    )
+
+    with caplog.at_level("WARNING", logger="dr_assistant_data.flask"):
+        DataLayerExtension(app, layer=dl)
+
+    assert [record.args for record in caplog.records] == [
+        ("CACHE_TTL_ENTITIES",),
+        ("DB_POOL_MAXIMUM",),
+    ]
+    assert "secret-7" not in caplog.text
+
+
 def test_flask_data_status_and_health_run_against_the_apps_layer(dl):
     embedded_others = {"mongodb_uri": "mongomock://localhost/flask_cli", "redis_url": "memory://"}
     with DataLayer(settings_for(dl.settings.database_url, **embedded_others)) as layer:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Iterator
 
 import pytest
-from conftest import settings_for
+from conftest import patient_fields, settings_for
 from sqlalchemy import text
 
-from dr_assistant_data import DataLayer, DataLayerError
+from dr_assistant_data import DataLayer, DataLayerError, DuplicateError
 
 PATIENT_NAME = "Saraswati Iyer"
 SLOW_QUERY_MS = 100
@@ -76,3 +77,18 @@ def test_log_lines_are_json_a_log_shipper_can_parse(layer, caplog):
 
     [record] = [r for r in caplog.records if r.name == "dr_assistant_data.sql"]
     assert json.loads(record.getMessage().removeprefix("slow query ")) == record.query
+
+
+def test_an_expected_conflict_is_logged_at_info_not_as_a_warning(layer, caplog):
+    mrn = f"MRN-LOG-{uuid.uuid4().hex[:8]}"
+    with layer.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields(mrn=mrn))
+    with (
+        caplog.at_level(logging.DEBUG),
+        pytest.raises(DuplicateError),
+        layer.unit_of_work(actor="test") as uow,
+    ):
+        uow.patients.create(**patient_fields(mrn=mrn))
+
+    [record] = [r for r in caplog.records if r.name == "dr_assistant_data.sql"]
+    assert (record.levelno, record.query["sqlstate"]) == (logging.INFO, "23505")  # type: ignore[attr-defined]

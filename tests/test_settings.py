@@ -6,7 +6,7 @@ import pytest
 from error_chains import assert_carries_no_caller_value
 
 from dr_assistant_data import ConfigurationError, Settings
-from dr_assistant_data.settings import DEFAULT_DATABASE_URL
+from dr_assistant_data.settings import DEFAULT_DATABASE_URL, ENVIRONMENT_VARIABLES
 
 
 def test_defaults_point_at_local_servers():
@@ -236,3 +236,33 @@ def test_a_refused_mongodb_uri_chains_nothing_quoting_it():
         DocumentStore(Settings(mongodb_uri="mongodb://app:secretpw@db:notaport/clinic"))
     assert raised.value.variable == "MONGODB_URI"
     assert_carries_no_caller_value(raised.value, "secretpw")
+
+
+class _RecordingEnviron(dict[str, str]):
+    """An environment that remembers every variable asked for."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, name, default=None):  # type: ignore[no-untyped-def]
+        self.asked.add(name)
+        return super().get(name, default)
+
+    def __getitem__(self, name: str) -> str:
+        self.asked.add(name)
+        return super().__getitem__(name)
+
+
+def test_environment_variables_names_exactly_what_from_env_reads():
+    from_parts = _RecordingEnviron({"DB_HOST": "db"})
+    from_urls = _RecordingEnviron({"APP_ENV": "", "DATABASE_URL": DEFAULT_DATABASE_URL})
+    Settings.from_env(from_parts)
+    Settings.from_env(from_urls)
+
+    assert from_parts.asked | from_urls.asked == ENVIRONMENT_VARIABLES
+
+
+def test_a_transaction_pooler_without_a_direct_url_is_refused_naming_the_variable():
+    with pytest.raises(ConfigurationError, match=r"^DATABASE_DIRECT_URL: "):
+        Settings.from_env({"DATABASE_URL": DEFAULT_DATABASE_URL, "DB_TRANSACTION_POOLER": "true"})

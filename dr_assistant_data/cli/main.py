@@ -4,7 +4,9 @@ Every command but ``demo`` reads its settings from the environment (``Settings.f
 ``demo`` needs no servers. Exit codes: 0 success; 1 a failed check or a store error; 2 a
 configuration error, a refused command or bad usage. Errors of the layer are reported as
 one ``error: ...`` line on stderr, never as a traceback, and database URLs are shown with
-their password masked.
+their password masked. ``status``, ``health`` and ``verify-audit`` take ``--json`` (the
+last two always print JSON). Output into a pipe closed early (``... | head``) ends the
+command quietly, exit 1, without a traceback.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import datetime, timedelta
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,14 +36,24 @@ from ..settings import Settings
 from .cache_demo import describe_caching
 from .charting import chart_note, describe_note
 from .clinic import build_clinic, describe_clinic
+from .status import failed_sections, status_lines, status_report
 
 Command = Callable[[DataLayer, argparse.Namespace], int]
+DISTRIBUTION = "dr-assistant-data"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the process exit code."""
     args = _parser().parse_args(argv)
-    return _reported(lambda: _run_in_own_layer(args))
+    try:
+        code = _reported(lambda: _run_in_own_layer(args))
+        sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
+    except BrokenPipeError:
+        # the reader left (``| head``): nothing more can be said on stdout, and the
+        # interpreter's own flush at exit must not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return code
 
 
 def run_with(dl: DataLayer, argv: list[str]) -> int:
@@ -48,7 +63,9 @@ def run_with(dl: DataLayer, argv: list[str]) -> int:
 
 
 def _run_in_own_layer(args: argparse.Namespace) -> int:
-    with DataLayer(args.settings(args)) as dl:
+    """The command on a layer of its own; what the settings made for the run (the demo's
+    temporary folder) is removed after the layer is closed."""
+    with ExitStack() as run, DataLayer(args.settings(args, run)) as dl:
         return args.command(dl, args)  # type: ignore[no-any-return]
 
 
@@ -65,15 +82,24 @@ def _parser() -> argparse.ArgumentParser:
         prog="dr-assistant-data",
         description="Migrate, inspect and check the stores of Dr. Assistant; build a demo clinic.",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {metadata.version(DISTRIBUTION)}"
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name: str, run: Command, summary: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, run: Command, summary: str, *, json_output: bool = False
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=summary, description=summary)
-        sub.set_defaults(command=run, settings=_settings_from_env)
+        sub.set_defaults(command=run, settings=_settings_from_env, json=False)
+        if json_output:
+            sub.add_argument("--json", action="store_true", help="machine-readable output")
         return sub
 
     demo = command("demo", _demo, "build a demo clinic in an SQLite file and show it")
-    demo.add_argument("--database", type=Path, help="SQLite file (default: a new temp dir)")
+    demo.add_argument(
+        "--database", type=Path, help="SQLite file to keep (default: a temporary one, removed)"
+    )
     demo.set_defaults(settings=_demo_settings)
     command("migrate", _migrate, "bring the schema to the newest revision")
     downgrade = command("downgrade", _downgrade, "take the schema back to a revision")
@@ -81,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     downgrade.add_argument(
         "--confirm", action="store_true", help="required with APP_ENV=production"
     )
-    command("status", _status, "show the applied, newest and pending revisions")
+    command("status", _status, "show the applied, newest and pending revisions", json_output=True)
     sweep = command(
         "sweep-documents",
         _sweep_documents,
@@ -94,12 +120,18 @@ def _parser() -> argparse.ArgumentParser:
         help="leave younger units of work and uploads alone",
     )
     command("check", _check, "compare the models with the live schema")
-    command("health", _health, "probe every store, print JSON; exit 1 if a required one is down")
+    command(
+        "health",
+        _health,
+        "probe every store, print JSON; exit 1 if a required one is down",
+        json_output=True,
+    )
     command("seed", _seed, "add a demo clinic to the configured database")
     verify = command(
         "verify-audit",
         _verify_audit,
         "check the audit log against its latest checkpoint; exit 1 if tampered with",
+        json_output=True,
     )
     verify.add_argument("--event", metavar="ID", help="prove this event's inclusion instead")
     seal = command("seal-audit", _seal_audit, "seal committed audit events and checkpoint them")
@@ -111,14 +143,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings_from_env(_args: argparse.Namespace) -> Settings:
+def _settings_from_env(_args: argparse.Namespace, _run: ExitStack) -> Settings:
     return Settings.from_env()
 
 
-def _demo_settings(args: argparse.Namespace) -> Settings:
-    path = args.database or Path(tempfile.mkdtemp(prefix="dr-assistant-demo-")) / "clinic.sqlite3"
-    path = path.resolve()
-    print(f"Demo database: {path}")
+def _demo_settings(args: argparse.Namespace, run: ExitStack) -> Settings:
+    if args.database is None:
+        folder = run.enter_context(tempfile.TemporaryDirectory(prefix="dr-assistant-demo-"))
+        path = Path(folder) / "clinic.sqlite3"
+        print("Demo database: a temporary SQLite file, removed at the end (keep one: --database)")
+    else:
+        path = args.database.resolve()
+        print(f"Demo database: {path}")
     return Settings(
         database_url=f"sqlite:///{path}",
         mongodb_uri="mongomock://localhost/dr_assistant_demo",
@@ -145,13 +181,14 @@ def _build_and_show_clinic(dl: DataLayer, *, show_caching: bool = False) -> int:
     today = datetime.now(ZoneInfo(dl.settings.clinic_timezone)).date()
     with dl.unit_of_work(actor="demo") as uow:
         clinic = build_clinic(uow, today)
-    caching = ["", *describe_caching(dl, clinic, today)] if show_caching else []
+    if show_caching:  # it edits an appointment's reason: shown before the day is
+        print("", *describe_caching(dl, clinic, today), sep="\n")
     note_id = chart_note(dl, clinic)
     with dl.unit_of_work(actor="demo") as uow:
         lines = describe_clinic(uow, clinic, today)
         doctor = uow.users.get(clinic.doctor_id)
         lines += ["", *describe_note(uow, note_id, doctor.full_name if doctor else "")]
-    print("", *lines, *caching, sep="\n")
+    print("", *lines, sep="\n")
     return 0
 
 
@@ -165,28 +202,15 @@ def _downgrade(dl: DataLayer, args: argparse.Namespace) -> int:
     return _status(dl, args)
 
 
-def _status(dl: DataLayer, _args: argparse.Namespace) -> int:
-    """One section per store: where it is, then its applied and pending migrations."""
-    status = dl.migration_status()
-    _print_section(
-        "relational",
-        database=dl.settings.database_url_safe,
-        current=", ".join(status.current) or "none (empty schema)",
-        head=status.head or "none",
-        pending=", ".join(status.pending) or "none",
-    )
-    documents = dl.documents
-    _print_section(
-        "documents",
-        database=documents.database_name + (" (in memory)" if documents.embedded else ""),
-        **{
-            migration.name: f"applied {migration.applied_at:%Y-%m-%d %H:%M:%S}"
-            if migration.applied_at
-            else "pending"
-            for migration in dl.document_migration_status()
-        },
-    )
-    return 0
+def _status(dl: DataLayer, args: argparse.Namespace) -> int:
+    """One section per store: where it is, then its applied and pending migrations; exit 1
+    when a store could not be read (the other is still reported)."""
+    report = status_report(dl)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(*status_lines(report), sep="\n")
+    return 1 if failed_sections(report) else 0
 
 
 def _sweep_documents(dl: DataLayer, args: argparse.Namespace) -> int:
@@ -200,14 +224,15 @@ def _sweep_documents(dl: DataLayer, args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_section(title: str, **rows: str) -> None:
-    print(f"{title}:")
-    for name, value in rows.items():
-        print(f"  {name + ':':<9} {value}")
-
-
 def _check(dl: DataLayer, _args: argparse.Namespace) -> int:
+    """Exit 1 when revisions are pending (named first: they explain most differences) or
+    when the models and the schema differ."""
+    pending = dl.migration_status().pending
+    if pending:
+        print(f"Revisions pending: {', '.join(pending)}; run `dr-assistant-data migrate`.")
     differences = dl.schema_drift()
+    if not differences and pending:
+        return 1
     if not differences:
         print(f"Models and schema agree ({dl.settings.database_url_safe}).")
         return 0

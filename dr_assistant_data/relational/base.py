@@ -49,6 +49,12 @@ def partial_index(name: str, *columns: str, unique: bool = False) -> Index:
     return Index(name, *columns, unique=unique, postgresql_where=condition, sqlite_where=condition)
 
 
+def trigram_index(name: str, column: str) -> Index:
+    """A GIN trigram index (``pg_trgm``) on PostgreSQL, serving prefix, infix and
+    similarity matches of ``column``; a plain index on SQLite."""
+    return Index(name, column, postgresql_using="gin", postgresql_ops={column: "gin_trgm_ops"})
+
+
 class Entity(Base):
     """A table with an application-generated UUID key and layer-maintained timestamps."""
 

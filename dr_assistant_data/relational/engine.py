@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -19,7 +19,10 @@ APPLICATION_NAME = "dr-assistant-data"
 def build_engine(settings: Settings) -> Engine:
     """PostgreSQL: a ``QueuePool`` of ``db_pool_size`` connections (no overflow, so the
     size is the ceiling the old ``DB_POOL_MAX`` promised), checked with a ping before use,
-    recycled after ``db_pool_recycle`` seconds, with a server-side statement timeout.
+    recycled after ``db_pool_recycle`` seconds, with a server-side statement timeout: a
+    startup option of each connection, or, behind a transaction pooler
+    (``db_transaction_pooler``: PgBouncer refuses startup options and hands each transaction
+    any server connection), ``SET LOCAL`` at the start of every transaction.
     SQLite (embedded mode): foreign keys switched on.
 
     Query parameters are patient data, so they are hidden from SQLAlchemy's log lines and
@@ -44,7 +47,7 @@ def _create(settings: Settings) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         poolclass=ReportingQueuePool,
         pool_size=settings.db_pool_size,
@@ -55,11 +58,30 @@ def _create(settings: Settings) -> Engine:
         hide_parameters=True,
         connect_args=_connect_args(settings),
     )
+    if settings.db_transaction_pooler and settings.db_statement_timeout_ms:
+        event.listen(engine, "begin", _local_statement_timeout(settings.db_statement_timeout_ms))
+    return engine
+
+
+def _local_statement_timeout(millis: int) -> Any:
+    def set_local(connection: Connection) -> None:
+        # on the DBAPI cursor: one more statement per transaction that query logs and
+        # query counts need not see (psycopg2 sends the BEGIN first)
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(f"SET LOCAL statement_timeout = {int(millis)}")
+        finally:
+            cursor.close()
+
+    return set_local
 
 
 def dedicated_connection(settings: Settings) -> Any:
     """A PostgreSQL DBAPI connection of its own, outside the pool, made with the pool's
-    options (for a long-lived ``LISTEN``, which must not hold one of the pool's places)."""
+    options (for a long-lived ``LISTEN``, which must not hold one of the pool's places);
+    behind a transaction pooler, straight to the server (``Settings.direct``): a pooler in
+    transaction mode does not deliver notifications to a session it does not keep."""
+    settings = settings.direct
     engine = create_engine(
         make_url(settings.database_url),
         poolclass=NullPool,
@@ -77,7 +99,7 @@ def _connect_args(settings: Settings) -> dict[str, Any]:
         "connect_timeout": max(1, math.ceil(settings.db_connect_timeout)),
         "application_name": APPLICATION_NAME,
     }
-    if settings.db_statement_timeout_ms:
+    if settings.db_statement_timeout_ms and not settings.db_transaction_pooler:
         connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
     if settings.db_ssl:
         connect_args["sslmode"] = (

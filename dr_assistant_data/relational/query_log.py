@@ -2,12 +2,15 @@
 
 Logger ``dr_assistant_data.sql``. A statement slower than ``db_slow_query_ms`` logs a
 WARNING ``slow query``; a failed one ``query failed``, a failed connection attempt
-``connect failed``. Each line carries a JSON object (also attached to the record as
-``record.query``): the duration, the pool's state, the unit of work's correlation id, the
-server (host, port, database: never the password) and the statement text with its
-placeholders.
-Never the bound parameters, never the driver's message (PostgreSQL's ``DETAIL`` lines
-quote values); a failure is named by its class and SQLSTATE only.
+``connect failed``. A constraint the statement broke (a duplicate, an overlapping
+appointment: a conflict the caller receives as a contract error and is expected to handle)
+is logged at INFO, so an application that never configured logging does not print it.
+
+Each line carries a JSON object (also attached to the record as ``record.query``): the
+duration, the pool's state, the unit of work's correlation id, the server (host, port,
+database: never the password) and the statement text with its placeholders. Never the
+bound parameters, never the driver's message (PostgreSQL's ``DETAIL`` lines quote values);
+a failure is named by its class and SQLSTATE only.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import time
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import ExceptionContext
 
 from .pool import pool_state
@@ -39,13 +43,15 @@ def install(engine: Engine, slow_query_ms: int) -> None:
     def finished(conn: Connection, _cursor: object, statement: str, *_args: object) -> None:
         duration_ms = _elapsed_ms(conn)
         if duration_ms is not None and duration_ms >= slow_query_ms:
-            _log("slow query", conn, engine, statement, duration_ms=duration_ms)
+            _log(logging.WARNING, "slow query", conn, engine, statement, duration_ms=duration_ms)
 
     def failed(context: ExceptionContext) -> None:
         conn = context.connection
         original = context.original_exception
         url = engine.url
+        expected = isinstance(context.sqlalchemy_exception, sa_exc.IntegrityError)
         _log(
+            logging.INFO if expected else logging.WARNING,
             "query failed" if conn is not None else "connect failed",
             conn,
             engine,
@@ -83,7 +89,12 @@ def _elapsed_ms(conn: Connection | None) -> float | None:
 
 
 def _log(
-    message: str, conn: Connection | None, engine: Engine, statement: str | None, **fields: Any
+    level: int,
+    message: str,
+    conn: Connection | None,
+    engine: Engine,
+    statement: str | None,
+    **fields: Any,
 ) -> None:
     record = {
         **fields,
@@ -91,4 +102,4 @@ def _log(
         "correlation_id": _info(conn).get(CORRELATION_KEY),
         "pool": pool_state(engine.pool),
     }
-    logger.warning("%s %s", message, json.dumps(record, default=str), extra={"query": record})
+    logger.log(level, "%s %s", message, json.dumps(record, default=str), extra={"query": record})

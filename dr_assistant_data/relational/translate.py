@@ -24,6 +24,7 @@ from ..errors import (
     DataLayerError,
     DuplicateError,
     ImmutableRecordError,
+    SchemaNotMigratedError,
     ValidationError,
 )
 from .base import Base
@@ -35,6 +36,9 @@ APPEND_ONLY = "audit_events_append_only"
 REFUSED_DOWNGRADE = "cannot be downgraded"
 """In the message of a revision that refuses to downgrade (``migrations/refusals.py``)."""
 
+UNDEFINED_OBJECT_STATES = ("42P01", "42703")
+"""PostgreSQL's undefined_table and undefined_column: a schema behind the models."""
+_SQLITE_UNDEFINED = re.compile(r"^no such (?:table|column): ")
 _SQLITE_FIELD = re.compile(r"(?:UNIQUE|NOT NULL) constraint failed: \w+\.(\w+)")
 _SQLITE_CHECK = re.compile(r"CHECK constraint failed: (\w+)")
 
@@ -51,6 +55,8 @@ def contract_error(error: Exception) -> DataLayerError:
         return BackendUnavailableError("postgres", f"no free connection: {error.args[0]}")
     if isinstance(error, sa_exc.IntegrityError):
         return _integrity_error(error)
+    if isinstance(error, sa_exc.DBAPIError) and _undefined_object(error):
+        return SchemaNotMigratedError()
     if isinstance(error, sa_exc.DataError):
         return ValidationError(_pg_column(error) or "value", "is not a valid value")
     if isinstance(error, sa_exc.DBAPIError) and (
@@ -97,6 +103,13 @@ def _integrity_error(error: sa_exc.IntegrityError) -> DataLayerError:
         check = constraint or _sqlite_check(message)
         return ValidationError(_check_field(check), "violates a rule of the record")
     return ConflictError("the write conflicts with existing data")
+
+
+def _undefined_object(error: sa_exc.DBAPIError) -> bool:
+    """The statement named a table or column the database does not have."""
+    if getattr(error.orig, "pgcode", None) in UNDEFINED_OBJECT_STATES:
+        return True
+    return bool(_SQLITE_UNDEFINED.match(str(error.orig)))
 
 
 def _first_line(orig: BaseException | None) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 from zoneinfo import ZoneInfo
@@ -74,6 +75,19 @@ class UnitOfWork:
         self._audit_reads = audit_reads
         self._audit_key = audit_key or audit_key_from("", production=False)
         self._session: Session | None = None
+
+    @property
+    def clinic_timezone(self) -> ZoneInfo:
+        """The clinic's time zone (``CLINIC_TIMEZONE``): the one its days are counted in."""
+        return self._clinic_timezone
+
+    def clinic_time(self, moment: datetime) -> datetime:
+        """``moment`` (as stored: timezone-aware, UTC) on the clinic's clock, for display:
+        an appointment at ``04:30 UTC`` is ``10:00`` in Asia/Kolkata. A naive datetime is
+        refused (``ValidationError``): which clock it was read on is unknown."""
+        if not isinstance(moment, datetime) or moment.utcoffset() is None:
+            raise ValidationError("moment", "must be a timezone-aware datetime")
+        return moment.astimezone(self._clinic_timezone)
 
     @property
     def session(self) -> Session:

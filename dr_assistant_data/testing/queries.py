@@ -32,3 +32,14 @@ def counting_queries(engine: Engine) -> Iterator[QueryLog]:
         yield log
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def at_most_queries(engine: Engine, limit: int) -> Iterator[QueryLog]:
+    """Fail with ``AssertionError`` when the block sends more than ``limit`` statements;
+    the message lists them (SQL with placeholders: never the bound values)."""
+    with counting_queries(engine) as log:
+        yield log
+    if log.count > limit:
+        listed = "\n".join(f"  {statement}" for statement in log.statements)
+        raise AssertionError(f"{log.count} queries, at most {limit} expected:\n{listed}")

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Date, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..base import SECRET, Entity, SoftDeleted, Versioned, choice, partial_index
+from ..base import SECRET, Entity, SoftDeleted, Versioned, choice, partial_index, trigram_index
 from ..encryption import EncryptedText, blind_index
 from ..types import MutableJSONDict, MutableJSONList
 from ..vocabulary import BLOOD_GROUPS, GENDERS, PATIENT_STATUSES, USER_ROLES, USER_STATUSES
@@ -52,6 +52,8 @@ class Patient(Versioned, SoftDeleted, Entity):
         partial_index("ix_patients_phone_index", "phone_index"),
         partial_index("ix_patients_email_index", "email_index"),
         Index("ix_patients_last_name_first_name", "last_name", "first_name"),
+        trigram_index("ix_patients_first_name_trgm", "first_name"),
+        trigram_index("ix_patients_last_name_trgm", "last_name"),
     )
 
     mrn: Mapped[str | None] = mapped_column(String(32))

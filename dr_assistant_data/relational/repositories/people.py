@@ -14,6 +14,7 @@ from ..fields import USERNAME, Text
 from ..models import Patient, User
 from ..types import utcnow
 from .base import Repository, as_uuid, check_page
+from .name_search import name_search
 
 ERASURE_REASON = Text(
     max_length=64,
@@ -89,6 +90,15 @@ class PatientRepository(Repository[Patient]):
             .limit(limit)
         )
         return list(self.session.scalars(statement))
+
+    def search_by_name(self, query: Any, *, limit: int = 20) -> list[Patient]:
+        """Patients whose names match every word of ``query`` (a prefix, or on PostgreSQL a
+        similar spelling), best match first, at most ``limit`` (1 to 50). One query on the
+        trigram indexes (``name_search.py``); ``ValidationError`` before any SQL for a
+        query that is not short text or a limit out of range. Phone numbers are not
+        searched in part: see ``find_by_phone``."""
+        dialect = self.session.get_bind().dialect.name
+        return list(self.session.scalars(name_search(query, limit, dialect)))
 
     def purge(self, id: Any, *, reason: Any) -> None:
         """Erase what identifies a patient, for an erasure the law requires (DPDP Act).

@@ -1,0 +1,181 @@
+"""OpenTelemetry: spans for units of work and migrations, cache and pool metrics, read with
+the SDK's in-memory exporters; no span or metric attribute carries a patient's data, and
+without the package the layer runs unchanged."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from conftest import patient_fields, settings_for
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from dr_assistant_data import DataLayer
+
+PATIENT = {"first_name": "Vaidehi", "last_name": "Ramaswamy", "mrn": "MRN-OTEL-4242"}
+PHONE, EMAIL = "+919812345678", "vaidehi.r@example.in"
+SECRET_VALUES = [*PATIENT.values(), PHONE, EMAIL, "9812345678", "allergic to sulfa"]
+
+
+@pytest.fixture(scope="module")
+def telemetry_readers() -> tuple[InMemorySpanExporter, InMemoryMetricReader]:
+    """The process's providers (set once: OpenTelemetry keeps the first)."""
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    return spans, reader
+
+
+@pytest.fixture
+def spans(telemetry_readers) -> Iterator[InMemorySpanExporter]:
+    exporter = telemetry_readers[0]
+    exporter.clear()
+    yield exporter
+    exporter.clear()
+
+
+@pytest.fixture
+def metric_reader(telemetry_readers) -> InMemoryMetricReader:
+    return telemetry_readers[1]
+
+
+@pytest.fixture
+def cached_layer(dl: DataLayer) -> Iterator[DataLayer]:
+    with DataLayer(settings_for(dl.settings.database_url, redis_url="memory://")) as layer:
+        yield layer
+
+
+def named(exporter: InMemorySpanExporter, name: str) -> list:
+    return [span for span in exporter.get_finished_spans() if span.name == name]
+
+
+def metric_points(reader: InMemoryMetricReader) -> dict[str, list]:
+    points: dict[str, list] = {}
+    data = reader.get_metrics_data()
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                points.setdefault(metric.name, []).extend(metric.data.data_points)
+    return points
+
+
+def test_a_committed_unit_of_work_is_one_span_with_its_outcome(dl, spans):
+    with dl.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields())
+
+    [span] = named(spans, "dr_assistant_data.unit_of_work")
+    assert span.attributes["dr.outcome"] == "committed"
+    assert span.attributes["dr.read_only"] is False
+
+
+def test_a_unit_of_work_that_raised_records_the_error_class_and_never_its_message(dl, spans):
+    with pytest.raises(ValueError, match=PATIENT["first_name"]), dl.unit_of_work(actor="test"):
+        raise ValueError(f"{PATIENT['first_name']} {PHONE}")
+
+    [span] = named(spans, "dr_assistant_data.unit_of_work")
+    assert span.attributes["dr.outcome"] == "rolled_back"
+    assert span.attributes["error.type"] == "ValueError"
+    assert span.events == ()
+    assert PHONE not in repr(span.to_json())
+
+
+def test_migrate_is_a_span(dl, spans):
+    dl.migrate()
+
+    [span] = named(spans, "dr_assistant_data.migrate")
+    assert span.attributes["dr.outcome"] == "migrated"
+
+
+def test_cache_hits_and_misses_are_reported_per_region(cached_layer, metric_reader):
+    with cached_layer.unit_of_work(actor="test") as uow:
+        patient = uow.patients.create(**patient_fields())
+    for _ in range(2):
+        with cached_layer.unit_of_work(actor="test") as uow:
+            uow.patients.get(patient.id)
+
+    database = cached_layer.database_name
+    events = {
+        (p.attributes["dr.cache.region"], p.attributes["dr.cache.event"]): p.value
+        for p in metric_points(metric_reader)["dr_assistant_data.cache.events"]
+        if p.attributes["db.name"] == database
+    }
+    ratios = [
+        p.value
+        for p in metric_points(metric_reader)["dr_assistant_data.cache.hit_ratio"]
+        if p.attributes["db.name"] == database
+    ]
+    assert events[("entities", "hit")] >= 1
+    assert events[("entities", "miss")] >= 1
+    assert ratios
+    assert all(0 < ratio < 1 for ratio in ratios)
+
+
+def test_pooled_connections_are_reported(dl, metric_reader):
+    with dl.unit_of_work(actor="test") as uow:
+        uow.patients.count()
+
+    states = {
+        p.attributes["dr.pool.state"]
+        for p in metric_points(metric_reader)["dr_assistant_data.db.pool.connections"]
+        if p.attributes["db.name"] == dl.database_name
+    }
+    assert states == {"checked_out", "idle"}
+
+
+def test_no_span_or_metric_attribute_carries_a_test_patients_data(
+    cached_layer, spans, metric_reader
+):
+    with cached_layer.unit_of_work(actor="test") as uow:
+        patient = uow.patients.create(
+            **patient_fields(**PATIENT, phone=PHONE, email=EMAIL, allergies=[SECRET_VALUES[-1]])
+        )
+    with cached_layer.unit_of_work(actor="test") as uow:
+        uow.patients.get(patient.id)
+        uow.patients.find_by_mrn(PATIENT["mrn"])
+        uow.patients.find_by_phone(PHONE)
+        uow.patients.search_by_name(PATIENT["last_name"])
+    with (
+        pytest.raises(ValueError, match=PATIENT["last_name"]),
+        cached_layer.unit_of_work(actor="test") as uow,
+    ):
+        uow.patients.update(patient.id, first_name=PATIENT["first_name"] + "a")
+        raise ValueError(PATIENT["last_name"])
+
+    exported = [span.to_json() for span in spans.get_finished_spans()]
+    exported += [
+        json.dumps(dict(p.attributes)) for ps in metric_points(metric_reader).values() for p in ps
+    ]
+    assert len(named(spans, "dr_assistant_data.unit_of_work")) == 3
+    leaked = [value for value in SECRET_VALUES if any(value in text for text in exported)]
+    assert leaked == []
+
+
+def test_without_opentelemetry_the_layer_runs_unchanged(tmp_path):
+    script = f"""
+import sys
+sys.modules["opentelemetry"] = None  # as if the otel extra were not installed
+from dr_assistant_data import DataLayer, Settings
+settings = Settings(database_url="sqlite:///{tmp_path / "clinic.sqlite3"}",
+                    mongodb_uri="mongomock://localhost/otel_{uuid.uuid4().hex[:8]}",
+                    redis_url="memory://", environment="test")
+with DataLayer(settings) as dl:
+    dl.migrate()
+    with dl.unit_of_work(actor="test") as uow:
+        print(uow.patients.count())
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert (result.returncode, result.stdout.strip()) == (0, "0"), result.stderr
