@@ -37,7 +37,7 @@ def keys_per_node(cluster_ports, pattern: str) -> list[int]:
 
 
 def test_patients_spread_over_every_master_are_cached_and_read_without_sql(layer, cluster_ports):
-    patients = [new_patient(layer) for _ in range(12)]
+    patients = [new_patient(layer) for _ in range(40)]  # all three masters: 1 - 3e-7
     ids = [patient.id for patient in patients]
     read(layer, lambda uow: uow.patients.get_many(ids))  # one multi-get, one multi-set
 

@@ -197,7 +197,7 @@ def test_every_setting_the_environment_accepts_is_taken_from_app_config(dl):
     )
 
 
-def test_encryption_keys_in_app_config_start_a_production_app(dl):
+def test_encryption_keys_in_app_config_start_a_production_app(dl, tmp_path):
     key = base64.b64encode(bytes(32)).decode()
     app = Flask("clinic")
     app.config.update(
@@ -206,6 +206,8 @@ def test_encryption_keys_in_app_config_start_a_production_app(dl):
         REDIS_URL="memory://",
         DATA_ENCRYPTION_KEYS=f"k1:{key}",
         BLIND_INDEX_KEY=key,
+        AUDIT_KEY=key,
+        AUDIT_CHECKPOINT_DIR=str(tmp_path),
     )
     data = DataLayerExtension(app)
 

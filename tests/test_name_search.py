@@ -133,7 +133,7 @@ def test_on_sqlite_a_misspelt_name_is_not_found(sqlite_clinic):
 def test_the_indexes_are_built_concurrently_and_valid_on_a_table_with_rows():
     with scratch_database() as url, DataLayer(settings_for(url)) as layer:
         layer.migrate()
-        layer.downgrade("0007")
+        layer.downgrade("0009")
         seed(layer)
         layer.migrate()  # a patient exists: the builds run outside the transaction
         with layer.engine.connect() as connection:

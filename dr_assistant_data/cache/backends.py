@@ -140,15 +140,16 @@ class GuardedRedisBackend(RedisBackend):
 
     def generations(self, keys: Sequence[str]) -> Generations:
         """The current generation of each key (``b""`` if never invalidated), read before
-        a load; ``UNKNOWN`` if Redis cannot say."""
-        captured = Generations()
-        captured.epoch = self.guard.epoch
+        a load; ``UNKNOWN`` if Redis cannot say. The epoch is taken after the read: a
+        server met while reading (a new connection moves the epoch) is the one the counters
+        come from, and only a server met later can have lost them."""
         counters = self.guard.call(
             self.region_name,
             lambda: mget(self.client, [key + GENERATION_SUFFIX for key in keys]),
             [UNKNOWN] * len(keys),
         )
-        captured.update(zip(keys, (value or b"" for value in counters), strict=True))
+        captured = Generations(zip(keys, (value or b"" for value in counters), strict=True))
+        captured.epoch = self.guard.epoch
         return captured
 
     def get_mutex(self, key: str) -> FailSafeLock:
