@@ -1,0 +1,37 @@
+"""Progress of long operations, told to whoever asked for it; the library never prints.
+
+A long operation (key rotation, audit verification, the document sweep) takes an optional
+``progress`` callback and calls it as work gets done with ``(done, total)``: the units
+done so far, never decreasing, and the units expected when they are cheap to count
+(``None`` otherwise). When the operation ends normally, the last call has ``done ==
+total``. A callback that raises stops the operation with its exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+Progress = Callable[[int, int | None], None]
+
+
+class Tally:
+    """Counts units done and tells ``progress`` (if any) after each advance. Units added
+    while the operation runs (rows inserted meanwhile) raise the total, so ``done`` never
+    passes it."""
+
+    def __init__(self, progress: Progress | None, total: int | None = None) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def advance(self, units: int = 1) -> None:
+        self.done += units
+        if self.total is not None and self.done > self.total:
+            self.total = self.done
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def finish(self) -> None:
+        """The operation is over: a total that was not reached (rows deleted meanwhile)
+        becomes what was done."""
+        if self.progress is not None and self.done != self.total:
+            self.total = self.done
+            self.progress(self.done, self.total)
