@@ -23,7 +23,7 @@ from .documents.sweep import DEFAULT_GRACE, SweepReport, sweep
 from .errors import DataLayerError, ValidationError
 from .migrations import documents as document_migrations
 from .migrations import relational as relational_migrations
-from .progress import Progress
+from .progress import ProgressCallback
 from .relational import audit_verify, encryption, replicas
 from .relational.audit_checkpoints import CheckpointStore, checkpoint_store
 from .relational.audit_seal import Sealed, Sealer
@@ -181,7 +181,7 @@ class DataLayer:
         """Where the sealer exports checkpoints (``AUDIT_CHECKPOINT_DIR``), if anywhere."""
         return checkpoint_store(self.settings.audit_checkpoint_dir)
 
-    def verify_audit_chain(self, progress: Progress | None = None) -> AuditReport:
+    def verify_audit_chain(self, progress: ProgressCallback | None = None) -> AuditReport:
         """Check every event and sealed batch of the audit log against the latest exported
         checkpoint; the report names the first problem (``audit_verify.py``). ``progress``
         hears of the events checked (``progress.py``)."""
@@ -227,7 +227,7 @@ class DataLayer:
             engine, settings.audit_signing_key, self.audit_checkpoints, settings.audit_seal_interval
         )
 
-    def rotate_keys(self, batch_size: int = 500, progress: Progress | None = None) -> int:
+    def rotate_keys(self, batch_size: int = 500, progress: ProgressCallback | None = None) -> int:
         """Re-encrypt identifiers sealed under an older key with the active one (and
         recompute blind indexes), then drop every cached read and re-seal the cache
         service's values and the login sessions under the active key (``CacheStore.reseal``);
@@ -258,7 +258,7 @@ class DataLayer:
         return document_migrations.status(self.documents)
 
     def sweep_documents(
-        self, grace: timedelta = DEFAULT_GRACE, progress: Progress | None = None
+        self, grace: timedelta = DEFAULT_GRACE, progress: ProgressCallback | None = None
     ) -> SweepReport:
         """Settle documents of units of work that died between the two stores (older than
         ``grace``) and remove expired audio. Run it periodically (a worker, cron).

@@ -4,14 +4,15 @@ A long operation (key rotation, audit verification, the document sweep) takes an
 ``progress`` callback and calls it as work gets done with ``(done, total)``: the units
 done so far, never decreasing, and the units expected when they are cheap to count
 (``None`` otherwise). When the operation ends normally, the last call has ``done ==
-total``. A callback that raises stops the operation with its exception.
+total``. A callback that raises stops the operation with its exception. (Bulk creation
+reports its own, richer ``relational.bulk.Progress`` records.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-Progress = Callable[[int, int | None], None]
+ProgressCallback = Callable[[int, int | None], None]
 
 
 class Tally:
@@ -19,7 +20,7 @@ class Tally:
     while the operation runs (rows inserted meanwhile) raise the total, so ``done`` never
     passes it."""
 
-    def __init__(self, progress: Progress | None, total: int | None = None) -> None:
+    def __init__(self, progress: ProgressCallback | None, total: int | None = None) -> None:
         self.progress, self.total, self.done = progress, total, 0
 
     def advance(self, units: int = 1) -> None:

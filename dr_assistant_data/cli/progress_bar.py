@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
-from ..progress import Progress
+from ..progress import ProgressCallback
 
 
 def wanted(*, json_output: bool) -> bool:
@@ -24,7 +24,7 @@ def wanted(*, json_output: bool) -> bool:
 
 
 @contextmanager
-def progress_bar(label: str, unit: str, *, json_output: bool) -> Iterator[Progress | None]:
+def progress_bar(label: str, unit: str, *, json_output: bool) -> Iterator[ProgressCallback | None]:
     """A callback that draws ``(done, total)`` as a bar labelled ``label``, or ``None``
     when no bar is wanted; the bar is closed (its last state left on screen) on exit."""
     if not wanted(json_output=json_output):

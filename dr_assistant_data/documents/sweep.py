@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, select
 
-from ..progress import Progress, Tally
+from ..progress import ProgressCallback, Tally
 from ..relational.commit_outcome import Outcome, unit_outcome
 from ..relational.models import DocumentCommit
 from ..relational.types import utcnow
@@ -50,7 +50,7 @@ def sweep(
     store: DocumentStore,
     engine: Engine,
     grace: timedelta = DEFAULT_GRACE,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> SweepReport:
     """Settle the stale documents unit by unit (``progress`` hears of the documents settled
     or left undecided, out of every stale one found), then remove orphaned and expired

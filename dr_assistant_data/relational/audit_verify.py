@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, select
 
 from ..errors import NotFoundError
-from ..progress import Progress, Tally
+from ..progress import ProgressCallback, Tally
 from ..protection.audit_key import AuditKey
 from .audit_checkpoints import Checkpoint
 from .audit_seal import event_leaf, seal_content
@@ -86,7 +86,7 @@ def verify(
     page: int = 1000,
     *,
     anchored_store: bool = False,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> AuditReport:
     """Check every sealed batch, every event and the latest ``checkpoint``. Without one the
     log is checked on its own (truncation of its tail cannot be seen), unless

@@ -22,7 +22,7 @@ from sqlalchemy.orm import MappedColumn, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from ..errors import DataLayerError
-from ..progress import Progress, Tally
+from ..progress import ProgressCallback, Tally
 from ..protection.keyring import Keyring
 from .base import Base
 
@@ -119,7 +119,7 @@ def encrypted_models() -> list[type]:
     return [mapper.class_ for mapper in Base.registry.mappers if encrypted_columns(mapper.class_)]
 
 
-def rotate(engine: Engine, batch_size: int = 500, progress: Progress | None = None) -> int:
+def rotate(engine: Engine, batch_size: int = 500, progress: ProgressCallback | None = None) -> int:
     """Re-seal every encrypted value not sealed under the active key and recompute blind
     indexes, ``batch_size`` rows per transaction; returns the rows rewritten. ``progress``
     hears of the rows examined after each batch, out of every row of the encrypted tables.
