@@ -91,10 +91,10 @@ def verify(
     """Check every sealed batch, every event and the latest ``checkpoint``. Without one the
     log is checked on its own (truncation of its tail cannot be seen), unless
     ``anchored_store`` says checkpoints are exported: then a sealed log without any is
-    reported (the store was emptied, or points elsewhere). ``progress`` hears of each event
-    checked, out of the events the log held when the check began."""
+    reported (the store was emptied, or points elsewhere). ``progress`` hears of the events
+    checked every ``page`` events, out of the events the log held when the check began."""
     total = connection.scalar(select(func.count()).select_from(EVENTS)) if progress else None
-    walk = _Walk(key, Tally(progress, total))
+    walk = _Walk(key, Tally(progress, total, every=page))
     anchored = checkpoint is None
     try:
         if anchored_store and checkpoint is None and connection.scalar(select(AuditSeal.batch)):
