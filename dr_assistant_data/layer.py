@@ -239,14 +239,17 @@ class DataLayer:
         self.cache_store.reseal()
         return rewritten
 
-    def migrate(self) -> None:
+    def migrate(self, progress: ProgressCallback | None = None) -> None:
         """Bring the relational schema, then the document store, to the newest revision.
         Idempotent; concurrent callers wait for each other (an advisory lock, a lock
-        document) and each revision runs once."""
+        document) and each revision runs once. ``progress`` hears of the relational
+        revisions applied (``progress.py``)."""
         activity = telemetry.start("migrate")
         try:
             with self._session_engine() as engine:
-                relational_migrations.upgrade(engine, policy=self._migration_policy)
+                relational_migrations.upgrade(
+                    engine, policy=self._migration_policy, progress=progress
+                )
             document_migrations.upgrade(self.documents)
         except BaseException as error:
             activity.end("failed", error)

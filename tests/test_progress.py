@@ -2,7 +2,7 @@
 a terminal, and nowhere else.
 
 Library: each operation's callback gets counts that never go down and end at the total.
-Command line: ``verify-audit`` runs in a process of its own with stderr on a
+Command line: ``verify-audit`` and ``migrate`` run in a process of their own with stderr on a
 pseudo-terminal (a bar) or a pipe (none), with ``--json`` or ``CI=true`` (none).
 """
 
@@ -88,6 +88,16 @@ def test_the_document_sweep_reports_the_stale_documents_it_settled(layer, visit,
     assert heard.calls == [(1, 2), (2, 2)]
 
 
+def test_migration_reports_each_revision_applied_up_to_every_pending_one():
+    heard = Heard()
+    with scratch_database("dr_assistant_progress") as url, DataLayer(settings_for(url)) as dl:
+        revisions = len(dl.migration_status().pending)
+        dl.migrate(progress=heard)
+
+    assert revisions > 1
+    assert heard.calls == [(n, revisions) for n in range(1, revisions + 1)]
+
+
 # --- the command line ---------------------------------------------------------------------
 
 
@@ -102,8 +112,8 @@ def audited_url() -> Iterator[str]:
         yield url
 
 
-def verify_audit(url: str, *options: str, stderr_on_terminal: bool, ci: str = "") -> str:
-    """Run ``verify-audit`` in a process of its own; what it wrote on stderr."""
+def run_command(url: str, *arguments: str, stderr_on_terminal: bool, ci: str = "") -> str:
+    """Run the command in a process of its own; what it wrote on stderr."""
     environment = {
         **{name: value for name, value in os.environ.items() if name != "CI"},
         "DATABASE_URL": url,
@@ -111,7 +121,7 @@ def verify_audit(url: str, *options: str, stderr_on_terminal: bool, ci: str = ""
         "REDIS_URL": "memory://",
         **({"CI": ci} if ci else {}),
     }
-    command = [sys.executable, "-m", "dr_assistant_data.cli.main", "verify-audit", *options]
+    command = [sys.executable, "-m", "dr_assistant_data.cli.main", *arguments]
     if not stderr_on_terminal:
         done = subprocess.run(command, env=environment, capture_output=True, timeout=120)
         assert done.returncode == 0, done.stderr
@@ -144,18 +154,24 @@ def test_verify_audit_draws_a_bar_that_ends_at_every_event_on_a_terminal(audited
     with DataLayer(settings_for(audited_url)) as dl:
         events = rows_of(dl, AuditEvent)
 
-    written = verify_audit(audited_url, stderr_on_terminal=True)
+    written = run_command(audited_url, "verify-audit", stderr_on_terminal=True)
     assert BAR_LABEL in written
     assert f"{events}/{events}" in written
 
 
 def test_verify_audit_draws_no_bar_into_a_pipe(audited_url):
-    assert verify_audit(audited_url, stderr_on_terminal=False) == ""
+    assert run_command(audited_url, "verify-audit", stderr_on_terminal=False) == ""
 
 
 def test_verify_audit_draws_no_bar_with_json_even_on_a_terminal(audited_url):
-    assert verify_audit(audited_url, "--json", stderr_on_terminal=True) == ""
+    assert run_command(audited_url, "verify-audit", "--json", stderr_on_terminal=True) == ""
 
 
 def test_verify_audit_draws_no_bar_in_ci_even_on_a_terminal(audited_url):
-    assert verify_audit(audited_url, stderr_on_terminal=True, ci="true") == ""
+    assert run_command(audited_url, "verify-audit", stderr_on_terminal=True, ci="true") == ""
+
+
+def test_migrate_draws_a_bar_of_the_revisions_on_a_terminal():
+    with scratch_database("dr_assistant_progress") as url:
+        written = run_command(url, "migrate", stderr_on_terminal=True)
+    assert "applying revisions" in written

@@ -5,10 +5,10 @@ Every command but ``demo`` reads its settings from the environment (``Settings.f
 configuration error, a refused command or bad usage. Errors of the layer are reported as
 one ``error: ...`` line on stderr, never as a traceback, and database URLs are shown with
 their password masked. ``status``, ``health`` and ``verify-audit`` take ``--json`` (the
-last two always print JSON). ``rotate-keys``, ``verify-audit`` and ``sweep-documents``
-draw a progress bar on stderr when it is a terminal (``progress_bar.py``: never with
-``--json`` or in CI). Output into a pipe closed early (``... | head``) ends the
-command quietly, exit 1, without a traceback.
+last two always print JSON). ``migrate``, ``rotate-keys``, ``verify-audit`` and
+``sweep-documents`` draw a progress bar on stderr when it is a terminal (never with
+``--json`` or in CI: ``progress_bar.py``). Output into a pipe closed early (``... | head``)
+ends the command quietly, exit 1, without a traceback.
 """
 
 from __future__ import annotations
@@ -196,7 +196,8 @@ def _build_and_show_clinic(dl: DataLayer, *, show_caching: bool = False) -> int:
 
 
 def _migrate(dl: DataLayer, args: argparse.Namespace) -> int:
-    dl.migrate()
+    with progress_bar("applying revisions", "revision", json_output=args.json) as progress:
+        dl.migrate(progress)
     return _status(dl, args)
 
 
