@@ -171,7 +171,10 @@ def test_verify_audit_draws_no_bar_in_ci_even_on_a_terminal(audited_url):
     assert run_command(audited_url, "verify-audit", stderr_on_terminal=True, ci="true") == ""
 
 
-def test_migrate_draws_a_bar_of_the_revisions_on_a_terminal():
+def test_migrate_draws_a_bar_that_ends_at_every_revision_on_a_terminal():
     with scratch_database("dr_assistant_progress") as url:
+        with DataLayer(settings_for(url)) as dl:
+            revisions = len(dl.migration_status().pending)
         written = run_command(url, "migrate", stderr_on_terminal=True)
     assert "applying revisions" in written
+    assert f"{revisions}/{revisions}" in written
