@@ -23,6 +23,7 @@ from .documents.sweep import DEFAULT_GRACE, SweepReport, sweep
 from .errors import DataLayerError, ValidationError
 from .migrations import documents as document_migrations
 from .migrations import relational as relational_migrations
+from .progress import ProgressCallback
 from .relational import audit_verify, encryption, replicas
 from .relational.audit_checkpoints import CheckpointStore, checkpoint_store
 from .relational.audit_seal import Sealed, Sealer
@@ -180,9 +181,10 @@ class DataLayer:
         """Where the sealer exports checkpoints (``AUDIT_CHECKPOINT_DIR``), if anywhere."""
         return checkpoint_store(self.settings.audit_checkpoint_dir)
 
-    def verify_audit_chain(self) -> AuditReport:
+    def verify_audit_chain(self, progress: ProgressCallback | None = None) -> AuditReport:
         """Check every event and sealed batch of the audit log against the latest exported
-        checkpoint; the report names the first problem (``audit_verify.py``)."""
+        checkpoint; the report names the first problem (``audit_verify.py``). ``progress``
+        hears of the events checked (``progress.py``)."""
         store = self.audit_checkpoints
         latest = store.latest() if store is not None else None
         with self.engine.connect() as connection:
@@ -191,6 +193,7 @@ class DataLayer:
                 self.settings.audit_signing_key,
                 latest,
                 anchored_store=store is not None,
+                progress=progress,
             )
 
     def prove_audit_event(self, event_id: object) -> InclusionProof:
@@ -224,25 +227,29 @@ class DataLayer:
             engine, settings.audit_signing_key, self.audit_checkpoints, settings.audit_seal_interval
         )
 
-    def rotate_keys(self, batch_size: int = 500) -> int:
+    def rotate_keys(self, batch_size: int = 500, progress: ProgressCallback | None = None) -> int:
         """Re-encrypt identifiers sealed under an older key with the active one (and
         recompute blind indexes), then drop every cached read and re-seal the cache
         service's values and the login sessions under the active key (``CacheStore.reseal``);
-        returns the rows rewritten. Safe to rerun; when Redis cannot answer, the rows are
-        done and ``BackendUnavailableError`` says the cache is not: run it again before
-        removing the old key."""
-        rewritten = translated(encryption.rotate)(self.engine, batch_size)
+        returns the rows rewritten. ``progress`` hears of the rows examined (``progress.py``).
+        Safe to rerun; when Redis cannot answer, the rows are done and
+        ``BackendUnavailableError`` says the cache is not: run it again before removing the
+        old key."""
+        rewritten = translated(encryption.rotate)(self.engine, batch_size, progress)
         self.cache_store.reseal()
         return rewritten
 
-    def migrate(self) -> None:
+    def migrate(self, progress: ProgressCallback | None = None) -> None:
         """Bring the relational schema, then the document store, to the newest revision.
         Idempotent; concurrent callers wait for each other (an advisory lock, a lock
-        document) and each revision runs once."""
+        document) and each revision runs once. ``progress`` hears of the relational
+        revisions applied (``progress.py``)."""
         activity = telemetry.start("migrate")
         try:
             with self._session_engine() as engine:
-                relational_migrations.upgrade(engine, policy=self._migration_policy)
+                relational_migrations.upgrade(
+                    engine, policy=self._migration_policy, progress=progress
+                )
             document_migrations.upgrade(self.documents)
         except BaseException as error:
             activity.end("failed", error)
@@ -253,10 +260,13 @@ class DataLayer:
         """Every document-store migration, with when it was applied (``None``: pending)."""
         return document_migrations.status(self.documents)
 
-    def sweep_documents(self, grace: timedelta = DEFAULT_GRACE) -> SweepReport:
+    def sweep_documents(
+        self, grace: timedelta = DEFAULT_GRACE, progress: ProgressCallback | None = None
+    ) -> SweepReport:
         """Settle documents of units of work that died between the two stores (older than
-        ``grace``) and remove expired audio. Run it periodically (a worker, cron)."""
-        return sweep(self.documents, self.engine, grace)
+        ``grace``) and remove expired audio. Run it periodically (a worker, cron).
+        ``progress`` hears of the stale documents settled (``progress.py``)."""
+        return sweep(self.documents, self.engine, grace, progress)
 
     def downgrade(self, revision: str, *, confirm: bool = False) -> None:
         """Take the relational schema back to ``revision`` (``"base"``: empty). In

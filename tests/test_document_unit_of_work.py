@@ -88,11 +88,11 @@ def test_a_note_held_by_an_open_unit_of_work_refuses_other_writers(layer, visit)
         assert uow.clinical_notes.get(note.id).ai_summary == "mine"
 
 
-def sweep_everything(layer):
+def sweep_everything(layer, progress=None):
     """Sweep every marked document. Stored times are rounded to milliseconds, so let one
     pass first: a marker written this millisecond may carry a time after "now"."""
     time.sleep(0.005)
-    return layer.sweep_documents(grace=timedelta(0))
+    return layer.sweep_documents(grace=timedelta(0), progress=progress)
 
 
 def die_before_undo(monkeypatch):

@@ -5,8 +5,10 @@ Every command but ``demo`` reads its settings from the environment (``Settings.f
 configuration error, a refused command or bad usage. Errors of the layer are reported as
 one ``error: ...`` line on stderr, never as a traceback, and database URLs are shown with
 their password masked. ``status``, ``health`` and ``verify-audit`` take ``--json`` (the
-last two always print JSON). Output into a pipe closed early (``... | head``) ends the
-command quietly, exit 1, without a traceback.
+last two always print JSON). ``migrate``, ``rotate-keys``, ``verify-audit`` and
+``sweep-documents`` draw a progress bar on stderr when it is a terminal (never with
+``--json`` or in CI: ``progress_bar.py``). Output into a pipe closed early (``... | head``)
+ends the command quietly, exit 1, without a traceback.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from ..settings import Settings
 from .cache_demo import describe_caching
 from .charting import chart_note, describe_note
 from .clinic import build_clinic, describe_clinic
+from .progress_bar import progress_bar
 from .status import failed_sections, status_lines, status_report
 
 Command = Callable[[DataLayer, argparse.Namespace], int]
@@ -193,7 +196,8 @@ def _build_and_show_clinic(dl: DataLayer, *, show_caching: bool = False) -> int:
 
 
 def _migrate(dl: DataLayer, args: argparse.Namespace) -> int:
-    dl.migrate()
+    with progress_bar("applying revisions", "revision", json_output=args.json) as progress:
+        dl.migrate(progress)
     return _status(dl, args)
 
 
@@ -214,7 +218,8 @@ def _status(dl: DataLayer, args: argparse.Namespace) -> int:
 
 
 def _sweep_documents(dl: DataLayer, args: argparse.Namespace) -> int:
-    report = dl.sweep_documents(timedelta(minutes=args.grace_minutes))
+    with progress_bar("sweeping documents", "doc", json_output=args.json) as progress:
+        report = dl.sweep_documents(timedelta(minutes=args.grace_minutes), progress)
     print(
         f"finalized {report.finalized}, undone {report.undone}, "
         f"undecided {report.undecided}, "
@@ -274,7 +279,8 @@ def _verify_audit(dl: DataLayer, args: argparse.Namespace) -> int:
         intact = check_proof(proof, dl.settings.audit_signing_key)
         print(json.dumps({"intact": intact, **dataclasses.asdict(proof)}, indent=2, default=str))
         return 0 if intact else 1
-    report = dl.verify_audit_chain()
+    with progress_bar("verifying audit log", "event", json_output=args.json) as progress:
+        report = dl.verify_audit_chain(progress)
     print(json.dumps(dataclasses.asdict(report), indent=2))
     if not report.ok:
         where = (
@@ -311,7 +317,8 @@ def _rotate_keys(dl: DataLayer, args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         print("error: --batch-size must be at least 1", file=sys.stderr)
         return 2
-    rewritten = dl.rotate_keys(batch_size=args.batch_size)
+    with progress_bar("re-encrypting rows", "row", json_output=args.json) as progress:
+        rewritten = dl.rotate_keys(batch_size=args.batch_size, progress=progress)
     print(f"Re-encrypted {rewritten} rows under key {dl.settings.keyring.active}.")
     print("Cached reads dropped; cache values and login sessions re-sealed.")
     return 0

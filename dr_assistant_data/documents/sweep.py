@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, select
 
+from ..progress import ProgressCallback, Tally
 from ..relational.commit_outcome import Outcome, unit_outcome
 from ..relational.models import DocumentCommit
 from ..relational.types import utcnow
@@ -45,7 +46,15 @@ class SweepReport:
 
 
 @translated
-def sweep(store: DocumentStore, engine: Engine, grace: timedelta = DEFAULT_GRACE) -> SweepReport:
+def sweep(
+    store: DocumentStore,
+    engine: Engine,
+    grace: timedelta = DEFAULT_GRACE,
+    progress: ProgressCallback | None = None,
+) -> SweepReport:
+    """Settle the stale documents unit by unit (``progress`` hears of the documents settled
+    or left undecided, out of every stale one found), then remove orphaned and expired
+    audio."""
     db = store.db
     cutoff = utcnow() - grace
     stale: dict[str, list[tuple[str, Any]]] = {}
@@ -59,6 +68,7 @@ def sweep(store: DocumentStore, engine: Engine, grace: timedelta = DEFAULT_GRACE
             )
         )
         finalized = undone = undecided = 0
+        tally = Tally(progress, sum(len(written) for written in stale.values()))
         for unit, written in stale.items():
             outcome = Outcome.COMMITTED if unit in committed else unit_outcome(engine, unit)
             if outcome is Outcome.COMMITTED:
@@ -69,6 +79,8 @@ def sweep(store: DocumentStore, engine: Engine, grace: timedelta = DEFAULT_GRACE
                 undone += len(written)
             else:
                 undecided += len(written)
+            tally.advance(len(written))
+        tally.finish()
         # Every document of a unit committed before the cutoff is final by now.
         connection.execute(delete(DocumentCommit).where(DocumentCommit.committed_at < cutoff))
     orphaned = remove_orphaned_chunks(db, AUDIO_BUCKET, cutoff)

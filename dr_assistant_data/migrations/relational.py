@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
 from ..errors import DataLayerError
+from ..progress import ProgressCallback, Tally
 from ..relational.base import Base
 from ..relational.translate import contract_error, translated
 from . import database_objects  # noqa: F401 - adds triggers, functions, grants to drift()
@@ -86,30 +87,47 @@ def _migration_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 @_migration_errors
-def upgrade(engine: Engine, revision: str = "head", policy: LockPolicy | None = None) -> None:
+def upgrade(
+    engine: Engine,
+    revision: str = "head",
+    policy: LockPolicy | None = None,
+    progress: ProgressCallback | None = None,
+) -> None:
     """Apply the revisions up to ``revision``; on a lock timeout, start again (from the
-    revisions still pending) as ``policy`` allows."""
+    revisions still pending) as ``policy`` allows. ``progress`` hears of each revision
+    applied, out of those pending once the lock was held (``progress.py``)."""
     policy = policy or LockPolicy()
+    tally = Tally(progress)
 
     def attempt() -> None:
         with (
             engine.connect() as connection,
             migrating(connection, policy),
-            _naming_the_failed_revision(connection, revision) as config,
+            _naming_the_failed_revision(connection, revision, tally) as config,
         ):
             command.upgrade(config, revision)
 
     with_lock_retries(policy, attempt)
+    tally.finish()
 
 
 @contextmanager
-def _naming_the_failed_revision(connection: Connection, target: str) -> Iterator[Config]:
-    """A config that counts the revisions applied; a database failure among them becomes
-    a ``DataLayerError`` naming the revision that was running (the first not applied)."""
+def _naming_the_failed_revision(
+    connection: Connection, target: str, tally: Tally
+) -> Iterator[Config]:
+    """A config that counts the revisions applied (on ``tally`` too); a database failure
+    among them becomes a ``DataLayerError`` naming the revision that was running (the first
+    not applied)."""
     config = alembic_config(connection)
     applied: list[object] = []
-    config.attributes["on_version_apply"] = (lambda **step: applied.append(step),)
+
+    def step_applied(**step: object) -> None:
+        applied.append(step)
+        tally.advance()
+
+    config.attributes["on_version_apply"] = (step_applied,)
     to_apply = _revisions_between(connection, target)
+    tally.total = tally.done + len(to_apply)  # a retry goes on from the revisions done
     connection.rollback()  # Alembic begins the migration's transaction itself
     try:
         yield config

@@ -24,9 +24,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, func, select
 
 from ..errors import NotFoundError
+from ..progress import ProgressCallback, Tally
 from ..protection.audit_key import AuditKey
 from .audit_checkpoints import Checkpoint
 from .audit_seal import event_leaf, seal_content
@@ -60,6 +61,7 @@ class _Broken(Exception):
 @dataclass
 class _Walk:
     key: AuditKey
+    tally: Tally
     events: int = 0
     batches: int = 0
     legacy_previous: str = GENESIS
@@ -74,6 +76,7 @@ class _Walk:
                 "an event was forged or changed (its HMAC does not verify)", seq=row["seq"]
             )
         self.events += 1
+        self.tally.advance()
 
 
 def verify(
@@ -83,12 +86,15 @@ def verify(
     page: int = 1000,
     *,
     anchored_store: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> AuditReport:
     """Check every sealed batch, every event and the latest ``checkpoint``. Without one the
     log is checked on its own (truncation of its tail cannot be seen), unless
     ``anchored_store`` says checkpoints are exported: then a sealed log without any is
-    reported (the store was emptied, or points elsewhere)."""
-    walk = _Walk(key)
+    reported (the store was emptied, or points elsewhere). ``progress`` hears of the events
+    checked every ``page`` events, out of the events the log held when the check began."""
+    total = connection.scalar(select(func.count()).select_from(EVENTS)) if progress else None
+    walk = _Walk(key, Tally(progress, total, every=page))
     anchored = checkpoint is None
     try:
         if anchored_store and checkpoint is None and connection.scalar(select(AuditSeal.batch)):
@@ -119,6 +125,7 @@ def verify(
         sealed_events = walk.events
         for row in _events(connection, low, None):
             walk.check_event(row)
+        walk.tally.finish()
     except _Broken as broken:
         return AuditReport(
             False,

@@ -15,13 +15,14 @@ import functools
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, Engine, String, Text, select, update
+from sqlalchemy import Connection, Engine, String, Text, func, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import MappedColumn, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from ..errors import DataLayerError
+from ..progress import ProgressCallback, Tally
 from ..protection.keyring import Keyring
 from .base import Base
 
@@ -118,20 +119,33 @@ def encrypted_models() -> list[type]:
     return [mapper.class_ for mapper in Base.registry.mappers if encrypted_columns(mapper.class_)]
 
 
-def rotate(engine: Engine, batch_size: int = 500) -> int:
+def rotate(engine: Engine, batch_size: int = 500, progress: ProgressCallback | None = None) -> int:
     """Re-seal every encrypted value not sealed under the active key and recompute blind
-    indexes, ``batch_size`` rows per transaction; returns the rows rewritten.
+    indexes, ``batch_size`` rows per transaction; returns the rows rewritten. ``progress``
+    hears of the rows examined after each batch, out of every row of the encrypted tables.
 
     Values are rewritten unchanged (no version bump, no audit event: the data is the same).
     An unknown key id stops the run with ``DecryptionError``; rows done so far stay done.
     """
     keyring = keyring_of(engine.dialect)
+    models = encrypted_models()
+    tally = Tally(progress, _row_count(engine, models) if progress is not None else None)
     rewritten = 0
-    for model in encrypted_models():
+    for model in models:
         for batch in _batches(engine, model, batch_size):
             with engine.begin() as connection:
                 rewritten += _reseal(connection, keyring, model, batch)
+            tally.advance(len(batch))
+    tally.finish()
     return rewritten
+
+
+def _row_count(engine: Engine, models: list[type]) -> int:
+    with engine.connect() as connection:
+        return sum(
+            connection.scalar(select(func.count()).select_from(model.__table__)) or 0  # type: ignore[attr-defined]
+            for model in models
+        )
 
 
 def _batches(engine: Engine, model: type, size: int) -> Iterator[list[Any]]:
