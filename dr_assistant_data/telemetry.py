@@ -19,9 +19,12 @@ gave, never an error's message. Without the package every call here is a no-op.
 
 from __future__ import annotations
 
+import functools
+import importlib
+import inspect
 import weakref
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 try:
     from opentelemetry import context, metrics, trace
@@ -35,14 +38,23 @@ if TYPE_CHECKING:
 
 NAME = "dr_assistant_data"
 _layers: weakref.WeakSet[DataLayer] = weakref.WeakSet()
+_tracer = trace.get_tracer(NAME) if trace is not None else None
+"""A proxy: it follows the provider the application sets later."""
+
+Attribute = str | bool | int | float
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Activity(Protocol):
-    def end(self, outcome: str, error: BaseException | None = None) -> None: ...
+    def end(
+        self, outcome: str, error: BaseException | None = None, **attributes: Attribute
+    ) -> None: ...
 
 
 class _Nothing:
-    def end(self, outcome: str, error: BaseException | None = None) -> None:
+    def end(
+        self, outcome: str, error: BaseException | None = None, **attributes: Attribute
+    ) -> None:
         return None
 
 
@@ -50,11 +62,15 @@ class _Span:
     """A span made current until :meth:`end` (which must run in the same context)."""
 
     def __init__(self, name: str, attributes: dict[str, Any]) -> None:
-        self._span = trace.get_tracer(NAME).start_span(f"{NAME}.{name}", attributes=attributes)
+        self._span = _tracer.start_span(f"{NAME}.{name}", attributes=attributes)
         self._token = context.attach(trace.set_span_in_context(self._span))
 
-    def end(self, outcome: str, error: BaseException | None = None) -> None:
+    def end(
+        self, outcome: str, error: BaseException | None = None, **attributes: Attribute
+    ) -> None:
         self._span.set_attribute("dr.outcome", outcome)
+        for key, value in attributes.items():
+            self._span.set_attribute(f"dr.{key}", value)
         if error is not None:  # its class only: a message may quote a caller's value
             self._span.set_attribute("error.type", type(error).__name__)
             self._span.set_status(StatusCode.ERROR)
@@ -62,11 +78,71 @@ class _Span:
         self._span.end()
 
 
-def start(name: str, **attributes: str | bool | int) -> Activity:
-    """A span named ``dr_assistant_data.<name>``, current until ``end(outcome, error)``."""
+def start(name: str, **attributes: Attribute) -> Activity:
+    """A span named ``dr_assistant_data.<name>``, current until ``end(outcome, error,
+    **more)``; each attribute is reported as ``dr.<key>``."""
     if trace is None:
         return _Nothing()
     return _Span(name, {f"dr.{key}": value for key, value in attributes.items()})
+
+
+class Span:
+    """``with Span(name, **attributes) as span:`` a span (see :func:`start`) whose outcome
+    is ``span.outcome`` (set by the block; ``ok`` by default) with ``span.attributes``,
+    or ``failed`` with the class of the exception that left the block."""
+
+    __slots__ = ("_activity", "attributes", "outcome")
+
+    def __init__(self, name: str, **attributes: Attribute) -> None:
+        self._activity = start(name, **attributes)
+        self.outcome = "ok"
+        self.attributes: dict[str, Attribute] = {}
+
+    def __enter__(self) -> Span:
+        return self
+
+    def __exit__(self, _kind: object, error: BaseException | None, _trace: object) -> None:
+        if error is None:
+            self._activity.end(self.outcome, **self.attributes)
+        else:
+            self._activity.end("failed", error)
+
+
+def trace_methods(cls: type, kind: str, attributes: Callable[[Any], dict[str, Attribute]]) -> None:
+    """Make each public method ``cls`` defines (generators aside: they run after the call
+    returns) a span ``dr_assistant_data.<kind>`` per call, with ``attributes(self)``,
+    ``dr.operation`` (the method's name), ``dr.outcome`` (``ok`` or ``failed`` with
+    ``error.type``) and ``dr.rows``, the number of records it returned (see ``_rows``)."""
+    for name, value in list(vars(cls).items()):
+        public = inspect.isfunction(value) and not name.startswith("_")
+        if public and not inspect.isgeneratorfunction(value):
+            setattr(cls, name, _traced(kind, value, attributes))
+
+
+def _traced(kind: str, method: F, attributes: Callable[[Any], dict[str, Attribute]]) -> F:
+    if trace is None:
+        return method
+    operation = method.__name__
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with Span(kind, operation=operation, **attributes(self)) as span:
+            result = method(self, *args, **kwargs)
+            span.attributes = _rows(result)
+        return result
+
+    return call  # type: ignore[return-value]
+
+
+def _rows(result: object) -> dict[str, Attribute]:
+    """``rows``: a list's length, a page's items, one record or none; nothing for a count
+    or a flag (a number is not a record)."""
+    items = getattr(result, "items", result)  # a keyset page
+    if isinstance(items, Sequence) and not isinstance(items, str | bytes):
+        return {"rows": len(items)}
+    if isinstance(result, int | float | str | bytes | dict):
+        return {}
+    return {"rows": 0 if result is None else 1}
 
 
 def observe(layer: DataLayer) -> None:
@@ -105,6 +181,40 @@ def _pool(_options: CallbackOptions) -> Iterable[Observation]:
                 yield Observation(state[name], {"dr.pool.state": name, **_database(layer)})
 
 
+def _breaker(_options: CallbackOptions) -> Iterable[Observation]:
+    yield from _guard("breaker_open")
+
+
+def _owed(_options: CallbackOptions) -> Iterable[Observation]:
+    yield from _guard("owed")
+
+
+def _guard(key: str) -> Iterator[Observation]:
+    for layer in _open_layers():
+        state = layer.cache_guard_state()
+        if key in state:
+            yield Observation(state[key], _database(layer))
+
+
+def _replica_lag(_options: CallbackOptions) -> Iterable[Observation]:
+    for layer in _open_layers():
+        for index, lag in enumerate(layer.replica_lags()):
+            if lag is not None:
+                yield Observation(lag, {"dr.replica": index, **_database(layer)})
+
+
+def _sealed_batch(_options: CallbackOptions) -> Iterable[Observation]:
+    for layer in _open_layers():
+        if layer.last_sealed is not None:
+            yield Observation(layer.last_sealed.batch, _database(layer))
+
+
+def _events_sealed(_options: CallbackOptions) -> Iterable[Observation]:
+    for layer in _open_layers():
+        if layer.last_sealed is not None:
+            yield Observation(layer.last_sealed.total, _database(layer))
+
+
 def _database(layer: DataLayer) -> dict[str, str]:
     return {"db.name": layer.database_name}
 
@@ -129,3 +239,45 @@ def _instruments() -> None:
     meter.create_observable_gauge(
         f"{NAME}.db.pool.connections", callbacks=[_pool], description="pooled connections"
     )
+    gauges = {
+        "cache.breaker.open": (_breaker, "1 while Redis calls are skipped after failures"),
+        "cache.invalidations.owed": (_owed, "invalidations not yet delivered to Redis"),
+        "db.replica.lag": (_replica_lag, "seconds of replay lag at the last check"),
+        "audit.sealed_batch": (_sealed_batch, "the last audit batch this process sealed"),
+        "audit.events_sealed": (_events_sealed, "audit events sealed up to that batch"),
+    }
+    for name, (callback, description) in gauges.items():
+        unit = "s" if name == "db.replica.lag" else "1"
+        meter.create_observable_gauge(
+            f"{NAME}.{name}", callbacks=[callback], description=description, unit=unit
+        )
+
+
+_DRIVERS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "redis": ("opentelemetry.instrumentation.redis", "RedisInstrumentor", {}),
+    "pymongo": (
+        "opentelemetry.instrumentation.pymongo",
+        "PymongoInstrumentor",
+        {"capture_statement": False},
+    ),
+}
+
+
+def instrument_drivers() -> list[str]:
+    """Turn on the upstream redis and pymongo instrumentations that are installed (the
+    ``otel-drivers`` extra) and return their names; idempotent. Their spans carry the
+    command's name, never its arguments: redis' sanitizes them to ``?``, pymongo's is left
+    at ``capture_statement=False`` (a filter or document is patient data). Not the
+    SQLAlchemy one: its release declares SQLAlchemy < 2.1 (README, "OpenTelemetry")."""
+    if trace is None:
+        return []
+    turned_on = []
+    for name, (module, class_name, options) in _DRIVERS.items():
+        try:
+            instrumentor = getattr(importlib.import_module(module), class_name)()
+        except ImportError:
+            continue
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument(**options)
+        turned_on.append(name)
+    return turned_on
