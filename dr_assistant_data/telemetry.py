@@ -58,6 +58,11 @@ class _Nothing:
         return None
 
 
+_NOTHING = _Nothing()
+_NO_OP_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider) if trace else ()
+"""No provider set yet, or the API's no-op: nothing would be recorded."""
+
+
 class _Span:
     """A span made current until :meth:`end` (which must run in the same context)."""
 
@@ -81,8 +86,8 @@ class _Span:
 def start(name: str, **attributes: Attribute) -> Activity:
     """A span named ``dr_assistant_data.<name>``, current until ``end(outcome, error,
     **more)``; each attribute is reported as ``dr.<key>``."""
-    if trace is None:
-        return _Nothing()
+    if trace is None or isinstance(trace.get_tracer_provider(), _NO_OP_PROVIDERS):
+        return _NOTHING  # the hot paths (a cache hit) pay one type check, no span
     return _Span(name, {f"dr.{key}": value for key, value in attributes.items()})
 
 
@@ -181,38 +186,46 @@ def _pool(_options: CallbackOptions) -> Iterable[Observation]:
                 yield Observation(state[name], {"dr.pool.state": name, **_database(layer)})
 
 
-def _breaker(_options: CallbackOptions) -> Iterable[Observation]:
-    yield from _guard("breaker_open")
+Reading = tuple[dict[str, Any], float]
 
 
-def _owed(_options: CallbackOptions) -> Iterable[Observation]:
-    yield from _guard("owed")
+def _combined(
+    read: Callable[[DataLayer], Iterable[Reading]], combine: Callable[[list[float]], float]
+) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    """A callback observing ``read(layer)`` for every open layer; the readings of layers of
+    one database (same attributes) are combined into one point: an SDK keeps one value per
+    attribute set, so reporting each would let the last layer hide the others."""
+
+    def callback(_options: CallbackOptions) -> Iterable[Observation]:
+        grouped: dict[tuple[tuple[str, Any], ...], list[float]] = {}
+        for layer in _open_layers():
+            for attributes, value in read(layer):
+                key = tuple(sorted({**attributes, **_database(layer)}.items()))
+                grouped.setdefault(key, []).append(value)
+        return [Observation(combine(values), dict(key)) for key, values in grouped.items()]
+
+    return callback
 
 
-def _guard(key: str) -> Iterator[Observation]:
-    for layer in _open_layers():
+def _guard(key: str) -> Callable[[DataLayer], Iterable[Reading]]:
+    def read(layer: DataLayer) -> Iterable[Reading]:
         state = layer.cache_guard_state()
-        if key in state:
-            yield Observation(state[key], _database(layer))
+        return [({}, state[key])] if key in state else []
+
+    return read
 
 
-def _replica_lag(_options: CallbackOptions) -> Iterable[Observation]:
-    for layer in _open_layers():
-        for index, lag in enumerate(layer.replica_lags()):
-            if lag is not None:
-                yield Observation(lag, {"dr.replica": index, **_database(layer)})
+def _replica_lags(layer: DataLayer) -> Iterable[Reading]:
+    lags = enumerate(layer.replica_lags())
+    return [({"dr.replica": index}, lag) for index, lag in lags if lag is not None]
 
 
-def _sealed_batch(_options: CallbackOptions) -> Iterable[Observation]:
-    for layer in _open_layers():
-        if layer.last_sealed is not None:
-            yield Observation(layer.last_sealed.batch, _database(layer))
+def _sealed(field: str) -> Callable[[DataLayer], Iterable[Reading]]:
+    def read(layer: DataLayer) -> Iterable[Reading]:
+        sealed = layer.last_sealed
+        return [] if sealed is None else [({}, getattr(sealed, field))]
 
-
-def _events_sealed(_options: CallbackOptions) -> Iterable[Observation]:
-    for layer in _open_layers():
-        if layer.last_sealed is not None:
-            yield Observation(layer.last_sealed.total, _database(layer))
+    return read
 
 
 def _database(layer: DataLayer) -> dict[str, str]:
@@ -240,16 +253,18 @@ def _instruments() -> None:
         f"{NAME}.db.pool.connections", callbacks=[_pool], description="pooled connections"
     )
     gauges = {
-        "cache.breaker.open": (_breaker, "1 while Redis calls are skipped after failures"),
-        "cache.invalidations.owed": (_owed, "invalidations not yet delivered to Redis"),
-        "db.replica.lag": (_replica_lag, "seconds of replay lag at the last check"),
-        "audit.sealed_batch": (_sealed_batch, "the last audit batch this process sealed"),
-        "audit.events_sealed": (_events_sealed, "audit events sealed up to that batch"),
+        "cache.breaker.open": (_guard("breaker_open"), max, "1 while Redis calls are skipped"),
+        "cache.invalidations.owed": (_guard("owed"), sum, "invalidations not yet delivered"),
+        "db.replica.lag": (_replica_lags, max, "seconds of replay lag at the last check"),
+        "audit.sealed_batch": (_sealed("batch"), max, "the last audit batch sealed here"),
+        "audit.events_sealed": (_sealed("total"), max, "audit events sealed up to it"),
     }
-    for name, (callback, description) in gauges.items():
-        unit = "s" if name == "db.replica.lag" else "1"
+    for name, (read, combine, description) in gauges.items():
         meter.create_observable_gauge(
-            f"{NAME}.{name}", callbacks=[callback], description=description, unit=unit
+            f"{NAME}.{name}",
+            callbacks=[_combined(read, combine)],
+            description=description,
+            unit="s" if name == "db.replica.lag" else "1",
         )
 
 

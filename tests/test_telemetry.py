@@ -1,25 +1,31 @@
-"""OpenTelemetry: spans for units of work and migrations, cache and pool metrics, read with
-the SDK's in-memory exporters; no span or metric attribute carries a patient's data, and
-without the package the layer runs unchanged."""
+"""OpenTelemetry: spans for units of work, migrations, repository calls, document operations
+and cache reads and invalidations; metrics of the cache, pool, circuit breaker, owed
+invalidations, replica lag and audit seals, read with the SDK's in-memory exporters; no
+span or metric attribute carries a patient's data, and without the package the layer runs
+unchanged."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 
 import pytest
-from conftest import patient_fields, settings_for
+from conftest import layer_with, new_visit, patient_fields, settings_for
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from redis_servers import free_port
 
 from dr_assistant_data import DataLayer
+from dr_assistant_data.errors import ValidationError
 
 PATIENT = {"first_name": "Vaidehi", "last_name": "Ramaswamy", "mrn": "MRN-OTEL-4242"}
 PHONE, EMAIL = "+919812345678", "vaidehi.r@example.in"
@@ -56,8 +62,23 @@ def cached_layer(dl: DataLayer) -> Iterator[DataLayer]:
         yield layer
 
 
-def named(exporter: InMemorySpanExporter, name: str) -> list:
-    return [span for span in exporter.get_finished_spans() if span.name == name]
+def named(exporter: InMemorySpanExporter, name: str, **attributes: object) -> list:
+    """The finished spans of ``name`` whose ``dr.<key>`` attributes match ``attributes``."""
+    return [
+        span
+        for span in exporter.get_finished_spans()
+        if span.name == name
+        and all(span.attributes.get(f"dr.{key}") == value for key, value in attributes.items())
+    ]
+
+
+def gauge(reader: InMemoryMetricReader, name: str, layer: DataLayer) -> list:
+    """The points of ``dr_assistant_data.<name>`` reported for ``layer``'s database."""
+    return [
+        point
+        for point in metric_points(reader).get(f"dr_assistant_data.{name}", [])
+        if point.attributes["db.name"] == layer.database_name
+    ]
 
 
 def metric_points(reader: InMemoryMetricReader) -> dict[str, list]:
@@ -179,3 +200,99 @@ with DataLayer(settings) as dl:
     )
 
     assert (result.returncode, result.stdout.strip()) == (0, "0"), result.stderr
+
+
+def test_a_repository_call_is_a_span_with_its_table_operation_and_rows(dl, spans):
+    with dl.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields())
+        uow.patients.list()
+
+    [unit] = named(spans, "dr_assistant_data.unit_of_work")
+    [listed] = named(spans, "dr_assistant_data.repository", table="patients", operation="list")
+    assert listed.attributes["dr.outcome"] == "ok"
+    assert listed.attributes["dr.rows"] == 1
+    assert listed.parent.span_id == unit.context.span_id
+
+
+def test_a_refused_repository_call_is_a_failed_span_with_the_error_class(dl, spans):
+    with pytest.raises(ValidationError), dl.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields(phone=PHONE, gender="unknown"))
+
+    [created] = named(spans, "dr_assistant_data.repository", operation="create")
+    assert created.attributes["dr.outcome"] == "failed"
+    assert created.attributes["error.type"] == "ValidationError"
+
+
+def test_a_document_operation_is_a_span_with_its_collection(layer, spans):
+    visit = new_visit(layer)
+    with layer.unit_of_work(actor="test") as uow:
+        note = uow.clinical_notes.create(**visit.ids, content={"subjective": {}})
+        uow.clinical_notes.get(note.id)
+
+    [got] = named(spans, "dr_assistant_data.document", operation="get")
+    assert got.attributes["dr.collection"] == "clinical_notes"
+    assert (got.attributes["dr.outcome"], got.attributes["dr.rows"]) == ("ok", 1)
+
+
+def test_a_cached_read_is_a_span_of_its_region_saying_miss_then_hit(cached_layer, spans):
+    with cached_layer.unit_of_work(actor="test") as uow:
+        patient = uow.patients.create(**patient_fields())
+    for _ in range(2):
+        with cached_layer.unit_of_work(actor="test") as uow:
+            uow.patients.get(patient.id)
+
+    reads = named(spans, "dr_assistant_data.cache", operation="read")
+    assert [span.attributes["dr.outcome"] for span in reads] == ["miss", "hit"]
+    assert {span.attributes["dr.cache.region"] for span in reads} == {"entities"}
+
+
+def test_a_cache_invalidation_is_a_span_of_its_region_saying_it_was_delivered(cached_layer, spans):
+    with cached_layer.unit_of_work(actor="test") as uow:
+        patient = uow.patients.create(**patient_fields())
+    spans.clear()
+    with cached_layer.unit_of_work(actor="test") as uow:
+        uow.patients.update(patient.id, last_name="Sharma")
+
+    [invalidated] = named(spans, "dr_assistant_data.cache", operation="invalidate")
+    assert invalidated.attributes["dr.cache.region"] == "entities"
+    assert invalidated.attributes["dr.outcome"] == "delivered"
+
+
+def test_the_breaker_and_owed_invalidations_are_reported_while_redis_is_down(dl, metric_reader):
+    redis_down = f"redis://127.0.0.1:{free_port()}/0"
+    with layer_with(dl, redis_url=redis_down, cache_breaker_backoff=60) as layer:
+        with layer.unit_of_work(actor="test") as uow:
+            patient = uow.patients.create(**patient_fields())
+        for _ in range(3):
+            with layer.unit_of_work(actor="test") as uow:
+                uow.patients.update(patient.id, last_name=f"Sharma{_}")
+
+        [breaker] = gauge(metric_reader, "cache.breaker.open", layer)
+        [owed] = gauge(metric_reader, "cache.invalidations.owed", layer)
+    assert breaker.value == 1
+    assert owed.value >= 1
+
+
+def test_replica_lag_is_reported_per_replica_from_its_last_check(dl, metric_reader):
+    # the primary stands in for its own replica: not in recovery, so no lag
+    with layer_with(dl, database_replica_urls=(dl.settings.database_url,)) as layer:
+        with layer.unit_of_work(actor="test", read_only=True) as uow:
+            uow.patients.count()
+
+        [lag] = gauge(metric_reader, "db.replica.lag", layer)
+    assert (lag.attributes["dr.replica"], lag.value) == (0, 0)
+
+
+def test_the_last_sealed_audit_batch_and_the_events_sealed_are_reported(
+    dl, metric_reader, tmp_path
+):
+    secret = base64.b64encode(os.urandom(32)).decode()
+    with layer_with(dl, audit_checkpoint_dir=str(tmp_path), audit_key=secret) as layer:
+        with layer.unit_of_work(actor="test") as uow:
+            uow.patients.create(**patient_fields())
+        sealed = layer.seal_audit()
+
+        [batch] = gauge(metric_reader, "audit.sealed_batch", layer)
+        [total] = gauge(metric_reader, "audit.events_sealed", layer)
+    assert sealed is not None
+    assert (batch.value, total.value) == (sealed.batch, sealed.total)
