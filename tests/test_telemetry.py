@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from conftest import layer_with, new_visit, patient_fields, settings_for
+from conftest import CACHE_PREFIX, layer_with, new_visit, patient_fields, settings_for
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -172,12 +172,25 @@ def test_no_span_or_metric_attribute_carries_a_test_patients_data(
     ):
         uow.patients.update(patient.id, first_name=PATIENT["first_name"] + "a")
         raise ValueError(PATIENT["last_name"])
+    with pytest.raises(ValidationError), cached_layer.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields(**PATIENT, gender=PHONE))  # refused: names a value
+    visit = new_visit(cached_layer)
+    with cached_layer.unit_of_work(actor="test") as uow:
+        uow.clinical_notes.create(
+            **visit.ids,
+            content={"subjective": {"allergies": [SECRET_VALUES[-1]]}},
+            raw_transcription=f"{PATIENT['first_name']} says she is {SECRET_VALUES[-1]}",
+        )
+        uow.clinical_notes.for_patient(visit.patient_id)
+        uow.patients.get_many([patient.id, visit.patient_id])
 
     exported = [span.to_json() for span in spans.get_finished_spans()]
     exported += [
         json.dumps(dict(p.attributes)) for ps in metric_points(metric_reader).values() for p in ps
     ]
-    assert len(named(spans, "dr_assistant_data.unit_of_work")) == 3
+    assert len(named(spans, "dr_assistant_data.unit_of_work")) == 6
+    for kind in ("repository", "document", "cache"):
+        assert named(spans, f"dr_assistant_data.{kind}"), kind
     leaked = [value for value in SECRET_VALUES if any(value in text for text in exported)]
     assert leaked == []
 
@@ -263,9 +276,9 @@ def test_the_breaker_and_owed_invalidations_are_reported_while_redis_is_down(dl,
     with layer_with(dl, redis_url=redis_down, cache_breaker_backoff=60) as layer:
         with layer.unit_of_work(actor="test") as uow:
             patient = uow.patients.create(**patient_fields())
-        for _ in range(3):
+        for name in ("Sharma", "Verma", "Iyer"):  # each delivery fails: the breaker opens
             with layer.unit_of_work(actor="test") as uow:
-                uow.patients.update(patient.id, last_name=f"Sharma{_}")
+                uow.patients.update(patient.id, last_name=name)
 
         [breaker] = gauge(metric_reader, "cache.breaker.open", layer)
         [owed] = gauge(metric_reader, "cache.invalidations.owed", layer)
@@ -296,3 +309,53 @@ def test_the_last_sealed_audit_batch_and_the_events_sealed_are_reported(
         [total] = gauge(metric_reader, "audit.events_sealed", layer)
     assert sealed is not None
     assert (batch.value, total.value) == (sealed.batch, sealed.total)
+
+
+DRIVERS_WORKLOAD = """
+import json, sys, uuid
+from datetime import date
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from dr_assistant_data import DataLayer, Settings, telemetry
+
+exporter, provider = InMemorySpanExporter(), TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+turned_on = telemetry.instrument_drivers()
+database_url, cache_prefix, patient = json.loads(sys.argv[1])
+settings = Settings(database_url=database_url, cache_prefix=cache_prefix, environment="test",
+                    mongodb_uri=f"mongomock://localhost/otel_{uuid.uuid4().hex[:8]}")
+with DataLayer(settings) as dl:
+    with dl.unit_of_work(actor="test") as uow:
+        created = uow.patients.create(**patient, date_of_birth=date(1980, 5, 1), gender="female")
+    for _ in range(2):
+        with dl.unit_of_work(actor="test") as uow:
+            uow.patients.get(created.id)
+    dl.cache.set("greeting", patient["first_name"])
+print(json.dumps({"turned_on": turned_on,
+                  "spans": [json.loads(span.to_json()) for span in exporter.get_finished_spans()]}))
+"""
+
+
+def test_instrument_drivers_turns_on_redis_and_pymongo_whose_spans_carry_no_values(dl):
+    patient = {**PATIENT, "phone": PHONE, "email": EMAIL}
+    argument = json.dumps([dl.settings.database_url, CACHE_PREFIX, patient])
+    result = subprocess.run(
+        [sys.executable, "-c", DRIVERS_WORKLOAD, argument],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    redis_spans = [
+        span for span in report["spans"] if span["attributes"].get("db.system") == "redis"
+    ]
+    assert report["turned_on"] == ["redis", "pymongo"]
+    assert redis_spans
+    leaked = [value for value in SECRET_VALUES if value in json.dumps(report["spans"])]
+    assert leaked == []
