@@ -1,20 +1,25 @@
 """OpenTelemetry spans and metrics whose attributes never carry patient data.
 
 With ``opentelemetry-api`` installed (the ``otel`` extra), the layer reports through the
-providers the application configured (no SDK is needed at run time; without providers the
-API's own no-ops answer):
+providers the application configured (no SDK is needed at run time; without a provider no
+span is started at all, so a cache hit pays one type check):
 
 * spans ``dr_assistant_data.unit_of_work`` (``dr.read_only``; ``dr.outcome`` = committed,
-  rolled_back or failed; ``error.type``, a class name) and ``dr_assistant_data.migrate``;
-  statements inside are children of the unit's span when the upstream SQLAlchemy
-  instrumentation is on (its ``db.statement`` holds placeholders, never values);
-* metrics observed from every open ``DataLayer``: ``dr_assistant_data.cache.events``
-  (``dr.cache.region``, ``dr.cache.event``: hit, miss, load, invalidation, error),
-  ``dr_assistant_data.cache.hit_ratio`` per region and
-  ``dr_assistant_data.db.pool.connections`` (``dr.pool.state``: checked_out, idle).
+  rolled_back or failed; ``error.type``, a class name), ``dr_assistant_data.migrate``, and,
+  as its children, ``dr_assistant_data.repository`` / ``dr_assistant_data.document`` per
+  repository call (:func:`trace_methods`: table or collection, operation, outcome, rows)
+  and ``dr_assistant_data.cache`` per cached read and invalidation (region, hit or miss,
+  delivered or owed);
+* metrics observed at collection time from every open ``DataLayer``, never pushed:
+  ``dr_assistant_data.cache.events`` (``dr.cache.region``, ``dr.cache.event``: hit, miss,
+  load, invalidation, error), ``dr_assistant_data.cache.hit_ratio`` per region,
+  ``dr_assistant_data.db.pool.connections`` (``dr.pool.state``: checked_out, idle), and
+  the gauges of the circuit breaker, owed invalidations, replica lag and the last sealed
+  audit batch.
 
 Every attribute is a name or a number the layer writes itself: never a value a caller
 gave, never an error's message. Without the package every call here is a no-op.
+:func:`instrument_drivers` turns on the upstream redis and pymongo instrumentations.
 """
 
 from __future__ import annotations
