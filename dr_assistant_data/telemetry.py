@@ -166,32 +166,36 @@ def _open_layers() -> Iterator[DataLayer]:
     yield from (layer for layer in list(_layers) if not layer.closed)
 
 
-def _cache_events(_options: CallbackOptions) -> Iterable[Observation]:
-    for layer in _open_layers():
-        for region, counts in layer.cache_stats().items():
-            for event, count in counts.items():
-                attributes = {"dr.cache.region": region, "dr.cache.event": event}
-                yield Observation(count, {**attributes, **_database(layer)})
+Reading = tuple[dict[str, Any], float]
+"""A layer's value for one set of attributes (``db.name`` is added)."""
+
+
+def _cache_events(layer: DataLayer) -> Iterable[Reading]:
+    return [
+        ({"dr.cache.region": region, "dr.cache.event": event}, count)
+        for region, counts in layer.cache_stats().items()
+        for event, count in counts.items()
+    ]
 
 
 def _hit_ratio(_options: CallbackOptions) -> Iterable[Observation]:
+    """Hits over lookups per region, over every open layer of each database."""
+    totals: dict[tuple[str, str], tuple[int, int]] = {}
     for layer in _open_layers():
         for region, counts in layer.cache_stats().items():
-            looked_up = counts["hit"] + counts["miss"]
-            if looked_up:
-                attributes = {"dr.cache.region": region, **_database(layer)}
-                yield Observation(counts["hit"] / looked_up, attributes)
+            hits, lookups = totals.get((region, layer.database_name), (0, 0))
+            lookups += counts["hit"] + counts["miss"]
+            totals[region, layer.database_name] = (hits + counts["hit"], lookups)
+    for (region, database), (hits, lookups) in totals.items():
+        if lookups:
+            yield Observation(hits / lookups, {"dr.cache.region": region, "db.name": database})
 
 
-def _pool(_options: CallbackOptions) -> Iterable[Observation]:
-    for layer in _open_layers():
-        state = layer.pool_state()
-        for name in ("checked_out", "idle"):
-            if name in state:
-                yield Observation(state[name], {"dr.pool.state": name, **_database(layer)})
-
-
-Reading = tuple[dict[str, Any], float]
+def _pool(layer: DataLayer) -> Iterable[Reading]:
+    state = layer.pool_state()
+    return [
+        ({"dr.pool.state": name}, state[name]) for name in ("checked_out", "idle") if name in state
+    ]
 
 
 def _combined(
@@ -249,13 +253,17 @@ def _instruments() -> None:
     _registered = True
     meter = metrics.get_meter(NAME)
     meter.create_observable_counter(
-        f"{NAME}.cache.events", callbacks=[_cache_events], description="cache events"
+        f"{NAME}.cache.events",
+        callbacks=[_combined(_cache_events, sum)],
+        description="cache events",
     )
     meter.create_observable_gauge(
         f"{NAME}.cache.hit_ratio", callbacks=[_hit_ratio], description="hits / lookups"
     )
     meter.create_observable_gauge(
-        f"{NAME}.db.pool.connections", callbacks=[_pool], description="pooled connections"
+        f"{NAME}.db.pool.connections",
+        callbacks=[_combined(_pool, sum)],
+        description="pooled connections",
     )
     gauges = {
         "cache.breaker.open": (_guard("breaker_open"), max, "1 while Redis calls are skipped"),

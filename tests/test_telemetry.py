@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from cache_helpers import new_patient, read_patient
 from conftest import CACHE_PREFIX, layer_with, new_visit, patient_fields, settings_for
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -385,3 +386,22 @@ def test_instrument_drivers_turns_on_redis_and_pymongo_whose_spans_carry_no_valu
     assert redis_spans
     leaked = [value for value in SECRET_VALUES if value in json.dumps(report["spans"])]
     assert leaked == []
+
+
+def test_the_cache_events_of_layers_of_one_database_are_added_up(dl, metric_reader):
+    with (
+        layer_with(dl, redis_url="memory://") as first,
+        layer_with(dl, redis_url="memory://") as second,
+    ):
+        patient = new_patient(first)
+        for layer in (first, second):
+            read_patient(layer, patient.id)
+        misses = sum(layer.cache_stats()["entities"]["miss"] for layer in (dl, first, second))
+
+        [point] = [
+            p
+            for p in gauge(metric_reader, "cache.events", first)
+            if p.attributes["dr.cache.region"] == "entities"
+            and p.attributes["dr.cache.event"] == "miss"
+        ]
+    assert point.value == misses
