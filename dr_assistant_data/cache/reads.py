@@ -24,6 +24,7 @@ from datetime import date
 from typing import Any, TypeVar
 
 from dogpile.cache.api import NO_VALUE
+from dogpile.cache.region import CacheRegion
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -69,7 +70,7 @@ def read_through(store: CacheStore, region_name: str, key: str, create: Callable
 
 
 def _read_through(
-    store: CacheStore, region: Any, region_name: str, key: str, create: Callable[[], T]
+    store: CacheStore, region: CacheRegion, region_name: str, key: str, create: Callable[[], T]
 ) -> tuple[T, str]:
     cached = region.get(key)  # the hit path: one GET, no lock
     if cached is not NO_VALUE:
