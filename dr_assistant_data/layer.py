@@ -54,6 +54,8 @@ class DataLayer:
         self._replicas: replicas.ReplicaRouter | None = None
         self._outbox: cache_outbox.OutboxListener | None = None
         self._sealer: Sealer | None = None
+        self.last_sealed: Sealed | None = None
+        """The last audit batch a sealer of this layer sealed (for metrics)."""
         self._closed = False
         telemetry.observe(self)
 
@@ -130,6 +132,18 @@ class DataLayer:
         before the layer first needed the database (nothing is connected to report it)."""
         engine = self._engine
         return pool_state(engine.pool) if engine is not None else {}
+
+    def cache_guard_state(self) -> dict[str, int]:
+        """The cache's circuit breaker (``breaker_open``: 0 or 1) and ``owed``
+        invalidations; empty before this process used Redis. Never connects."""
+        store = self._cache_store
+        return store.guard_state() if store is not None else {}
+
+    def replica_lags(self) -> list[float | None]:
+        """Each replica's replay lag in seconds at its last check (``None``: unknown or
+        unreachable), in ``DB_REPLICA_URLS`` order. Never queries."""
+        router = self._replicas
+        return router.lags() if router is not None else []
 
     def cache_stats(self) -> dict[str, dict[str, int]]:
         """Hits, misses, loads, invalidations and errors per cache region."""
@@ -224,8 +238,15 @@ class DataLayer:
     def _new_sealer(self, engine: Engine) -> Sealer:
         settings = self.settings
         return Sealer(
-            engine, settings.audit_signing_key, self.audit_checkpoints, settings.audit_seal_interval
+            engine,
+            settings.audit_signing_key,
+            self.audit_checkpoints,
+            settings.audit_seal_interval,
+            on_sealed=self._sealed,
         )
+
+    def _sealed(self, sealed: Sealed) -> None:
+        self.last_sealed = sealed
 
     def rotate_keys(self, batch_size: int = 500, progress: ProgressCallback | None = None) -> int:
         """Re-encrypt identifiers sealed under an older key with the active one (and

@@ -24,10 +24,12 @@ from datetime import date
 from typing import Any, TypeVar
 
 from dogpile.cache.api import NO_VALUE
+from dogpile.cache.region import CacheRegion
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from .. import telemetry
 from ..relational.base import Entity
 from ..relational.models import Appointment, Encounter, Patient, User
 from ..relational.replicas import reads_from_replica
@@ -62,10 +64,18 @@ def read_through(store: CacheStore, region_name: str, key: str, create: Callable
     """The cached value of ``key``, or ``create()``'s, stored only if the key was not
     invalidated between the capture of its generation and the store."""
     region = store.region(region_name)
+    with telemetry.Span("cache", **{"cache.region": region_name, "operation": "read"}) as span:
+        value, span.outcome = _read_through(store, region, region_name, key, create)
+    return value
+
+
+def _read_through(
+    store: CacheStore, region: CacheRegion, region_name: str, key: str, create: Callable[[], T]
+) -> tuple[T, str]:
     cached = region.get(key)  # the hit path: one GET, no lock
     if cached is not NO_VALUE:
         store.stats.count(region_name, "hit")
-        return cached  # type: ignore[no-any-return]
+        return cached, "hit"
     generations = Generations()
     loaded = False
 
@@ -80,8 +90,9 @@ def read_through(store: CacheStore, region_name: str, key: str, create: Callable
 
     with expecting(generations):
         value: T = region.get_or_create(key, creator)
-    store.stats.count(region_name, "miss" if loaded else "hit")
-    return value
+    outcome = "miss" if loaded else "hit"
+    store.stats.count(region_name, outcome)
+    return value, outcome
 
 
 def entity(
@@ -116,10 +127,29 @@ def entities(
     wanted = list(dict.fromkeys(ids))
     outside = [id for id in wanted if not _in_session(session, model, id)]
     keys = {id: store.keys.entity(model.__table__, id) for id in outside}
+    with telemetry.Span("cache", **{"cache.region": "entities", "operation": "read_many"}) as span:
+        cached, misses = _read_many(store, keys, load)
+        span.outcome = "miss" if misses else "hit"
+        span.attributes = {"cache.hits": len(cached) - misses, "cache.misses": misses}
+    in_session = [id for id in wanted if id not in keys]
+    found = {row.id: row for row in load(in_session)} if in_session else {}
+    for id, values in cached.items():
+        if values is not None:
+            found[id] = codec.restore(session, values)
+    return [found[id] for id in ids if id in found]
+
+
+def _read_many(
+    store: CacheStore,
+    keys: dict[uuid.UUID, str],
+    load: Callable[[list[uuid.UUID]], Sequence[E]],
+) -> tuple[dict[uuid.UUID, Any], int]:
+    """The cached values of ``keys``' ids, the missing ones loaded and stored under their
+    captured generations; and how many were missing."""
     region = store.region("entities")
-    cached = dict(zip(outside, region.get_multi(list(keys.values())), strict=True))
+    cached = dict(zip(keys, region.get_multi(list(keys.values())), strict=True))
     missing = [id for id, value in cached.items() if value is NO_VALUE]
-    store.stats.count("entities", "hit", len(outside) - len(missing))
+    store.stats.count("entities", "hit", len(keys) - len(missing))
     if missing:
         store.stats.count("entities", "miss", len(missing))
         store.stats.count("entities", "load")
@@ -129,12 +159,7 @@ def entities(
         with expecting(generations):
             region.set_multi({keys[id]: values for id, values in fresh.items()})
         cached.update(fresh)
-    in_session = [id for id in wanted if id not in keys]
-    found = {row.id: row for row in load(in_session)} if in_session else {}
-    for id, values in cached.items():
-        if values is not None:
-            found[id] = codec.restore(session, values)
-    return [found[id] for id in ids if id in found]
+    return cached, len(missing)
 
 
 def schedule(

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from dogpile.cache import make_region, register_backend
 from dogpile.cache.region import CacheRegion
 
+from .. import telemetry
 from ..errors import DataLayerError
 from ..settings import Settings
 from .backends import Generations, invalidate_in_redis
@@ -143,6 +144,14 @@ class CacheStore:
         self._connect()
         return self._regions[name]
 
+    def guard_state(self) -> dict[str, int]:
+        """``breaker_open`` (0 or 1) and ``owed`` invalidations, read without connecting:
+        empty before this process first used Redis."""
+        guard = self._guard if self._pid == os.getpid() else None
+        if guard is None:
+            return {}
+        return {"breaker_open": int(guard.breaker.is_open), "owed": guard.owed}
+
     def call(self, region: str, operation: Callable[[Client], T], fallback: T) -> T:
         """``operation(client)`` through the guard; ``fallback`` when Redis fails."""
         client = self.client
@@ -162,10 +171,15 @@ class CacheStore:
         used again. True if delivered now."""
         if not keys:
             return True
-        for key in keys:
-            self.stats.count(self.region_of(key), "invalidation")
+        regions = [self.region_of(key) for key in keys]
+        for region in regions:
+            self.stats.count(region, "invalidation")
         mark = None if outbox_row is None else self.keys.delivered(outbox_row)
-        return self.guard.invalidate("invalidation", keys, mark)
+        attributes = {"cache.region": ",".join(sorted(set(regions))), "cache.keys": len(keys)}
+        with telemetry.Span("cache", operation="invalidate", **attributes) as span:
+            delivered = self.guard.invalidate("invalidation", keys, mark)
+            span.outcome = "delivered" if delivered else "owed"
+        return delivered
 
     def deliver(self, keys: Collection[str]) -> bool:
         """Drop ``keys`` and bump their generations now, owing nothing: False if Redis did

@@ -12,6 +12,7 @@ from mongoengine.queryset import QuerySet
 from pymongo.collection import Collection
 from sqlalchemy.orm import Session
 
+from .. import telemetry
 from ..errors import (
     ConflictError,
     ImmutableRecordError,
@@ -33,11 +34,13 @@ class DocumentRepository:
     document: ClassVar[type[Document]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Every public method of a repository answers with contract errors only."""
+        """Every public method of a repository answers with contract errors only, and is a
+        span (``telemetry.trace_methods``) that records the contract error's class."""
         super().__init_subclass__(**kwargs)
         for name, value in list(vars(cls).items()):
             if inspect.isfunction(value) and not name.startswith("_"):
                 setattr(cls, name, translated(value))
+        telemetry.trace_methods(cls, "document", _collection)
 
     def __init__(self, store: DocumentStore, journal: DocumentJournal, session: Session) -> None:
         self.document_store = store
@@ -112,6 +115,10 @@ class DocumentRepository:
         trail = trail_of(self.session)
         if trail is not None:
             trail.record(action, self.document._get_collection_name(), doc_id, tuple(fields))
+
+
+def _collection(repository: DocumentRepository) -> dict[str, str]:
+    return {"collection": repository.document._get_collection_name()}
 
 
 def refuse_unknown(fields: Mapping[str, Any], allowed: Iterable[str]) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, func, insert, select, text
@@ -117,9 +118,15 @@ class Sealer:
     command line and tests); ``start`` runs rounds in a daemon thread until ``stop``."""
 
     def __init__(
-        self, engine: Engine, key: AuditKey, store: CheckpointStore | None, interval: float
+        self,
+        engine: Engine,
+        key: AuditKey,
+        store: CheckpointStore | None,
+        interval: float,
+        on_sealed: Callable[[Sealed], None] | None = None,
     ) -> None:
         self._engine, self._key, self._store, self.interval = engine, key, store, interval
+        self._on_sealed = on_sealed
         self._connection: Connection | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -134,10 +141,13 @@ class Sealer:
             return None
         assert self._connection is not None
         try:
-            return seal_once(self._connection, self._key, self._store)
+            sealed = seal_once(self._connection, self._key, self._store)
         except SQLAlchemyError:
             self.resign()  # connection lost or a rival sealed first: start afresh
             raise
+        if sealed is not None and self._on_sealed is not None:
+            self._on_sealed(sealed)
+        return sealed
 
     def _lead(self) -> bool:
         if self._connection is None:

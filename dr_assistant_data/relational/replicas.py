@@ -159,6 +159,10 @@ class ReplicaRouter:
         state.error = None
         return state
 
+    def lags(self) -> list[float | None]:
+        """Each replica's lag at its last check, without checking again."""
+        return [state.lag for state in self.replicas]
+
     def health(self) -> list[dict[str, Any]]:
         """Each replica (password hidden), checked now: reachable, lag, used or skipped."""
         report = []

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
+from ... import telemetry
 from ...cache import reads as cache_reads
 from ...errors import ConflictError, NotFoundError, ValidationError, schema_field
 from .. import bulk, rules
@@ -58,6 +59,11 @@ class Repository(Generic[M]):
     default_order: ClassVar[str] = "-created_at"
     cached: ClassVar[bool] = False
     """``get`` and ``get_many`` go through the cache (see ``cache/reads.py``)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every public method is a span (``telemetry.trace_methods``)."""
+        super().__init_subclass__(**kwargs)
+        telemetry.trace_methods(cls, "repository", _table)
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -310,3 +316,10 @@ class Repository(Generic[M]):
             result.append((getattr(self.model, name), term.startswith("-")))
         result.append((self.model.id, False))
         return result
+
+
+def _table(repository: Repository[Any]) -> dict[str, str]:
+    return {"table": repository.model.__tablename__}
+
+
+telemetry.trace_methods(Repository, "repository", _table)
