@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine
 
 from dr_assistant_data.migrations import database_objects  # noqa: F401 - compared too
 from dr_assistant_data.migrations.locking import LockPolicy, migrating
+from dr_assistant_data.migrations.numbering import number_new_revisions
 from dr_assistant_data.relational.base import Base
 from dr_assistant_data.relational.engine import build_engine
 from dr_assistant_data.settings import Settings
@@ -31,7 +32,13 @@ if config.config_file_name is not None and config.attributes.get("connection") i
 
 
 def _configure(**kwargs: object) -> None:
-    context.configure(target_metadata=target_metadata, compare_type=True, **kwargs)
+    numbered = getattr(config.cmd_opts, "rev_id", None) is None  # unless --rev-id names it
+    context.configure(
+        target_metadata=target_metadata,
+        compare_type=True,
+        process_revision_directives=number_new_revisions if numbered else None,
+        **kwargs,
+    )
 
 
 def _run(connection: Connection) -> None:
