@@ -204,7 +204,7 @@ def test_check_names_the_pending_revisions_and_says_to_run_migrate(pg_url, capsy
 
     assert main(["check"]) == 1
     first_line = capsys.readouterr().out.splitlines()[0]
-    assert first_line.startswith("Revisions pending: 0007, ")  # and every later one
+    assert first_line.startswith("Revisions pending: 0008, ")  # and every later one
     assert first_line.endswith("; run `dr-assistant-data migrate`.")
 
 

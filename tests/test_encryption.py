@@ -289,7 +289,7 @@ def test_rotation_reseals_staff_contacts_under_the_active_key(dl, database_url):
 
 def test_the_staff_revision_seals_existing_plaintext_rows_and_refuses_to_open_them_again():
     with scratch_database("dr_assistant_enc") as url, layer_with(url, f"k1:{K1}") as layer:
-        relational_migrations.upgrade(layer.engine, "0007")
+        relational_migrations.upgrade(layer.engine, "0008")
         user_id = uuid.uuid4()
         with layer.engine.begin() as connection:
             connection.execute(

@@ -1,4 +1,4 @@
-"""Revision 0007 applied under a concurrent write workload on PostgreSQL.
+"""Revision 0011 applied under a concurrent write workload on PostgreSQL.
 
 ``appointments`` holds tens of thousands of rows, so validating the new constraint takes
 a scan; meanwhile writer threads book appointments through the layer's unit of work,
@@ -106,7 +106,7 @@ def workload() -> Iterator[Workload]:
     with scratch_database("dr_assistant_live_migration") as url:
         layer = DataLayer(settings_for(url, migration_lock_timeout=LOCK_TIMEOUT))
         try:
-            relational_migrations.upgrade(layer.engine, "0005")
+            relational_migrations.upgrade(layer.engine, "0010")
             parties = seed(layer)
             run = Workload(started=time.monotonic())
             stop = threading.Event()

@@ -1,6 +1,6 @@
 """Specifications of migrations on a busy PostgreSQL database: bounded lock waits.
 
-A long transaction holds a lock on ``appointments`` while revision 0007, which needs an
+A long transaction holds a lock on ``appointments`` while revision 0011, which needs an
 ACCESS EXCLUSIVE lock on it, is applied. Application requests arriving meanwhile go
 through the layer's unit of work, from threads of their own, and each one's wait is
 measured.
@@ -28,7 +28,7 @@ SCHEDULER_SLACK = 0.5
 """Seconds allowed on top of the timeout on a shared two-core machine."""
 HELD_FOR = 2.0
 """Seconds the long transaction keeps its lock: ten lock timeouts."""
-BEFORE_EXAMPLE = "0006"
+BEFORE_EXAMPLE = "0010"
 READERS = 4
 
 

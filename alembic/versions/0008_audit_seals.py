@@ -1,7 +1,7 @@
 """Audit events written without a lock, sealed afterwards into a keyed, anchored log.
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0006
 Create Date: 2026-11-28
 
 ``audit_events`` gains ``xid`` (the writing transaction, ``pg_current_xact_id()``; 0 for
@@ -28,7 +28,7 @@ from alembic import op
 from dr_assistant_data.migrations.refusals import refuse_if
 
 revision: str = "0008"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

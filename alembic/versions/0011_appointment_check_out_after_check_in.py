@@ -1,7 +1,7 @@
 """Appointments: the database refuses a check-out before the check-in.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-28
 
 The layer's rules already refuse it (``relational/rules.py``); rows written by other
@@ -22,8 +22,8 @@ from alembic import op
 
 from dr_assistant_data.migrations.online import validate_constraint
 
-revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0006"
+revision: str = "0011"
+down_revision: str | Sequence[str] | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
