@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from ..errors import NotFoundError
 from ..relational.models import Patient
-from ..relational.unit_of_work import UnitOfWork
+from ..unit_of_work import UnitOfWork
 from ..values.clock import utcnow
 
 _T = TypeVar("_T")
