@@ -35,9 +35,10 @@ class CacheKeys:
         self.prefix = prefix
         self.namespace = f"{prefix}{FORMAT}:"
 
-    def read(self, kind: str, table: Table, id: uuid.UUID, *qualifiers: date) -> str:
-        """A cached read of rows of ``table``, named by ``id`` (its hash tag) and
-        ``qualifiers``."""
+    def read(self, kind: str, table: Table, *parts: uuid.UUID | date) -> str:
+        """A cached read of rows of ``table``, named by ``parts``: the first (an id) is
+        the hash tag, the others (a day) qualify it."""
+        id, *qualifiers = parts
         tail = "".join(f":{qualifier}" for qualifier in qualifiers)
         return f"{self.namespace}{kind}:{schema_tag(table)}:{{{id}}}{tail}"
 

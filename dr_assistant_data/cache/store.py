@@ -64,11 +64,11 @@ def dumps(value: Any) -> bytes:
 class CacheStore:
     """Regions, the Redis client, the guard that keeps Redis trouble from the clinic."""
 
-    def __init__(self, settings: Settings, regions: Mapping[str, str] | None = None) -> None:
-        """``regions``: the region of each kind of key (for the per-region counts of
+    def __init__(self, settings: Settings, kind_regions: Mapping[str, str] | None = None) -> None:
+        """``kind_regions``: the region of each kind of key (for the per-region counts of
         invalidations; a key of a kind not named counts as ``general``)."""
         self.settings = settings
-        self.kind_regions = dict(regions or {})
+        self.kind_regions = dict(kind_regions or {})
         self.keys = CacheKeys(settings.cache_prefix)
         self.sealer = CacheSealer(settings.keyring)
         self.stats = CacheStats()

@@ -46,6 +46,7 @@ from .replicas import reads_from_replica
 
 E = TypeVar("E", bound=Entity)
 Parts = tuple[uuid.UUID | date, ...]
+"""A key's parts: an id (its hash tag), then qualifiers such as a day."""
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,8 @@ class CachedRead:
     model: type[Entity]
     key: tuple[KeyPart, ...]
 
-    def name(self, store: CacheStore, id: uuid.UUID, *qualifiers: date) -> str:
-        return store.keys.read(self.kind, self.model.__table__, id, *qualifiers)
+    def name(self, store: CacheStore, *parts: uuid.UUID | date) -> str:
+        return store.keys.read(self.kind, self.model.__table__, *parts)
 
     def keys_written(self, store: CacheStore, row: object) -> Iterator[str]:
         """The keys whose value may change when ``row`` (of ``model``) is written."""
@@ -138,8 +139,8 @@ class CachedList(CachedRead):
     """Rows of ``model`` a statement selects, each with ``relation`` set from the
     ``related`` cache; only the first ``size`` when given (pages beyond go to SQL)."""
 
-    relation: str = ""
-    related: CachedEntity | None = None
+    relation: str
+    related: CachedEntity
     size: int | None = None
 
     def rows(
@@ -167,7 +168,6 @@ class CachedList(CachedRead):
 
     def _attach(self, session: Session, rows: Sequence[Any]) -> None:
         """Set ``row.<relation>`` from the ``related`` cache, as an eager load would."""
-        assert self.related is not None
         model = self.related.model
         column = f"{self.relation}_id"
         ids = [getattr(row, column) for row in rows]
