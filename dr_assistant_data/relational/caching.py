@@ -261,7 +261,7 @@ def _rows(
 
 
 def _in_session(session: Session, model: type[Entity], id: uuid.UUID) -> bool:
-    identity = codec_for(model).mapper.identity_key_from_primary_key([id])
+    identity = codec_for(model).mapper.identity_key_from_primary_key((id,))
     return identity in session.identity_map
 
 
