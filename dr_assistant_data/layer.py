@@ -16,18 +16,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import telemetry
 from .cache import CacheService, CacheStore, SessionStore
-from .cache import invalidation as cache_invalidation
-from .cache import outbox as cache_outbox
+from .cache.outbox import OutboxListener
 from .documents.store import DocumentStore
 from .documents.sweep import DEFAULT_GRACE, SweepReport, sweep
 from .errors import DataLayerError, ValidationError
 from .migrations import documents as document_migrations
 from .migrations import relational as relational_migrations
 from .progress import ProgressCallback
-from .relational import audit_verify, encryption, replicas
+from .relational import audit_verify, cache_invalidation, cache_outbox, encryption, replicas
 from .relational.audit_checkpoints import CheckpointStore, checkpoint_store
 from .relational.audit_seal import Sealed, Sealer
 from .relational.audit_verify import AuditReport, InclusionProof
+from .relational.caching import regions_by_kind
 from .relational.engine import build_engine
 from .relational.pool import pool_state
 from .relational.session import build_session_factory
@@ -52,7 +52,7 @@ class DataLayer:
         self._documents: DocumentStore | None = None
         self._cache_store: CacheStore | None = None
         self._replicas: replicas.ReplicaRouter | None = None
-        self._outbox: cache_outbox.OutboxListener | None = None
+        self._outbox: OutboxListener | None = None
         self._sealer: Sealer | None = None
         self._direct_engine: Engine | None = None
         self.last_sealed: Sealed | None = None
@@ -156,7 +156,7 @@ class DataLayer:
 
     def _cache(self) -> CacheStore:
         if self._cache_store is None:
-            self._cache_store = CacheStore(self.settings)
+            self._cache_store = CacheStore(self.settings, regions_by_kind())
         return self._cache_store
 
     def unit_of_work(

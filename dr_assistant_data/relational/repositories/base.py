@@ -17,7 +17,6 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from ... import telemetry
-from ...cache import reads as cache_reads
 from ...errors import ConflictError, NotFoundError, ValidationError, schema_field
 from ...values.clock import utcnow
 from ...values.fields import as_uuid
@@ -25,6 +24,7 @@ from ...values.pages import check_page
 from .. import bulk, rules
 from ..audit_trail import trail_of
 from ..base import Entity, SoftDeleted
+from ..caching import entity_read
 from ..encryption import blind_indexes, index_value, session_keyring
 from ..translate import translated
 from . import keyset
@@ -41,8 +41,6 @@ class Repository(Generic[M]):
     filterable: ClassVar[frozenset[str]] = frozenset()
     sortable: ClassVar[frozenset[str]] = frozenset({"created_at", "updated_at"})
     default_order: ClassVar[str] = "-created_at"
-    cached: ClassVar[bool] = False
-    """``get`` and ``get_many`` go through the cache (see ``cache/reads.py``)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Every public method is a span (``telemetry.trace_methods``)."""
@@ -60,8 +58,9 @@ class Repository(Generic[M]):
 
     def _find(self, id: Any) -> M | None:
         key = as_uuid(id)
-        if self.cached:
-            return cache_reads.entity(self.session, self.model, key, self._load)  # type: ignore[return-value]
+        cached = entity_read(self.model)  # the policy (``caching.py``)
+        if cached is not None:
+            return cached.get(self.session, key, self._load)
         return self._load(key)
 
     def _load(self, key: uuid.UUID) -> M | None:
@@ -75,8 +74,9 @@ class Repository(Generic[M]):
             raise ValidationError("ids", f"must name at most {MAX_IDS} records")
         if not wanted:
             return []
-        if self.cached:
-            return cache_reads.entities(self.session, self.model, wanted, self._load_many)  # type: ignore[arg-type]
+        cached = entity_read(self.model)
+        if cached is not None:
+            return cached.get_many(self.session, wanted, self._load_many)
         return self._load_many(wanted)
 
     def _load_many(self, wanted: list[uuid.UUID]) -> list[M]:
