@@ -20,6 +20,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from .round_trips import transactional
 from .translate import contract_error
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -52,6 +53,7 @@ def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) ->
     # described as the INSERT it is, so a session that routes reads to a replica writes here
     # on the primary (``replicas.py``)
     connection = session.connection(bind_arguments={"clause": table.insert()})
+    transactional(connection)  # the COPY belongs to the unit's transaction
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.copy_expert(statement, buffer)
