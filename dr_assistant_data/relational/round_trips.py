@@ -10,13 +10,13 @@ SQLAlchemy then invalidates it and every pooled connection older than the failur
 (``session.py``): nothing of that transaction can have taken effect.
 
 **No BEGIN or COMMIT for reads.** A unit of work's connection starts in autocommit: its
-SELECTs run alone, seeing what each statement of a READ COMMITTED transaction would see.
-The first statement that is not a plain SELECT (a flush, ``FOR UPDATE``, a savepoint, a
-caller's own SQL, a COPY through :func:`transactional`) turns autocommit off first, so
-psycopg2 opens the transaction with it and the unit's writes, locks and audit events
-commit or roll back together. A unit that only read sends neither BEGIN nor COMMIT. Not
-behind a transaction pooler, whose ``SET LOCAL`` statement timeout needs a transaction
-around every statement.
+SELECTs run alone (a streamed one, on a server-side cursor, excepted), seeing what each
+statement of a READ COMMITTED transaction would see. The first statement that is not a
+plain SELECT (a flush, ``FOR UPDATE``, a savepoint, a caller's own SQL, a COPY through
+:func:`transactional`) turns autocommit off first, so psycopg2 opens the transaction with
+it and the unit's writes, locks and audit events commit or roll back together. A unit
+that only read sends neither BEGIN nor COMMIT. Not behind a transaction pooler, whose
+``SET LOCAL`` statement timeout needs a transaction around every statement.
 """
 
 from __future__ import annotations
@@ -77,9 +77,15 @@ def _transaction_before_write(
 
 
 def _plain_read(context: Any) -> bool:
+    """A SELECT that locks nothing, on a client-side cursor (a server-side cursor lives in
+    a transaction)."""
     compiled = getattr(context, "compiled", None)
     statement = getattr(compiled, "statement", None)
-    return isinstance(statement, Select | CompoundSelect) and statement._for_update_arg is None
+    return (
+        isinstance(statement, Select | CompoundSelect)
+        and statement._for_update_arg is None
+        and not context._is_server_side
+    )
 
 
 def _transactional_again(dbapi_connection: Any, record: Any) -> None:
