@@ -1,7 +1,8 @@
 """Round trips per operation: PostgreSQL's counted with engine and pool events (each
-statement, the BEGIN and COMMIT or ROLLBACK psycopg2 sends for a transaction, each pool
-ping and new connection), Redis's with a hook on the client connection's sending of
-commands (a pipeline or a script is one)."""
+statement, the BEGIN psycopg2 sends before one, the COMMIT or ROLLBACK that ends a
+transaction, each pool ping and new connection; a BEGIN or deferred SQL sent in the same
+query string as a statement or the COMMIT is no round trip of its own), Redis's with a
+hook on the client connection's sending of commands (a pipeline or a script is one)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Any
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from redis.connection import AbstractConnection
 from sqlalchemy import Engine, event
+
+from dr_assistant_data.relational.round_trips import is_open
 
 
 @dataclass
@@ -65,7 +68,9 @@ class Counter:
 
     def _ending(self, connection: Any) -> None:
         dbapi = connection.connection.dbapi_connection
-        if not dbapi.autocommit and dbapi.info.transaction_status != TRANSACTION_STATUS_IDLE:
+        if is_open(connection.connection) or (
+            not dbapi.autocommit and dbapi.info.transaction_status != TRANSACTION_STATUS_IDLE
+        ):
             self._add()
 
     def _connected(self, *_args: Any) -> None:
