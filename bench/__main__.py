@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import audit, concurrency, reads, report, volume
+from . import audit, concurrency, reads, report, volume, writes
+from .round_trips import Counter
 from .scratch import scratch_layer
 
 
@@ -32,6 +33,7 @@ def options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--export-batch", type=int, default=1000, help="rows per fetch, export")
     parser.add_argument("--threads", type=int, default=32, help="threads of the mixed run")
     parser.add_argument("--pool", type=int, default=10, help="database pool of the mixed run")
+    parser.add_argument("--scaling-threads", type=int, default=4, help="threads, uncached gets")
     parser.add_argument("--operations", type=int, default=100, help="operations per thread")
     parser.add_argument("--audit-processes", type=int, default=8, help="audited writers")
     parser.add_argument("--audit-seconds", type=float, default=8.0, help="each audit run")
@@ -44,10 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     args = options(argv)
     figures: dict[str, Any] = {}
     started = time.perf_counter()
+    counter = Counter()
     with scratch_layer(pool_size=args.pool) as dl:
+        counter.watch(dl.engine)
         figures |= reads.get_and_day(
-            dl, appointments=args.appointments, calls=args.calls, runs=args.runs
+            dl, counter, appointments=args.appointments, calls=args.calls, runs=args.runs
         )
+        figures |= writes.create(dl, counter, calls=args.calls, runs=args.runs)
         figures |= reads.timeline(
             dl, sizes=(args.short_history, args.long_history), calls=max(args.calls // 10, 5)
         )
@@ -56,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             dl, threads=args.threads, operations=args.operations, doctor_id=doctor
         )
         figures |= concurrency.stampede(dl, threads=args.threads)
+        figures |= concurrency.scaling(
+            dl, threads=args.scaling_threads, operations=args.calls * args.runs
+        )
         figures |= volume.bulk_import(
             dl, count=args.patients, runs=args.runs, batch_size=args.batch_size
         )

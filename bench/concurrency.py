@@ -14,7 +14,7 @@ from sqlalchemy import event
 
 from dr_assistant_data import DataLayer
 
-from .reads import DAY
+from .reads import DAY, uncached_units
 
 MIX = ("get",) * 6 + ("day",) * 2 + ("update",) * 2
 """Out of ten operations: six patient reads, two doctor's days, two patient edits."""
@@ -106,3 +106,30 @@ def stampede(dl: DataLayer, *, threads: int) -> dict[str, Any]:
         worker.join()
     event.remove(dl.engine, "after_cursor_execute", count)
     return {"stampede_threads": threads, "stampede_loads": len(loads)}
+
+
+def scaling(dl: DataLayer, *, threads: int, operations: int) -> dict[str, Any]:
+    """Uncached gets per second on ``threads`` threads over one thread, each get a fresh
+    unit of work (as many threads as the pool has connections, at most ``threads``)."""
+    threads = min(threads, dl.settings.db_pool_size)
+    units = uncached_units(dl)
+    with dl.unit_of_work(actor="bench") as uow:
+        patient = uow.patients.create(
+            first_name="Uma", last_name="Scale", date_of_birth=date(1970, 2, 1), gender="female"
+        )
+
+    def gets() -> None:
+        for _ in range(operations):
+            with units() as uow:
+                uow.patients.get(patient.id)
+
+    rates = {}
+    for count in (1, threads):
+        workers = [threading.Thread(target=gets) for _ in range(count)]
+        began = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        rates[count] = count * operations / (time.perf_counter() - began)
+    return {"scaling_threads": threads, "scaling_vs_one_thread": rates[threads] / rates[1]}

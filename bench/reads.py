@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from dr_assistant_data import DataLayer
@@ -25,13 +26,14 @@ from dr_assistant_data.relational.repositories.clinical import (
     OrderRepository,
     PrescriptionRepository,
 )
-from dr_assistant_data.relational.repositories.people import PatientRepository
-from dr_assistant_data.relational.repositories.scheduling import AppointmentRepository
 from dr_assistant_data.relational.session import build_session_factory
 from dr_assistant_data.testing.queries import counting_queries
+from dr_assistant_data.unit_of_work import UnitOfWork
 
+from . import peers
+from .round_trips import Counter, trips_of
 from .scratch import raw_postgres, raw_redis
-from .timing import compare, median_us, nothing
+from .timing import median_us, nothing, race
 
 DAY = date(2030, 6, 3)
 FIRST_SLOT = datetime(2030, 6, 3, 3, 30, tzinfo=UTC)  # 9:00 in Kolkata
@@ -72,27 +74,47 @@ def doctor_and_day(dl: DataLayer, appointments: int) -> tuple[uuid.UUID, uuid.UU
     return doctor.id, patients[0]
 
 
-def get_and_day(dl: DataLayer, *, appointments: int, calls: int, runs: int) -> dict[str, Any]:
+def get_and_day(
+    dl: DataLayer, counter: Counter, *, appointments: int, calls: int, runs: int
+) -> dict[str, Any]:
+    """Each layer read in a fresh unit of work, as a request makes it, alternated with the
+    raw drivers doing the same work and with the peers (see ``peers.py``)."""
     doctor_id, patient_id = doctor_and_day(dl, appointments)
-    cached_session = dl.session_factory()
-    plain_session = build_session_factory(dl.engine)()  # the same rules, no cache
-    cached_patients, plain_patients = (
-        PatientRepository(cached_session),
-        PatientRepository(plain_session),
-    )
-    zone = ZoneInfo(dl.settings.clinic_timezone)
-    cached_days = AppointmentRepository(cached_session, zone)
-    plain_days = AppointmentRepository(plain_session, zone)
-    cached_patients.get(patient_id)
-    cached_days.schedule_for(doctor_id, DAY)  # warms the day and its patients
+    uncached = uncached_units(dl)
+
+    def layer_get() -> object:
+        with dl.unit_of_work(actor="bench") as uow:
+            return uow.patients.get(patient_id)
+
+    def uncached_get() -> object:
+        with uncached() as uow:
+            return uow.patients.get(patient_id)
+
+    def cached_day() -> object:
+        with dl.unit_of_work(actor="bench") as uow:
+            return uow.appointments.schedule_for(doctor_id, DAY)
+
+    def uncached_day() -> object:
+        with uncached() as uow:
+            return uow.appointments.schedule_for(doctor_id, DAY)
+
+    layer_get()
+    cached_day()  # warms the day and its patients
 
     client = raw_redis()
     key = dl.cache_store.keys.entity(Patient.__table__, patient_id)
     sealer = dl.cache_store.sealer
     unsealed = key + ":unsealed"  # the same envelope in clear: the baseline of the target
     client.set(unsealed, sealer.open(key, client.get(key)))
+    raw_key = key + ":raw"
     connection = raw_postgres(dl)
+    connection.autocommit = True
     cursor = connection.cursor()
+    engine = peers.plain_engine(dl)
+    counter.watch(engine)
+    region = peers.recipe_region(dl.settings.cache_prefix + "recipe:")
+    recipe_session = peers.recipe_sessions(engine, region)
+    by_id = select(Patient).where(Patient.id == patient_id)
 
     def raw_get() -> object:
         return json.loads(client.get(unsealed).partition(b"|")[2])  # dogpile's envelope|payload
@@ -104,54 +126,87 @@ def get_and_day(dl: DataLayer, *, appointments: int, calls: int, runs: int) -> d
         cursor.execute("SELECT * FROM patients WHERE id = %s", (str(patient_id),))
         return cursor.fetchone()
 
-    cached = compare(
-        (lambda: cached_patients.get(patient_id), cached_session.expunge_all),
-        (raw_get, nothing),
-        calls=calls,
-        runs=runs,
-    )
-    sealing = compare((raw_sealed_get, nothing), (raw_get, nothing), calls=calls, runs=runs)
-    uncached = compare(
-        (lambda: plain_patients.get(patient_id), plain_session.expunge_all),
-        (raw_select, nothing),
-        calls=calls,
-        runs=runs,
-    )
-    day = compare(
-        (lambda: cached_days.schedule_for(doctor_id, DAY), cached_session.expunge_all),
-        (lambda: plain_days.schedule_for(doctor_id, DAY), plain_session.expunge_all),
-        calls=calls,
-        runs=runs,
-    )
-    queries = {}
-    for label, days, session in (
-        ("cached", cached_days, cached_session),
-        ("uncached", plain_days, plain_session),
-    ):
-        session.expunge_all()
-        with counting_queries(dl.engine) as log:
-            loaded = days.schedule_for(doctor_id, DAY)
-        queries[label] = log.count
-        assert len(loaded) == appointments
-        assert all(a.patient is not None for a in loaded)
-    for closing in (cached_session.close, plain_session.close, connection.close, client.close):
-        closing()
-    return {
-        "get_cached_us": cached.first_us,
-        "raw_redis_get_decode_us": cached.second_us,
-        "get_cached_ratio": cached.ratio,
-        "raw_redis_get_open_decode_us": sealing.first_us,
-        "sealing_ratio": sealing.ratio,
-        "get_uncached_us": uncached.first_us,
-        "raw_psycopg2_select_us": uncached.second_us,
-        "get_uncached_ratio": uncached.ratio,
-        "schedule_appointments": appointments,
-        "schedule_cached_us": day.first_us,
-        "schedule_uncached_us": day.second_us,
-        "schedule_cached_speedup": day.second_us / day.first_us,
-        "schedule_cached_queries": queries["cached"],
-        "schedule_uncached_queries": queries["uncached"],
+    def raw_miss() -> object:
+        row = raw_select()
+        if client.get(raw_key) is None:
+            client.set(raw_key, json.dumps(row, default=str), px=300_000)
+        return row
+
+    def orm_get() -> object:
+        with Session(engine) as session:
+            return session.get(Patient, patient_id)
+
+    def recipe_get() -> object:
+        with recipe_session(engine) as session:
+            return session.scalars(by_id.options(peers.FromCache())).one()
+
+    def forget_raw() -> None:
+        client.delete(raw_key)
+
+    def forget_layer() -> None:
+        client.delete(key)
+
+    contenders = {
+        "get_uncached": (uncached_get, nothing),
+        "raw_psycopg2_select": (raw_select, nothing),
+        "orm_get": (orm_get, nothing),
+        "get_cached": (layer_get, nothing),
+        "raw_redis_get_decode": (raw_get, nothing),
+        "raw_redis_get_open_decode": (raw_sealed_get, nothing),
+        "recipe_get": (recipe_get, nothing),
+        "get_miss": (layer_get, forget_layer),
+        "raw_miss": (raw_miss, forget_raw),
+        "schedule_cached": (cached_day, nothing),
+        "schedule_uncached": (uncached_day, nothing),
     }
+    figures: dict[str, Any] = {"schedule_appointments": appointments}
+    groups = (
+        ("get_uncached", "raw_psycopg2_select", "orm_get"),
+        ("get_cached", "raw_redis_get_decode", "raw_redis_get_open_decode", "recipe_get"),
+        ("get_miss", "raw_miss"),
+        ("schedule_cached", "schedule_uncached"),
+    )
+    races = {}
+    for group in groups:
+        timed = race({name: contenders[name] for name in group}, calls=calls, runs=runs)
+        races.update(dict.fromkeys(group, timed))
+        for name in group:
+            figures[f"{name}_us"] = timed.us(name)
+            call, before = contenders[name]
+            before()
+            figures[f"{name}_round_trips"] = str(trips_of(counter, name, call))
+    for figure, first, second in (
+        ("get_uncached_ratio", "get_uncached", "raw_psycopg2_select"),
+        ("orm_get_ratio", "orm_get", "raw_psycopg2_select"),
+        ("get_cached_ratio", "get_cached", "raw_redis_get_decode"),
+        ("sealing_ratio", "raw_redis_get_open_decode", "raw_redis_get_decode"),
+        ("recipe_get_ratio", "recipe_get", "raw_redis_get_decode"),
+        ("recipe_vs_layer", "recipe_get", "get_cached"),
+        ("get_miss_ratio", "get_miss", "raw_miss"),
+        ("schedule_cached_speedup", "schedule_uncached", "schedule_cached"),
+    ):
+        ratio = races[first].ratio(first, second)
+        figures[figure] = ratio.median
+        figures[f"{figure}_p10"], figures[f"{figure}_p90"] = ratio.p10, ratio.p90
+    assert len(cached_day()) == appointments
+    with uncached() as uow:
+        with counting_queries(dl.engine) as log:
+            loaded = uow.appointments.schedule_for(doctor_id, DAY)
+        assert all(a.patient is not None for a in loaded)
+    figures["schedule_uncached_queries"] = log.count
+    with dl.unit_of_work(actor="bench") as uow, counting_queries(dl.engine) as log:
+        uow.appointments.schedule_for(doctor_id, DAY)
+    figures["schedule_cached_queries"] = log.count
+    for closing in (connection.close, client.close, engine.dispose):
+        closing()
+    return figures
+
+
+def uncached_units(dl: DataLayer) -> Callable[[], UnitOfWork]:
+    """Units of work with the layer's rules and no cache: what a miss costs in SQL."""
+    factory = build_session_factory(dl.engine)
+    zone = ZoneInfo(dl.settings.clinic_timezone)
+    return lambda: UnitOfWork(factory, dl.documents, dl.engine, actor="bench", clinic_timezone=zone)
 
 
 def doctor_id(dl: DataLayer) -> uuid.UUID:

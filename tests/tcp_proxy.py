@@ -11,7 +11,7 @@
 
 The proxy runs its own threads, so a test (or any process) starts it and goes on. It reads
 the frontend stream as PostgreSQL's wire protocol (the untyped startup and SSL/GSS requests,
-then typed messages) to find the simple query ``COMMIT``; use ``sslmode=disable`` so the
+then typed messages) to find a simple query ending with ``COMMIT``; use ``sslmode=disable`` so the
 stream stays readable. An armed fault fires once, on the first COMMIT of any connection.
 
 Run as a program (``python tests/tcp_proxy.py TARGET_PORT``) it prints its port, then reads
@@ -239,7 +239,10 @@ class _FrontendParser:
 
 
 def _is_commit(message: bytes) -> bool:
-    return message[:1] == b"Q" and message[5:].rstrip(b"\x00").strip().upper() == b"COMMIT"
+    """A simple query that is, or ends with, ``COMMIT`` (the layer sends a transaction's
+    last statements and its COMMIT in one query)."""
+    query = message[5:].rstrip(b"\x00").strip().upper()
+    return message[:1] == b"Q" and (query == b"COMMIT" or query.endswith(b"; COMMIT"))
 
 
 def main() -> None:

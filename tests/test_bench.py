@@ -15,17 +15,41 @@ from dr_assistant_data import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
-FIGURES = {
-    "get_cached_us",
-    "raw_redis_get_decode_us",
-    "get_cached_ratio",
-    "get_uncached_us",
-    "raw_psycopg2_select_us",
+TIMED = (
+    "get_uncached",
+    "raw_psycopg2_select",
+    "orm_get",
+    "get_cached",
+    "raw_redis_get_decode",
+    "raw_redis_get_open_decode",
+    "recipe_get",
+    "get_miss",
+    "raw_miss",
+    "schedule_cached",
+    "schedule_uncached",
+    "create",
+    "raw_insert_commit",
+    "orm_create",
+)
+"""Contenders timed side by side: each has its median and its round trips per operation."""
+RATIOS = (
     "get_uncached_ratio",
-    "schedule_appointments",
-    "schedule_cached_us",
-    "schedule_uncached_us",
+    "orm_get_ratio",
+    "get_cached_ratio",
+    "sealing_ratio",
+    "recipe_get_ratio",
+    "recipe_vs_layer",
+    "get_miss_ratio",
     "schedule_cached_speedup",
+    "create_ratio",
+    "orm_create_ratio",
+)
+"""Ratios of two contenders: each has the p10 and p90 of its per-block ratios."""
+
+FIGURES = {
+    *(f"{name}_{figure}" for name in TIMED for figure in ("us", "round_trips")),
+    *(f"{name}{suffix}" for name in RATIOS for suffix in ("", "_p10", "_p90")),
+    "schedule_appointments",
     "schedule_cached_queries",
     "schedule_uncached_queries",
     "timeline_page",
@@ -49,6 +73,8 @@ FIGURES = {
     "export_layer_s",
     "export_layer_peak_rss_growth_mb",
     "export_vs_raw",
+    "scaling_threads",
+    "scaling_vs_one_thread",
     "concurrency_threads",
     "concurrency_pool",
     "concurrency_operations",
@@ -59,8 +85,6 @@ FIGURES = {
     "concurrency_error_kinds",
     "stampede_threads",
     "stampede_loads",
-    "raw_redis_get_open_decode_us",
-    "sealing_ratio",
     "audit_writer_processes",
     *(
         f"audit_{mode}_{figure}"
@@ -102,5 +126,9 @@ def test_the_benchmark_reports_every_figure_and_target_as_json(tmp_path):
     assert results["figures"]["import_rows"] == 300
     assert results["figures"]["concurrency_operations"] == 20
     assert "import 300 patients" in finished.stdout
+    assert "patients.get, uncached (fresh unit)" in finished.stdout
+    # the layer's round trips are counted: a read-through get reaches PostgreSQL
+    assert results["figures"]["get_uncached_round_trips"].split()[0] != "0"
+    assert results["figures"]["get_cached_round_trips"].endswith("1 redis")
     assert results["figures"]["audit_verify_events"] == 500
     assert results["figures"]["audit_verify_ok"] is True

@@ -1,4 +1,5 @@
-"""The engine: pooled, pinged, parameters hidden, timeouts bounded, failures mapped."""
+"""The engine: pooled, checked without a ping, parameters hidden, timeouts bounded, failures
+mapped, reads sent without a transaction around them."""
 
 from __future__ import annotations
 
@@ -8,18 +9,19 @@ import time
 
 import pytest
 from conftest import settings_for
-from sqlalchemy import event, text
-from sqlalchemy.pool import QueuePool
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE, TRANSACTION_STATUS_INTRANS
+from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy.pool import NullPool, QueuePool
 
 from dr_assistant_data import BackendUnavailableError, DataLayer
 from dr_assistant_data.testing import PatientFactory, bind_factories
 
 
-def test_one_pooled_engine_per_layer_with_pre_ping_and_no_overflow(migrated_layer):
+def test_one_pooled_engine_per_layer_without_pre_ping_and_no_overflow(migrated_layer):
     engine = migrated_layer.engine
     assert engine is migrated_layer.engine
     assert isinstance(engine.pool, QueuePool)
-    assert engine.pool._pre_ping is True
+    assert engine.pool._pre_ping is False  # a closed connection is found without a round trip
     assert engine.pool.size() == migrated_layer.settings.db_pool_size
     assert engine.pool._max_overflow == 0
     assert engine.pool._recycle == migrated_layer.settings.db_pool_recycle
@@ -192,3 +194,87 @@ def test_a_connection_killed_mid_transaction_fails_that_unit_of_work_only(dl):
     with dl.unit_of_work(actor="test") as uow:
         assert uow.patients.get(kept.id).blood_group != "AB-"
         assert uow.patients.get(kept.id).version == 1
+
+
+def sent(dl: DataLayer) -> list[str]:
+    """Every statement the layer's engine sends from now on (the test's own, too)."""
+    statements: list[str] = []
+    event.listen(dl.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    return statements
+
+
+def terminate(dl: DataLayer, pid: int) -> None:
+    """End backend ``pid`` from a connection outside the layer's pool, and wait until the
+    server has let it go."""
+    engine = create_engine(dl.settings.database_url, poolclass=NullPool)
+    with engine.connect() as admin:
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        gone = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+        while admin.execute(gone, {"pid": pid}).scalar():
+            admin.rollback()  # a fresh snapshot of pg_stat_activity
+            time.sleep(0.01)
+    engine.dispose()
+
+
+def backend_pid(uow: object) -> int:
+    return uow.session.scalar(select(func.pg_backend_pid()))  # type: ignore[attr-defined]
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced_at_checkout_without_a_ping(dl):
+    dl.engine.dispose()
+    with dl.unit_of_work(actor="test") as uow:
+        pid = backend_pid(uow)
+    assert dl.engine.pool.checkedin() == 1
+    terminate(dl, pid)
+    statements = sent(dl)
+    with dl.unit_of_work(actor="test") as uow:
+        assert backend_pid(uow) != pid
+    assert statements == ["SELECT pg_backend_pid() AS pg_backend_pid_1"]  # no ping, no retry
+
+
+def test_a_read_beginning_its_unit_on_a_connection_that_dies_is_retried_once(dl):
+    with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
+        kept = PatientFactory()
+    killed: list[int] = []
+
+    def kill_once(dbapi_connection, _record, _proxy):
+        if not killed:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT pg_backend_pid()")
+            killed.append(cursor.fetchone()[0])
+            cursor.close()
+            dbapi_connection.rollback()
+            terminate(dl, killed[0])
+
+    event.listen(dl.engine, "checkout", kill_once)  # after the layer's own check
+    try:
+        with dl.unit_of_work(actor="test") as uow:
+            assert uow.patients.get(kept.id).id == kept.id
+            assert backend_pid(uow) != killed[0]
+    finally:
+        event.remove(dl.engine, "checkout", kill_once)
+
+
+def test_a_unit_that_only_reads_sends_no_begin_and_one_that_writes_commits_together(dl):
+    with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
+        kept = PatientFactory()
+    with dl.unit_of_work(actor="test") as uow:
+        uow.patients.get(kept.id)
+        driver = uow.session.connection().connection.dbapi_connection
+        assert driver.info.transaction_status == TRANSACTION_STATUS_IDLE  # no BEGIN sent
+        uow.patients.update(kept.id, first_name="Changed")
+        uow.session.flush()
+        assert driver.info.transaction_status == TRANSACTION_STATUS_INTRANS
+    with pytest.raises(RuntimeError), dl.unit_of_work(actor="test") as uow:
+        uow.patients.get(kept.id)
+        uow.patients.update(kept.id, first_name="Undone")
+        uow.session.flush()
+        raise RuntimeError("the caller's own failure")
+    with dl.unit_of_work(actor="test") as uow:
+        assert uow.patients.get(kept.id).first_name == "Changed"
+        assert [e.action for e in uow.audit.for_entity("patients", kept.id)] == [
+            "create",
+            "update",
+        ]
+    with dl.engine.connect() as connection:  # the pool hands out transactional connections
+        assert connection.connection.dbapi_connection.autocommit is False

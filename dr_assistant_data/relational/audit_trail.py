@@ -32,7 +32,7 @@ from ..protection.audit_key import AuditKey, audit_key_from, canonical
 from ..session_context import context_of
 from ..values.clock import utcnow
 from .base import SoftDeleted
-from .copy_rows import insert_rows
+from .copy_rows import deferred_rows, insert_rows
 from .models import AuditEvent
 
 GENESIS = "0" * 64
@@ -147,8 +147,9 @@ class AuditTrail:
     def write(self, session: Session) -> None:
         """Append the collected events, each with its HMAC, in the session's transaction.
 
-        No lock and no read on PostgreSQL: ``seq`` and ``xid`` are column defaults. The
-        embedded SQLite file (one writer at a time) numbers them here."""
+        No lock and no read on PostgreSQL: ``seq`` and ``xid`` are column defaults, and a
+        unit's few events go with its COMMIT (``copy_rows.deferred_rows``). The embedded
+        SQLite file (one writer at a time) numbers them here."""
         if not self.changes:
             return
         rows = [self._event(change) for change in self.changes]
@@ -156,6 +157,9 @@ class AuditTrail:
             last = session.scalar(select(func.max(AuditEvent.seq))) or 0
             for seq, row in enumerate(rows, start=last + 1):
                 row.update(seq=seq, xid=0)
+        elif deferred_rows(session, AuditEvent.__table__, rows):
+            self.changes.clear()  # sent with the COMMIT, in the same round trip
+            return
         insert_rows(session, AuditEvent.__table__, rows)  # a bulk import's thousands: COPY
         self.changes.clear()
 

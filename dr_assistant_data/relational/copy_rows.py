@@ -10,16 +10,18 @@ COPY names no row. :func:`insert_rows` picks COPY or a multi-row ``INSERT`` for 
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
 import psycopg2
-from sqlalchemy import Table, insert
+from sqlalchemy import Dialect, Table, insert
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from .round_trips import deferred, transactional
 from .translate import contract_error
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -33,6 +35,35 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         copy_rows(session, table, rows)
     else:
         session.execute(insert(table), rows)
+
+
+DEFERRED_ROWS = 20
+"""At most this many rows go with the COMMIT (``deferred_rows``); more go by COPY."""
+
+
+def deferred_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> bool:
+    """Have ``rows`` (dicts keyed by the same columns of ``table``) inserted with the
+    session's COMMIT, in its transaction (``round_trips.deferred``), when there are at
+    most ``DEFERRED_ROWS`` and the transaction allows; ``False``: insert them now."""
+    if len(rows) > DEFERRED_ROWS:
+        return False
+    connection = session.connection(bind_arguments={"clause": table.insert()})
+    statement, processors = _insert_of(connection.dialect, table, tuple(rows[0]))
+    bound = [
+        {
+            key: value if (bind := processors.get(key)) is None else bind(value)
+            for key, value in row.items()
+        }
+        for row in rows
+    ]
+    return deferred(connection, [(statement, values) for values in bound])
+
+
+@functools.cache
+def _insert_of(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+    """The INSERT of one row of ``keys``, compiled once, and its bind processors."""
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+    return compiled.string, compiled._bind_processors  # type: ignore[attr-defined]
 
 
 def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -52,6 +83,7 @@ def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) ->
     # described as the INSERT it is, so a session that routes reads to a replica writes here
     # on the primary (``replicas.py``)
     connection = session.connection(bind_arguments={"clause": table.insert()})
+    transactional(connection)  # the COPY belongs to the unit's transaction
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.copy_expert(statement, buffer)

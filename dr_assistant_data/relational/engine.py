@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from ..settings import Settings
-from . import encryption, fork_safety, query_log, row_logging
+from . import encryption, fork_safety, query_log, round_trips, row_logging
 from .pool import ReportingQueuePool
 
 APPLICATION_NAME = "dr-assistant-data"
@@ -18,7 +18,8 @@ APPLICATION_NAME = "dr-assistant-data"
 
 def build_engine(settings: Settings) -> Engine:
     """PostgreSQL: a ``QueuePool`` of ``db_pool_size`` connections (no overflow, so the
-    size is the ceiling the old ``DB_POOL_MAX`` promised), checked with a ping before use,
+    size is the ceiling the old ``DB_POOL_MAX`` promised), checked before use without a
+    round trip and units of work reading without BEGIN and COMMIT (``round_trips.py``),
     recycled after ``db_pool_recycle`` seconds, with a server-side statement timeout: a
     startup option of each connection, or, behind a transaction pooler
     (``db_transaction_pooler``: PgBouncer refuses startup options and hands each transaction
@@ -54,10 +55,10 @@ def _create(settings: Settings) -> Engine:
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=settings.db_pool_recycle,
-        pool_pre_ping=True,
         hide_parameters=True,
         connect_args=_connect_args(settings),
     )
+    round_trips.install(engine, reads_outside_transactions=not settings.db_transaction_pooler)
     if settings.db_transaction_pooler and settings.db_statement_timeout_ms:
         event.listen(engine, "begin", _local_statement_timeout(settings.db_statement_timeout_ms))
     return engine

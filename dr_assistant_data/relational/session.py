@@ -19,9 +19,12 @@ the one place where database failures become the contract's errors.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, event, inspect
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import (
     ORMExecuteState,
     Session,
@@ -36,7 +39,32 @@ from .audit_trail import trail_of
 from .base import SoftDeleted
 from .encryption import fill_blind_indexes
 from .query_log import CORRELATION_KEY
+from .round_trips import read_outside_transaction
 from .translate import translated
+
+T = TypeVar("T")
+
+
+def retried_once(method: Callable[..., T]) -> Callable[..., T]:
+    """``method`` run again once when its statement began the session's transaction, on a
+    connection found dead as it ran (``round_trips.py``), with nothing pending to flush:
+    no part of that transaction can have taken effect, and a fresh connection replaces
+    the dead one."""
+
+    @functools.wraps(method)
+    def run(session: Session, *args: Any, **kwargs: Any) -> T:
+        first = not session.in_transaction() and not (
+            session.new or session.dirty or session.deleted
+        )
+        try:
+            return method(session, *args, **kwargs)
+        except sa_exc.DBAPIError as error:
+            if not (first and error.connection_invalidated):
+                raise
+        session.rollback()
+        return method(session, *args, **kwargs)
+
+    return run
 
 
 class LayerSession(Session):
@@ -46,9 +74,9 @@ class LayerSession(Session):
     autoflush through ``flush``, so these five methods are the whole boundary.
     """
 
-    execute = translated(Session.execute)  # type: ignore[assignment]
-    scalar = translated(Session.scalar)  # type: ignore[assignment]
-    scalars = translated(Session.scalars)  # type: ignore[assignment]
+    execute = translated(retried_once(Session.execute))  # type: ignore[assignment]
+    scalar = translated(retried_once(Session.scalar))  # type: ignore[assignment]
+    scalars = translated(retried_once(Session.scalars))  # type: ignore[assignment]
     flush = translated(Session.flush)
     commit = translated(Session.commit)
 
@@ -70,6 +98,7 @@ def build_session_factory(engine: Engine) -> sessionmaker[Session]:
     event.listen(factory, "before_flush", fill_blind_indexes)  # on the validated values
     event.listen(factory, "after_flush", _collect_audit)
     event.listen(factory, "after_begin", _tag_correlation)
+    event.listen(factory, "after_begin", read_outside_transaction)
     event.listen(factory, "do_orm_execute", _hide_deleted)
     return factory
 
