@@ -31,6 +31,8 @@ from tests.helpers.process_steps import (
 )
 from tests.helpers.redis_servers import Proxy, eventually, free_port
 
+pytestmark = pytest.mark.servers
+
 MAIN_REDIS = 6379
 
 

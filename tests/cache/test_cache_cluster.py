@@ -15,6 +15,8 @@ from tests.helpers.cache_helpers import new_patient, read, read_patient, write_a
 from tests.helpers.layers import layer_with
 from tests.helpers.redis_servers import cluster_deployment, free_port
 
+pytestmark = pytest.mark.servers
+
 
 @pytest.fixture(scope="module")
 def cluster_ports():

@@ -17,6 +17,8 @@ from tests.helpers.layers import CACHE_PREFIX, layer_with
 from tests.helpers.process_steps import read_every_10_ms, spawned
 from tests.helpers.redis_servers import eventually, free_port, sentinel_deployment
 
+pytestmark = pytest.mark.servers
+
 MASTER = "clinic"
 
 

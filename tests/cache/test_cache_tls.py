@@ -21,6 +21,8 @@ from tests.helpers.layers import layer_with
 from tests.helpers.process_steps import listening
 from tests.helpers.redis_servers import NO_PERSISTENCE, free_port, redis_processes
 
+pytestmark = pytest.mark.servers
+
 
 @pytest.fixture(scope="module")
 def tls_redis() -> Iterator[tuple[int, Path, Path]]:

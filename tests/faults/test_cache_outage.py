@@ -12,6 +12,8 @@ from tests.helpers.cache_helpers import new_patient, read_patient
 from tests.helpers.layers import settings_for
 from tests.helpers.redis_servers import Proxy, free_port, throwaway_redis
 
+pytestmark = pytest.mark.servers
+
 
 @pytest.fixture(scope="module")
 def redis_port():

@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.servers
+
 REPO = Path(__file__).resolve().parents[2]
 INVARIANTS = {"stale_read", "lost_write", "audit", "documents", "gridfs", "raw_error"}
 

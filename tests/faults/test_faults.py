@@ -14,6 +14,8 @@ from dr_assistant_data import BackendUnavailableError, DataLayer
 from tests.helpers.layers import patient_fields, settings_for
 from tests.helpers.throwaway_postgres import ThrowawayPostgres
 
+pytestmark = pytest.mark.servers
+
 PASSWORD = "n0t-in-messages"
 
 

@@ -19,6 +19,8 @@ from tests.helpers.cache_helpers import new_patient, read_patient
 from tests.helpers.layers import Visit, new_visit, settings_for
 from tests.helpers.tcp_proxy import PostgresProxy
 
+pytestmark = pytest.mark.servers
+
 FEVER = {"subjective": {"chief_complaint": "Fever"}}
 COUGH = {"subjective": {"chief_complaint": "Cough"}}
 

@@ -9,8 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dr_assistant_data import Settings
 from tests.helpers.layers import ADMIN_URL
+
+pytestmark = pytest.mark.servers
 
 REPO = Path(__file__).resolve().parents[2]
 

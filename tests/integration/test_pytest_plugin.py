@@ -17,6 +17,8 @@ from sqlalchemy.engine import make_url
 
 from tests.helpers.layers import ADMIN_URL
 
+pytestmark = pytest.mark.servers
+
 ISOLATION = """
 from dr_assistant_data.testing import PatientFactory
 

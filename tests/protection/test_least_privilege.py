@@ -22,6 +22,8 @@ from tests.helpers.certificates import self_signed
 from tests.helpers.layers import ADMIN_URL, patient_fields, settings_for
 from tests.helpers.throwaway_postgres import OS_USER, ThrowawayPostgres
 
+pytestmark = pytest.mark.servers
+
 APP_ROLE = "dr_assistant_app"
 OWNER_ROLE = "dr_assistant_owner"
 

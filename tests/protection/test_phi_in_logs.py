@@ -29,6 +29,8 @@ from tests.helpers.layers import layer_with, patient_fields, settings_for
 from tests.helpers.process_steps import listening
 from tests.helpers.redis_servers import throwaway_redis
 
+pytestmark = pytest.mark.servers
+
 PATIENTS = [
     {
         "first_name": "Vasundhara",

@@ -15,6 +15,8 @@ from dr_assistant_data import BackendUnavailableError, DataLayer
 from dr_assistant_data.migrations import relational as relational_migrations
 from tests.helpers.layers import patient_fields, scratch_database, settings_for
 
+pytestmark = pytest.mark.servers
+
 STATEMENT_TIMEOUT_MS = 300
 
 

@@ -18,6 +18,8 @@ from tests.helpers.cache_helpers import new_patient, read_patient
 from tests.helpers.layers import patient_fields, settings_for
 from tests.helpers.throwaway_postgres import ThrowawayPostgres
 
+pytestmark = pytest.mark.servers
+
 CLINIC = "clinic"
 
 
