@@ -54,6 +54,7 @@ class DataLayer:
         self._replicas: replicas.ReplicaRouter | None = None
         self._outbox: cache_outbox.OutboxListener | None = None
         self._sealer: Sealer | None = None
+        self._direct_engine: Engine | None = None
         self.last_sealed: Sealed | None = None
         """The last audit batch a sealer of this layer sealed (for metrics)."""
         self._closed = False
@@ -80,7 +81,7 @@ class DataLayer:
                     self._replicas = replicas.ReplicaRouter(self.settings, build_engine)
                     replicas.install(self._session_factory, self._replicas)
                 if self.settings.audit_sealer and engine.dialect.name == "postgresql":
-                    self._sealer = self._new_sealer(engine)
+                    self._sealer = self.audit_sealer()
                     self._sealer.start()
             return self._engine
 
@@ -233,17 +234,26 @@ class DataLayer:
     def audit_sealer(self) -> Sealer:
         """A sealer of this layer's database (its rounds: ``run_once``, or ``start`` a
         thread of them); ``AUDIT_SEALER=true`` runs one in every layer."""
-        return self._new_sealer(self.engine)
-
-    def _new_sealer(self, engine: Engine) -> Sealer:
         settings = self.settings
         return Sealer(
-            engine,
+            self._sealing_engine(),
             settings.audit_signing_key,
             self.audit_checkpoints,
             settings.audit_seal_interval,
             on_sealed=self._sealed,
         )
+
+    def _sealing_engine(self) -> Engine:
+        """The primary's engine; behind a transaction pooler, one on ``database_direct_url``:
+        the sealer's role is a session advisory lock, which a pooler would leave on a server
+        connection it hands to other clients between transactions."""
+        engine = self.engine
+        if not self.settings.db_transaction_pooler:
+            return engine
+        with self._lock:
+            if self._direct_engine is None:
+                self._direct_engine = build_engine(self.settings.direct)
+            return self._direct_engine
 
     def _sealed(self, sealed: Sealed) -> None:
         self.last_sealed = sealed
@@ -342,9 +352,12 @@ class DataLayer:
             router, self._replicas = self._replicas, None
             outbox, self._outbox = self._outbox, None
             sealer, self._sealer = self._sealer, None
+            direct_engine, self._direct_engine = self._direct_engine, None
             self._closed = True
         if sealer is not None:
             sealer.stop()
+        if direct_engine is not None:
+            direct_engine.dispose()
         if outbox is not None:
             outbox.close()
         if engine is not None:

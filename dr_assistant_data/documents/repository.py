@@ -22,7 +22,7 @@ from ..errors import (
 )
 from ..relational.audit_trail import trail_of
 from ..relational.replicas import PRIMARY_KEY, READ_ONLY_KEY
-from ..relational.repositories.base import as_uuid
+from ..values.fields import as_uuid
 from .journal import DocumentJournal, Raw
 from .store import DocumentStore
 from .translate import translated

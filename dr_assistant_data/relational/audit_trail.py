@@ -29,10 +29,10 @@ from sqlalchemy.orm import Session
 
 from ..errors import ValidationError
 from ..protection.audit_key import AuditKey, audit_key_from, canonical
+from ..values.clock import utcnow
 from .base import SoftDeleted
 from .copy_rows import insert_rows
 from .models import AuditEvent
-from .types import utcnow
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of the first event chained before revision 0008."""

@@ -32,12 +32,12 @@ from ..errors import (
     schema_field,
 )
 from ..protection.keyring import Keyring
+from ..values.clock import utcnow
 from . import rules
 from .audit_trail import Change, trail_of, written_fields
 from .base import Entity, Versioned
 from .copy_rows import insert_rows
 from .encryption import blind_indexes, index_value, session_keyring
-from .types import utcnow
 
 MAX_BATCH = 10_000
 

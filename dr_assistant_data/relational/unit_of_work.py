@@ -1,4 +1,4 @@
-"""The unit of work: one transaction, its repositories, its audit trail.
+"""The relational unit of work: one transaction, its repositories, its audit trail.
 
     with dl.unit_of_work(actor=str(doctor.id)) as uow:
         patient = uow.patients.get(patient_id)
@@ -9,6 +9,9 @@ Leaving the block normally flushes (validating every changed row), writes the au
 and commits. An exception rolls back and is re-raised unchanged. Once the database has
 refused a write (a duplicate, a lost race) the transaction is spent: start a new unit of
 work to try again.
+
+Callers use the public ``UnitOfWork`` (``dr_assistant_data/unit_of_work.py``), which adds
+the document repositories to this one.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from .translate import translated
 WAL_POSITION = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
 
 
-class UnitOfWork:
+class RelationalUnitOfWork:
     users: UserRepository
     patients: PatientRepository
     appointments: AppointmentRepository

@@ -25,7 +25,7 @@ from ..relational.models import (
     Task,
     User,
 )
-from ..relational.unit_of_work import UnitOfWork
+from ..unit_of_work import UnitOfWork
 
 _session: ContextVar[Session | None] = ContextVar("dr_assistant_factory_session", default=None)
 _unit: ContextVar[UnitOfWork | None] = ContextVar("dr_assistant_factory_unit", default=None)

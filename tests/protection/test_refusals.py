@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from dr_assistant_data import ValidationError
-from dr_assistant_data.relational.repositories.base import MAX_OFFSET
+from dr_assistant_data.values.pages import MAX_OFFSET
 from tests.helpers.error_chains import assert_carries_no_caller_value
 from tests.helpers.layers import patient_fields
 

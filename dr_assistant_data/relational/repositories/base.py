@@ -19,35 +19,19 @@ from sqlalchemy.orm import Session
 from ... import telemetry
 from ...cache import reads as cache_reads
 from ...errors import ConflictError, NotFoundError, ValidationError, schema_field
+from ...values.clock import utcnow
+from ...values.fields import as_uuid
+from ...values.pages import check_page
 from .. import bulk, rules
 from ..audit_trail import trail_of
 from ..base import Entity, SoftDeleted
 from ..encryption import blind_indexes, index_value, session_keyring
-from ..fields import UUIDField
 from ..translate import translated
-from ..types import utcnow
 from . import keyset
 
 M = TypeVar("M", bound=Entity)
 
-MAX_LIMIT = 500
-MAX_OFFSET = 100_000
-"""Deeper than this, page with ``list_page``: an offset re-reads every row before it."""
 MAX_IDS = 1000
-
-
-def check_page(limit: int, offset: int) -> None:
-    """Refuse a page size or offset that is not a small whole number, before any SQL: an
-    offset beyond PostgreSQL's 64 bits would fail in the database and spend the unit of work.
-    """
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise ValidationError("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
-        raise ValidationError("offset", f"must be a whole number from 0 to {MAX_OFFSET}")
-
-
-def as_uuid(value: Any, field: str = "id") -> uuid.UUID:
-    return UUIDField(nullable=False).clean(value, field)  # type: ignore[no-any-return]
 
 
 class Repository(Generic[M]):

@@ -9,8 +9,10 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from ...cache import reads as cache_reads
 from ...errors import ValidationError, schema_field
+from ...values.fields import as_uuid
+from ...values.pages import check_page
 from ..models import Encounter, Order, OrderItem, Prescription, PrescriptionItem
-from .base import Repository, as_uuid, check_page
+from .base import Repository
 from .keyset import Page
 
 MAX_ITEMS = 100

@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import select
 
 from ...errors import DataLayerError, NotFoundError
+from ...values.clock import utcnow
+from ...values.fields import USERNAME, Text, as_uuid
+from ...values.pages import check_page
 from ..audit_trail import trail_of
-from ..fields import USERNAME, Text
 from ..models import Patient, User
-from ..types import utcnow
-from .base import Repository, as_uuid, check_page
+from .base import Repository
 from .name_search import name_search
 
 ERASURE_REASON = Text(

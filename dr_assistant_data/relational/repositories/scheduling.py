@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from ...cache import reads as cache_reads
-from ..fields import Day
+from ...values.fields import Day, as_uuid
 from ..models import Appointment
 from ..vocabulary import INACTIVE_APPOINTMENT_STATUSES
-from .base import Repository, as_uuid
+from .base import Repository
 
 DAY = Day(nullable=False)
 

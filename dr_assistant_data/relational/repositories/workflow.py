@@ -8,10 +8,12 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import joinedload
 
 from ...cache import reads as cache_reads
+from ...values.clock import utcnow
+from ...values.fields import as_uuid
+from ...values.pages import check_page
 from ..models import Alert, Task
-from ..types import utcnow
 from ..vocabulary import ALERT_SEVERITIES, OPEN_TASK_STATUSES, TASK_PRIORITIES
-from .base import Repository, as_uuid, check_page
+from .base import Repository
 
 
 def _rank(column: Any, ascending: tuple[str, ...]) -> Any:
