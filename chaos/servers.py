@@ -14,7 +14,6 @@ import random
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -23,17 +22,14 @@ from pathlib import Path
 import redis
 from sqlalchemy import create_engine, text
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
-sys.path.insert(0, str(TESTS))
-
-from redis_servers import (  # noqa: E402
+from tests.helpers.redis_servers import (
     NO_PERSISTENCE,
     eventually,
     redis_processes,
     start_sentinel_set,
 )
-from tcp_proxy import PostgresProxy as PostgresProxy  # noqa: E402  (the COMMIT faults)
-from throwaway_postgres import ThrowawayPostgres, own_root  # noqa: E402
+from tests.helpers.tcp_proxy import PostgresProxy as PostgresProxy  # (the COMMIT faults)
+from tests.helpers.throwaway_postgres import ThrowawayPostgres, own_root
 
 DATABASE = "chaos"
 MASTER_NAME = "clinic"

@@ -1,0 +1,135 @@
+"""Downgrades never silently damage the audit trail or unseal identifiers, and a production
+downgrade needs an explicit confirmation."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from dr_assistant_data import DataLayer
+from dr_assistant_data.cli.main import main
+from dr_assistant_data.errors import DataLayerError, ValidationError
+from dr_assistant_data.migrations import relational as relational_migrations
+from tests.helpers.layers import patient_fields, scratch_database, settings_for
+from tests.integration.test_flask import build_app
+
+
+@pytest.fixture
+def fresh_url() -> Iterator[str]:
+    with scratch_database("dr_assistant_downgrade") as url:
+        yield url
+
+
+@pytest.fixture
+def fresh(fresh_url) -> Iterator[DataLayer]:
+    with DataLayer(settings_for(fresh_url)) as layer:
+        layer.migrate()
+        yield layer
+
+
+def current(layer: DataLayer) -> tuple[str, ...]:
+    return layer.migration_status().current
+
+
+def production_layer(url: str, checkpoints: Path) -> DataLayer:
+    keys = {
+        name: base64.b64encode(os.urandom(32)).decode() for name in ("blind_index_key", "audit_key")
+    }
+    settings = settings_for(
+        url,
+        data_encryption_keys="k1:" + base64.b64encode(os.urandom(32)).decode(),
+        audit_checkpoint_dir=str(checkpoints),
+        **keys,
+    )
+    return DataLayer(dataclasses.replace(settings, environment="production"))
+
+
+def test_a_production_downgrade_without_confirmation_is_refused_and_changes_nothing(
+    fresh_url, tmp_path
+):
+    with production_layer(fresh_url, tmp_path) as layer:
+        layer.migrate()
+        head = current(layer)
+        with pytest.raises(ValidationError) as raised:
+            layer.downgrade("0006")
+        assert raised.value.field == "confirm"
+        assert current(layer) == head
+        layer.downgrade("0006", confirm=True)
+        assert current(layer) == ("0006",)
+
+
+def test_the_downgrade_command_refuses_production_without_confirm(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/unused")
+    monkeypatch.setenv("DATA_ENCRYPTION_KEYS", "k1:" + base64.b64encode(os.urandom(32)).decode())
+    monkeypatch.setenv("BLIND_INDEX_KEY", base64.b64encode(os.urandom(32)).decode())
+    monkeypatch.setenv("AUDIT_KEY", base64.b64encode(os.urandom(32)).decode())
+    monkeypatch.setenv("AUDIT_CHECKPOINT_DIR", str(tmp_path))
+    assert main(["downgrade", "0006"]) == 1
+    assert "confirm" in capsys.readouterr().err
+
+
+def test_flask_data_downgrade_refuses_production_without_confirm(fresh_url, tmp_path):
+    with production_layer(fresh_url, tmp_path) as layer:
+        layer.migrate()
+        runner = build_app(layer).test_cli_runner()
+        head = current(layer)
+        refused = runner.invoke(args=["data", "downgrade", "0006"])
+        assert (refused.exit_code, current(layer)) == (1, head)
+        confirmed = runner.invoke(args=["data", "downgrade", "0006", "--confirm"])
+        assert (confirmed.exit_code, current(layer)) == (0, ("0006",))
+
+
+def test_revision_0008_is_not_downgraded_once_events_were_written_under_it(fresh):
+    with fresh.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields())
+    with pytest.raises(DataLayerError, match="revision 0008 cannot be downgraded"):
+        fresh.downgrade("0006")
+    # revisions above it that left the transaction (CONCURRENTLY, VALIDATE) stay undone
+    assert current(fresh)[0] >= "0008"
+
+
+def test_revision_0004_is_not_downgraded_below_events_recording_an_erasure_reason(fresh_url):
+    with DataLayer(settings_for(fresh_url)) as layer:
+        relational_migrations.upgrade(layer.engine, "0006")
+        with layer.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO audit_events (id, seq, occurred_at, actor, action, entity_type, "
+                    "entity_id, changed_fields, correlation_id, reason, prev_hash, row_hash) "
+                    "VALUES (:id, 1, now(), 'test', 'delete', 'patients', 'p', '[]', 'c', "
+                    "'court_order', :genesis, :hash)"
+                ),
+                {"id": uuid.uuid4(), "genesis": "0" * 64, "hash": "1" * 64},
+            )
+        with pytest.raises(DataLayerError):
+            layer.downgrade("0003")
+        assert current(layer) == ("0006",)
+
+
+def test_revision_0003_is_not_downgraded_while_identifiers_are_sealed(fresh_url):
+    with DataLayer(settings_for(fresh_url)) as layer:
+        relational_migrations.upgrade(layer.engine, "0002")
+        with layer.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO patients (id, first_name, last_name, date_of_birth, gender, "
+                    "phone, allergies, status, version, created_at, updated_at) VALUES "
+                    "(:id, 'Ira', 'Sen', '1990-01-01', 'female', '+919877700001', '[]', "
+                    "'active', 1, now(), now())"
+                ),
+                {"id": uuid.uuid4()},
+            )
+        relational_migrations.upgrade(layer.engine, "0003")
+        with pytest.raises(DataLayerError):
+            layer.downgrade("0002")
+        assert current(layer) == ("0003",)
+        with layer.engine.connect() as connection:
+            assert connection.scalar(text("SELECT phone FROM patients")).startswith("v1:")
