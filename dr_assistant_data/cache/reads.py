@@ -109,7 +109,7 @@ def entity(
         store.keys.entity(model.__table__, id),
         lambda: _encode_or_none(load(id)),
     )
-    return None if values is None else codec.restore(session, values)  # type: ignore[no-any-return]
+    return None if values is None else codec.restore(session, values)
 
 
 def entities(
@@ -163,7 +163,7 @@ def _read_many(
 
 
 def schedule(
-    session: Session, doctor_id: uuid.UUID, day: date, statement: Select[tuple[Appointment]]
+    session: Session, doctor_id: uuid.UUID, day: date, statement: Select[Any]
 ) -> list[Appointment]:
     """A doctor's day (``statement``), each appointment with ``.patient`` loaded."""
     store = shared_store(session)
@@ -171,13 +171,13 @@ def schedule(
         return list(session.scalars(statement.options(joinedload(Appointment.patient))))
     rows = _rows(session, store, "schedules", store.keys.schedule(doctor_id, day), statement)
     _attach(session, rows, "patient", Patient)
-    return rows  # type: ignore[return-value]
+    return rows
 
 
 def timeline(
     session: Session,
     patient_id: uuid.UUID,
-    statement: Select[tuple[Encounter]],
+    statement: Select[Any],
     limit: int,
     offset: int,
 ) -> list[Encounter]:
@@ -190,7 +190,7 @@ def timeline(
     rows = _rows(session, store, "timelines", store.keys.timeline(patient_id), recent)
     page_rows = rows[offset : offset + limit]
     _attach(session, page_rows, "doctor", User)
-    return page_rows  # type: ignore[return-value]
+    return page_rows
 
 
 def count(
@@ -235,7 +235,7 @@ def _attach(session: Session, rows: Sequence[Any], relation: str, model: type[En
 
 
 def _in_session(session: Session, model: type[Entity], id: uuid.UUID) -> bool:
-    identity = codec_for(model).mapper.identity_key_from_primary_key([id])
+    identity = codec_for(model).mapper.identity_key_from_primary_key((id,))
     return identity in session.identity_map
 
 
