@@ -52,7 +52,7 @@ def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) ->
     # described as the INSERT it is, so a session that routes reads to a replica writes here
     # on the primary (``replicas.py``)
     connection = session.connection(bind_arguments={"clause": table.insert()})
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = connection.connection.cursor()
     try:
         cursor.copy_expert(statement, buffer)
         return

@@ -68,7 +68,7 @@ class Text(Field):
     strip: bool = False
     normalize: Callable[[str], str] | None = None
 
-    def convert(self, value: Any, field: str) -> str:
+    def convert(self, value: object, field: str) -> str:
         if not isinstance(value, str):
             raise ValidationError(field, f"must be {self.expected}")
         check_text(value, field)

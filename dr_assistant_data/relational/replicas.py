@@ -29,7 +29,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -112,7 +112,8 @@ class ReplicaRouter:
             if replica is not None and after is not None and not _replayed(replica, after):
                 replica = None
             info[REPLICA_KEY] = replica
-        return info[REPLICA_KEY]  # type: ignore[no-any-return]
+        chosen: Engine | None = info[REPLICA_KEY]
+        return chosen
 
     def pick(self) -> Engine | None:
         """A usable replica at random, or ``None`` when none is usable."""
@@ -132,7 +133,8 @@ class ReplicaRouter:
     def primary_lsn(self, session: Session) -> str | None:
         """The primary's WAL position now (after a commit: at or past its record); ``None``
         if the primary cannot say (the commit stands: raising would report it failed)."""
-        primary = session.get_bind(clause=text("SELECT 1"))  # the session is pinned there
+        # the session is pinned there; its binds are engines, never connections
+        primary = cast(Engine, session.get_bind(clause=text("SELECT 1")))
         try:
             with primary.connect() as connection:
                 return str(connection.execute(text("SELECT pg_current_wal_lsn()")).scalar_one())
@@ -217,7 +219,8 @@ def commit_lsn(session: Session, previous: str | None) -> str | None:
     if COMMIT_LSN_KEY not in session.info:
         return previous
     del session.info[COMMIT_LSN_KEY]
-    return session.info[ROUTER_KEY].primary_lsn(session)  # type: ignore[no-any-return]
+    router: ReplicaRouter = session.info[ROUTER_KEY]
+    return router.primary_lsn(session)
 
 
 def _replayed(replica: Engine, lsn: str) -> bool:

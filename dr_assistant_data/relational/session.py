@@ -47,9 +47,11 @@ class LayerSession(Session):
     autoflush through ``flush``, so these five methods are the whole boundary.
     """
 
-    execute = translated(Session.execute)  # type: ignore[assignment]
-    scalar = translated(Session.scalar)  # type: ignore[assignment]
-    scalars = translated(Session.scalars)  # type: ignore[assignment]
+    execute = translated(Session.execute)
+    # SQLAlchemy 2.1's first overload of scalar (TypedReturnsRows[Never]) does not match
+    # itself once wrapped (2.0's does); execute and scalars check
+    scalar = translated(Session.scalar)  # type: ignore[assignment, unused-ignore]
+    scalars = translated(Session.scalars)
     flush = translated(Session.flush)
     commit = translated(Session.commit)
 
@@ -66,7 +68,9 @@ class LayerSession(Session):
 def build_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions whose loaded attributes stay readable after commit (``expire_on_commit``
     off), so entities returned by a unit of work can be used once it has ended."""
-    factory = sessionmaker(bind=engine, class_=LayerSession, expire_on_commit=False)
+    factory: sessionmaker[Session] = sessionmaker(
+        bind=engine, class_=LayerSession, expire_on_commit=False
+    )
     event.listen(factory, "before_flush", _validate_rows)
     event.listen(factory, "before_flush", fill_blind_indexes)  # on the validated values
     event.listen(factory, "after_flush", _collect_audit)
