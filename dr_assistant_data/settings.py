@@ -14,7 +14,7 @@ import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -267,7 +267,7 @@ class Settings:
         """Build settings from ``environ`` (default: ``os.environ``)."""
         env = _Env(os.environ if environ is None else environ)
         environment = env.text("APP_ENV", "") or env.text("NODE_ENV", "development")
-        overrides: dict[str, object] = {
+        overrides: dict[str, Any] = {
             "environment": environment,
             "database_url": _database_url(env, environment),
             "redis_url": _redis_url(env),
@@ -320,7 +320,7 @@ class Settings:
             "db_transaction_pooler": env.flag("DB_TRANSACTION_POOLER", cls.db_transaction_pooler),
             "database_direct_url": _postgres_scheme(env.text("DATABASE_DIRECT_URL", "")) or None,
         }
-        return cls(**overrides)  # type: ignore[arg-type]
+        return cls(**overrides)
 
 
 class _Env:
