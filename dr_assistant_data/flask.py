@@ -39,8 +39,8 @@ from werkzeug.local import LocalProxy
 from .cli.main import run_with
 from .errors import ConfigurationError
 from .layer import DataLayer
-from .relational.unit_of_work import UnitOfWork
 from .settings import ENVIRONMENT_VARIABLES, Settings
+from .unit_of_work import UnitOfWork
 
 EXTENSION_KEY = "dr_assistant_data"
 _UOW_KEY = "_dr_assistant_data_uow"

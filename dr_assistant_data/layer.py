@@ -16,18 +16,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import telemetry
 from .cache import CacheService, CacheStore, SessionStore
-from .cache import invalidation as cache_invalidation
-from .cache import outbox as cache_outbox
+from .cache.outbox import OutboxListener
 from .documents.store import DocumentStore
 from .documents.sweep import DEFAULT_GRACE, SweepReport, sweep
 from .errors import DataLayerError, ValidationError
 from .migrations import documents as document_migrations
 from .migrations import relational as relational_migrations
 from .progress import ProgressCallback
-from .relational import audit_verify, encryption, replicas
+from .relational import audit_verify, cache_invalidation, cache_outbox, encryption, replicas
 from .relational.audit_checkpoints import CheckpointStore, checkpoint_store
 from .relational.audit_seal import Sealed, Sealer
 from .relational.audit_verify import AuditReport, InclusionProof
+from .relational.caching import regions_by_kind
 from .relational.engine import build_engine
 from .relational.pool import pool_state
 from .relational.session import build_session_factory
@@ -52,8 +52,9 @@ class DataLayer:
         self._documents: DocumentStore | None = None
         self._cache_store: CacheStore | None = None
         self._replicas: replicas.ReplicaRouter | None = None
-        self._outbox: cache_outbox.OutboxListener | None = None
+        self._outbox: OutboxListener | None = None
         self._sealer: Sealer | None = None
+        self._direct_engine: Engine | None = None
         self.last_sealed: Sealed | None = None
         """The last audit batch a sealer of this layer sealed (for metrics)."""
         self._closed = False
@@ -80,7 +81,7 @@ class DataLayer:
                     self._replicas = replicas.ReplicaRouter(self.settings, build_engine)
                     replicas.install(self._session_factory, self._replicas)
                 if self.settings.audit_sealer and engine.dialect.name == "postgresql":
-                    self._sealer = self._new_sealer(engine)
+                    self._sealer = self.audit_sealer()
                     self._sealer.start()
             return self._engine
 
@@ -155,7 +156,7 @@ class DataLayer:
 
     def _cache(self) -> CacheStore:
         if self._cache_store is None:
-            self._cache_store = CacheStore(self.settings)
+            self._cache_store = CacheStore(self.settings, regions_by_kind())
         return self._cache_store
 
     def unit_of_work(
@@ -233,17 +234,26 @@ class DataLayer:
     def audit_sealer(self) -> Sealer:
         """A sealer of this layer's database (its rounds: ``run_once``, or ``start`` a
         thread of them); ``AUDIT_SEALER=true`` runs one in every layer."""
-        return self._new_sealer(self.engine)
-
-    def _new_sealer(self, engine: Engine) -> Sealer:
         settings = self.settings
         return Sealer(
-            engine,
+            self._sealing_engine(),
             settings.audit_signing_key,
             self.audit_checkpoints,
             settings.audit_seal_interval,
             on_sealed=self._sealed,
         )
+
+    def _sealing_engine(self) -> Engine:
+        """The primary's engine; behind a transaction pooler, one on ``database_direct_url``:
+        the sealer's role is a session advisory lock, which a pooler would leave on a server
+        connection it hands to other clients between transactions."""
+        engine = self.engine
+        if not self.settings.db_transaction_pooler:
+            return engine
+        with self._lock:
+            if self._direct_engine is None:
+                self._direct_engine = build_engine(self.settings.direct)
+            return self._direct_engine
 
     def _sealed(self, sealed: Sealed) -> None:
         self.last_sealed = sealed
@@ -342,9 +352,12 @@ class DataLayer:
             router, self._replicas = self._replicas, None
             outbox, self._outbox = self._outbox, None
             sealer, self._sealer = self._sealer, None
+            direct_engine, self._direct_engine = self._direct_engine, None
             self._closed = True
         if sealer is not None:
             sealer.stop()
+        if direct_engine is not None:
+            direct_engine.dispose()
         if outbox is not None:
             outbox.close()
         if engine is not None:

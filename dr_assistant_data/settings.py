@@ -12,72 +12,80 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from .environ import AT_LEAST_ONE, NOT_NEGATIVE, POSITIVE, Environ, source_of, variable
 from .errors import ConfigurationError
 from .protection.audit_key import AuditKey, audit_key_from
 from .protection.keyring import Keyring, keyring_from
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/dr_assistant"
 ENVIRONMENTS = ("development", "test", "production")
-_T = TypeVar("_T")
 
-VARIABLES = {
-    "db_pool_size": "DB_POOL_MAX",
-    "mongodb_pool_size": "MONGODB_POOL_SIZE",
-    "db_pool_timeout": "DB_POOL_CONNECTION_TIMEOUT",
-    "db_connect_timeout": "DB_POOL_CONNECTION_TIMEOUT",
-    "db_pool_recycle": "DB_POOL_IDLE_TIMEOUT",
-    "db_statement_timeout_ms": "DB_STATEMENT_TIMEOUT",
-    "db_slow_query_ms": "DB_SLOW_QUERY_MS",
-    "redis_socket_timeout": "REDIS_SOCKET_TIMEOUT",
-    "cache_lock_timeout": "CACHE_LOCK_TIMEOUT",
-    "cache_breaker_backoff": "CACHE_BREAKER_BACKOFF",
-    "cache_ttl_entity": "CACHE_TTL_ENTITY",
-    "cache_ttl_schedule": "CACHE_TTL_SCHEDULE",
-    "cache_ttl_timeline": "CACHE_TTL_TIMELINE",
-    "cache_ttl_count": "CACHE_TTL_COUNT",
-    "db_replica_max_lag": "DB_REPLICA_MAX_LAG",
-    "db_replica_sticky": "DB_REPLICA_STICKY",
-    "db_replica_check_interval": "DB_REPLICA_CHECK_INTERVAL",
-    "migration_lock_timeout": "MIGRATION_LOCK_TIMEOUT",
-    "migration_retries": "MIGRATION_RETRIES",
-    "audit_seal_interval": "AUDIT_SEAL_INTERVAL",
-}
-"""The environment variable behind each range-checked field, for error messages."""
 
-ENVIRONMENT_VARIABLES = frozenset(
-    {
-        *("APP_ENV", "NODE_ENV", "DATABASE_URL", "DATABASE_REPLICA_URLS", "CLINIC_TIMEZONE"),
-        *("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "DB_SSL"),
-        *("DB_SSL_REJECT_UNAUTHORIZED", "DB_SSL_ROOT_CERT", "DB_POOL_IDLE_TIMEOUT"),
-        *("MONGODB_URI", "MONGODB_TIMEOUT", "REDIS_URL", "REDIS_HOST", "REDIS_PORT"),
-        *("REDIS_DB", "REDIS_PASSWORD", "REDIS_KEY_PREFIX", "REDIS_SENTINELS"),
-        *("REDIS_SENTINEL_MASTER", "REDIS_CLUSTER_NODES", "AUDIT_READS"),
-        *("DATA_ENCRYPTION_KEYS", "DATA_ENCRYPTION_ACTIVE_KEY", "BLIND_INDEX_KEY"),
-        *("DB_TRANSACTION_POOLER", "DATABASE_DIRECT_URL", "REDIS_SSL_CA_CERT"),
-        *("AUDIT_KEY", "AUDIT_CHECKPOINT_DIR", "AUDIT_SEALER"),
-        *VARIABLES.values(),
-    }
-)
-"""Every variable :meth:`Settings.from_env` reads: what the Flask extension takes from
-``app.config``."""
+def _environment(env: Environ, name: str, default: str) -> str:
+    """``APP_ENV``, else the old layer's ``NODE_ENV``."""
+    return env.text(name, "") or env.text("NODE_ENV", default)
 
-CACHE_TTLS = ("cache_ttl_entity", "cache_ttl_schedule", "cache_ttl_timeline", "cache_ttl_count")
-"""Seconds each cache region keeps a value (``CACHE_TTL_*``, seconds)."""
+
+def _postgres_scheme(url: str) -> str:
+    for legacy in ("postgres://", "postgresql://"):
+        if url.startswith(legacy):
+            return "postgresql+psycopg2://" + url[len(legacy) :]
+    return url
+
+
+def _database_url(env: Environ, name: str, default: str) -> str:
+    """``DATABASE_URL``, else one built from ``DB_HOST`` and the other ``DB_*`` variables."""
+    if env.has(name):
+        return _postgres_scheme(env.text(name, ""))
+    if not env.has("DB_HOST"):
+        if _environment(env, "APP_ENV", "development") == "production":
+            raise ConfigurationError(name, "DATABASE_URL or DB_HOST must be set")
+        return default
+    url = URL.create(
+        "postgresql+psycopg2",
+        username=env.text("DB_USER", "postgres"),
+        password=env.text("DB_PASSWORD", "") or None,
+        host=env.text("DB_HOST", "127.0.0.1"),
+        port=env.integer("DB_PORT", 5432),
+        database=env.text("DB_NAME", "dr_assistant"),
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def _redis_url(env: Environ, name: str, default: str) -> str:
+    """``REDIS_URL``, else one built from ``REDIS_HOST`` and the other ``REDIS_*`` variables."""
+    if env.has(name):
+        return env.text(name, "")
+    host = env.text("REDIS_HOST", "127.0.0.1")
+    port = env.integer("REDIS_PORT", 6379)
+    db = env.integer("REDIS_DB", 0)
+    password = env.text("REDIS_PASSWORD", "")
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"redis://{auth}{host}:{port}/{db}"
+
+
+def _postgres_urls(env: Environ, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(_postgres_scheme(url) for url in env.items(name, default))
+
+
+def _optional_postgres_url(env: Environ, name: str, default: str | None) -> str | None:
+    return _postgres_scheme(env.text(name, "")) or default
 
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the layer needs to reach its three stores.
 
+    Each field names, once, the environment variable it is read from and the range it must
+    hold (``variable(...)``, see ``environ.py``); errors name that variable.
     Durations are seconds unless the name ends in ``_ms``; the environment gives
     ``REDIS_SOCKET_TIMEOUT``, ``CACHE_LOCK_TIMEOUT``, ``CACHE_BREAKER_BACKOFF``,
     ``DB_REPLICA_*`` and ``MIGRATION_LOCK_TIMEOUT`` in milliseconds, ``CACHE_TTL_*`` in
@@ -88,50 +96,80 @@ class Settings:
     ``DATABASE_URL`` its header gives).
     """
 
-    database_url: str = DEFAULT_DATABASE_URL
-    mongodb_uri: str = "mongodb://127.0.0.1:27017/dr_assistant"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    cache_prefix: str = "dr_assistant:"
-    environment: str = "development"
-    clinic_timezone: str = "Asia/Kolkata"
-    db_pool_size: int = 10
-    db_pool_timeout: float = 5.0
-    db_connect_timeout: float = 5.0
-    db_pool_recycle: float = 1800.0
-    db_statement_timeout_ms: int = 30_000
-    db_slow_query_ms: int = 500
-    db_ssl: bool = False
-    db_ssl_reject_unauthorized: bool = True
-    mongodb_timeout_ms: int = 5_000
-    mongodb_pool_size: int = 10
-    redis_socket_timeout: float = 0.25
-    cache_lock_timeout: float = 5.0
-    cache_breaker_backoff: float = 2.0
-    cache_ttl_entity: float = 300.0
-    cache_ttl_schedule: float = 60.0
-    cache_ttl_timeline: float = 120.0
-    cache_ttl_count: float = 30.0
-    database_replica_urls: tuple[str, ...] = ()
-    db_replica_max_lag: float = 5.0
-    db_replica_sticky: float = 5.0
-    db_replica_check_interval: float = 1.0
-    redis_sentinels: tuple[str, ...] = ()
-    redis_sentinel_master: str = "mymaster"
-    redis_cluster_nodes: tuple[str, ...] = ()
-    db_ssl_root_cert: str | None = None
-    redis_ssl_ca_cert: str | None = None
-    audit_reads: bool = False
-    data_encryption_keys: str = ""
-    data_encryption_active_key: str = ""
-    blind_index_key: str = ""
-    audit_key: str = ""
-    audit_checkpoint_dir: str = ""
-    audit_seal_interval: float = 0.2
-    audit_sealer: bool = False
-    migration_lock_timeout: float = 2.0
-    migration_retries: int = 5
-    db_transaction_pooler: bool = False
-    database_direct_url: str | None = None
+    database_url: str = variable(
+        "DATABASE_URL",
+        DEFAULT_DATABASE_URL,
+        _database_url,
+        also=("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD"),
+    )
+    mongodb_uri: str = variable("MONGODB_URI", "mongodb://127.0.0.1:27017/dr_assistant")
+    redis_url: str = variable(
+        "REDIS_URL",
+        "redis://127.0.0.1:6379/0",
+        _redis_url,
+        also=("REDIS_HOST", "REDIS_PORT", "REDIS_DB", "REDIS_PASSWORD"),
+    )
+    cache_prefix: str = variable("REDIS_KEY_PREFIX", "dr_assistant:")
+    environment: str = variable("APP_ENV", "development", _environment, also=("NODE_ENV",))
+    clinic_timezone: str = variable("CLINIC_TIMEZONE", "Asia/Kolkata")
+    db_pool_size: int = variable("DB_POOL_MAX", 10, Environ.integer, bound=AT_LEAST_ONE)
+    db_pool_timeout: float = variable(
+        "DB_POOL_CONNECTION_TIMEOUT", 5.0, Environ.millis, bound=POSITIVE
+    )
+    db_connect_timeout: float = variable(
+        "DB_POOL_CONNECTION_TIMEOUT", 5.0, Environ.millis, bound=POSITIVE
+    )
+    db_pool_recycle: float = variable(
+        "DB_POOL_IDLE_TIMEOUT", 1800.0, Environ.millis, bound=POSITIVE
+    )
+    db_statement_timeout_ms: int = variable(
+        "DB_STATEMENT_TIMEOUT", 30_000, Environ.integer, bound=NOT_NEGATIVE
+    )
+    db_slow_query_ms: int = variable("DB_SLOW_QUERY_MS", 500, Environ.integer, bound=NOT_NEGATIVE)
+    db_ssl: bool = variable("DB_SSL", False, Environ.flag)
+    db_ssl_reject_unauthorized: bool = variable("DB_SSL_REJECT_UNAUTHORIZED", True, Environ.flag)
+    mongodb_timeout_ms: int = variable("MONGODB_TIMEOUT", 5_000, Environ.integer)
+    mongodb_pool_size: int = variable("MONGODB_POOL_SIZE", 10, Environ.integer, bound=AT_LEAST_ONE)
+    redis_socket_timeout: float = variable(
+        "REDIS_SOCKET_TIMEOUT", 0.25, Environ.millis, bound=POSITIVE
+    )
+    cache_lock_timeout: float = variable("CACHE_LOCK_TIMEOUT", 5.0, Environ.millis, bound=POSITIVE)
+    cache_breaker_backoff: float = variable(
+        "CACHE_BREAKER_BACKOFF", 2.0, Environ.millis, bound=POSITIVE
+    )
+    cache_ttl_entity: float = variable("CACHE_TTL_ENTITY", 300.0, Environ.real, bound=POSITIVE)
+    cache_ttl_schedule: float = variable("CACHE_TTL_SCHEDULE", 60.0, Environ.real, bound=POSITIVE)
+    cache_ttl_timeline: float = variable("CACHE_TTL_TIMELINE", 120.0, Environ.real, bound=POSITIVE)
+    cache_ttl_count: float = variable("CACHE_TTL_COUNT", 30.0, Environ.real, bound=POSITIVE)
+    database_replica_urls: tuple[str, ...] = variable("DATABASE_REPLICA_URLS", (), _postgres_urls)
+    db_replica_max_lag: float = variable("DB_REPLICA_MAX_LAG", 5.0, Environ.millis, bound=POSITIVE)
+    db_replica_sticky: float = variable(
+        "DB_REPLICA_STICKY", 5.0, Environ.millis_or_zero, bound=NOT_NEGATIVE
+    )
+    db_replica_check_interval: float = variable(
+        "DB_REPLICA_CHECK_INTERVAL", 1.0, Environ.millis, bound=POSITIVE
+    )
+    redis_sentinels: tuple[str, ...] = variable("REDIS_SENTINELS", (), Environ.items)
+    redis_sentinel_master: str = variable("REDIS_SENTINEL_MASTER", "mymaster")
+    redis_cluster_nodes: tuple[str, ...] = variable("REDIS_CLUSTER_NODES", (), Environ.items)
+    db_ssl_root_cert: str | None = variable("DB_SSL_ROOT_CERT", None, Environ.optional_text)
+    redis_ssl_ca_cert: str | None = variable("REDIS_SSL_CA_CERT", None, Environ.optional_text)
+    audit_reads: bool = variable("AUDIT_READS", False, Environ.flag)
+    data_encryption_keys: str = variable("DATA_ENCRYPTION_KEYS", "")
+    data_encryption_active_key: str = variable("DATA_ENCRYPTION_ACTIVE_KEY", "")
+    blind_index_key: str = variable("BLIND_INDEX_KEY", "")
+    audit_key: str = variable("AUDIT_KEY", "")
+    audit_checkpoint_dir: str = variable("AUDIT_CHECKPOINT_DIR", "")
+    audit_seal_interval: float = variable(
+        "AUDIT_SEAL_INTERVAL", 0.2, Environ.millis, bound=POSITIVE
+    )
+    audit_sealer: bool = variable("AUDIT_SEALER", False, Environ.flag)
+    migration_lock_timeout: float = variable(
+        "MIGRATION_LOCK_TIMEOUT", 2.0, Environ.millis, bound=POSITIVE
+    )
+    migration_retries: int = variable("MIGRATION_RETRIES", 5, Environ.integer, bound=NOT_NEGATIVE)
+    db_transaction_pooler: bool = variable("DB_TRANSACTION_POOLER", False, Environ.flag)
+    database_direct_url: str | None = variable("DATABASE_DIRECT_URL", None, _optional_postgres_url)
 
     def __post_init__(self) -> None:
         if self.environment not in ENVIRONMENTS:
@@ -144,35 +182,10 @@ class Settings:
             )
         if not _known_zone(self.clinic_timezone):
             raise ConfigurationError("CLINIC_TIMEZONE", "is not a known time zone")
-        for name in ("db_pool_size", "mongodb_pool_size"):
-            if getattr(self, name) < 1:
-                raise ConfigurationError(VARIABLES[name], "must be at least 1")
-        for name in (
-            "db_pool_timeout",
-            "db_connect_timeout",
-            "db_pool_recycle",
-            "redis_socket_timeout",
-            "cache_lock_timeout",
-            "cache_breaker_backoff",
-            "cache_ttl_entity",
-            "cache_ttl_schedule",
-            "cache_ttl_timeline",
-            "cache_ttl_count",
-            "db_replica_max_lag",
-            "db_replica_check_interval",
-            "migration_lock_timeout",
-            "audit_seal_interval",
-        ):
-            if getattr(self, name) <= 0:
-                raise ConfigurationError(VARIABLES[name], "must be positive")
-        for name in (
-            "db_statement_timeout_ms",
-            "db_slow_query_ms",
-            "db_replica_sticky",
-            "migration_retries",
-        ):
-            if getattr(self, name) < 0:
-                raise ConfigurationError(VARIABLES[name], "must not be negative")
+        for setting in fields(self):
+            source = source_of(setting)
+            if source.bound is not None:
+                source.bound.check(getattr(self, setting.name), source.name)
         if self.db_transaction_pooler:
             if self.is_embedded:
                 raise ConfigurationError("DB_TRANSACTION_POOLER", "needs a postgresql database")
@@ -265,109 +278,20 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``environ`` (default: ``os.environ``)."""
-        env = _Env(os.environ if environ is None else environ)
-        environment = env.text("APP_ENV", "") or env.text("NODE_ENV", "development")
-        overrides: dict[str, Any] = {
-            "environment": environment,
-            "database_url": _database_url(env, environment),
-            "redis_url": _redis_url(env),
-            "mongodb_uri": env.text("MONGODB_URI", cls.mongodb_uri),
-            "cache_prefix": env.text("REDIS_KEY_PREFIX", cls.cache_prefix),
-            "clinic_timezone": env.text("CLINIC_TIMEZONE", cls.clinic_timezone),
-            "db_pool_size": env.number("DB_POOL_MAX", int, cls.db_pool_size),
-            "db_pool_recycle": env.millis("DB_POOL_IDLE_TIMEOUT", cls.db_pool_recycle),
-            "db_pool_timeout": env.millis("DB_POOL_CONNECTION_TIMEOUT", cls.db_pool_timeout),
-            "db_connect_timeout": env.millis("DB_POOL_CONNECTION_TIMEOUT", cls.db_connect_timeout),
-            "db_statement_timeout_ms": env.number(
-                "DB_STATEMENT_TIMEOUT", int, cls.db_statement_timeout_ms
-            ),
-            "db_slow_query_ms": env.number("DB_SLOW_QUERY_MS", int, cls.db_slow_query_ms),
-            "db_ssl": env.flag("DB_SSL", cls.db_ssl),
-            "db_ssl_reject_unauthorized": env.flag(
-                "DB_SSL_REJECT_UNAUTHORIZED", cls.db_ssl_reject_unauthorized
-            ),
-            "mongodb_timeout_ms": env.number("MONGODB_TIMEOUT", int, cls.mongodb_timeout_ms),
-            "mongodb_pool_size": env.number("MONGODB_POOL_SIZE", int, cls.mongodb_pool_size),
-            "redis_socket_timeout": env.millis("REDIS_SOCKET_TIMEOUT", cls.redis_socket_timeout),
-            "cache_lock_timeout": env.millis("CACHE_LOCK_TIMEOUT", cls.cache_lock_timeout),
-            "cache_breaker_backoff": env.millis("CACHE_BREAKER_BACKOFF", cls.cache_breaker_backoff),
-            **{name: env.number(VARIABLES[name], float, getattr(cls, name)) for name in CACHE_TTLS},
-            "database_replica_urls": tuple(
-                _postgres_scheme(url) for url in env.items("DATABASE_REPLICA_URLS")
-            ),
-            "db_replica_max_lag": env.millis("DB_REPLICA_MAX_LAG", cls.db_replica_max_lag),
-            "db_replica_sticky": env.millis("DB_REPLICA_STICKY", cls.db_replica_sticky, zero=True),
-            "db_replica_check_interval": env.millis(
-                "DB_REPLICA_CHECK_INTERVAL", cls.db_replica_check_interval
-            ),
-            "redis_sentinels": env.items("REDIS_SENTINELS"),
-            "redis_sentinel_master": env.text("REDIS_SENTINEL_MASTER", cls.redis_sentinel_master),
-            "redis_cluster_nodes": env.items("REDIS_CLUSTER_NODES"),
-            "db_ssl_root_cert": env.text("DB_SSL_ROOT_CERT", "") or None,
-            "redis_ssl_ca_cert": env.text("REDIS_SSL_CA_CERT", "") or None,
-            "audit_reads": env.flag("AUDIT_READS", cls.audit_reads),
-            "data_encryption_keys": env.text("DATA_ENCRYPTION_KEYS", ""),
-            "data_encryption_active_key": env.text("DATA_ENCRYPTION_ACTIVE_KEY", ""),
-            "blind_index_key": env.text("BLIND_INDEX_KEY", ""),
-            "audit_key": env.text("AUDIT_KEY", ""),
-            "audit_checkpoint_dir": env.text("AUDIT_CHECKPOINT_DIR", ""),
-            "audit_seal_interval": env.millis("AUDIT_SEAL_INTERVAL", cls.audit_seal_interval),
-            "audit_sealer": env.flag("AUDIT_SEALER", cls.audit_sealer),
-            "migration_lock_timeout": env.millis(
-                "MIGRATION_LOCK_TIMEOUT", cls.migration_lock_timeout
-            ),
-            "migration_retries": env.number("MIGRATION_RETRIES", int, cls.migration_retries),
-            "db_transaction_pooler": env.flag("DB_TRANSACTION_POOLER", cls.db_transaction_pooler),
-            "database_direct_url": _postgres_scheme(env.text("DATABASE_DIRECT_URL", "")) or None,
-        }
-        return cls(**overrides)
-
-
-class _Env:
-    """Typed reads of environment variables; every failure names the variable."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-
-    def text(self, name: str, default: str) -> str:
-        value = self._environ.get(name, "").strip()
-        return value or default
-
-    def has(self, name: str) -> bool:
-        return bool(self._environ.get(name, "").strip())
-
-    def number(self, name: str, kind: Callable[[str], _T], default: _T) -> _T:
-        if not self.has(name):
-            return default
-        try:
-            return kind(self._environ[name].strip())
-        except ValueError:
-            pass  # its message quotes the value: never chained to the error below
-        raise ConfigurationError(name, "must be a number")
-
-    def millis(self, name: str, default_seconds: float, *, zero: bool = False) -> float:
-        if not self.has(name):
-            return default_seconds
-        millis = self.number(name, int, 0)
-        if millis < 0 or (millis == 0 and not zero):
-            raise ConfigurationError(name, "must be a positive number of milliseconds")
-        return millis / 1000
-
-    def items(self, name: str) -> tuple[str, ...]:
-        """A comma-separated list (empty entries ignored)."""
-        return tuple(
-            item.strip() for item in self._environ.get(name, "").split(",") if item.strip()
+        env = Environ(os.environ if environ is None else environ)
+        return cls(
+            **{
+                setting.name: source_of(setting).read(env, setting.default)
+                for setting in fields(cls)
+            }
         )
 
-    def flag(self, name: str, default: bool) -> bool:
-        if not self.has(name):
-            return default
-        value = self._environ[name].strip().lower()
-        if value in ("1", "true", "yes", "on"):
-            return True
-        if value in ("0", "false", "no", "off"):
-            return False
-        raise ConfigurationError(name, "must be true or false")
+
+ENVIRONMENT_VARIABLES = frozenset(
+    name for setting in fields(Settings) for name in source_of(setting).names
+)
+"""Every variable :meth:`Settings.from_env` reads: what the Flask extension takes from
+``app.config``."""
 
 
 def host_and_port(node: str, variable: str) -> tuple[str, int]:
@@ -394,42 +318,6 @@ def _known_zone(name: str) -> bool:
     except (ZoneInfoNotFoundError, ValueError):
         return False
     return True
-
-
-def _postgres_scheme(url: str) -> str:
-    for legacy in ("postgres://", "postgresql://"):
-        if url.startswith(legacy):
-            return "postgresql+psycopg2://" + url[len(legacy) :]
-    return url
-
-
-def _database_url(env: _Env, environment: str) -> str:
-    if env.has("DATABASE_URL"):
-        return _postgres_scheme(env.text("DATABASE_URL", ""))
-    if not env.has("DB_HOST"):
-        if environment == "production":
-            raise ConfigurationError("DATABASE_URL", "DATABASE_URL or DB_HOST must be set")
-        return DEFAULT_DATABASE_URL
-    url = URL.create(
-        "postgresql+psycopg2",
-        username=env.text("DB_USER", "postgres"),
-        password=env.text("DB_PASSWORD", "") or None,
-        host=env.text("DB_HOST", "127.0.0.1"),
-        port=env.number("DB_PORT", int, 5432),
-        database=env.text("DB_NAME", "dr_assistant"),
-    )
-    return url.render_as_string(hide_password=False)
-
-
-def _redis_url(env: _Env) -> str:
-    if env.has("REDIS_URL"):
-        return env.text("REDIS_URL", "")
-    host = env.text("REDIS_HOST", "127.0.0.1")
-    port = env.number("REDIS_PORT", int, 6379)
-    db = env.number("REDIS_DB", int, 0)
-    password = env.text("REDIS_PASSWORD", "")
-    auth = f":{quote(password, safe='')}@" if password else ""
-    return f"redis://{auth}{host}:{port}/{db}"
 
 
 def _mask_password(uri: str) -> str:

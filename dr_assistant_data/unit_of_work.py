@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from types import TracebackType
 from typing import Self
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,11 +30,19 @@ from .documents.journal import DocumentJournal
 from .documents.notes import ClinicalNoteRepository
 from .documents.recordings import VoiceRecordingRepository
 from .documents.store import DocumentStore
+from .protection.audit_key import AuditKey
 from .relational.commit_outcome import Outcome, unit_outcome
-from .relational.unit_of_work import UnitOfWork as RelationalUnitOfWork
+from .relational.unit_of_work import RelationalUnitOfWork
 
 
 class UnitOfWork(RelationalUnitOfWork):
+    """The relational repositories (``RelationalUnitOfWork``) and the document ones, in one
+    transaction. ``actor`` and ``correlation_id`` go on every audit event; ``read_only``
+    and ``after_lsn`` route reads to a replica (``DataLayer.unit_of_work`` describes them);
+    ``clinic_timezone``, ``actor_required``, ``audit_reads`` and ``audit_key`` come from
+    the layer's settings.
+    """
+
     clinical_notes: ClinicalNoteRepository
     voice_recordings: VoiceRecordingRepository
 
@@ -42,9 +51,27 @@ class UnitOfWork(RelationalUnitOfWork):
         session_factory: sessionmaker[Session],
         documents: DocumentStore,
         primary: Engine,
-        **options: object,
+        *,
+        actor: str | None,
+        clinic_timezone: ZoneInfo,
+        correlation_id: str | None = None,
+        actor_required: bool = False,
+        audit_reads: bool = False,
+        audit_key: AuditKey | None = None,
+        read_only: bool = False,
+        after_lsn: str | None = None,
     ) -> None:
-        super().__init__(session_factory, **options)  # type: ignore[arg-type]
+        super().__init__(
+            session_factory,
+            actor=actor,
+            clinic_timezone=clinic_timezone,
+            correlation_id=correlation_id,
+            actor_required=actor_required,
+            audit_reads=audit_reads,
+            audit_key=audit_key,
+            read_only=read_only,
+            after_lsn=after_lsn,
+        )
         self._documents = documents
         self._primary = primary
         self._journal = DocumentJournal(lambda: documents.db)

@@ -37,7 +37,7 @@ from typing import Concatenate, ParamSpec, TypeVar, cast
 
 from .layer import DataLayer
 from .relational.fork_safety import release_inherited_pools
-from .relational.unit_of_work import UnitOfWork
+from .unit_of_work import UnitOfWork
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")

@@ -10,7 +10,7 @@ import pytest
 
 from dr_assistant_data import DataLayer, DataLayerError
 from dr_assistant_data.migrations import documents as migrations
-from dr_assistant_data.relational.types import utcnow
+from dr_assistant_data.values.clock import utcnow
 
 
 @pytest.fixture

@@ -21,10 +21,10 @@ from dr_assistant_data import DataLayer
 from dr_assistant_data.documents.clinical_note import Subjective
 from dr_assistant_data.errors import NotFoundError, ValidationError
 from dr_assistant_data.relational.models import AuditEvent, Patient
-from dr_assistant_data.relational.repositories.base import MAX_OFFSET
 from dr_assistant_data.relational.repositories.people import PatientRepository
 from dr_assistant_data.relational.rules import field_names
-from dr_assistant_data.relational.unit_of_work import UnitOfWork
+from dr_assistant_data.unit_of_work import UnitOfWork
+from dr_assistant_data.values.pages import MAX_OFFSET
 
 HOSTILE = settings(
     max_examples=40,

@@ -4,6 +4,7 @@ connection, streams from server-side cursors, and migrates over ``DATABASE_DIREC
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import psycopg2
@@ -94,3 +95,25 @@ def test_migrate_behind_pgbouncer_runs_over_the_direct_url(pgbouncer, monkeypatc
 
         assert layer.migration_status().pending == ()
     assert ports == [make_url(direct_url).port]
+
+
+def test_one_sealer_leads_behind_pgbouncer_its_lock_held_on_the_server_itself(pgbouncer, dl):
+    """The sealer's role is a session advisory lock: through a transaction pooler it would
+    stay on a server connection the pooler hands to the next client (one server connection
+    per database here), which would then lead too."""
+    with (
+        pooled_layer(pgbouncer, dl.settings.database_url) as first,
+        pooled_layer(pgbouncer, dl.settings.database_url) as second,
+    ):
+        with first.unit_of_work(actor="test") as uow:
+            uow.patients.create(**patient_fields())
+        leader = first.audit_sealer()
+        try:
+            deadline = time.monotonic() + 30
+            while leader.run_once() is None:  # the horizon may lag behind another client
+                assert time.monotonic() < deadline, "nothing was sealed"
+            with second.unit_of_work(actor="test") as uow:
+                uow.patients.create(**patient_fields())
+            assert second.seal_audit() is None  # the leader still holds the role
+        finally:
+            leader.resign()

@@ -26,8 +26,8 @@ from dr_assistant_data.documents.command_log import withhold_command_bodies
 from dr_assistant_data.errors import DataLayerError
 from dr_assistant_data.protection.redaction import RedactingFilter, install_redaction, redact
 from dr_assistant_data.relational.models import Patient
-from dr_assistant_data.relational.unit_of_work import UnitOfWork
 from dr_assistant_data.testing import DoctorFactory, EncounterFactory, bind_factories
+from dr_assistant_data.unit_of_work import UnitOfWork
 
 PATIENTS = [
     {

@@ -15,7 +15,7 @@ from conftest import patient_fields
 from error_chains import assert_carries_no_caller_value
 
 from dr_assistant_data import ValidationError
-from dr_assistant_data.relational.repositories.base import MAX_OFFSET
+from dr_assistant_data.values.pages import MAX_OFFSET
 
 NAME = "Vasundhara Iyengar"
 FORGED = f"{NAME}\nINFO dr_assistant_data login ok"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 
 import pytest
 from conftest import patient_fields
 from sqlalchemy.orm.exc import DetachedInstanceError
 
-from dr_assistant_data import ConflictError, DataLayerError, ValidationError
+from dr_assistant_data import ConflictError, DataLayer, DataLayerError, UnitOfWork, ValidationError
 from dr_assistant_data.testing import PatientFactory, bind_factories
 
 
@@ -178,3 +179,11 @@ def test_factories_bound_in_one_thread_never_write_into_anothers_unit_of_work(dl
 def test_unbound_factories_say_how_to_bind_them():
     with pytest.raises(DataLayerError, match="bind_factories"):
         PatientFactory()
+
+
+@pytest.mark.parametrize("opener", [UnitOfWork, DataLayer.unit_of_work])
+def test_every_option_of_a_unit_of_work_is_a_named_keyword(opener):
+    parameters = inspect.signature(opener).parameters
+    assert {"actor", "correlation_id", "read_only", "after_lsn"} <= parameters.keys()
+    kinds = {parameter.kind for parameter in parameters.values()}
+    assert inspect.Parameter.VAR_KEYWORD not in kinds

@@ -1,14 +1,17 @@
-"""Redis caching that is never wrong: where every cached read lives and when it is dropped.
+"""Redis caching that is never wrong, knowing nothing of what it caches.
 
 * ``store.py`` — :class:`CacheStore`, the dogpile.cache regions on Redis (an in-process
   Redis for ``memory://``), built from :class:`~dr_assistant_data.settings.Settings`;
-* ``reads.py`` — read-through caching of the hot reads (patient, user, a doctor's day, a
-  patient's recent encounters, unread-alert counts), restored as session-attached entities;
-* ``invalidation.py`` — the session listeners that collect the keys every flushed write
-  affects and drop them only after the transaction commits;
+* ``reads.py`` — read-through of values under keys named by the caller, each load's
+  generation captured first so no stale value is stored;
+* ``keys.py`` — key names (ids and dates only), tagged with the cached table's shape;
 * ``backends.py`` — generation-guarded writes (no stale set) and the fail-safe lock;
+* ``outbox.py`` — the listener and janitor that deliver other processes' invalidations;
 * ``guard.py`` / ``breaker.py`` — Redis trouble degrades to the databases, never to errors;
 * ``service.py`` / ``sessions.py`` — the general cache service and the auth session store.
+
+What is cached, under which key, and which writes drop it is the relational store's
+policy (``relational/caching.py``), which depends on this package, never the reverse.
 """
 
 from .service import CacheService

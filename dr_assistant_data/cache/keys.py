@@ -15,8 +15,6 @@ from functools import cache
 
 from sqlalchemy import Table
 
-from ..relational.models import Alert, Appointment, Encounter
-
 FORMAT = "v1"
 GENERATION_SUFFIX = ":gen"
 LOCK_SUFFIX = ":lock"
@@ -37,18 +35,16 @@ class CacheKeys:
         self.prefix = prefix
         self.namespace = f"{prefix}{FORMAT}:"
 
+    def read(self, kind: str, table: Table, *parts: uuid.UUID | date) -> str:
+        """A cached read of rows of ``table``, named by ``parts``: the first (an id) is
+        the hash tag, the others (a day) qualify it."""
+        id, *qualifiers = parts
+        tail = "".join(f":{qualifier}" for qualifier in qualifiers)
+        return f"{self.namespace}{kind}:{schema_tag(table)}:{{{id}}}{tail}"
+
     def entity(self, table: Table, id: uuid.UUID) -> str:
-        return f"{self.namespace}{table.name}:{schema_tag(table)}:{{{id}}}"
-
-    def schedule(self, doctor_id: uuid.UUID, day: date) -> str:
-        tag = schema_tag(Appointment.__table__)
-        return f"{self.namespace}schedule:{tag}:{{{doctor_id}}}:{day}"
-
-    def timeline(self, patient_id: uuid.UUID) -> str:
-        return f"{self.namespace}encounters:{schema_tag(Encounter.__table__)}:{{{patient_id}}}"
-
-    def unread_alerts(self, user_id: uuid.UUID) -> str:
-        return f"{self.namespace}unread:{schema_tag(Alert.__table__)}:{{{user_id}}}"
+        """A row of ``table`` by id."""
+        return self.read(table.name, table, id)
 
     def delivered(self, outbox_row: int) -> str:
         """Set, with the invalidations of outbox row ``outbox_row``, by their delivery."""

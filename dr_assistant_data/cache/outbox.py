@@ -1,15 +1,15 @@
 """Invalidations that no single process can lose: an outbox in PostgreSQL.
 
-A writer delivers its invalidations to Redis right after its COMMIT (``invalidation.py``).
+A writer delivers its invalidations to Redis right after its COMMIT
+(``relational/cache_invalidation.py``).
 That alone is not enough across processes: if Redis is briefly unreachable from the writer,
 or the writer dies between its COMMIT and the delivery, other processes would go on serving
 the value from before the write. So, on PostgreSQL with a shared Redis:
 
 * the keys a transaction owes are inserted into ``cache_invalidations`` *in that
-  transaction* (``before_commit``): they exist exactly when the write committed;
-* a writer whose COMMIT raised (its answer lost) asks PostgreSQL whether the row committed
-  (``relational/commit_outcome.py``) and, if it did, delivers the keys as the commit would
-  have;
+  transaction*: they exist exactly when the write committed; a writer whose COMMIT raised
+  (its answer lost) asks PostgreSQL whether the row committed and, if it did, delivers
+  the keys as the commit would have (``relational/cache_outbox.py``, which maps the table);
 * if the writer's delivery fails, the writer sends ``NOTIFY`` with the row's id before its
   commit returns to the caller; every process LISTENs on a connection of its own
   (:class:`OutboxListener`), reads the keys and owes them: its guard delivers them before
@@ -24,7 +24,8 @@ the value from before the write. So, on PostgreSQL with a shared Redis:
   listener that reconnects first owes every row still present that Redis has no delivery
   mark for.
 
-Delivering a key twice costs a cache miss, never a wrong value.
+Delivering a key twice costs a cache miss, never a wrong value. This module is the
+listener and the janitor: they read the table with plain SQL on a connection of their own.
 """
 
 from __future__ import annotations
@@ -37,25 +38,13 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy import Engine, event, insert, text
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy import Engine, text
 
-from ..relational.commit_outcome import Outcome, outbox_outcome
-from ..relational.engine import dedicated_connection
-from ..relational.models import CacheInvalidation
-from ..settings import Settings
-from .reads import WRITTEN_KEY
 from .store import CacheStore
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "dr_assistant_cache_invalidations"
-OUTBOX_KEY = "cache_outbox_row"
-UNDELIVERED_KEY = "cache_outbox_undelivered"
-"""In ``session.info``: the outbox row of the transaction, and that row once its delivery
-failed (to be announced when the transaction's connection is back in the pool)."""
-
 JANITOR_INTERVAL = 1.0
 JANITOR_GRACE = 1.0
 """Seconds: how often each process's janitor looks, and how old a row must be (its writer
@@ -71,47 +60,6 @@ _CLAIM = """
         ORDER BY id LIMIT %(batch)s FOR UPDATE SKIP LOCKED
     ) RETURNING id, keys
 """
-
-
-def install(
-    factory: sessionmaker[Session], engine: Engine, store: CacheStore, settings: Settings
-) -> OutboxListener:
-    """Write each transaction's owed keys into the outbox and announce failed deliveries;
-    returns the process's listener (started on the first transaction, restarted in a fork)."""
-    listener = OutboxListener(engine, store, lambda: dedicated_connection(settings))
-    store.trusted = listener.ready
-
-    def record(session: Session) -> None:
-        session.flush()  # the final flush's keys are owed too
-        owed = session.info.get(WRITTEN_KEY)
-        if owed:
-            row = session.execute(
-                insert(CacheInvalidation).values(keys=sorted(owed)).returning(CacheInvalidation.id)
-            ).scalar_one()
-            session.info[OUTBOX_KEY] = row
-
-    def announce(session: Session, transaction: SessionTransaction) -> None:
-        if transaction.parent is None:
-            unanswered = session.info.pop(OUTBOX_KEY, None)  # its COMMIT raised
-            if unanswered is not None:
-                listener.settle(unanswered)
-            row = session.info.pop(UNDELIVERED_KEY, None)
-            if row is not None:
-                listener.announce(row)
-
-    event.listen(factory, "before_commit", record)
-    event.listen(factory, "after_transaction_end", announce)
-    event.listen(factory, "after_begin", lambda *_: listener.ensure_running())
-    listener.ensure_running()
-    return listener
-
-
-def deliver(session: Session, store: CacheStore, keys: Collection[str]) -> None:
-    """After the commit: the writer's own delivery of its keys, marking its outbox row
-    delivered; a failed one is announced once the transaction has ended."""
-    row = session.info.pop(OUTBOX_KEY, None)
-    if not store.invalidate(keys, row) and row is not None:
-        session.info[UNDELIVERED_KEY] = row
 
 
 class OutboxListener:
@@ -153,18 +101,6 @@ class OutboxListener:
     def close(self) -> None:
         """Stop the thread (it closes its connection within ``JANITOR_INTERVAL``)."""
         self._stop.set()
-
-    def settle(self, row: int) -> None:
-        """A COMMIT that raised may have taken effect (its answer was lost): once PostgreSQL
-        says the row committed, deliver its keys now, as the commit would have."""
-        if outbox_outcome(self._engine, row) is not Outcome.COMMITTED:
-            return  # not committed: nothing to drop; unknown: the janitor decides later
-        with self._engine.connect() as connection:
-            keys = connection.scalar(
-                sa.select(CacheInvalidation.keys).where(CacheInvalidation.id == row)
-            )
-        if keys and not self._store.invalidate(keys):
-            self.announce(row)
 
     def announce(self, row: int) -> None:
         """Tell every process that the keys of outbox ``row`` may still be cached."""

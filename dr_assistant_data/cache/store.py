@@ -1,12 +1,12 @@
 """The cache component of the layer: dogpile.cache regions on Redis, one per kind of read.
 
 Built from :class:`~dr_assistant_data.settings.Settings` and connected lazily. Regions:
-``entities`` (patients and users by id), ``schedules`` (a doctor's day), ``timelines``
-(a patient's recent encounters), ``counts`` (unread alerts); each expires after its
-``CACHE_TTL_*``. Values are JSON, never pickle, sealed whole with the data keys
-(``sealing.py``): Redis never holds a cached value, a caller's value or a login session in
-clear. ``memory://`` is an in-process Redis of this store's own (see ``topology.py``) running
-the same code.
+``entities`` (rows by id), ``schedules``, ``timelines`` (lists of rows), ``counts``; each
+expires after its ``CACHE_TTL_*``. What is cached in which region is the caller's policy
+(``relational/caching.py``), which names each kind of key's region. Values are JSON, never
+pickle, sealed whole with the data keys (``sealing.py``): Redis never holds a cached value,
+a caller's value or a login session in clear. ``memory://`` is an in-process Redis of this
+store's own (see ``topology.py``) running the same code.
 
 A Redis server that restarted (from an older snapshot, possibly: values and generations from
 before a write come back together) or was replaced by a failover is recognised by its
@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from dogpile.cache import make_region, register_backend
@@ -52,13 +52,6 @@ REGION_TTLS = {
     "timelines": "cache_ttl_timeline",
     "counts": "cache_ttl_count",
 }
-KIND_REGIONS = {
-    "patients": "entities",
-    "users": "entities",
-    "schedule": "schedules",
-    "encounters": "timelines",
-    "unread": "counts",
-}
 T = TypeVar("T")
 BREAKER_FAILURES = 3
 SCAN_BATCH = 500
@@ -71,8 +64,11 @@ def dumps(value: Any) -> bytes:
 class CacheStore:
     """Regions, the Redis client, the guard that keeps Redis trouble from the clinic."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, kind_regions: Mapping[str, str] | None = None) -> None:
+        """``kind_regions``: the region of each kind of key (for the per-region counts of
+        invalidations; a key of a kind not named counts as ``general``)."""
         self.settings = settings
+        self.kind_regions = dict(kind_regions or {})
         self.keys = CacheKeys(settings.cache_prefix)
         self.sealer = CacheSealer(settings.keyring)
         self.stats = CacheStats()
@@ -205,7 +201,7 @@ class CacheStore:
 
     def region_of(self, key: str) -> str:
         kind = key[len(self.keys.namespace) :].split(":", 1)[0]
-        return KIND_REGIONS.get(kind, "general")
+        return self.kind_regions.get(kind, "general")
 
     def generations(self, region: str, keys: Sequence[str]) -> Generations:
         backend: GuardedRedisBackend = self.region(region).backend

@@ -17,8 +17,8 @@ from typing import TypeVar
 
 from ..errors import NotFoundError
 from ..relational.models import Patient
-from ..relational.types import utcnow
-from ..relational.unit_of_work import UnitOfWork
+from ..unit_of_work import UnitOfWork
+from ..values.clock import utcnow
 
 _T = TypeVar("_T")
 

@@ -13,7 +13,7 @@ from typing import Any
 from mongoengine import fields as me
 
 from ..errors import ValidationError
-from ..relational.fields import JSONObject, check_text
+from ..values.fields import JSONObject, check_text
 
 UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 

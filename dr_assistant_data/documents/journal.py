@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import ConflictError, DataLayerError
 from ..relational.models import DocumentCommit
-from ..relational.types import utcnow
+from ..values.clock import utcnow
 from .translate import translated
 
 logger = logging.getLogger(__name__)

@@ -12,8 +12,9 @@ from typing import Any
 
 from ..errors import ConflictError, ImmutableRecordError, ValidationError
 from ..relational.audit_trail import trail_of
-from ..relational.repositories.base import as_uuid, check_page
-from ..relational.types import utcnow
+from ..values.clock import utcnow
+from ..values.fields import as_uuid
+from ..values.pages import check_page
 from .clinical_note import (
     MAX_NOTE_BYTES,
     SIGNED_STATUSES,

@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
 from ..errors import ValidationError
-from ..relational.repositories.base import as_uuid, check_page
-from ..relational.types import utcnow
+from ..values.clock import utcnow
+from ..values.fields import as_uuid
+from ..values.pages import check_page
 from .recording_audio import AudioStream, BoundedReader, upload
 from .references import check_encounter
 from .repository import DocumentRepository, check_version, refuse_unknown

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import ValidationError
 from ..relational.models import Encounter, Patient, User
-from ..relational.repositories.base import as_uuid
+from ..values.fields import as_uuid
 
 
 def check_encounter(session: Session, encounter_id: Any, patient_id: Any, doctor_id: Any) -> None:

@@ -21,8 +21,8 @@ from ..errors import (
     schema_field,
 )
 from ..relational.audit_trail import trail_of
-from ..relational.replicas import PRIMARY_KEY, READ_ONLY_KEY
-from ..relational.repositories.base import as_uuid
+from ..session_context import context_of
+from ..values.fields import as_uuid
 from .journal import DocumentJournal, Raw
 from .store import DocumentStore
 from .translate import translated
@@ -55,12 +55,9 @@ class DocumentRepository:
         """Query set on this layer's database; journal markers are never loaded. A
         ``listing`` of a read-only unit of work that has written nothing may be served by a
         secondary (a little behind); every other read is the primary's."""
-        info = self.session.info
+        context = context_of(self.session)
         from_secondary = (
-            listing
-            and bool(info.get(READ_ONLY_KEY))
-            and not info.get(PRIMARY_KEY)
-            and not self.journal.written
+            listing and context.read_only and not context.needs_primary and not self.journal.written
         )
         store = self.document_store
         return store.objects(self.document, from_secondary=from_secondary).exclude("pending")

@@ -14,7 +14,7 @@ from typing import Any
 from mongoengine.queryset import QuerySet
 
 from ..errors import ValidationError
-from ..relational.fields import Text
+from ..values.fields import Text
 from .clinical_note import SEARCHABLE
 
 QUERY = Text(max_length=200, strip=True, nullable=False)

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, delete, select
 from ..progress import ProgressCallback, Tally
 from ..relational.commit_outcome import Outcome, unit_outcome
 from ..relational.models import DocumentCommit
-from ..relational.types import utcnow
+from ..values.clock import utcnow
 from .journal import UNDO_INSERT, finalize, undo
 from .orphaned_audio import remove_orphaned_chunks
 from .store import AUDIO_BUCKET, DocumentStore

@@ -21,7 +21,7 @@ from mongoengine import fields as me
 from mongoengine.base import NON_FIELD_ERRORS, BaseDocument
 
 from ..errors import ValidationError
-from ..relational.input_size import fits
+from ..values.input_size import fits
 from .fields import expectation
 
 E = TypeVar("E", bound=EmbeddedDocument)

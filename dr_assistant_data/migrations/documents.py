@@ -28,7 +28,7 @@ from ..documents import migrations as package
 from ..documents.store import DocumentStore
 from ..documents.translate import translated
 from ..errors import DataLayerError
-from ..relational.types import utcnow
+from ..values.clock import utcnow
 
 LEDGER = "_migrations"
 LOCKS = "_migration_lock"

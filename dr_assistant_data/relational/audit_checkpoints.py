@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..protection.audit_key import AuditKey
-from .types import utcnow
+from ..values.clock import utcnow
 
 FILE_NAME = "audit-checkpoints.jsonl"
 

@@ -34,11 +34,11 @@ from sqlalchemy import Connection, Engine, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..protection.audit_key import AuditKey
+from ..values.clock import utcnow
 from .audit_checkpoints import Checkpoint, CheckpointStore
 from .audit_trail import GENESIS
 from .merkle import RootBuilder, leaf_hash
 from .models import AuditEvent, AuditSeal
-from .types import utcnow
 
 SEALER_LOCK = 0x6472_6173_7365_616C
 """The session advisory lock of the sealer's role (any constant shared by every sealer)."""

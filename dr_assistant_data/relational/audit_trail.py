@@ -30,10 +30,11 @@ from sqlalchemy.orm import Session
 
 from ..errors import ValidationError
 from ..protection.audit_key import AuditKey, audit_key_from, canonical
+from ..session_context import context_of
+from ..values.clock import utcnow
 from .base import SoftDeleted
 from .copy_rows import insert_rows
 from .models import AuditEvent
-from .types import utcnow
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of the first event chained before revision 0008."""
@@ -53,8 +54,6 @@ them)."""
 _BOOKKEEPING = frozenset({"version", "updated_at", "created_at"})
 ANONYMOUS = "unknown"
 """The actor recorded outside production when none was given."""
-AUDIT_KEY = "audit_trail"
-"""Where a unit of work's session keeps its trail (``session.info``)."""
 
 
 @dataclass(frozen=True)
@@ -185,7 +184,7 @@ def written_fields(values: Mapping[str, object]) -> tuple[str, ...]:
 
 def trail_of(session: Session) -> AuditTrail | None:
     """The audit trail of the unit of work owning ``session``, if any."""
-    return session.info.get(AUDIT_KEY)
+    return context_of(session).audit
 
 
 def event_content(row: Mapping[str, object]) -> dict[str, object]:

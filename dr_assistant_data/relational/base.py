@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, ClassVar
 from sqlalchemy import Enum, Index, MetaData, String, Table, Uuid, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
-from .types import UTCDateTime, utcnow
+from ..values.clock import utcnow
+from .types import UTCDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -5,7 +5,7 @@ repository's ``_prepare``, then ``rules.validate``), before any SQL. Valid rows 
 database ``batch_size`` at a time, one ``COPY`` per batch on PostgreSQL (a multi-row
 ``INSERT`` elsewhere), each batch in a savepoint. Their audit events join the
 unit of work's trail (written in bulk, chained, at commit) and their cache keys join the
-keys the session owes (``cache/invalidation.py``), delivered once, after the commit.
+keys the session owes (``cache_invalidation.py``), delivered once, after the commit.
 
 A refused row is reported with its position in the input and the field at fault, and the
 others are kept; with ``all_or_nothing`` the first refusal raises ``ValidationError``
@@ -23,7 +23,6 @@ from typing import Any
 from sqlalchemy import ColumnDefault, Table
 from sqlalchemy.orm import Session
 
-from ..cache.invalidation import note_written
 from ..errors import (
     ConflictError,
     DataLayerError,
@@ -32,12 +31,13 @@ from ..errors import (
     schema_field,
 )
 from ..protection.keyring import Keyring
+from ..values.clock import utcnow
 from . import rules
 from .audit_trail import Change, trail_of, written_fields
 from .base import Entity, Versioned
+from .cache_invalidation import note_written
 from .copy_rows import insert_rows
 from .encryption import blind_indexes, index_value, session_keyring
-from .types import utcnow
 
 MAX_BATCH = 10_000
 

@@ -36,21 +36,11 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.sql.dml import UpdateBase
 
+from ..session_context import configure, context_of
 from ..settings import Settings
 from .audit_trail import trail_of
 from .models import AuditEvent
 from .pool import pool_state
-from .session import ROUTER_KEY
-
-READ_ONLY_KEY = "read_only"
-PRIMARY_KEY = "needs_primary"
-REPLICA_KEY = "replica_engine"
-WROTE_KEY = "wrote"
-AFTER_LSN_KEY = "after_lsn"
-COMMIT_LSN_KEY = "commit_lsn"
-"""In ``session.info``: the read-only mark, the primary pin, the replica in use, whether
-the transaction wrote, the WAL position a replica must have replayed to be read, and that a
-commit wrote (its position is still to be read; the router is under ``ROUTER_KEY``)."""
 
 AUDIT_EVENTS = AuditEvent.__table__
 """Audit events (of audited reads too) go to the primary without pinning the session to it
@@ -99,21 +89,20 @@ class ReplicaRouter:
 
     def route(self, session: Session, clause: Any) -> Engine | None:
         """The replica engine for this statement of ``session``; ``None``: the primary."""
-        info = session.info
+        context = context_of(session)
         if isinstance(clause, UpdateBase) and clause.table is AUDIT_EVENTS:
             return None  # appended on the primary; the session's reads stay where they are
         if session._flushing or isinstance(clause, UpdateBase):
-            info[PRIMARY_KEY] = info[WROTE_KEY] = True
-        if not info.get(READ_ONLY_KEY) or info.get(PRIMARY_KEY):
+            context.needs_primary = context.wrote = True
+        if not context.read_only or context.needs_primary:
             return None
-        if REPLICA_KEY not in info:
+        if not context.replica_chosen:
             replica = None if self._is_sticky(_actor(session)) else self.pick()
-            after = info.get(AFTER_LSN_KEY)
+            after = context.after_lsn
             if replica is not None and after is not None and not _replayed(replica, after):
                 replica = None
-            info[REPLICA_KEY] = replica
-        chosen: Engine | None = info[REPLICA_KEY]
-        return chosen
+            context.replica, context.replica_chosen = replica, True
+        return context.replica
 
     def pick(self) -> Engine | None:
         """A usable replica at random, or ``None`` when none is usable."""
@@ -190,37 +179,39 @@ class ReplicaRouter:
 
 def reads_from_replica(session: Session) -> bool:
     """True when ``session``'s reads may come from a replica (and so may lag)."""
-    info = session.info
-    return ROUTER_KEY in info and bool(info.get(READ_ONLY_KEY)) and not info.get(PRIMARY_KEY)
+    context = context_of(session)
+    return context.router is not None and context.read_only and not context.needs_primary
 
 
 def install(factory: sessionmaker[Session], router: ReplicaRouter) -> None:
     """Give every session of ``factory`` the router, and remember who wrote what."""
-    factory.configure(info={**factory.kw.get("info", {}), ROUTER_KEY: router})
+    configure(factory, router=router)
     event.listen(factory, "after_flush", _mark_written)
     event.listen(factory, "after_commit", _sticky_after_write)
     event.listen(factory, "after_transaction_end", _forget_write)
 
 
 def _mark_written(session: Session, _context: Any) -> None:
-    session.info[WROTE_KEY] = True
+    context_of(session).wrote = True
 
 
 def _sticky_after_write(session: Session) -> None:
-    if session.info.pop(WROTE_KEY, False):
-        session.info[ROUTER_KEY].wrote(_actor(session))
-        session.info[COMMIT_LSN_KEY] = None  # read once the connection is back in the pool
+    context = context_of(session)
+    if context.wrote and context.router is not None:
+        context.wrote = False
+        context.router.wrote(_actor(session))
+        context.commit_lsn_due = True  # read once the connection is back in the pool
 
 
 def commit_lsn(session: Session, previous: str | None) -> str | None:
     """After a commit that wrote, the primary's WAL position (for ``after_lsn``), ``None``
     if the primary could not be asked; ``previous`` after a commit that wrote nothing.
     Costs one query, on a pooled primary connection, when replicas are set."""
-    if COMMIT_LSN_KEY not in session.info:
+    context = context_of(session)
+    if not context.commit_lsn_due or context.router is None:
         return previous
-    del session.info[COMMIT_LSN_KEY]
-    router: ReplicaRouter = session.info[ROUTER_KEY]
-    return router.primary_lsn(session)
+    context.commit_lsn_due = False
+    return context.router.primary_lsn(session)
 
 
 def _replayed(replica: Engine, lsn: str) -> bool:
@@ -235,7 +226,7 @@ def _replayed(replica: Engine, lsn: str) -> bool:
 
 def _forget_write(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
-        session.info.pop(WROTE_KEY, None)
+        context_of(session).wrote = False
 
 
 def _actor(session: Session) -> str | None:

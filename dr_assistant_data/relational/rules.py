@@ -19,7 +19,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapper
 
 from ..errors import ValidationError
-from . import fields as f
+from ..values import fields as f
 from .models import (
     Appointment,
     Encounter,

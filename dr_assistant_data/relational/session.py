@@ -30,14 +30,13 @@ from sqlalchemy.orm import (
     with_loader_criteria,
 )
 
+from ..session_context import context_of
 from . import rules
 from .audit_trail import trail_of
 from .base import SoftDeleted
 from .encryption import fill_blind_indexes
 from .query_log import CORRELATION_KEY
 from .translate import translated
-
-ROUTER_KEY = "replica_router"
 
 
 class LayerSession(Session):
@@ -58,7 +57,7 @@ class LayerSession(Session):
     def get_bind(self, mapper: Any = None, *, clause: Any = None, **kw: Any) -> Any:
         """A read replica when ``replicas.py`` routes the statement there, else the
         primary (SQLAlchemy's documented routing-session recipe)."""
-        router = self.info.get(ROUTER_KEY)
+        router = context_of(self).router
         replica = None if router is None else router.route(self, clause)
         if replica is not None:
             return replica

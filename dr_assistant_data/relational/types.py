@@ -69,7 +69,3 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         stored: datetime = value
         return stored.replace(tzinfo=UTC) if stored.tzinfo is None else stored.astimezone(UTC)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

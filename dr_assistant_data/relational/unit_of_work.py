@@ -1,4 +1,4 @@
-"""The unit of work: one transaction, its repositories, its audit trail.
+"""The relational unit of work: one transaction, its repositories, its audit trail.
 
     with dl.unit_of_work(actor=str(doctor.id)) as uow:
         patient = uow.patients.get(patient_id)
@@ -9,6 +9,9 @@ Leaving the block normally flushes (validating every changed row), writes the au
 and commits. An exception rolls back and is re-raised unchanged. Once the database has
 refused a write (a duplicate, a lost race) the transaction is spent: start a new unit of
 work to try again.
+
+Callers use the public ``UnitOfWork`` (``dr_assistant_data/unit_of_work.py``), which adds
+the document repositories to this one.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import BackendUnavailableError, DataLayerError, ValidationError
 from ..protection.audit_key import AuditKey, audit_key_from
-from .audit_trail import AUDIT_KEY, AuditTrail
-from .replicas import AFTER_LSN_KEY, PRIMARY_KEY, READ_ONLY_KEY, commit_lsn
+from ..session_context import context_of
+from .audit_trail import AuditTrail, trail_of
+from .replicas import commit_lsn
 from .repositories.audit import AuditRepository
 from .repositories.clinical import EncounterRepository, OrderRepository, PrescriptionRepository
 from .repositories.people import PatientRepository, UserRepository
@@ -36,7 +40,7 @@ from .translate import translated
 WAL_POSITION = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
 
 
-class UnitOfWork:
+class RelationalUnitOfWork:
     users: UserRepository
     patients: PatientRepository
     appointments: AppointmentRepository
@@ -100,15 +104,16 @@ class UnitOfWork:
         if self._session is not None:
             raise DataLayerError("a unit of work cannot be entered twice")
         session = self._session_factory()
-        session.info[AUDIT_KEY] = AuditTrail(
+        context = context_of(session)
+        context.audit = AuditTrail(
             actor=self.actor,
             correlation_id=self.correlation_id,
             actor_required=self._actor_required,
             audit_reads=self._audit_reads,
             key=self._audit_key,
         )
-        session.info[READ_ONLY_KEY] = self.read_only
-        session.info[AFTER_LSN_KEY] = self.after_lsn
+        context.read_only = self.read_only
+        context.after_lsn = self.after_lsn
         self._session = session
         self.users = UserRepository(session)
         self.patients = PatientRepository(session)
@@ -142,7 +147,7 @@ class UnitOfWork:
     def use_primary(self) -> None:
         """Read from the primary from now on: the caller needs data no replica may lag on
         (a read-only unit of work reads from a replica until then, or until it writes)."""
-        self.session.info[PRIMARY_KEY] = True
+        context_of(self.session).needs_primary = True
 
     def commit(self) -> None:
         """Flush, write the audit events, commit. The unit of work stays usable after.
@@ -156,14 +161,15 @@ class UnitOfWork:
         session = self.session
         session.flush()
         # the events go to the primary (an INSERT); reads already made stay where they were
-        session.info[AUDIT_KEY].write(session)
-        sent = dict(session.info)  # what the listeners of a commit find, before its rollback
+        context = context_of(session)
+        _trail(session).write(session)
+        sent = context.snapshot()  # what the listeners of a commit find, before its rollback
         try:
             session.commit()
         except BackendUnavailableError as error:
             if error.backend != "postgres" or not self._committed_after_all():
                 raise
-            session.info.update(sent)
+            context.restore(sent)
             session.dispatch.after_commit(session)
         self.commit_lsn = commit_lsn(session, self.commit_lsn)
 
@@ -175,7 +181,13 @@ class UnitOfWork:
     def rollback(self) -> None:
         """Discard every change since the last commit, including pending audit events."""
         self.session.rollback()
-        self.session.info[AUDIT_KEY].changes.clear()
+        _trail(self.session).changes.clear()
+
+
+def _trail(session: Session) -> AuditTrail:
+    trail = trail_of(session)
+    assert trail is not None, "set when the unit of work is entered"
+    return trail
 
 
 def _close(session: Session, *, failed: bool) -> None:

@@ -32,8 +32,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from ..layer import DataLayer
-from ..relational.unit_of_work import UnitOfWork
 from ..settings import DEFAULT_DATABASE_URL, Settings
+from ..unit_of_work import UnitOfWork
 from .databases import TemplateDatabase
 from .factories import bind_factories
 from .queries import QueryLog, at_most_queries

@@ -8,8 +8,9 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ...values.clock import utcnow
 from ..base import Base, choice
-from ..types import MutableJSONList, utcnow
+from ..types import MutableJSONList
 from ..vocabulary import AUDIT_ACTIONS
 
 

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ...values.clock import utcnow
 from ..base import Base
-from ..types import utcnow
 
 
 class DocumentCommit(Base):

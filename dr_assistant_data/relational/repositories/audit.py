@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ...errors import ValidationError
-from ..fields import Text
+from ...values.fields import Text
+from ...values.pages import check_page
 from ..models import AuditEvent
-from .base import check_page
 
 ENTITY_TYPE = Text(max_length=50, strip=True, nullable=False)
 ENTITY_ID = Text(max_length=64, strip=True, nullable=False)

@@ -18,37 +18,21 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from ... import telemetry
-from ...cache import reads as cache_reads
 from ...errors import ConflictError, NotFoundError, ValidationError, schema_field
+from ...values.clock import utcnow
+from ...values.fields import as_uuid
+from ...values.pages import check_page
 from .. import bulk, rules
 from ..audit_trail import trail_of
 from ..base import Entity, SoftDeleted, Versioned
+from ..caching import entity_read
 from ..encryption import blind_indexes, index_value, session_keyring
-from ..fields import UUIDField
 from ..translate import translated
-from ..types import utcnow
 from . import keyset
 
 M = TypeVar("M", bound=Entity)
 
-MAX_LIMIT = 500
-MAX_OFFSET = 100_000
-"""Deeper than this, page with ``list_page``: an offset re-reads every row before it."""
 MAX_IDS = 1000
-
-
-def check_page(limit: int, offset: int) -> None:
-    """Refuse a page size or offset that is not a small whole number, before any SQL: an
-    offset beyond PostgreSQL's 64 bits would fail in the database and spend the unit of work.
-    """
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise ValidationError("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
-        raise ValidationError("offset", f"must be a whole number from 0 to {MAX_OFFSET}")
-
-
-def as_uuid(value: Any, field: str = "id") -> uuid.UUID:
-    return UUIDField(nullable=False).clean(value, field)  # type: ignore[no-any-return]
 
 
 class Repository(Generic[M]):
@@ -58,8 +42,6 @@ class Repository(Generic[M]):
     filterable: ClassVar[frozenset[str]] = frozenset()
     sortable: ClassVar[frozenset[str]] = frozenset({"created_at", "updated_at"})
     default_order: ClassVar[str] = "-created_at"
-    cached: ClassVar[bool] = False
-    """``get`` and ``get_many`` go through the cache (see ``cache/reads.py``)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Every public method is a span (``telemetry.trace_methods``)."""
@@ -77,8 +59,9 @@ class Repository(Generic[M]):
 
     def _find(self, id: Any) -> M | None:
         key = as_uuid(id)
-        if self.cached:
-            return cache_reads.entity(self.session, self.model, key, self._load)
+        cached = entity_read(self.model)  # the policy (``caching.py``)
+        if cached is not None:
+            return cached.get(self.session, key, self._load)
         return self._load(key)
 
     def _load(self, key: uuid.UUID) -> M | None:
@@ -92,8 +75,9 @@ class Repository(Generic[M]):
             raise ValidationError("ids", f"must name at most {MAX_IDS} records")
         if not wanted:
             return []
-        if self.cached:
-            return cache_reads.entities(self.session, self.model, wanted, self._load_many)
+        cached = entity_read(self.model)
+        if cached is not None:
+            return cached.get_many(self.session, wanted, self._load_many)
         return self._load_many(wanted)
 
     def _load_many(self, wanted: list[uuid.UUID]) -> list[M]:

@@ -7,10 +7,12 @@ from typing import Any, ClassVar, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
-from ...cache import reads as cache_reads
 from ...errors import ValidationError, schema_field
+from ...values.fields import as_uuid
+from ...values.pages import check_page
+from ..caching import TIMELINES
 from ..models import Encounter, Order, OrderItem, Prescription, PrescriptionItem
-from .base import Repository, as_uuid, check_page
+from .base import Repository
 from .keyset import Page
 
 MAX_ITEMS = 100
@@ -28,7 +30,7 @@ class EncounterRepository(Repository[Encounter]):
 
     def for_patient(self, patient_id: Any, *, limit: int = 50, offset: int = 0) -> list[Encounter]:
         """The patient's encounters, newest first, with ``.doctor`` loaded: at most two
-        queries, none when cached (the newest 50 are cached, see ``cache/reads.py``)."""
+        queries, none when cached (the newest 50 are cached, ``caching.TIMELINES``)."""
         check_page(limit, offset)
         patient = as_uuid(patient_id, "patient_id")
         self._audit_chart_read(patient, "encounters")
@@ -37,7 +39,7 @@ class EncounterRepository(Repository[Encounter]):
             .where(Encounter.patient_id == patient)
             .order_by(Encounter.start_time.desc(), Encounter.id)
         )
-        return cache_reads.timeline(self.session, patient, statement, limit, offset)
+        return TIMELINES.rows(self.session, (patient,), statement, limit=limit, offset=offset)
 
     def for_patient_page(
         self, patient_id: Any, *, limit: int = 50, after: str | None = None

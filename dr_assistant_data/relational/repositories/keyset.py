@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ColumnElement, and_, or_
 
 from ...errors import ValidationError
-from .. import fields
+from ...values import fields
 
 T = TypeVar("T")
 

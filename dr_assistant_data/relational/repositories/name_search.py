@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select
 
 from ...errors import ValidationError
-from ..fields import Text
+from ...values.fields import Text
 from ..models import Patient
 
 QUERY = Text(max_length=100, expected="a name or the start of one", strip=True, nullable=False)

@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import select
 
 from ...errors import DataLayerError, NotFoundError
+from ...values.clock import utcnow
+from ...values.fields import USERNAME, Text, as_uuid
+from ...values.pages import check_page
 from ..audit_trail import trail_of
-from ..fields import USERNAME, Text
 from ..models import Patient, User
-from ..types import utcnow
-from .base import Repository, as_uuid, check_page
+from .base import Repository
 from .name_search import name_search
 
 ERASURE_REASON = Text(
@@ -41,7 +42,6 @@ class UserRepository(Repository[User]):
     filterable = frozenset({"role", "status", "specialty", "username", "email", "phone"})
     sortable = frozenset({"created_at", "updated_at", "full_name", "username", "last_login_at"})
     default_order = "full_name"
-    cached = True
 
     def get_by_username(self, username: Any) -> User | None:
         """The active user who logs in with ``username``, or ``None``."""
@@ -59,7 +59,6 @@ class PatientRepository(Repository[Patient]):
         {"created_at", "updated_at", "last_name", "first_name", "date_of_birth", "mrn"}
     )
     default_order = "last_name"
-    cached = True
 
     def get(self, id: Any) -> Patient | None:
         """The patient with this id, or ``None``; a read of the chart when reads are audited."""

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from ...cache import reads as cache_reads
-from ..fields import Day
+from ...values.fields import Day, as_uuid
+from ..caching import SCHEDULES
 from ..models import Appointment
 from ..vocabulary import INACTIVE_APPOINTMENT_STATUSES
-from .base import Repository, as_uuid
+from .base import Repository
 
 DAY = Day(nullable=False)
 
@@ -33,7 +33,7 @@ class AppointmentRepository(Repository[Appointment]):
     ) -> list[Appointment]:
         """The doctor's appointments starting on ``day`` (the clinic's local date), in time
         order, with ``.patient`` loaded: at most two queries, whatever the day holds, none
-        when cached (``cache/reads.py``; with ``include_cancelled``, one query, uncached)."""
+        when cached (``caching.SCHEDULES``; with ``include_cancelled``, one query, uncached)."""
         doctor = as_uuid(doctor_id, "doctor_id")
         local_day = DAY.clean(day, "day")
         start = datetime.combine(local_day, time.min, self.clinic_timezone).astimezone(UTC)
@@ -52,4 +52,4 @@ class AppointmentRepository(Repository[Appointment]):
         if include_cancelled:
             return list(self.session.scalars(statement.options(joinedload(Appointment.patient))))
         statement = statement.where(Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES))
-        return cache_reads.schedule(self.session, doctor, local_day, statement)
+        return SCHEDULES.rows(self.session, (doctor, local_day), statement)

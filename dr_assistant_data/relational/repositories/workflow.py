@@ -7,11 +7,13 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import joinedload
 
-from ...cache import reads as cache_reads
+from ...values.clock import utcnow
+from ...values.fields import as_uuid
+from ...values.pages import check_page
+from ..caching import UNREAD_ALERTS
 from ..models import Alert, Task
-from ..types import utcnow
 from ..vocabulary import ALERT_SEVERITIES, OPEN_TASK_STATUSES, TASK_PRIORITIES
-from .base import Repository, as_uuid, check_page
+from .base import Repository
 
 
 def _rank(column: Any, ascending: tuple[str, ...]) -> Any:
@@ -76,14 +78,11 @@ class AlertRepository(Repository[Alert]):
         return list(self.session.scalars(statement))
 
     def unread_count(self, user_id: Any) -> int:
-        """How many alerts the user has not read (cached, see ``cache/reads.py``)."""
+        """How many alerts the user has not read (cached, ``caching.UNREAD_ALERTS``)."""
         user = as_uuid(user_id, "user_id")
         statement = select(func.count()).where(Alert.user_id == user, Alert.is_read.is_(False))
-        return cache_reads.count(
-            self.session,
-            "counts",
-            lambda store: store.keys.unread_alerts(user),
-            lambda: int(self.session.scalar(statement) or 0),
+        return UNREAD_ALERTS.count(
+            self.session, (user,), lambda: int(self.session.scalar(statement) or 0)
         )
 
     def mark_read(self, id: Any) -> Alert:

@@ -2,12 +2,12 @@
 
 A row is stored as the list of its column values in column order (UUIDs, dates, datetimes
 and decimals as strings; the schema tag in the key pins the order and types). Restoring
-builds the instance without SQL, marks it persistent in the session (as if loaded), and
-fires the ORM ``load`` event so JSON columns track in-place changes: the entity can be
-read, edited and is saved on commit like any loaded one, its ``version`` guarding the
-UPDATE. If the session already holds that row, that object is returned instead.
+builds the instance without SQL and attaches it to the session as if loaded
+(``attach.py``): the entity can be read, edited and is saved on commit like any loaded
+one, its ``version`` guarding the UPDATE. If the session already holds that row, that
+object is returned instead.
 
-The whole row is sealed by the store on its way to Redis (``sealing.py``). Secret columns
+The whole row is sealed by the store on its way to Redis (``cache/sealing.py``). Secret columns
 (``SECRET``: a user's ``password_hash``) are never cached at all: a restored entity has
 them expired, so the first access loads them from the database in its unit of work, and an
 edit saved from a cached entity leaves them as they are.
@@ -24,9 +24,9 @@ from typing import Any
 
 from sqlalchemy import inspect
 from sqlalchemy.orm import Mapper, Session
-from sqlalchemy.orm.attributes import instance_state
 
-from ..relational.base import SECRET, Entity
+from .attach import attach_as_loaded
+from .base import SECRET, Entity
 
 Encode = Callable[[Any], Any]
 Decode = Callable[[Any], Any]
@@ -77,21 +77,7 @@ class RowCodec:
         existing = session.identity_map.get(identity)
         if existing is not None:
             return existing
-        # As SQLAlchemy's loader attaches a row it read (``orm/loading.py``, ``_instance``):
-        # a keyed state added to the identity map, the ``load`` event (JSON columns track
-        # in-place changes), nothing pending. ``make_transient_to_detached`` + ``add``
-        # would do the same through the save-update cascade, at twice the cost.
-        manager = self.mapper.class_manager
-        row = manager.new_instance()
-        state = instance_state(row)
-        state.key = identity
-        state.identity_token = None
-        row.__dict__.update(decoded)
-        state.session_id = session.hash_key
-        session.identity_map._add_unpresent(state, identity)
-        manager.dispatch.load(state, None)
-        if state.modified:
-            state._commit_all(state.dict, session.identity_map)
+        row = attach_as_loaded(session, self.mapper, identity, decoded)
         if self.withheld:
             session.expire(row, self.withheld)
         return row

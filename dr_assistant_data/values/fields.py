@@ -15,8 +15,8 @@ from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from ..errors import ValidationError
+from .clock import utcnow
 from .input_size import fits
-from .types import utcnow
 
 _P = TypeVar("_P")
 
@@ -127,6 +127,12 @@ class UUIDField(Field):
         if parsed is None:
             raise ValidationError(field, "must be a UUID")
         return parsed
+
+
+def as_uuid(value: Any, field: str = "id") -> uuid.UUID:
+    """``value`` as a UUID (a ``UUID`` or its text), or ``ValidationError(field)``."""
+    parsed: uuid.UUID = UUIDField(nullable=False).clean(value, field)
+    return parsed
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,40 @@
+"""The one place the layer uses SQLAlchemy's private API: attaching a row read elsewhere
+(the cache) to a session exactly as its loader attaches a row it read.
+
+``tests/test_attach.py`` checks every private name used here and its effect, so a
+SQLAlchemy release that changes them fails there, by name, before anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.orm import Mapper, Session
+from sqlalchemy.orm.attributes import instance_state
+
+
+def attach_as_loaded(
+    session: Session, mapper: Mapper[Any], identity: Any, values: Mapping[str, Any]
+) -> Any:
+    """A new instance of ``mapper``'s class holding ``values`` (its column attributes),
+    persistent in ``session`` under ``identity``, not dirty, with the ORM ``load`` event
+    fired (JSON columns track in-place changes), lazy loads working; no SQL runs.
+
+    As SQLAlchemy's loader does it (``orm/loading.py``, ``_instance``): a keyed state added
+    to the identity map, the ``load`` event, nothing pending. ``make_transient_to_detached``
+    + ``add`` would do the same through the save-update cascade, at twice the cost. The
+    caller makes sure ``session`` does not already hold ``identity``.
+    """
+    manager = mapper.class_manager
+    row = manager.new_instance()
+    state = instance_state(row)
+    state.key = identity
+    state.identity_token = None
+    row.__dict__.update(values)
+    state.session_id = session.hash_key
+    session.identity_map._add_unpresent(state, identity)
+    manager.dispatch.load(state, None)
+    if state.modified:
+        state._commit_all(state.dict, session.identity_map)
+    return row

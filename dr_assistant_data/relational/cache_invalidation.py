@@ -1,0 +1,90 @@
+"""Where cached reads are dropped: session listeners, so every write counts however it is
+made (a repository call, a plain attribute change, a factory, a caller's own session).
+
+* ``after_flush`` collects the keys each flushed insert, update or delete affects, as the
+  policy declares them (``caching.py``: the row's own key, the doctor's day of an
+  appointment, the old and the new doctor and day when it moves, ...) into the session's
+  context; from then until the transaction ends the session reads past the shared cache
+  (``caching.shared_store``);
+* ``after_commit`` delivers them (generation bump and delete, ``CacheStore.invalidate``):
+  only once the data is committed, so no reader can reload the old row after the drop; on
+  PostgreSQL they were also written into the transaction's outbox row, and a failed
+  delivery is announced to every process (``cache_outbox.py``);
+* the end of a transaction that did not commit (a rollback, a closed session) discards
+  them: nothing changed, nothing is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import chain
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
+
+from ..cache.store import CacheStore
+from ..session_context import configure, context_of
+from . import cache_outbox
+from .caching import reads_written_by
+
+
+def install(factory: sessionmaker[Session], store: CacheStore) -> None:
+    """Give every session of ``factory`` the store and its invalidation rules."""
+    configure(factory, cache_store=store)
+    event.listen(factory, "after_flush", _collect)
+    event.listen(factory, "after_commit", _deliver)
+    event.listen(factory, "after_transaction_end", _discard)
+    event.listen(factory, "do_orm_execute", _note_bulk_write)
+
+
+def affected_keys(store: CacheStore, row: object, *, fresh: bool = False) -> Iterator[str]:
+    """The keys whose cached value may change when ``row`` is written (``fresh``: but
+    not its own, see ``note_written``)."""
+    for read in reads_written_by(type(row)):
+        if not (fresh and read.names_its_row):
+            yield from read.keys_written(store, row)
+
+
+def _collect(session: Session, _context: Any) -> None:
+    note_written(session, chain(session.new, session.dirty, session.deleted))
+
+
+def note_written(session: Session, rows: Iterable[object], *, fresh: bool = False) -> None:
+    """Owe the keys ``rows`` affect, delivered after the commit like a flush's: the entry
+    point for writes that bypass the flush (bulk inserts, ``bulk.py``).
+
+    ``fresh``: the rows were just inserted under ids generated for them, so no read can
+    have cached their own key (not even as absent); only the reads they join — a doctor's
+    day, a timeline, an unread count — are owed.
+    """
+    context = context_of(session)
+    store = context.cache_store
+    if store is None:
+        return
+    if context.owed is None:
+        context.owed = set()
+    for row in rows:
+        context.owed.update(affected_keys(store, row, fresh=fresh))
+
+
+def _deliver(session: Session) -> None:
+    context = context_of(session)
+    owed, context.owed = context.owed, None
+    if owed and context.cache_store is not None:
+        cache_outbox.deliver(session, context.cache_store, owed)
+
+
+def _note_bulk_write(state: ORMExecuteState) -> None:
+    """A bulk UPDATE or DELETE names no rows: the session stops using the shared cache, but
+    only writes through entities (repositories, attribute changes) invalidate keys."""
+    context = context_of(state.session)
+    if (state.is_update or state.is_delete) and context.owed is None:
+        context.owed = set()
+
+
+def _discard(session: Session, transaction: SessionTransaction) -> None:
+    """The transaction ended without a commit (rolled back, or the session closed): what
+    it wrote never happened. After a commit ``_deliver`` has already taken the keys."""
+    if transaction.parent is None:
+        context_of(session).owed = None

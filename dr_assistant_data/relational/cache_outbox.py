@@ -1,0 +1,79 @@
+"""A transaction's cache invalidations in its own outbox row (``cache/outbox.py`` says why).
+
+* ``before_commit`` inserts the keys the transaction owes into ``cache_invalidations``, in
+  the transaction: the row exists exactly when the write committed;
+* after the commit the writer delivers them itself, marking the row delivered
+  (:func:`deliver`); a failed delivery is announced once the transaction has ended;
+* a writer whose COMMIT raised (its answer lost) asks PostgreSQL whether the row committed
+  (``commit_outcome.py``) and, if it did, delivers the keys as the commit would have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from sqlalchemy import Engine, event, insert, select
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+from ..cache.outbox import OutboxListener
+from ..cache.store import CacheStore
+from ..session_context import context_of
+from ..settings import Settings
+from .commit_outcome import Outcome, outbox_outcome
+from .engine import dedicated_connection
+from .models import CacheInvalidation
+
+
+def install(
+    factory: sessionmaker[Session], engine: Engine, store: CacheStore, settings: Settings
+) -> OutboxListener:
+    """Write each transaction's owed keys into the outbox and announce failed deliveries;
+    returns the process's listener (started on the first transaction, restarted in a fork)."""
+    listener = OutboxListener(engine, store, lambda: dedicated_connection(settings))
+    store.trusted = listener.ready
+
+    def record(session: Session) -> None:
+        session.flush()  # the final flush's keys are owed too
+        context = context_of(session)
+        if context.owed:
+            context.outbox_row = session.execute(
+                insert(CacheInvalidation)
+                .values(keys=sorted(context.owed))
+                .returning(CacheInvalidation.id)
+            ).scalar_one()
+
+    def announce(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:
+            context = context_of(session)
+            unanswered, context.outbox_row = context.outbox_row, None  # its COMMIT raised
+            if unanswered is not None:
+                _settle(listener, engine, store, unanswered)
+            row, context.undelivered_row = context.undelivered_row, None
+            if row is not None:
+                listener.announce(row)
+
+    event.listen(factory, "before_commit", record)
+    event.listen(factory, "after_transaction_end", announce)
+    event.listen(factory, "after_begin", lambda *_: listener.ensure_running())
+    listener.ensure_running()
+    return listener
+
+
+def deliver(session: Session, store: CacheStore, keys: Collection[str]) -> None:
+    """After the commit: the writer's own delivery of its keys, marking its outbox row
+    delivered; a failed one is announced once the transaction has ended."""
+    context = context_of(session)
+    row, context.outbox_row = context.outbox_row, None
+    if not store.invalidate(keys, row) and row is not None:
+        context.undelivered_row = row
+
+
+def _settle(listener: OutboxListener, engine: Engine, store: CacheStore, row: int) -> None:
+    """A COMMIT that raised may have taken effect (its answer was lost): once PostgreSQL
+    says the row committed, deliver its keys now, as the commit would have."""
+    if outbox_outcome(engine, row) is not Outcome.COMMITTED:
+        return  # not committed: nothing to drop; unknown: the janitor decides later
+    with engine.connect() as connection:
+        keys = connection.scalar(select(CacheInvalidation.keys).where(CacheInvalidation.id == row))
+    if keys and not store.invalidate(keys):
+        listener.announce(row)

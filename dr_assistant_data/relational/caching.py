@@ -1,0 +1,288 @@
+"""The caching policy: every cached read, where it lives, and which writes drop it.
+
+``POLICY`` is the one place caching is declared. Each entry is one read: its key's kind,
+its region (a ``CACHE_TTL_*`` of the store), its model and the attributes of a row of that
+model that name its key. A flushed insert, update or delete of a row of the model drops
+the key its attributes name, before and after the write (an appointment moved to another
+doctor or day drops both days: ``cache_invalidation.py``). Repositories read through the
+entries: a model with a :class:`CachedEntity` has ``get`` and ``get_many`` cached, a list
+or a count is read through its entry. Adding a cached read is one entry (and its test).
+
+A hit runs no SQL and yields session-attached entities (``cached_rows.py``). The shared
+cache is bypassed, neither read nor written, while the store cannot hear other processes'
+invalidations (``cache/outbox.py``), by a session that has written since its last commit
+or holds unflushed changes (its view includes uncommitted data), by a session that may
+read from a lagging replica (its row may predate an invalidation already delivered, so
+must not be stored under the new generation), and for rows the session already holds
+(they are returned as the session knows them).
+
+Lists cache ids and rows of their own table only: a doctor's day stores its appointments
+and finds each ``.patient`` through the patient cache, a timeline finds each ``.doctor``
+through the user cache; a patient edit therefore invalidates one key, not every schedule
+the patient appears in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from itertools import chain, product
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import get_history, set_committed_value
+
+from ..cache.reads import read_many, read_through
+from ..cache.store import CacheStore
+from ..session_context import context_of
+from .base import Entity
+from .cached_rows import codec_for
+from .models import Alert, Appointment, Encounter, Patient, User
+from .replicas import reads_from_replica
+
+E = TypeVar("E", bound=Entity)
+Parts = tuple[uuid.UUID | date, ...]
+"""A key's parts: an id (its hash tag), then qualifiers such as a day."""
+
+
+@dataclass(frozen=True)
+class LocalDay:
+    """A key part: the clinic's local date of a moment attribute."""
+
+    attribute: str
+
+
+KeyPart = str | LocalDay
+
+
+@dataclass(frozen=True)
+class CachedRead:
+    """One cached read: its key is ``<kind>:<model's schema tag>:{<parts>}``, the parts
+    named by ``key``, the first an id (the Redis Cluster hash tag)."""
+
+    kind: str
+    region: str
+    model: type[Entity]
+    key: tuple[KeyPart, ...]
+
+    def name(self, store: CacheStore, *parts: uuid.UUID | date) -> str:
+        return store.keys.read(self.kind, self.model.__table__, *parts)
+
+    def keys_written(self, store: CacheStore, row: object) -> Iterator[str]:
+        """The keys whose value may change when ``row`` (of ``model``) is written."""
+        zone = ZoneInfo(store.settings.clinic_timezone)
+        for parts in product(*(_part_values(row, part, zone) for part in self.key)):
+            yield self.name(store, *parts)
+
+    @property
+    def names_its_row(self) -> bool:
+        """Its key is the row's own id (a row just inserted under a new id is in no such
+        key, not even cached as absent)."""
+        return self.key == ("id",)
+
+
+@dataclass(frozen=True)
+class CachedEntity(CachedRead):
+    """Rows of ``model`` by id, in the ``entities`` region (a missing row cached as such)."""
+
+    @classmethod
+    def of(cls, model: type[Entity]) -> CachedEntity:
+        return cls(model.__tablename__, "entities", model, ("id",))
+
+    def get(
+        self, session: Session, id: uuid.UUID, load: Callable[[uuid.UUID], E | None]
+    ) -> E | None:
+        """``load(id)`` through the cache."""
+        store = shared_store(session)
+        if store is None or _in_session(session, self.model, id):
+            return load(id)
+        values = read_through(
+            store, self.region, self.name(store, id), lambda: _encode_or_none(load(id))
+        )
+        return None if values is None else codec_for(self.model).restore(session, values)
+
+    def get_many(
+        self,
+        session: Session,
+        ids: Sequence[uuid.UUID],
+        load: Callable[[list[uuid.UUID]], Sequence[E]],
+    ) -> list[E]:
+        """The rows of ``ids`` found, in their order: one multi-get, then one load of the
+        misses (stored under their captured generations)."""
+        store = shared_store(session)
+        if store is None:
+            return list(load(list(ids)))
+        codec = codec_for(self.model)
+        wanted = list(dict.fromkeys(ids))
+        outside = [id for id in wanted if not _in_session(session, self.model, id)]
+        keys = {id: self.name(store, id) for id in outside}
+        cached = read_many(
+            store,
+            self.region,
+            keys,
+            lambda missing: {row.id: _encode_or_none(row) for row in load(missing)},
+        )
+        in_session = [id for id in wanted if id not in keys]
+        found = {row.id: row for row in load(in_session)} if in_session else {}
+        for id, values in cached.items():
+            if values is not None:
+                found[id] = codec.restore(session, values)
+        return [found[id] for id in ids if id in found]
+
+
+@dataclass(frozen=True)
+class CachedList(CachedRead):
+    """Rows of ``model`` a statement selects, each with ``relation`` set from the
+    ``related`` cache; only the first ``size`` when given (pages beyond go to SQL)."""
+
+    relation: str
+    related: CachedEntity
+    size: int | None = None
+
+    def rows(
+        self,
+        session: Session,
+        parts: Parts,
+        statement: Select[Any],
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Any]:
+        """``statement``'s rows (``limit`` of them from ``offset``), ``relation`` loaded."""
+        store = shared_store(session)
+        end = None if limit is None else offset + limit
+        beyond = self.size is not None and (end is None or end > self.size)
+        if store is None or beyond:
+            uncached = statement.options(joinedload(getattr(self.model, self.relation)))
+            if limit is not None:
+                uncached = uncached.limit(limit).offset(offset)
+            return list(session.scalars(uncached))
+        cached = statement if self.size is None else statement.limit(self.size)
+        rows = _rows(session, store, self.region, self.name(store, *parts), cached)[offset:end]
+        self._attach(session, rows)
+        return rows
+
+    def _attach(self, session: Session, rows: Sequence[Any]) -> None:
+        """Set ``row.<relation>`` from the ``related`` cache, as an eager load would."""
+        model = self.related.model
+        column = f"{self.relation}_id"
+        ids = [getattr(row, column) for row in rows]
+        found = {
+            row.id: row
+            for row in self.related.get_many(
+                session,
+                ids,
+                lambda wanted: session.scalars(select(model).where(model.id.in_(wanted))).all(),
+            )
+        }
+        for row in rows:
+            set_committed_value(row, self.relation, found.get(getattr(row, column)))
+
+
+@dataclass(frozen=True)
+class CachedCount(CachedRead):
+    """A number computed from rows of ``model``."""
+
+    def count(self, session: Session, parts: Parts, load: Callable[[], int]) -> int:
+        store = shared_store(session)
+        if store is None:
+            return load()
+        return read_through(store, self.region, self.name(store, *parts), load)
+
+
+PATIENTS = CachedEntity.of(Patient)
+USERS = CachedEntity.of(User)
+SCHEDULES = CachedList(
+    "schedule",
+    "schedules",
+    Appointment,
+    ("doctor_id", LocalDay("start_time")),
+    relation="patient",
+    related=PATIENTS,
+)
+"""A doctor's day: its active appointments, each with ``.patient``."""
+TIMELINES = CachedList(
+    "encounters", "timelines", Encounter, ("patient_id",), relation="doctor", related=USERS, size=50
+)
+"""A patient's newest encounters, each with ``.doctor``."""
+UNREAD_ALERTS = CachedCount("unread", "counts", Alert, ("user_id",))
+"""How many alerts a user has not read."""
+
+POLICY: tuple[CachedRead, ...] = (PATIENTS, USERS, SCHEDULES, TIMELINES, UNREAD_ALERTS)
+
+_ENTITIES = {read.model: read for read in POLICY if isinstance(read, CachedEntity)}
+_WRITTEN_BY = {read.model: [each for each in POLICY if each.model is read.model] for read in POLICY}
+
+
+def entity_read(model: type[Entity]) -> CachedEntity | None:
+    """The cache of ``model``'s rows by id, if they are cached."""
+    return _ENTITIES.get(model)
+
+
+def reads_written_by(model: type) -> list[CachedRead]:
+    """The cached reads a write of a row of ``model`` may change."""
+    return _WRITTEN_BY.get(model, [])
+
+
+def regions_by_kind() -> dict[str, str]:
+    """The region of each kind of key, for the store's counts."""
+    return {read.kind: read.region for read in POLICY}
+
+
+def shared_store(session: Session) -> CacheStore | None:
+    """The store, unless this session must not use the shared cache right now."""
+    context = context_of(session)
+    store = context.cache_store
+    if store is None or context.owed is not None or reads_from_replica(session):
+        return None
+    if not store.trusted():  # it could miss another process's invalidation (outbox.py)
+        return None
+    if session.new or session.deleted or session.dirty:
+        return None
+    return store
+
+
+def _rows(
+    session: Session, store: CacheStore, region: str, key: str, statement: Select[Any]
+) -> list[Any]:
+    model = statement.column_descriptions[0]["entity"]
+    codec = codec_for(model)
+    # The session is clean (shared_store), so refreshing rows it holds loses nothing and
+    # keeps an older copy in its identity map from being cached under a newer generation.
+    fresh = statement.execution_options(populate_existing=True)
+    values = read_through(
+        store, region, key, lambda: [codec.encode(row) for row in session.scalars(fresh)]
+    )
+    return [codec.restore(session, row) for row in values]
+
+
+def _in_session(session: Session, model: type[Entity], id: uuid.UUID) -> bool:
+    identity = codec_for(model).mapper.identity_key_from_primary_key((id,))
+    return identity in session.identity_map
+
+
+def _encode_or_none(row: Entity | None) -> list[Any] | None:
+    return None if row is None else codec_for(type(row)).encode(row)
+
+
+def _part_values(row: object, part: KeyPart, zone: ZoneInfo) -> set[Any]:
+    """The key part's values before and after the flush (both, when it changed)."""
+    attribute = part.attribute if isinstance(part, LocalDay) else part
+    history = get_history(row, attribute)
+    values = {
+        value
+        for value in chain(history.added, history.unchanged, history.deleted)
+        if value is not None
+    }
+    if isinstance(part, LocalDay):
+        return {_local_day(value, zone) for value in values}
+    return values
+
+
+def _local_day(moment: datetime, zone: ZoneInfo) -> date:
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(zone).date()

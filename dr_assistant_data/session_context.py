@@ -1,0 +1,100 @@
+"""What the packages of the layer tell each other about one SQLAlchemy session, typed.
+
+One :class:`SessionContext` per session, kept in ``session.info`` under one key and read
+only through :func:`context_of`. A session factory's services (the cache store, the replica
+router) are set once on the factory (:func:`configure`) and copied into each new session's
+context; the rest is the session's own state, from its unit of work and its listeners.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:  # types only: the context is the lowest layer, its contents are not
+    from sqlalchemy import Engine
+
+    from .cache.store import CacheStore
+    from .relational.audit_trail import AuditTrail
+    from .relational.replicas import ReplicaRouter
+
+INFO_KEY = "dr_assistant"
+"""The one key of ``session.info`` the layer uses."""
+
+
+@dataclass
+class SessionContext:
+    # the factory's services
+    cache_store: CacheStore | None = None
+    """Where the session's cached reads live and its invalidations go."""
+    router: ReplicaRouter | None = None
+    """Routes the session's reads to a replica (when replicas are configured)."""
+
+    # set by the unit of work that owns the session
+    audit: AuditTrail | None = None
+    read_only: bool = False
+    after_lsn: str | None = None
+    """The primary's WAL position a replica must have replayed to serve the reads."""
+
+    # kept by the listeners
+    owed: set[str] | None = None
+    """Cache keys owed since the last commit; not ``None`` once the session has written
+    (it then reads past the shared cache until the transaction ends)."""
+    outbox_row: int | None = None
+    """The transaction's ``cache_invalidations`` row."""
+    undelivered_row: int | None = None
+    """That row once its delivery failed (announced when the transaction has ended)."""
+    needs_primary: bool = False
+    """Reads go to the primary from now on (the session wrote, or the caller asked)."""
+    replica_chosen: bool = False
+    replica: Engine | None = None
+    """The replica the session reads from once chosen (``None``: the primary)."""
+    wrote: bool = False
+    """The current transaction wrote (its commit makes the actor's reads sticky)."""
+    commit_lsn_due: bool = False
+    """The last commit wrote: its WAL position is still to be read."""
+
+    def snapshot(self) -> SessionContext:
+        """A copy, for :meth:`restore`."""
+        return dataclasses.replace(self)
+
+    def restore(self, snapshot: SessionContext) -> None:
+        """Put back every field as ``snapshot`` had it."""
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, getattr(snapshot, field.name))
+
+
+def context_of(session: Session) -> SessionContext:
+    """The session's context, made on first use from its factory's services (an empty one
+    for a session no factory of the layer made)."""
+    found: SessionContext | _Services | None = session.info.get(INFO_KEY)
+    if isinstance(found, SessionContext):
+        return found
+    services = found or _Services()
+    context = SessionContext(cache_store=services.cache_store, router=services.router)
+    session.info[INFO_KEY] = context
+    return context
+
+
+def configure(
+    factory: sessionmaker[Any],
+    *,
+    cache_store: CacheStore | None = None,
+    router: ReplicaRouter | None = None,
+) -> None:
+    """Give every new session of ``factory`` this cache store or this replica router."""
+    info = factory.kw.get("info", {})
+    current: _Services = info.get(INFO_KEY) or _Services()
+    services = _Services(cache_store or current.cache_store, router or current.router)
+    factory.configure(info={**info, INFO_KEY: services})
+
+
+@dataclass(frozen=True)
+class _Services:
+    """A factory's services, in its ``info`` (which each new session copies)."""
+
+    cache_store: CacheStore | None = None
+    router: ReplicaRouter | None = None
