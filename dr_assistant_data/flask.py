@@ -129,6 +129,7 @@ def _state() -> _AppState:
     return state
 
 
+# Werkzeug declares LocalProxy[T] as a proxy, not a T, though every attribute passes through
 current_uow: UnitOfWork = LocalProxy(lambda: _state().extension.uow)  # type: ignore[assignment]
 """The current request's unit of work (``DataLayerExtension.uow`` of the current app)."""
 
@@ -137,8 +138,9 @@ def settings_from_config(config: dict[str, Any]) -> Settings:
     """``DATA_LAYER_SETTINGS`` when it is a ``Settings``; else every variable the environment
     accepts (``settings.ENVIRONMENT_VARIABLES``), taken from ``config`` over the environment.
     """
-    if isinstance(config.get("DATA_LAYER_SETTINGS"), Settings):
-        return config["DATA_LAYER_SETTINGS"]  # type: ignore[no-any-return]
+    given = config.get("DATA_LAYER_SETTINGS")
+    if isinstance(given, Settings):
+        return given
     from_config = {
         name: str(value)
         for name, value in config.items()

@@ -28,14 +28,15 @@ import functools
 import importlib
 import inspect
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 try:
     from opentelemetry import context, metrics, trace
     from opentelemetry.metrics import CallbackOptions, Observation
     from opentelemetry.trace import StatusCode
 except ImportError:  # the otel extra is not installed
+    # None marks the optional module absent; every use checks for it first
     trace = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
@@ -113,12 +114,14 @@ class Span:
 
     def __exit__(self, _kind: object, error: BaseException | None, _trace: object) -> None:
         if error is None:
-            self._activity.end(self.outcome, **self.attributes)
+            self._activity.end(self.outcome, None, **self.attributes)
         else:
             self._activity.end("failed", error)
 
 
-def trace_methods(cls: type, kind: str, attributes: Callable[[Any], dict[str, Attribute]]) -> None:
+def trace_methods(
+    cls: type, kind: str, attributes: Callable[[Any], Mapping[str, Attribute]]
+) -> None:
     """Make each public method ``cls`` defines (generators aside: they run after the call
     returns) a span ``dr_assistant_data.<kind>`` per call, with ``attributes(self)``,
     ``dr.operation`` (the method's name), ``dr.outcome`` (``ok`` or ``failed`` with
@@ -129,7 +132,7 @@ def trace_methods(cls: type, kind: str, attributes: Callable[[Any], dict[str, At
             setattr(cls, name, _traced(kind, value, attributes))
 
 
-def _traced(kind: str, method: F, attributes: Callable[[Any], dict[str, Attribute]]) -> F:
+def _traced(kind: str, method: F, attributes: Callable[[Any], Mapping[str, Attribute]]) -> F:
     if trace is None:
         return method
     operation = method.__name__
@@ -141,7 +144,7 @@ def _traced(kind: str, method: F, attributes: Callable[[Any], dict[str, Attribut
             span.attributes = _rows(result)
         return result
 
-    return call  # type: ignore[return-value]
+    return cast(F, call)
 
 
 def _rows(result: object) -> dict[str, Attribute]:
@@ -168,6 +171,8 @@ def _open_layers() -> Iterator[DataLayer]:
 
 Reading = tuple[dict[str, Any], float]
 """A layer's value for one set of attributes (``db.name`` is added)."""
+Combine = Callable[[list[float]], float]
+"""How the readings of layers of one database become one point (``sum``, ``max``)."""
 
 
 def _cache_events(layer: DataLayer) -> Iterable[Reading]:
@@ -199,7 +204,7 @@ def _pool(layer: DataLayer) -> Iterable[Reading]:
 
 
 def _combined(
-    read: Callable[[DataLayer], Iterable[Reading]], combine: Callable[[list[float]], float]
+    read: Callable[[DataLayer], Iterable[Reading]], combine: Combine
 ) -> Callable[[CallbackOptions], Iterable[Observation]]:
     """A callback observing ``read(layer)`` for every open layer; the readings of layers of
     one database (same attributes) are combined into one point: an SDK keeps one value per
@@ -265,7 +270,7 @@ def _instruments() -> None:
         callbacks=[_combined(_pool, sum)],
         description="pooled connections",
     )
-    gauges = {
+    gauges: dict[str, tuple[Callable[[DataLayer], Iterable[Reading]], Combine, str]] = {
         "cache.breaker.open": (_guard("breaker_open"), max, "1 while Redis calls are skipped"),
         "cache.invalidations.owed": (_guard("owed"), sum, "invalidations not yet delivered"),
         "db.replica.lag": (_replica_lags, max, "seconds of replay lag at the last check"),

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar, cast
 
 from .layer import DataLayer
 from .relational.fork_safety import release_inherited_pools
@@ -55,8 +55,9 @@ def task_unit_of_work(
     def decorate(task: Callable[Concatenate[UnitOfWork, _P], _R]) -> Callable[_P, _R]:
         @functools.wraps(task)
         def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-            correlation_id = kwargs.pop("correlation_id", None)
-            with dl.unit_of_work(actor=actor, correlation_id=correlation_id) as uow:  # type: ignore[arg-type]
+            # a keyword of the wrapper, not of the task: its ParamSpec cannot type it
+            correlation_id = cast("str | None", kwargs.pop("correlation_id", None))
+            with dl.unit_of_work(actor=actor, correlation_id=correlation_id) as uow:
                 return task(uow, *args, **kwargs)
 
         return run

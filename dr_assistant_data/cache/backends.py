@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from dogpile.cache.api import NO_VALUE
+from dogpile.cache.api import NO_VALUE, CacheMutex
 from dogpile.cache.backends.redis import RedisBackend
 
 from .guard import FAILURES, RedisGuard
@@ -91,15 +91,16 @@ class GuardedRedisBackend(RedisBackend):
         parent = super().get_serialized
         return self._open(key, self.guard.call(self.region_name, lambda: parent(key), NO_VALUE))
 
-    def get_serialized_multi(self, keys: Sequence[str]) -> Any:
-        if not keys:
+    def get_serialized_multi(self, keys: Iterable[str]) -> Any:
+        wanted = list(keys)
+        if not wanted:
             return []
 
         def read() -> list[Any]:
-            return [NO_VALUE if value is None else value for value in mget(self.client, keys)]
+            return [NO_VALUE if value is None else value for value in mget(self.client, wanted)]
 
-        stored = self.guard.call(self.region_name, read, [NO_VALUE] * len(keys))
-        return [self._open(key, value) for key, value in zip(keys, stored, strict=True)]
+        stored = self.guard.call(self.region_name, read, [NO_VALUE] * len(wanted))
+        return [self._open(key, value) for key, value in zip(wanted, stored, strict=True)]
 
     def _open(self, key: str, stored: Any) -> Any:
         if stored is NO_VALUE:
@@ -135,7 +136,7 @@ class GuardedRedisBackend(RedisBackend):
     def delete(self, key: str) -> None:
         self.guard.call(self.region_name, lambda: self.client.delete(key), None)
 
-    def delete_multi(self, keys: Sequence[str]) -> None:
+    def delete_multi(self, keys: Iterable[str]) -> None:
         self.guard.call(self.region_name, lambda: self.client.delete(*keys), None)
 
     def generations(self, keys: Sequence[str]) -> Generations:
@@ -180,7 +181,7 @@ def invalidate_in_redis(client: Client, keys: Collection[str], namespace: str) -
     pipe.execute()
 
 
-class FailSafeLock:
+class FailSafeLock(CacheMutex):
     """dogpile's mutex: the Redis lock (expires after ``lock_timeout``, so a crashed
     holder cannot block others for longer), or a process-local lock when Redis fails (or
     ``lock`` is ``None``: Redis could not make one)."""
@@ -199,8 +200,9 @@ class FailSafeLock:
                 self._region, lambda: self._redis_lock.acquire(blocking=wait), None
             )
         if acquired is None:
-            self._held.local = self._local_lock.acquire(wait)
-            return self._held.local  # type: ignore[no-any-return]
+            held = self._local_lock.acquire(wait)
+            self._held.local = held
+            return held
         self._held.local = False
         return bool(acquired)
 

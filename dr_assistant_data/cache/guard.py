@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from redis.exceptions import RedisClusterException, RedisError
 
@@ -79,7 +79,7 @@ class RedisGuard:
         result = self.call(region, operation, _FAILED)
         if result is _FAILED:
             raise BackendUnavailableError("redis", "the cache server is unavailable")
-        return result  # type: ignore[return-value]
+        return cast(T, result)
 
     def invalidate(self, region: str, keys: Collection[str], mark: str | None = None) -> bool:
         """Owe ``keys`` and try to deliver now; never raises. True if delivered. ``mark``

@@ -141,10 +141,10 @@ class OutboxListener:
                 readable, _, _ = select.select([connection], [], [], JANITOR_INTERVAL)
                 if readable:
                     connection.poll()
-                    rows = [int(notice.payload) for notice in connection.notifies]
+                    notified = [int(notice.payload) for notice in connection.notifies]
                     connection.notifies.clear()
-                    if rows:
-                        self._owe_rows(connection, rows)
+                    if notified:
+                        self._owe_rows(connection, notified)
                 else:
                     self._sweep(connection)
         finally:

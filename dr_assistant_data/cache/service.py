@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from .store import CacheStore, delete_matching, dumps
+from .topology import Client
+
+T = TypeVar("T")
 
 REGION = "general"
 
@@ -101,7 +104,7 @@ class CacheService:
     def _call(self, operation: Callable[[Any], Any], fallback: Any) -> Any:
         return self._store.call(REGION, operation, fallback)
 
-    def _require(self, operation: Callable[[Any], Any]) -> Any:
+    def _require(self, operation: Callable[[Client], T]) -> T:
         return self._store.require(REGION, operation)
 
 

@@ -49,7 +49,7 @@ class SessionStore:
         key = self._key(session_id)
         stored = self._require(lambda client: client.get(key))
         raw = None if stored is None else self._store.sealer.open(key, stored)
-        return None if raw is None else json.loads(raw)  # type: ignore[no-any-return]
+        return None if raw is None else json.loads(raw)
 
     def touch(self, session_id: str) -> bool:
         """Restart the session's expiry (sliding); False if it has already ended."""

@@ -33,7 +33,7 @@ from dogpile.cache.region import CacheRegion
 from .. import telemetry
 from ..errors import DataLayerError
 from ..settings import Settings
-from .backends import Generations, invalidate_in_redis
+from .backends import Generations, GuardedRedisBackend, invalidate_in_redis
 from .breaker import CircuitBreaker
 from .guard import RedisGuard
 from .keys import CacheKeys
@@ -171,7 +171,10 @@ class CacheStore:
         for region in regions:
             self.stats.count(region, "invalidation")
         mark = None if outbox_row is None else self.keys.delivered(outbox_row)
-        attributes = {"cache.region": ",".join(sorted(set(regions))), "cache.keys": len(keys)}
+        attributes: dict[str, telemetry.Attribute] = {
+            "cache.region": ",".join(sorted(set(regions))),
+            "cache.keys": len(keys),
+        }
         with telemetry.Span("cache", operation="invalidate", **attributes) as span:
             delivered = self.guard.invalidate("invalidation", keys, mark)
             span.outcome = "delivered" if delivered else "owed"
@@ -180,7 +183,12 @@ class CacheStore:
     def deliver(self, keys: Collection[str]) -> bool:
         """Drop ``keys`` and bump their generations now, owing nothing: False if Redis did
         not take them (the caller keeps them)."""
-        return self.guard.call("invalidation", lambda: self._deliver(keys) or True, False)
+
+        def deliver() -> bool:
+            self._deliver(keys)
+            return True
+
+        return self.guard.call("invalidation", deliver, False)
 
     def undelivered(self, rows: Sequence[int]) -> list[int]:
         """The outbox rows whose delivery mark Redis lacks (all of them if it cannot say)."""
@@ -196,7 +204,8 @@ class CacheStore:
         return self.kind_regions.get(kind, "general")
 
     def generations(self, region: str, keys: Sequence[str]) -> Generations:
-        return self.region(region).backend.generations(keys)  # type: ignore[no-any-return]
+        backend: GuardedRedisBackend = self.region(region).backend
+        return backend.generations(keys)
 
     def _deliver(self, keys: Collection[str]) -> None:
         assert self._client is not None

@@ -222,9 +222,8 @@ def transaction(client: Client) -> Any:
 
 def mget(client: Client, keys: list[str]) -> list[Any]:
     """MGET, split by slot on a cluster."""
-    if is_cluster(client):
-        return client.mget_nonatomic(keys)  # type: ignore[no-any-return]
-    return client.mget(keys)  # type: ignore[no-any-return]
+    values: list[Any] = client.mget_nonatomic(keys) if is_cluster(client) else client.mget(keys)
+    return values
 
 
 def close(client: Client) -> None:

@@ -69,7 +69,8 @@ def _run_in_own_layer(args: argparse.Namespace) -> int:
     """The command on a layer of its own; what the settings made for the run (the demo's
     temporary folder) is removed after the layer is closed."""
     with ExitStack() as run, DataLayer(args.settings(args, run)) as dl:
-        return args.command(dl, args)  # type: ignore[no-any-return]
+        status: int = args.command(dl, args)
+        return status
 
 
 def _reported(run: Callable[[], int]) -> int:

@@ -37,7 +37,7 @@ def version_document(note_id: str, signed: SignedVersion) -> dict[str, Any]:
     version = NoteVersion(
         id=f"{note_id}/{signed.version}", note_id=note_id, version=signed.version, signed=signed
     )
-    return version.to_mongo().to_dict()  # type: ignore[no-any-return]
+    return version.to_mongo().to_dict()
 
 
 def superseded(store: DocumentStore, note: ClinicalNote) -> list[SignedVersion]:

@@ -70,7 +70,7 @@ class ClinicalNoteRepository(DocumentRepository):
         return note
 
     def get(self, note_id: Any) -> ClinicalNote | None:
-        return self.objects().filter(id=str(as_uuid(note_id))).first()  # type: ignore[no-any-return]
+        return self.objects().filter(id=str(as_uuid(note_id))).first()
 
     def update_draft(self, note_id: Any, *, expected_version: Any, **fields: Any) -> ClinicalNote:
         """Edit a draft if it is still at ``expected_version``; bumps the version.

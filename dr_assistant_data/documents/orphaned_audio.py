@@ -40,7 +40,7 @@ def remove_orphaned_chunks(db: Database[dict[str, Any]], bucket: str, cutoff: da
 
 
 def _files_ids(chunks: Collection[dict[str, Any]]) -> Iterator[Any]:
-    pipeline = [{"$sort": {"files_id": 1}}, {"$group": {"_id": "$files_id"}}]
+    pipeline: list[dict[str, Any]] = [{"$sort": {"files_id": 1}}, {"$group": {"_id": "$files_id"}}]
     return (group["_id"] for group in chunks.aggregate(pipeline))
 
 

@@ -94,7 +94,7 @@ class VoiceRecordingRepository(DocumentRepository):
         return recording
 
     def get(self, recording_id: Any) -> VoiceRecording | None:
-        return self.objects().filter(id=str(as_uuid(recording_id))).first()  # type: ignore[no-any-return]
+        return self.objects().filter(id=str(as_uuid(recording_id))).first()
 
     def open_audio(self, recording_id: Any) -> AudioStream:
         """The audio as a read-only file object that fetches one chunk at a time."""

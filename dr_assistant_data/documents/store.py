@@ -136,7 +136,7 @@ class DocumentStore:
             import mongomock.gridfs
 
             mongomock.gridfs.enable_gridfs_integration()
-            return mongomock.MongoClient(tz_aware=True)  # type: ignore[no-any-return]
+            return mongomock.MongoClient(tz_aware=True)
         return MongoClient(self.settings.mongodb_uri, connect=False, **options)
 
 

@@ -109,4 +109,4 @@ def _field_at(document: type[BaseDocument], parts: list[str]) -> me.BaseField | 
         else:
             field = owner._fields.get(part) if owner is not None else None
         owner = field.document_type if isinstance(field, me.EmbeddedDocumentField) else None
-    return field  # type: ignore[no-any-return]
+    return field

@@ -54,7 +54,7 @@ class LockPolicy:
     def pause(self, attempt: int) -> float:
         """Seconds to wait before attempt ``attempt + 1``: doubling, jittered so deploys
         that failed together do not return together."""
-        return min(MAX_PAUSE, self.timeout * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
+        return min(MAX_PAUSE, self.timeout * 2.0**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
 
 
 class LockTimeoutError(Exception):

@@ -33,7 +33,7 @@ def attach_as_loaded(
     state.identity_token = None
     row.__dict__.update(values)
     state.session_id = session.hash_key
-    session.identity_map._add_unpresent(state, identity)  # type: ignore[attr-defined]
+    session.identity_map._add_unpresent(state, identity)
     manager.dispatch.load(state, None)
     if state.modified:
         state._commit_all(state.dict, session.identity_map)

@@ -19,7 +19,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..protection.audit_key import AuditKey
 from ..values.clock import utcnow
@@ -37,8 +37,13 @@ class Checkpoint:
 
     @classmethod
     def sign(cls, key: AuditKey, batch: int, head: str, total: int) -> Checkpoint:
-        content = {"batch": batch, "head": head, "total": total, "written_at": _now()}
-        return cls(**content, mac=key.mac("checkpoint", content))  # type: ignore[arg-type]
+        content: dict[str, Any] = {
+            "batch": batch,
+            "head": head,
+            "total": total,
+            "written_at": _now(),
+        }
+        return cls(**content, mac=key.mac("checkpoint", content))
 
     def signed_by(self, key: AuditKey) -> bool:
         """Whether the audit key made this checkpoint (it was not forged or edited)."""

@@ -108,8 +108,8 @@ def seal_once(
         seal["head"] = key.mac("seal", seal)
         connection.execute(insert(AuditSeal), seal)
     if store is not None:
-        store.append(Checkpoint.sign(key, seal["batch"], seal["head"], seal["total"]))  # type: ignore[arg-type]
-    return Sealed(seal["batch"], builder.size, seal["total"])  # type: ignore[arg-type]
+        store.append(Checkpoint.sign(key, seal["batch"], seal["head"], seal["total"]))
+    return Sealed(seal["batch"], builder.size, seal["total"])
 
 
 class Sealer:

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
@@ -127,11 +128,11 @@ class AuditTrail:
         self.check_actor()
         self.changes.append(Change(action, entity_type, entity_id, tuple(sorted(fields)), utcnow()))
 
-    def _add(self, action: str, row: object, fields: list[str], now: datetime) -> None:
+    def _add(self, action: str, row: Any, fields: list[str], now: datetime) -> None:
         if isinstance(row, AuditEvent):
             return
-        entity_type = type(row).__tablename__  # type: ignore[attr-defined]
-        entity_id = str(row.id)  # type: ignore[attr-defined]
+        entity_type = type(row).__tablename__
+        entity_id = str(row.id)
         reason = self.reasons.pop((entity_type, entity_id), None)
         self.changes.append(
             Change(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Row, func, select
 
@@ -171,7 +171,8 @@ def _events(connection: Connection, low: int, high: int | None) -> Iterator[Mapp
     if high is not None:
         statement = statement.where(EVENTS.c.xid < high)
     result = connection.execute(statement, execution_options={"yield_per": 5000})
-    yield from result.mappings()
+    # iterated, a row's mapping yields its column names: str keys
+    yield from cast("Iterator[Mapping[str, Any]]", result.mappings())
 
 
 # --- inclusion proofs ------------------------------------------------------------------

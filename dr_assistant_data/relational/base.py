@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
 
-from sqlalchemy import Enum, Index, MetaData, String, Uuid, text
+from sqlalchemy import Enum, Index, MetaData, String, Table, Uuid, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from ..values.clock import utcnow
@@ -23,6 +24,9 @@ NAMING_CONVENTION = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime(), uuid.UUID: Uuid(), str: String()}
+
+    if TYPE_CHECKING:  # every class here maps one declared table, not any FROM clause
+        __table__: ClassVar[Table]
 
 
 SECRET = "credential"  # noqa: S105 - an info flag's name, not a password
@@ -78,6 +82,7 @@ class Versioned:
 
     @declared_attr.directive
     def __mapper_args__(cls) -> dict[str, object]:
+        # a mixin has no table of its own: it is the mapped class's, unknown to the checker
         return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]
 
 

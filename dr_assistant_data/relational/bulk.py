@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import ColumnDefault, Table
 from sqlalchemy.orm import Session
 
 from ..errors import (
@@ -84,7 +84,7 @@ def create_many(
         trail.check_actor()
     keyring = session_keyring(session) if blind_indexes(model) else None
     session.flush()  # pending single writes go first, under their own rules
-    table: Table = model.__table__  # type: ignore[assignment]
+    table: Table = model.__table__
     result = BulkResult()
     written: list[Pending] = []
     outer = session.begin_nested() if all_or_nothing else None
@@ -222,7 +222,7 @@ def _values(table: Table, row: Entity) -> dict[str, Any]:
     values = {}
     for column in table.columns:
         value = state.get(column.key)
-        if value is None and column.key not in state and column.default is not None:
+        if value is None and column.key not in state and isinstance(column.default, ColumnDefault):
             value = column.default.arg(None) if column.default.is_callable else column.default.arg
         values[column.key] = value
     if isinstance(row, Versioned):

@@ -32,7 +32,7 @@ Encode = Callable[[Any], Any]
 Decode = Callable[[Any], Any]
 Row = list[Any]
 
-_CODECS: dict[type, tuple[Encode, Decode]] = {
+_CODECS: dict[type | None, tuple[Encode, Decode]] = {
     uuid.UUID: (str, uuid.UUID),
     datetime: (datetime.isoformat, datetime.fromisoformat),
     date: (date.isoformat, date.fromisoformat),
@@ -57,7 +57,7 @@ class RowCodec:
             if attribute.columns[0].info.get(SECRET):
                 self.withheld.append(attribute.key)
                 continue
-            encode, decode = _CODECS.get(_python_type(attribute.columns[0]), (None, None))
+            encode, decode = _CODECS.get(_python_type(attribute.columns[0])) or (None, None)
             self.keys.append(attribute.key)
             self.encoders.append(_nullable(encode) if encode else _identity)
             if decode is not None:
@@ -73,7 +73,7 @@ class RowCodec:
         for key, decode in self.typed:
             if decoded[key] is not None:
                 decoded[key] = decode(decoded[key])
-        identity = self.mapper.identity_key_from_primary_key([decoded["id"]])
+        identity = self.mapper.identity_key_from_primary_key((decoded["id"],))
         existing = session.identity_map.get(identity)
         if existing is not None:
             return existing
@@ -95,6 +95,7 @@ def _identity(value: Any) -> Any:
 def _python_type(column: Any) -> type | None:
     kind = getattr(column.type, "impl_instance", column.type)  # a TypeDecorator's own type
     try:
-        return kind.python_type  # type: ignore[no-any-return]
+        python_type: type = kind.python_type
+        return python_type
     except NotImplementedError:
         return None

@@ -103,7 +103,7 @@ class CachedEntity(CachedRead):
         values = read_through(
             store, self.region, self.name(store, id), lambda: _encode_or_none(load(id))
         )
-        return None if values is None else codec_for(self.model).restore(session, values)  # type: ignore[no-any-return]
+        return None if values is None else codec_for(self.model).restore(session, values)
 
     def get_many(
         self,

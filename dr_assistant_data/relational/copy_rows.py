@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -60,10 +60,12 @@ def deferred_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]
 
 
 @functools.cache
-def _insert_of(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+def _insert_of(
+    dialect: Dialect, table: Table, keys: tuple[str, ...]
+) -> tuple[str, Mapping[str, Any]]:
     """The INSERT of one row of ``keys``, compiled once, and its bind processors."""
     compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
-    return compiled.string, compiled._bind_processors  # type: ignore[attr-defined]
+    return compiled.string, compiled._bind_processors
 
 
 def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -84,7 +86,7 @@ def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) ->
     # on the primary (``replicas.py``)
     connection = session.connection(bind_arguments={"clause": table.insert()})
     transactional(connection)  # the COPY belongs to the unit's transaction
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = connection.connection.cursor()
     try:
         cursor.copy_expert(statement, buffer)
         return

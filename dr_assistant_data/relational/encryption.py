@@ -12,13 +12,13 @@ rotation and revisions.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, String, Text, func, select, update
+from sqlalchemy import Connection, Engine, Row, String, Text, func, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import MappedColumn, Session, mapped_column
+from sqlalchemy.orm import MappedColumn, Mapper, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from ..errors import DataLayerError
@@ -75,9 +75,10 @@ def session_keyring(session: Session | None) -> Keyring:
 @functools.cache
 def encrypted_columns(model: type) -> dict[str, str]:
     """Encrypted attributes of ``model``, each mapped to its encryption context."""
+    mapper: Mapper[Any] = sa_inspect(model)
     return {
         attr.key: attr.columns[0].type.context
-        for attr in sa_inspect(model).column_attrs
+        for attr in mapper.column_attrs
         if isinstance(attr.columns[0].type, EncryptedText)
     }
 
@@ -85,9 +86,10 @@ def encrypted_columns(model: type) -> dict[str, str]:
 @functools.cache
 def blind_indexes(model: type) -> dict[str, str]:
     """Encrypted attributes of ``model`` that have a blind index, mapped to its attribute."""
+    mapper: Mapper[Any] = sa_inspect(model)
     return {
         attr.columns[0].info["blind_index_of"]: attr.key
-        for attr in sa_inspect(model).column_attrs
+        for attr in mapper.column_attrs
         if "blind_index_of" in attr.columns[0].info
     }
 
@@ -107,16 +109,17 @@ def fill_blind_indexes(session: Session, _context: Any, _instances: Any) -> None
         return
     keyring = session_keyring(session)
     for row in rows:
-        model = type(row)
+        model: type = type(row)
         state = sa_inspect(row)
         for key, index_key in blind_indexes(model).items():
             if row in session.new or state.attrs[key].history.has_changes():
                 setattr(row, index_key, index_value(keyring, model, key, getattr(row, key)))
 
 
-def encrypted_models() -> list[type]:
+def encrypted_models() -> list[type[Base]]:
     """Every mapped class with an encrypted column."""
-    return [mapper.class_ for mapper in Base.registry.mappers if encrypted_columns(mapper.class_)]
+    models: list[type[Base]] = [mapper.class_ for mapper in Base.registry.mappers]
+    return [model for model in models if encrypted_columns(model)]
 
 
 def rotate(engine: Engine, batch_size: int = 500, progress: ProgressCallback | None = None) -> int:
@@ -140,17 +143,17 @@ def rotate(engine: Engine, batch_size: int = 500, progress: ProgressCallback | N
     return rewritten
 
 
-def _row_count(engine: Engine, models: list[type]) -> int:
+def _row_count(engine: Engine, models: list[type[Base]]) -> int:
     with engine.connect() as connection:
         return sum(
-            connection.scalar(select(func.count()).select_from(model.__table__)) or 0  # type: ignore[attr-defined]
+            connection.scalar(select(func.count()).select_from(model.__table__)) or 0
             for model in models
         )
 
 
-def _batches(engine: Engine, model: type, size: int) -> Iterator[list[Any]]:
+def _batches(engine: Engine, model: type[Base], size: int) -> Iterator[Sequence[Row[Any]]]:
     """Rows of ``model`` as (id, {column: stored text}), keyset-paginated by id."""
-    table = model.__table__  # type: ignore[attr-defined]
+    table = model.__table__
     names = [*encrypted_columns(model), *blind_indexes(model).values()]
     stored = [table.c[name].cast(Text).label(name) for name in names]
     after = None
@@ -166,8 +169,10 @@ def _batches(engine: Engine, model: type, size: int) -> Iterator[list[Any]]:
         after = rows[-1].id
 
 
-def _reseal(connection: Connection, keyring: Keyring, model: type, rows: list[Any]) -> int:
-    table = model.__table__  # type: ignore[attr-defined]
+def _reseal(
+    connection: Connection, keyring: Keyring, model: type[Base], rows: Sequence[Row[Any]]
+) -> int:
+    table = model.__table__
     indexes = blind_indexes(model)
     count = 0
     for row in rows:

@@ -68,7 +68,7 @@ def _local_statement_timeout(millis: int) -> Any:
     def set_local(connection: Connection) -> None:
         # on the DBAPI cursor: one more statement per transaction that query logs and
         # query counts need not see (psycopg2 sends the BEGIN first)
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor = connection.connection.cursor()
         try:
             cursor.execute(f"SET LOCAL statement_timeout = {int(millis)}")
         finally:

@@ -82,7 +82,7 @@ def _info(conn: Connection | None) -> dict[str, Any]:
 
 
 def _elapsed_ms(conn: Connection | None) -> float | None:
-    starts = _info(conn).get(_STARTED_KEY)
+    starts: list[float] | None = _info(conn).get(_STARTED_KEY)
     if not starts:
         return None
     return round((time.perf_counter() - starts.pop()) * 1000, 2)

@@ -29,7 +29,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -122,7 +122,8 @@ class ReplicaRouter:
     def primary_lsn(self, session: Session) -> str | None:
         """The primary's WAL position now (after a commit: at or past its record); ``None``
         if the primary cannot say (the commit stands: raising would report it failed)."""
-        primary = session.get_bind(clause=text("SELECT 1"))  # the session is pinned there
+        # the session is pinned there; its binds are engines, never connections
+        primary = cast(Engine, session.get_bind(clause=text("SELECT 1")))
         try:
             with primary.connect() as connection:
                 return str(connection.execute(text("SELECT pg_current_wal_lsn()")).scalar_one())

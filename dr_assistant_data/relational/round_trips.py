@@ -175,15 +175,18 @@ def _end_own_transactions(dialect: Dialect) -> None:
         else:
             rollback(connection)
 
-    dialect.do_commit = do_commit  # type: ignore[method-assign]
-    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+    # the dialect has no hook for how COMMIT and ROLLBACK are sent: this engine's own dialect
+    # instance gets these in place of its methods
+    dialect.do_commit = do_commit  # type: ignore[assignment]
+    dialect.do_rollback = do_rollback  # type: ignore[assignment]
 
 
 def _info(connection: Any) -> dict[str, Any]:
     """A pooled connection's ``info``; an empty one for the connection SQLAlchemy examines
     when the engine first connects, which has none."""
     try:
-        return connection.info  # type: ignore[no-any-return]
+        info: dict[str, Any] = connection.info
+        return info
     except NotImplementedError:
         return {}
 

@@ -33,6 +33,7 @@ _RowlessOptionEngine._option_cls = _RowlessOptionEngine
 
 def never_log_rows(engine: Engine) -> Engine:
     """Make ``engine`` (and every engine derived from it) never log result rows; returns it."""
+    # SQLAlchemy offers no hook: this engine's own answer replaces its class's method
     engine._should_log_debug = _never  # type: ignore[method-assign]
     engine._option_cls = _RowlessOptionEngine
     return engine

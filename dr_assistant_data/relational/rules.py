@@ -165,7 +165,7 @@ def validate(row: object, changed: set[str] | None) -> None:
 
     Raises ``ValidationError`` for the first offending field.
     """
-    model = type(row)
+    model: type = type(row)
     try:
         for key, column in columns_of(model).items():
             if changed is not None and key not in changed:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, event, inspect
 from sqlalchemy import exc as sa_exc
@@ -42,17 +42,17 @@ from .query_log import CORRELATION_KEY
 from .round_trips import read_outside_transaction
 from .translate import translated
 
-T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def retried_once(method: Callable[..., T]) -> Callable[..., T]:
+def retried_once(method: F) -> F:
     """``method`` run again once when its statement began the session's transaction, on a
     connection found dead as it ran (``round_trips.py``), with nothing pending to flush:
     no part of that transaction can have taken effect, and a fresh connection replaces
     the dead one."""
 
     @functools.wraps(method)
-    def run(session: Session, *args: Any, **kwargs: Any) -> T:
+    def run(session: Session, *args: Any, **kwargs: Any) -> Any:
         first = not session.in_transaction() and not (
             session.new or session.dirty or session.deleted
         )
@@ -64,7 +64,7 @@ def retried_once(method: Callable[..., T]) -> Callable[..., T]:
         session.rollback()
         return method(session, *args, **kwargs)
 
-    return run
+    return cast(F, run)
 
 
 class LayerSession(Session):
@@ -74,9 +74,11 @@ class LayerSession(Session):
     autoflush through ``flush``, so these five methods are the whole boundary.
     """
 
-    execute = translated(retried_once(Session.execute))  # type: ignore[assignment]
-    scalar = translated(retried_once(Session.scalar))  # type: ignore[assignment]
-    scalars = translated(retried_once(Session.scalars))  # type: ignore[assignment]
+    execute = translated(retried_once(Session.execute))
+    # SQLAlchemy 2.1's first overload of scalar (TypedReturnsRows[Never]) does not match
+    # itself once wrapped (2.0's does); execute and scalars check
+    scalar = translated(retried_once(Session.scalar))  # type: ignore[assignment, unused-ignore]
+    scalars = translated(retried_once(Session.scalars))
     flush = translated(Session.flush)
     commit = translated(Session.commit)
 
@@ -93,7 +95,9 @@ class LayerSession(Session):
 def build_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions whose loaded attributes stay readable after commit (``expire_on_commit``
     off), so entities returned by a unit of work can be used once it has ended."""
-    factory = sessionmaker(bind=engine, class_=LayerSession, expire_on_commit=False)
+    factory: sessionmaker[Session] = sessionmaker(
+        bind=engine, class_=LayerSession, expire_on_commit=False
+    )
     event.listen(factory, "before_flush", _validate_rows)
     event.listen(factory, "before_flush", fill_blind_indexes)  # on the validated values
     event.listen(factory, "after_flush", _collect_audit)

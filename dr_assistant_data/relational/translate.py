@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import re
 
+from sqlalchemy import Constraint, Index
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -143,7 +144,8 @@ def _columns_by_constraint() -> dict[str, str]:
     index, the encrypted field it indexes)."""
     names: dict[str, str] = {}
     for table in Base.metadata.tables.values():
-        for item in [*table.constraints, *table.indexes]:
+        items: list[Constraint | Index] = [*table.constraints, *table.indexes]
+        for item in items:
             columns = list(item.columns) if hasattr(item, "columns") else []
             if isinstance(item.name, str) and columns:
                 info = getattr(columns[0], "info", {})  # expression indexes have no info

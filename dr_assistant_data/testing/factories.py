@@ -82,7 +82,7 @@ class UserFactory(_Factory):
 
     username = factory.Sequence(lambda n: f"user{n:05d}")
     email = factory.LazyAttribute(lambda o: f"{o.username}@clinic.example.in")
-    full_name = factory.Faker("name", locale="en_IN")
+    full_name: factory.declarations.BaseDeclaration = factory.Faker("name", locale="en_IN")
     role = "receptionist"
     phone = factory.Sequence(lambda n: f"+9197{n:08d}")
     # A syntactically plausible hash of no real password.

@@ -68,7 +68,7 @@ class Text(Field):
     strip: bool = False
     normalize: Callable[[str], str] | None = None
 
-    def convert(self, value: Any, field: str) -> str:
+    def convert(self, value: object, field: str) -> str:
         if not isinstance(value, str):
             raise ValidationError(field, f"must be {self.expected}")
         check_text(value, field)
@@ -131,7 +131,8 @@ class UUIDField(Field):
 
 def as_uuid(value: Any, field: str = "id") -> uuid.UUID:
     """``value`` as a UUID (a ``UUID`` or its text), or ``ValidationError(field)``."""
-    return UUIDField(nullable=False).clean(value, field)  # type: ignore[no-any-return]
+    parsed: uuid.UUID = UUIDField(nullable=False).clean(value, field)
+    return parsed
 
 
 @dataclass(frozen=True)

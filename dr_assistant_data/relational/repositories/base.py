@@ -9,12 +9,13 @@ never SQL.
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from ... import telemetry
 from ...errors import ConflictError, NotFoundError, ValidationError, schema_field
@@ -23,7 +24,7 @@ from ...values.fields import as_uuid
 from ...values.pages import check_page
 from .. import bulk, rules
 from ..audit_trail import trail_of
-from ..base import Entity, SoftDeleted
+from ..base import Entity, SoftDeleted, Versioned
 from ..caching import entity_read
 from ..encryption import blind_indexes, index_value, session_keyring
 from ..translate import translated
@@ -37,7 +38,7 @@ MAX_IDS = 1000
 class Repository(Generic[M]):
     """CRUD over ``model`` inside one unit of work's session."""
 
-    model: ClassVar[type[Entity]]
+    model: type[M]
     filterable: ClassVar[frozenset[str]] = frozenset()
     sortable: ClassVar[frozenset[str]] = frozenset({"created_at", "updated_at"})
     default_order: ClassVar[str] = "-created_at"
@@ -65,7 +66,7 @@ class Repository(Generic[M]):
 
     def _load(self, key: uuid.UUID) -> M | None:
         row = self.session.get(self.model, key)
-        return None if row is None or self._is_deleted(row) else row  # type: ignore[return-value]
+        return None if row is None or self._is_deleted(row) else row
 
     def get_many(self, ids: Iterable[Any]) -> list[M]:
         """The entities found, in the order of ``ids``, in one query."""
@@ -82,7 +83,7 @@ class Repository(Generic[M]):
     def _load_many(self, wanted: list[uuid.UUID]) -> list[M]:
         statement = select(self.model).where(self.model.id.in_(set(wanted)))
         found = {row.id: row for row in self.session.scalars(statement)}
-        return [found[key] for key in wanted if key in found]  # type: ignore[misc]
+        return [found[key] for key in wanted if key in found]
 
     def list(
         self,
@@ -96,7 +97,7 @@ class Repository(Generic[M]):
         check_page(limit, offset)
         statement = self._filtered(select(self.model), filters)
         statement = statement.order_by(*self._ordering(order_by)).limit(limit).offset(offset)
-        return list(self.session.scalars(statement))  # type: ignore[arg-type]
+        return list(self.session.scalars(statement))
 
     def list_page(
         self,
@@ -116,7 +117,11 @@ class Repository(Generic[M]):
         return self._page(self._filtered(select(self.model), filters), terms, limit, after)
 
     def _page(
-        self, statement: Select[Any], terms: list[keyset.Term], limit: int, after: str | None
+        self,
+        statement: Select[Any],
+        terms: builtins.list[keyset.Term],
+        limit: int,
+        after: str | None,
     ) -> keyset.Page[Any]:
         """The keyset page of ``statement`` ordered by ``terms``: one query."""
         if after is not None:
@@ -159,7 +164,7 @@ class Repository(Generic[M]):
             if self.session.is_active:  # refused before SQL: forget the row, keep the session
                 self.session.expunge(row)
             raise
-        return row  # type: ignore[return-value]
+        return row
 
     def create_many(
         self,
@@ -191,7 +196,7 @@ class Repository(Generic[M]):
         """
         self._check_writable(fields)
         row = self._require(id)
-        if expected_version is not None and row.version != expected_version:  # type: ignore[attr-defined]
+        if expected_version is not None and cast(Versioned, row).version != expected_version:
             raise ConflictError("the record was changed by someone else; reload it and retry")
         for key, value in self._prepare(fields).items():
             setattr(row, key, value)
@@ -256,39 +261,42 @@ class Repository(Generic[M]):
                 schema_field(key, rules.field_names(self.model), "filters"), "cannot be filtered on"
             )
         if value is None:
-            return self._column(key).is_(None)  # type: ignore[no-any-return]
+            return self._column(key).is_(None)
         if isinstance(value, list | tuple | set | frozenset):
             if not value or len(value) > MAX_IDS:
                 raise ValidationError(key, f"must list 1 to {MAX_IDS} values")
-            return self._column(key).in_([self._comparable(key, item) for item in value])  # type: ignore[no-any-return]
+            return self._column(key).in_([self._comparable(key, item) for item in value])
         return self._equals(key, value)
 
     def _equals(self, key: str, value: Any) -> ColumnElement[bool]:
         """``key = value`` for a lookup: the value is required, checked and normalized."""
         if value is None:
             raise ValidationError(key, "is required")
-        return self._column(key) == self._comparable(key, value)  # type: ignore[no-any-return]
+        return self._column(key) == self._comparable(key, value)
 
-    def _column(self, key: str) -> Any:
+    def _column(self, key: str) -> QueryableAttribute[Any]:
         """The column compared for ``key``: an encrypted field's blind index."""
-        return getattr(self.model, blind_indexes(self.model).get(key, key))
+        column: QueryableAttribute[Any] = getattr(
+            self.model, blind_indexes(self.model).get(key, key)
+        )
+        return column
 
-    def _comparable(self, key: str, value: Any) -> Any:
+    def _comparable(self, key: str, value: Any) -> object:
         cleaned = rules.clean(self.model, key, value)
         if key not in blind_indexes(self.model):
             return cleaned
         return index_value(session_keyring(self.session), self.model, key, cleaned)
 
-    def _ordering(self, order_by: str | Sequence[str] | None) -> list[Any]:
+    def _ordering(self, order_by: str | Sequence[str] | None) -> builtins.list[Any]:
         return keyset.order(self._terms(order_by))
 
-    def _terms(self, order_by: str | Sequence[str] | None) -> list[keyset.Term]:
+    def _terms(self, order_by: str | Sequence[str] | None) -> builtins.list[keyset.Term]:
         """The sort columns named by ``order_by``, then ``id``: a total order, so pages
         never overlap."""
         terms = [order_by or self.default_order] if isinstance(order_by, str | None) else order_by
         if not isinstance(terms, Sequence) or not terms:
             raise ValidationError("order_by", "must be a field name or a list of them")
-        result: list[keyset.Term] = []
+        result: builtins.list[keyset.Term] = []
         for term in terms:
             if not isinstance(term, str):
                 raise ValidationError("order_by", "must be a field name or a list of them")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
@@ -16,6 +16,8 @@ from .base import Repository
 from .keyset import Page
 
 MAX_ITEMS = 100
+
+W = TypeVar("W", Prescription, Order)
 
 
 class EncounterRepository(Repository[Encounter]):
@@ -57,7 +59,7 @@ class EncounterRepository(Repository[Encounter]):
         )
 
 
-class _WithItems(Repository[Any]):
+class _WithItems(Repository[W]):
     """Prescriptions and orders: a header with ordered item rows, written together.
 
     ``items`` is a list of dicts; on ``update`` it replaces the whole list.
@@ -89,7 +91,7 @@ class _WithItems(Repository[Any]):
             built.append(self.item_model(**entry))
         return {**fields, "items": built}
 
-    def _timeline(self, column: Any, value: Any, limit: int, offset: int) -> list[Any]:
+    def _timeline(self, column: Any, value: Any, limit: int, offset: int) -> list[W]:
         check_page(limit, offset)
         statement = (
             select(self.model)
@@ -101,7 +103,7 @@ class _WithItems(Repository[Any]):
         )
         return list(self.session.scalars(statement))
 
-    def for_patient(self, patient_id: Any, *, limit: int = 50, offset: int = 0) -> list[Any]:
+    def for_patient(self, patient_id: Any, *, limit: int = 50, offset: int = 0) -> list[W]:
         """Newest first, with items and doctor loaded: two queries, whatever the history."""
         patient = as_uuid(patient_id, "patient_id")
         self._audit_chart_read(patient, self.model.__tablename__)
@@ -109,7 +111,7 @@ class _WithItems(Repository[Any]):
 
     def for_patient_page(
         self, patient_id: Any, *, limit: int = 50, after: str | None = None
-    ) -> Page[Any]:
+    ) -> Page[W]:
         """A keyset page of the patient's records, newest first, with items and doctor:
         two queries at any depth of the history, resumed after ``next_cursor``."""
         check_page(limit, 0)
@@ -123,21 +125,21 @@ class _WithItems(Repository[Any]):
         terms = [(self.model.created_at, True), (self.model.id, False)]
         return self._page(statement, terms, limit, after)
 
-    def for_encounter(self, encounter_id: Any, *, limit: int = 50, offset: int = 0) -> list[Any]:
+    def for_encounter(self, encounter_id: Any, *, limit: int = 50, offset: int = 0) -> list[W]:
         """Newest first, with items and doctor loaded: two queries."""
         return self._timeline(
             self.model.encounter_id, as_uuid(encounter_id, "encounter_id"), limit, offset
         )
 
 
-class PrescriptionRepository(_WithItems):
+class PrescriptionRepository(_WithItems[Prescription]):
     model = Prescription
     item_model = PrescriptionItem
     filterable = frozenset({"patient_id", "doctor_id", "encounter_id", "status"})
     sortable = frozenset({"created_at", "updated_at", "signed_at", "valid_from"})
 
 
-class OrderRepository(_WithItems):
+class OrderRepository(_WithItems[Order]):
     model = Order
     item_model = OrderItem
     filterable = frozenset({"patient_id", "doctor_id", "encounter_id", "status", "order_type"})

@@ -23,7 +23,7 @@ MAX_RESULTS = 50
 NAMES = (Patient.first_name, Patient.last_name)
 
 
-def name_search(query: Any, limit: Any, dialect: str) -> Select[tuple[Patient]]:
+def name_search(query: Any, limit: Any, dialect: str) -> Select[Any]:
     """The statement finding at most ``limit`` patients for ``query``; refuses a query that
     is not short text of at most ``MAX_WORDS`` words, or a limit outside 1..``MAX_RESULTS``,
     with ``ValidationError`` before any SQL."""
