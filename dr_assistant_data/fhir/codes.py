@@ -106,6 +106,9 @@ NOTE_TYPE = {code: kind for kind, (code, _) in NOTE_TYPE_OUT.items()} | {
     "371530004": "consultation",  # SNOMED: clinical consultation report (ABDM OPConsultRecord)
     "373942005": "discharge",  # SNOMED: discharge summary (ABDM)
 }
+RECORD_TYPE = ("419891008", "Record artifact")
+"""SNOMED: the type of the Composition that indexes an exported record (ABDM's health
+document record); it holds no note of its own, so an import skips it."""
 ABDM_CONSULTATION = ("371530004", "Clinical consultation report")
 ABDM_PRESCRIPTION = ("440545006", "Prescription record")
 ABDM_MEDICATIONS_SECTION = ("721912009", "Medication summary document")

@@ -72,7 +72,7 @@ def target(reference: str) -> Target | None:
         return Target(None, tuple(keys)) if keys else None
     kind, logical_id = match.groups()
     keys.append(f"{kind}|id|{logical_id}")
-    return Target(kind, tuple(keys), _as_uuid(logical_id))
+    return Target(kind, tuple(keys), as_uuid(logical_id))
 
 
 class Mapping:
@@ -111,7 +111,10 @@ class Mapping:
         self.session.execute(statement, list(values.values()))
 
 
-def _as_uuid(value: str) -> uuid.UUID | None:
+def as_uuid(value: object) -> uuid.UUID | None:
+    """``value`` as a UUID, or ``None`` when it is not one."""
+    if not isinstance(value, str):
+        return None
     try:
         return uuid.UUID(value)
     except ValueError:

@@ -36,6 +36,7 @@ from .inbound import Draft, draft
 from .outcomes import (
     REFUSED,
     SKIPPED,
+    SKIPPING,
     UNRESOLVED_REFERENCE,
     UNSUPPORTED_TYPE,
     ImportReport,
@@ -102,7 +103,9 @@ class FhirImport:
         try:
             item = draft(raw)
         except Refusal as refusal:
-            self._refuse(raw, refusal)
+            self._count(
+                raw, raw.resource_type, refusal, SKIPPED if refusal.code in SKIPPING else REFUSED
+            )
             return
         self._buffers[item.resource_type].append(item)
         self._buffered += 1

@@ -20,10 +20,11 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError as ModelError
 
 from . import codes, notes
-from .identity import Target, identifier_key, own_keys, target
+from .identity import Target, as_uuid, identifier_key, own_keys, target
 from .outcomes import (
     FORBIDDEN_KEY,
     INVALID,
+    NOT_A_RECORD,
     REQUIRED,
     TOO_LARGE,
     UNSUPPORTED_CODE,
@@ -76,6 +77,12 @@ class Draft:
     refs: dict[str, Target] = field(default_factory=dict)
     optional_refs: frozenset[str] = frozenset()
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def local_id(self) -> uuid.UUID | None:
+        """The resource's id when it is a UUID: a record of this layer exported (and now
+        imported back) has its record's id."""
+        return as_uuid((self.raw.resource or {}).get("id"))
 
 
 def draft(raw: Raw) -> Draft:
@@ -349,6 +356,7 @@ def _encounter(raw: Raw, e: Any, keys: list[str]) -> Draft:
 
 
 def _group_key(kind: str, ident: Any) -> str | None:
+    """The key of a prescription's (order's) group identifier."""
     return (
         identifier_key(f"{kind}-group", ident.system, ident.value)
         if ident and ident.value
@@ -411,7 +419,16 @@ def _ordered(
     if r.requester is not None:
         refs["doctor_id"] = _ref(r.requester, f"{kind}.requester", "Practitioner")
         optional = frozenset({"doctor_id"})
-    extra = {"item": item, "group": _group_key(kind, group)}
+    own_system = {
+        "MedicationRequest": codes.PRESCRIPTION_SYSTEM,
+        "ServiceRequest": codes.ORDER_SYSTEM,
+    }
+    own = group is not None and group.system == own_system[kind]
+    extra = {
+        "item": item,
+        "group": _group_key(kind, group),
+        "own_group": as_uuid(group.value) if own else None,
+    }
     return Draft(raw, kind, fields, keys, refs, optional, extra)
 
 
@@ -543,6 +560,8 @@ def _attachment_text(content: Any) -> str | None:
 
 
 def _composition(raw: Raw, c: Any, keys: list[str]) -> Draft:
+    if (codes.SNOMED, codes.RECORD_TYPE[0]) in _codes(c.type):
+        raise Refusal("Composition.type", NOT_A_RECORD)
     resource = raw.resource or {}
     content, transcript = notes.content_of(resource.get("section") or [])
     if not content and not transcript:

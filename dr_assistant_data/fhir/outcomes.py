@@ -26,6 +26,9 @@ FORBIDDEN_KEY = "forbidden_key"  # a key no JSON resource has ('$...', '.')
 NOT_JSON = "not_json"  # a line or entry that is not a JSON object
 DUPLICATE = "duplicate"  # a unique value (MRN, ABHA number, email) taken by another record
 CONFLICT = "conflict"  # the record it maps to cannot take it (another patient's encounter)
+NOT_A_RECORD = "not_a_record"  # skipped: an index of other resources (a record's Composition)
+SKIPPING = frozenset({UNSUPPORTED_TYPE, NOT_A_RECORD})
+"""Codes of resources skipped rather than refused (when the resource type itself says so)."""
 
 MAX_REFUSALS_KEPT = 10_000
 """Refusals listed one by one in a report; past this only their counts grow."""

@@ -174,6 +174,10 @@ def _write_round(spec: Simple, uow: Any, mapping: Mapping, items: list[Resolved]
         id = id or spec.identity(uow, item.draft)
         if id is not None:
             known[index] = id
+    local = {item.draft.local_id: i for i, item in enumerate(items) if i not in known}
+    local.pop(None, None)
+    for row in _many(repository, set(local)):  # records of this layer, exported and back
+        known[local[row.id]] = row.id
     new = [index for index in range(len(items)) if index not in known]
     rows = [
         {**items[i].draft.fields, **items[i].ids, **spec.create_only(items[i].draft)} for i in new
@@ -279,8 +283,9 @@ def _one_with_items(
     group = [draft.extra["group"]] if draft.extra["group"] else []
     found = mapping.find([*draft.keys, *item_keys, *group])
     record_id = next((found[k][1] for k in [*group, *draft.keys] if k in found), None)
-    item_id = next((found[k][1] for k in item_keys if k in found), None)
+    item_id = next((found[k][1] for k in item_keys if k in found), draft.local_id)
     repository = getattr(uow, spec.repository)
+    record_id = record_id or draft.extra["own_group"]
     record = repository.get(record_id) if record_id is not None else None
     fields = {key: value for key, value in draft.fields.items() if value is not None}
     with uow.session.begin_nested():
@@ -353,7 +358,8 @@ def _one_note(
         raise Refusal(f"{draft.resource_type}.encounter", CONFLICT)
     doctor = item.ids.get("doctor_id", encounter.doctor_id)
     note_id = next(
-        (found[k][1] for k in draft.keys if found.get(k, ("",))[0] == "clinical_notes"), None
+        (found[k][1] for k in draft.keys if found.get(k, ("",))[0] == "clinical_notes"),
+        draft.local_id,
     )
     note = uow.clinical_notes.get(note_id) if note_id is not None else None
     fields = {key: value for key, value in draft.fields.items() if value is not None}
