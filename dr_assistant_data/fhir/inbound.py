@@ -274,7 +274,7 @@ def _address(address: Any) -> dict[str, Any] | None:
 
 def _contact(contacts: Any, country: str | None) -> dict[str, Any] | None:
     for contact in contacts or []:
-        relationships = [_text(concept) for concept in contact.relationship or []]
+        relationships = [_relationship(concept) for concept in contact.relationship or []]
         found = {
             "name": (
                 contact.name.text
@@ -293,6 +293,15 @@ def _contact(contacts: Any, country: str | None) -> dict[str, Any] | None:
         if kept:
             return kept
     return None
+
+
+def _relationship(concept: Any) -> str | None:
+    """A contact's relationship in words; the bare code that marks an emergency contact
+    (v2-0131 ``C``) says nothing more than the field's name."""
+    if concept.text:
+        return str(concept.text)
+    words = [c.display or c.code for c in concept.coding or [] if c.system != codes.V2_0131]
+    return str(words[0]) if words and words[0] else None
 
 
 def _practitioner(raw: Raw, p: Any, keys: list[str]) -> Draft:
@@ -376,10 +385,9 @@ def _medication_request(raw: Raw, m: Any, keys: list[str]) -> Draft:
     dose = m.dosageInstruction[0] if m.dosageInstruction else None
     dispense = m.dispenseRequest
     validity = dispense.validityPeriod if dispense is not None else None
-    authored = _moment(m.authoredOn, "MedicationRequest.authoredOn")
     fields = {
         "status": status,
-        "signed_at": authored if status in ("signed", "sent", "dispensed") else None,
+        "signed_at": _moment(m.authoredOn, "MedicationRequest.authoredOn"),
         "valid_from": _day(validity.start, "MedicationRequest.dispenseRequest")
         if validity
         else None,

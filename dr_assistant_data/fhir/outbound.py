@@ -68,11 +68,8 @@ def _address(address: dict[str, Any]) -> JSON:
 
 def _contact(contact: dict[str, Any]) -> JSON:
     emergency = {"system": codes.V2_0131, "code": "C", "display": "Emergency Contact"}
-    relationship = contact.get("relationship")
     return {
-        "relationship": [{"coding": [emergency]}, {"text": relationship}]
-        if relationship
-        else [{"coding": [emergency]}],
+        "relationship": [{"coding": [emergency], "text": contact.get("relationship")}],
         "name": {"text": contact.get("name")},
         "telecom": [{"system": "phone", "value": contact.get("phone")}],
     }
@@ -144,7 +141,7 @@ def medication_requests(row: Any) -> list[JSON]:
             "medicationCodeableConcept": {"text": item.medication_name},
             "subject": reference("Patient", row.patient_id),
             "encounter": reference("Encounter", row.encounter_id),
-            "authoredOn": _when(row.signed_at or row.created_at),
+            "authoredOn": _when(row.signed_at),
             "requester": reference("Practitioner", row.doctor_id),
             "groupIdentifier": {"system": codes.PRESCRIPTION_SYSTEM, "value": str(row.id)},
             "note": [{"text": row.notes}] if row.notes else [],
