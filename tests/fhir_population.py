@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ def as_ndjson(bundles: list[Path], path: Path, *, first: tuple[str, ...] = ()) -
 def full_clinic(dl: DataLayer) -> dict[str, Any]:
     """A patient, a doctor, an encounter, a signed and a draft note, a prescription of two
     items and an order of two items, every field set."""
-    start = datetime(2026, 11, 20, 4, 30, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 20, 4, 30, tzinfo=UTC)
     with dl.unit_of_work(actor="test") as uow:
         doctor = uow.users.create(
             username="asha.rao",

@@ -7,7 +7,7 @@ import base64
 import json
 import re
 from collections import Counter
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -262,7 +262,7 @@ def test_exports_are_read_audited_like_chart_reads(database_url, dl, tmp_path):
 
 def test_export_since_a_moment_leaves_out_what_did_not_change_after_it(layer, tmp_path):
     full_clinic(layer)
-    later = datetime.now(timezone.utc) + timedelta(days=1)
+    later = datetime.now(UTC) + timedelta(days=1)
 
     assert sum(export_bulk(layer, tmp_path / "a", actor="t", since=later).counts.values()) == 0
     earlier = later - timedelta(days=2)
