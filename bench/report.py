@@ -6,6 +6,8 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from . import fhir
+
 TARGETS: list[tuple[str, str, Callable[[float, float], bool], float]] = [
     ("get_cached_ratio", "<=", operator.le, 1.5),
     ("get_uncached_ratio", "<=", operator.le, 2.5),
@@ -20,6 +22,9 @@ TARGETS: list[tuple[str, str, Callable[[float, float], bool], float]] = [
     ("audit_seal_p99_s", "<=", operator.le, 1.0),
     ("audit_verify_s", "<", operator.lt, 60.0),
 ]
+
+
+TARGETS += fhir.TARGETS
 
 
 def targets(figures: dict[str, Any]) -> list[dict[str, Any]]:
@@ -142,6 +147,7 @@ def print_table(results: dict[str, Any]) -> None:
             "ok" if f["audit_verify_ok"] else "FAILED",
         ),
     ]
+    rows += fhir.table_rows(f)
     print(f"medians of {o['runs']} runs x {o['calls']} calls per side; ratios from the same run\n")
     for row in rows:
         print(f"{row[0]:<40} {row[1]:>22} | {row[2]:<26} {row[3]:>22} | {row[4]}")

@@ -69,7 +69,11 @@ def _composition(div: str) -> dict:
 HOSTILE = [
     (_patient("wrong-type", birthDate=12), "Patient.birthDate", "invalid"),
     (_patient("robot", gender="robot"), "Patient.gender", "unsupported_code"),
-    (_patient("huge", name=[{"family": MARK + "x" * MAX_STRING, "given": ["a"]}]), "Patient.name.family", "too_large"),
+    (
+        _patient("huge", name=[{"family": MARK + "x" * MAX_STRING, "given": ["a"]}]),
+        "Patient.name.family",
+        "too_large",
+    ),
     (
         _patient("dollar", extension=[{"url": "http://x", "valueString": MARK, "$where": "1"}]),
         "Patient.extension",
@@ -81,8 +85,12 @@ HOSTILE = [
         "Composition.section.text.div",
         "too_large",
     ),
-    ({"resourceType": "Patient", "id": "nameless", "gender": "male", "birthDate": "2001"}, "Patient.name", "required"),
-]  # fmt: skip
+    (
+        {"resourceType": "Patient", "id": "nameless", "gender": "male", "birthDate": "2001"},
+        "Patient.name",
+        "required",
+    ),
+]
 
 
 def _bundle(resources: list[dict]) -> dict:
