@@ -111,24 +111,43 @@ class Simple:
     repository: str
     entity_type: str
     create_only: Callable[[Draft], dict[str, Any]] = lambda draft: {}
-    identity: Callable[[Any, Draft], uuid.UUID | None] = lambda uow, draft: None
+    identity: Callable[[Any, list[Draft]], dict[int, uuid.UUID]] = lambda uow, drafts: {}
     same_keys: Callable[[Draft], set[str]] = lambda draft: set(draft.keys)
 
 
-def _patient_identity(uow: Any, draft: Draft) -> uuid.UUID | None:
-    """A patient already here by ABHA number or MRN (when no source key maps it)."""
-    for value, find in (
-        (draft.fields.get("abha_id"), uow.patients.find_by_abha_id),
-        (draft.fields.get("mrn"), uow.patients.find_by_mrn),
-    ):
-        if value:
+def _patient_identity(uow: Any, drafts: list[Draft]) -> dict[int, uuid.UUID]:
+    """Patients already here by ABHA number or MRN (when no source key maps them): one
+    query per identifier kind and 500 patients."""
+    found: dict[int, uuid.UUID] = {}
+    for name in ("abha_id", "mrn"):
+        wanted = {i: d.fields[name] for i, d in enumerate(drafts) if d.fields.get(name)}
+        wanted = {i: value for i, value in wanted.items() if i not in found}
+        values = sorted(set(wanted.values()))
+        rows = []
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
             try:
-                found = find(value)
-            except ValidationError:
-                continue  # a malformed value finds nothing; the write will refuse it
-            if found is not None:
-                return found.id  # type: ignore[no-any-return]
-    return None
+                rows += uow.patients.list(filters={name: chunk}, limit=500)
+            except ValidationError:  # a malformed value: look the others up one by one
+                rows += [row for value in chunk for row in _one(uow, name, value)]
+        by_value = {_comparable(getattr(row, name)): row.id for row in rows}
+        for index, value in wanted.items():
+            if _comparable(value) in by_value:
+                found[index] = by_value[_comparable(value)]
+    return found
+
+
+def _one(uow: Any, name: str, value: str) -> list[Any]:
+    try:
+        return uow.patients.list(filters={name: value}, limit=1)
+    except ValidationError:
+        return []  # finds nothing; the write will refuse it
+
+
+def _comparable(value: str) -> str:
+    """An ABHA number or MRN as the patient table compares it (``91-2345...`` and
+    ``912345...`` are one ABHA number)."""
+    return value.replace("-", "").replace(" ", "").upper()
 
 
 def _patient_keys(draft: Draft) -> set[str]:
@@ -171,9 +190,11 @@ def _write_round(spec: Simple, uow: Any, mapping: Mapping, items: list[Resolved]
             ),
             None,
         )
-        id = id or spec.identity(uow, item.draft)
         if id is not None:
             known[index] = id
+    unknown = [i for i in range(len(items)) if i not in known]
+    by_identity = spec.identity(uow, [items[i].draft for i in unknown])
+    known |= {unknown[position]: id for position, id in by_identity.items()}
     local = {item.draft.local_id: i for i, item in enumerate(items) if i not in known}
     local.pop(None, None)
     for row in _many(repository, set(local)):  # records of this layer, exported and back
