@@ -188,9 +188,10 @@ def export_bulk(
             if fresh(patient):
                 uow.patients.record_chart_read(patient.id)
                 written("Patient", [outbound.patient(patient)])
-            for note in _notes(uow, patient.id):
-                if fresh(note):
-                    written("Composition", [outbound.note_composition(note, transcript=True)])
+        for note in uow.clinical_notes.iterate():
+            if fresh(note):
+                uow.clinical_notes.record_chart_read(note.patient_id)
+                written("Composition", [outbound.note_composition(note, transcript=True)])
         for encounter in uow.encounters.iterate(order_by="created_at"):
             if fresh(encounter):
                 uow.encounters.record_chart_read(encounter.patient_id)
