@@ -282,3 +282,13 @@ def test_the_command_line_imports_and_exports_with_a_summary(layer, population, 
         patient = uow.patients.list(limit=1)[0]
     assert run_with(layer, ["fhir", "export", "--patient", str(patient.id), str(tmp_path)]) == 0
     assert "Composition" in capsys.readouterr().out
+
+
+def test_the_demo_shows_a_patient_record_exported_as_a_fhir_document(tmp_path, capsys):
+    from dr_assistant_data.cli.main import main
+
+    assert main(["demo", "--database", str(tmp_path / "clinic.sqlite3")]) == 0
+
+    out = capsys.readouterr().out
+    assert out.index("Clinical note") < out.index("FHIR R4 document Bundle")
+    assert "MedicationRequest: Metformin" in out

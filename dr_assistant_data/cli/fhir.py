@@ -56,6 +56,27 @@ def add_commands(fhir: argparse.ArgumentParser) -> None:
     exporting.set_defaults(command=_export)
 
 
+def describe_record(uow: Any, patient_id: Any) -> list[str]:
+    """The patient's record as a FHIR document Bundle, in a few lines (the demo's)."""
+    bundle = patient_record(uow, patient_id)
+    counts = Counter(entry["resource"]["resourceType"] for entry in bundle["entry"])
+    index = bundle["entry"][0]["resource"]
+    lines = [
+        f"FHIR R4 document Bundle of the patient's record: {len(bundle['entry'])} entries",
+        "  " + ", ".join(f"{kind} x{count}" for kind, count in sorted(counts.items())),
+        "  Composition sections: " + ", ".join(section["title"] for section in index["section"]),
+    ]
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        if resource["resourceType"] == "MedicationRequest":
+            dose = resource["dosageInstruction"][0]
+            lines.append(
+                f"  MedicationRequest: {resource['medicationCodeableConcept']['text']}, "
+                f"{dose['text']}, {dose['timing']['code']['text']}"
+            )
+    return lines
+
+
 def _import(dl: DataLayer, args: argparse.Namespace) -> int:
     with progress_bar("importing", "resource", json_output=args.json) as progress:
         report = import_files(

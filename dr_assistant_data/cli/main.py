@@ -197,6 +197,7 @@ def _build_and_show_clinic(dl: DataLayer, *, show_caching: bool = False) -> int:
         lines = describe_clinic(uow, clinic, today)
         doctor = uow.users.get(clinic.doctor_id)
         lines += ["", *describe_note(uow, note_id, doctor.full_name if doctor else "")]
+        lines += ["", *fhir.describe_record(uow, clinic.patient_ids[0])]
     print("", *lines, sep="\n")
     return 0
 
