@@ -292,3 +292,27 @@ def test_the_demo_shows_a_patient_record_exported_as_a_fhir_document(tmp_path, c
     out = capsys.readouterr().out
     assert out.index("Clinical note") < out.index("FHIR R4 document Bundle")
     assert "MedicationRequest: Metformin" in out
+
+
+def test_the_same_logical_id_from_two_source_systems_is_two_patients(layer, tmp_path):
+    def patient(family: str) -> str:
+        resource = {
+            "resourceType": "Patient",
+            "id": "1",
+            "name": [{"family": family, "given": ["Anil"]}],
+            "gender": "male",
+            "birthDate": "1970-01-01",
+        }
+        return json.dumps(resource) + "\n"
+
+    first, second = tmp_path / "a.ndjson", tmp_path / "b.ndjson"
+    first.write_text(patient("Rao"))
+    second.write_text(patient("Nair"))
+
+    import_files(layer, [first], actor="import:test", source="hospital-a")
+    import_files(layer, [second], actor="import:test", source="hospital-b")
+    again = import_files(layer, [first], actor="import:test", source="hospital-a")
+
+    assert again.counts[("Patient", "skipped")] == 1
+    with layer.unit_of_work(actor="test") as uow:
+        assert sorted(p.last_name for p in uow.patients.list()) == ["Nair", "Rao"]

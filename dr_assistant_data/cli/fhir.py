@@ -37,6 +37,9 @@ def add_commands(fhir: argparse.ArgumentParser) -> None:
     importing.add_argument("files", nargs="+", type=Path, metavar="FILE")
     importing.add_argument("--batch-size", type=int, default=500, help="resources per transaction")
     importing.add_argument("--actor", default="fhir-import", help="who the audit trail names")
+    importing.add_argument(
+        "--source", default="", help="the system the files come from (its ids are its own)"
+    )
     importing.add_argument("--json", action="store_true", help="machine-readable output")
     importing.set_defaults(command=_import)
     exporting = actions.add_parser(
@@ -80,7 +83,12 @@ def describe_record(uow: Any, patient_id: Any) -> list[str]:
 def _import(dl: DataLayer, args: argparse.Namespace) -> int:
     with progress_bar("importing", "resource", json_output=args.json) as progress:
         report = import_files(
-            dl, args.files, actor=args.actor, batch_size=args.batch_size, progress=progress
+            dl,
+            args.files,
+            actor=args.actor,
+            batch_size=args.batch_size,
+            source=args.source,
+            progress=progress,
         )
     if args.json:
         print(json.dumps(report.as_json(), indent=2))

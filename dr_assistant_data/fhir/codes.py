@@ -110,6 +110,5 @@ RECORD_TYPE = ("419891008", "Record artifact")
 """SNOMED: the type of the Composition that indexes an exported record (ABDM's health
 document record); it holds no note of its own, so an import skips it."""
 ABDM_CONSULTATION = ("371530004", "Clinical consultation report")
-ABDM_PRESCRIPTION = ("440545006", "Prescription record")
 ABDM_MEDICATIONS_SECTION = ("721912009", "Medication summary document")
 ABDM_ORDERS_SECTION = ("721963009", "Order document")

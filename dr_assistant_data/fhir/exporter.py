@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from ..errors import NotFoundError
 from ..layer import DataLayer
+from ..progress import ProgressCallback, Tally
 from ..relational.types import utcnow
 from . import codes, outbound
 
@@ -163,7 +164,7 @@ def export_bulk(
     *,
     actor: str,
     since: datetime | None = None,
-    progress: Callable[[int, int | None], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> ExportReport:
     """Everything (or what was changed at or after ``since``) as ``<Type>.ndjson`` files in
     ``directory``, streamed with ``iterate()``: memory stays flat whatever the size of
@@ -171,6 +172,7 @@ def export_bulk(
     changed; ``iterate`` has no range filter, so older rows are read and passed over."""
     directory.mkdir(parents=True, exist_ok=True)
     report = ExportReport()
+    tally = Tally(progress, every=1000)
     with dl.unit_of_work(actor=actor) as uow, _Files(directory, report) as files:
 
         def fresh(row: Any) -> bool:
@@ -178,8 +180,7 @@ def export_bulk(
 
         def written(kind: str, resources: list[JSON]) -> None:
             files.write(kind, resources)
-            if progress is not None and sum(report.counts.values()) % 1000 < len(resources):
-                progress(sum(report.counts.values()), None)
+            tally.advance(len(resources))
 
         for user in uow.users.iterate(filters={"role": "doctor"}, order_by="created_at"):
             if fresh(user):
@@ -204,6 +205,7 @@ def export_bulk(
             if fresh(order):
                 uow.orders.record_chart_read(order.patient_id)
                 written("ServiceRequest", outbound.service_requests(order))
+    tally.finish()
     return report
 
 

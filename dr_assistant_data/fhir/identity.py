@@ -15,7 +15,8 @@ import hashlib
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -24,6 +25,9 @@ from sqlalchemy.orm import Session
 
 from ..relational.models import SourceIdentifier
 from ..relational.types import utcnow
+
+if TYPE_CHECKING:
+    from .inbound import Draft
 
 _RELATIVE = re.compile(r"(?:.*/)?([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/.*)?")
 _GLOBAL = ("urn:uuid:", "urn:oid:", "http://", "https://")
@@ -73,6 +77,20 @@ def target(reference: str) -> Target | None:
     kind, logical_id = match.groups()
     keys.append(f"{kind}|id|{logical_id}")
     return Target(kind, tuple(keys), as_uuid(logical_id))
+
+
+def scoped(draft: Draft, source: str) -> Draft:
+    """``draft`` with its logical-id keys, and those of its references, given to the
+    system ``source`` (``""``: none)."""
+    if not source:
+        return draft
+
+    def local(keys: Iterable[str]) -> list[str]:
+        return [f"{source}|{key}" if key.split("|")[1:2] == ["id"] else key for key in keys]
+
+    draft.keys = local(draft.keys)
+    draft.refs = {name: replace(t, keys=tuple(local(t.keys))) for name, t in draft.refs.items()}
+    return draft
 
 
 class Mapping:

@@ -10,6 +10,11 @@ go through ``create_many``; prescriptions and orders, which have items, and note
 are documents, one record at a time. Everything a write through the layer does happens:
 validation, encryption, audit, cache invalidation.
 
+Logical ids (``Patient/123``) are unique only within the system that gave them: an
+import from several systems names each (``source``), so that one's ``Patient/1`` is not
+another's. Global names (``urn:uuid:``, absolute URLs, identifiers with a system) need
+no such name.
+
 A resource whose reference names nothing written yet is set aside in a temporary file
 and tried again after every file has been read, so a ``MedicationRequest`` that comes
 before its ``Encounter`` (later in the file, or in another file) still lands; what still
@@ -24,14 +29,15 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from ..errors import ValidationError
 from ..layer import DataLayer
+from ..progress import ProgressCallback
 from . import reading
-from .identity import Mapping, Target
+from .identity import Mapping, Target, scoped
 from .inbound import Draft, draft
 from .outcomes import (
     REFUSED,
@@ -55,7 +61,6 @@ TYPE_ORDER = (
     "Composition",
 )
 ENTITY_TYPES = {"Patient": "patients", "Practitioner": "users", "Encounter": "encounters"}
-Progress = Callable[[int, int | None], None]
 
 
 class FhirImport:
@@ -67,10 +72,14 @@ class FhirImport:
         *,
         actor: str,
         batch_size: int = 500,
-        progress: Progress | None = None,
+        source: str = "",
+        progress: ProgressCallback | None = None,
     ) -> None:
         if not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
             raise ValidationError("batch_size", "must be a whole number from 1 to 10000")
+        if not isinstance(source, str) or len(source) > 100 or "|" in source:
+            raise ValidationError("source", "must be a name of at most 100 characters, no '|'")
+        self.source = source
         self.dl = dl
         self.actor = actor
         self.batch_size = batch_size
@@ -101,7 +110,7 @@ class FhirImport:
             self._count(raw, raw.resource_type, Refusal("resourceType", UNSUPPORTED_TYPE), SKIPPED)
             return
         try:
-            item = draft(raw)
+            item = scoped(draft(raw), self.source)
         except Refusal as refusal:
             self._count(
                 raw, raw.resource_type, refusal, SKIPPED if refusal.code in SKIPPING else REFUSED

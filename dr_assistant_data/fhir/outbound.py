@@ -52,7 +52,7 @@ def patient(row: Any) -> JSON:
         "address": [_address(row.address)] if row.address else [],
         "contact": [_contact(row.emergency_contact)] if row.emergency_contact else [],
     }
-    return _pruned(resource)
+    return pruned(resource)
 
 
 def _address(address: dict[str, Any]) -> JSON:
@@ -90,7 +90,7 @@ def practitioner(row: Any) -> JSON:
         "telecom": telecom,
         "qualification": [{"code": {"text": row.specialty}}] if row.specialty else [],
     }
-    return _pruned(resource)
+    return pruned(resource)
 
 
 def encounter(row: Any) -> JSON:
@@ -115,7 +115,7 @@ def encounter(row: Any) -> JSON:
         "period": {"start": _when(row.start_time), "end": _when(row.end_time)},
         "reasonCode": [{"text": row.chief_complaint}] if row.chief_complaint else [],
     }
-    return _pruned(resource)
+    return pruned(resource)
 
 
 def medication_requests(row: Any) -> list[JSON]:
@@ -159,7 +159,7 @@ def medication_requests(row: Any) -> list[JSON]:
                 "numberOfRepeatsAllowed": item.refills,
             },
         }
-        resources.append(_pruned(resource))
+        resources.append(pruned(resource))
     return resources
 
 
@@ -198,7 +198,7 @@ def service_requests(row: Any) -> list[JSON]:
             "note": [{"text": row.notes}] if row.notes else [],
             "patientInstruction": item.instructions,
         }
-        resources.append(_pruned(resource))
+        resources.append(pruned(resource))
     return resources
 
 
@@ -231,7 +231,7 @@ def note_composition(note: Any, *, transcript: bool) -> JSON:
         else [],
         "section": notes.sections(content, note.raw_transcription if transcript else None),
     }
-    return _pruned(resource)
+    return pruned(resource)
 
 
 def _meta(row: Any) -> JSON:
@@ -246,11 +246,11 @@ def _when(value: date | datetime | None) -> str | None:
     return value.isoformat()
 
 
-def _pruned(value: Any) -> Any:
+def pruned(value: Any) -> Any:
     """Without empty elements: FHIR forbids empty strings, arrays and objects."""
     if isinstance(value, dict):
-        kept = {key: _pruned(item) for key, item in value.items()}
+        kept = {key: pruned(item) for key, item in value.items()}
         return {key: item for key, item in kept.items() if item not in (None, "", [], {})}
     if isinstance(value, list):
-        return [item for item in map(_pruned, value) if item not in (None, "", [], {})]
+        return [item for item in map(pruned, value) if item not in (None, "", [], {})]
     return value

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import ConflictError, DataLayerError, DuplicateError, ValidationError
 from .identity import Mapping
 from .inbound import Draft
+from .outbound import pruned
 from .outcomes import CONFLICT, CREATED, DUPLICATE, INVALID, SKIPPED, UPDATED, Refusal
 
 Written = Iterator[tuple["Resolved", str | Refusal]]
@@ -411,20 +412,11 @@ def _holds(note: Any, fields: dict[str, Any]) -> bool:
     for key, value in fields.items():
         current = getattr(note, key)
         if key == "content":
-            if _pruned(current.to_mongo().to_dict()) != _pruned(value):
+            if pruned(current.to_mongo().to_dict()) != pruned(value):
                 return False
         elif current != value:
             return False
     return True
-
-
-def _pruned(value: Any) -> Any:
-    if isinstance(value, dict):
-        kept = {k: _pruned(v) for k, v in value.items()}
-        return {k: v for k, v in kept.items() if v not in (None, "", [], {})}
-    if isinstance(value, list):
-        return [_pruned(v) for v in value]
-    return value
 
 
 def _many(repository: Any, ids: set[uuid.UUID]) -> list[Any]:
