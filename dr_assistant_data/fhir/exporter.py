@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
+
+from sqlalchemy import select
 
 from ..errors import NotFoundError
 from ..layer import DataLayer
 from ..progress import ProgressCallback, Tally
+from ..relational.models import OrderItem, PrescriptionItem
 from ..relational.types import utcnow
 from . import codes, outbound
 
@@ -55,8 +59,10 @@ def patient_record(uow: Any, patient_id: Any) -> JSON:
     practitioners = uow.users.get_many(sorted(doctors, key=str)) if doctors else []
     parts: dict[str, list[JSON]] = {
         "notes": [outbound.note_composition(note, transcript=False) for note in notes],
-        "medications": [r for row in prescriptions for r in outbound.medication_requests(row)],
-        "orders": [r for row in orders for r in outbound.service_requests(row)],
+        "medications": [
+            r for row in prescriptions for r in outbound.medication_requests(row, row.items)
+        ],
+        "orders": [r for row in orders for r in outbound.service_requests(row, row.items)],
         "encounters": [outbound.encounter(row) for row in encounters],
     }
     composition = _record_composition(patient, encounters, parts)
@@ -197,16 +203,35 @@ def export_bulk(
             if fresh(encounter):
                 uow.encounters.record_chart_read(encounter.patient_id)
                 written("Encounter", [outbound.encounter(encounter)])
-        for prescription in uow.prescriptions.iterate(order_by="created_at"):
-            if fresh(prescription):
-                uow.prescriptions.record_chart_read(prescription.patient_id)
-                written("MedicationRequest", outbound.medication_requests(prescription))
-        for order in uow.orders.iterate(order_by="created_at"):
-            if fresh(order):
-                uow.orders.record_chart_read(order.patient_id)
-                written("ServiceRequest", outbound.service_requests(order))
+        prescriptions = filter(fresh, uow.prescriptions.iterate(order_by="created_at"))
+        for prescription, items in _with_items(uow, PrescriptionItem, prescriptions):
+            uow.prescriptions.record_chart_read(prescription.patient_id)
+            written("MedicationRequest", outbound.medication_requests(prescription, items))
+        orders = filter(fresh, uow.orders.iterate(order_by="created_at"))
+        for order, items in _with_items(uow, OrderItem, orders):
+            uow.orders.record_chart_read(order.patient_id)
+            written("ServiceRequest", outbound.service_requests(order, items))
     tally.finish()
     return report
+
+
+def _with_items(
+    uow: Any, item_model: type[PrescriptionItem] | type[OrderItem], rows: Iterator[Any]
+) -> Iterator[tuple[Any, list[Any]]]:
+    """Each streamed prescription (order) with its items: one query per ``PAGE`` records,
+    not one per record."""
+    parent = item_model.prescription_id if item_model is PrescriptionItem else item_model.order_id
+    while chunk := list(islice(rows, PAGE)):
+        statement = (
+            select(item_model)
+            .where(parent.in_([row.id for row in chunk]))
+            .order_by(parent, item_model.position)
+        )
+        items: dict[uuid.UUID, list[Any]] = defaultdict(list)
+        for item in uow.session.scalars(statement):
+            items[getattr(item, parent.key)].append(item)
+        for row in chunk:
+            yield row, items[row.id]
 
 
 class _Files:

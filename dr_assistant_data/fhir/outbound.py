@@ -118,8 +118,8 @@ def encounter(row: Any) -> JSON:
     return pruned(resource)
 
 
-def medication_requests(row: Any) -> list[JSON]:
-    """One ``MedicationRequest`` per item, grouped by the prescription's id."""
+def medication_requests(row: Any, items: list[Any]) -> list[JSON]:
+    """One ``MedicationRequest`` per item of the prescription ``row``, grouped by its id."""
     dispense_common = {
         "validityPeriod": {"start": _when(row.valid_from), "end": _when(row.valid_until)},
         "performer": {"identifier": {"system": codes.PHARMACY_SYSTEM, "value": row.pharmacy_id}}
@@ -127,7 +127,7 @@ def medication_requests(row: Any) -> list[JSON]:
         else None,
     }
     resources = []
-    for item in row.items:
+    for item in items:
         extensions = [{"url": codes.STATUS_EXTENSION, "valueCode": row.status}]
         if item.duration:
             extensions.append({"url": codes.DURATION_EXTENSION, "valueString": item.duration})
@@ -163,15 +163,16 @@ def medication_requests(row: Any) -> list[JSON]:
     return resources
 
 
-def service_requests(row: Any) -> list[JSON]:
-    """One ``ServiceRequest`` per item, grouped by the order's id (``requisition``)."""
+def service_requests(row: Any, items: list[Any]) -> list[JSON]:
+    """One ``ServiceRequest`` per item of the order ``row``, grouped by its id
+    (``requisition``)."""
     category = {
         "system": codes.SNOMED,
         "code": codes.ORDER_CATEGORY_OUT[row.order_type],
         "display": codes.ORDER_CATEGORY_DISPLAY[row.order_type],
     }
     resources = []
-    for item in row.items:
+    for item in items:
         resource = {
             "resourceType": "ServiceRequest",
             "id": str(item.id),
