@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConflictError, DataLayerError, DuplicateError, ValidationError
+from ..relational.bulk import RowError
 from .identity import Mapping
 from .inbound import Draft
 from .outbound import pruned
@@ -85,23 +86,25 @@ class Resolved:
 def refusal_of(error: DataLayerError, kind: str) -> Refusal:
     """A layer error as a refusal: the FHIR element of its field and a reason code (the
     layer's message is not passed on)."""
-    field = str(getattr(error, "field", "") or "")
-    name = field.split(".")[-1].split("[")[0]
-    paths = PATHS.get(kind, {})
-    path = paths.get(name) or paths.get(field.split(".")[0].split("[")[0]) or kind
     if isinstance(error, DuplicateError):
-        return Refusal(path, DUPLICATE)
-    if isinstance(error, ValidationError):
-        return Refusal(path, INVALID)
-    return Refusal(path, CONFLICT)
+        code = DUPLICATE
+    elif isinstance(error, ValidationError):
+        code = INVALID
+    else:
+        code = CONFLICT
+    return _refusal(str(getattr(error, "field", "") or ""), code, kind)
 
 
-def _row_refusal(error: Any, kind: str) -> Refusal:
-    """A row ``create_many`` refused (``RowError``) as a refusal."""
-    taken = error.reason == "already in use"
-    return refusal_of(
-        DuplicateError(error.field) if taken else ValidationError(error.field, ""), kind
-    )
+def _row_refusal(error: RowError, kind: str) -> Refusal:
+    """A row ``create_many`` refused as a refusal."""
+    return _refusal(error.field, DUPLICATE if error.reason == "already in use" else INVALID, kind)
+
+
+def _refusal(field: str, code: str, kind: str) -> Refusal:
+    """``field`` (``phone``, ``rows[3].phone``, ``items.dosage``) as its FHIR element."""
+    paths = PATHS.get(kind, {})
+    last, first = (field.split(".")[i].split("[")[0] for i in (-1, 0))
+    return Refusal(paths.get(last) or paths.get(first) or kind, code)
 
 
 # -- patients, practitioners, encounters: new rows in bulk ---------------------------------
