@@ -316,3 +316,20 @@ def test_the_same_logical_id_from_two_source_systems_is_two_patients(layer, tmp_
     assert again.counts[("Patient", "skipped")] == 1
     with layer.unit_of_work(actor="test") as uow:
         assert sorted(p.last_name for p in uow.patients.list()) == ["Nair", "Rao"]
+
+
+def test_an_import_tells_its_progress_after_each_batch(layer, population):
+    told: list[tuple[int, int | None]] = []
+
+    import_files(
+        layer,
+        population[:1],
+        actor="import:test",
+        batch_size=100,
+        progress=lambda *a: told.append(a),
+    )
+
+    done = [n for n, _ in told]
+    assert len(done) > 2
+    assert done == sorted(done)
+    assert all(total is None for _, total in told)
