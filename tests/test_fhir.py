@@ -325,7 +325,7 @@ def test_an_import_tells_its_progress_after_each_batch(layer, population):
         layer,
         population[:1],
         actor="import:test",
-        batch_size=100,
+        batch_size=10,
         progress=lambda *a: told.append(a),
     )
 
