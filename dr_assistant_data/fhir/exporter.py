@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from ..errors import NotFoundError
 from ..layer import DataLayer
@@ -204,11 +205,13 @@ def export_bulk(
                 uow.encounters.record_chart_read(encounter.patient_id)
                 written("Encounter", [outbound.encounter(encounter)])
         prescriptions = filter(fresh, uow.prescriptions.iterate(order_by="created_at"))
-        for prescription, items in _with_items(uow, PrescriptionItem, prescriptions):
+        for prescription, items in _with_items(
+            uow, PrescriptionItem.prescription_id, prescriptions
+        ):
             uow.prescriptions.record_chart_read(prescription.patient_id)
             written("MedicationRequest", outbound.medication_requests(prescription, items))
         orders = filter(fresh, uow.orders.iterate(order_by="created_at"))
-        for order, items in _with_items(uow, OrderItem, orders):
+        for order, items in _with_items(uow, OrderItem.order_id, orders):
             uow.orders.record_chart_read(order.patient_id)
             written("ServiceRequest", outbound.service_requests(order, items))
     tally.finish()
@@ -216,11 +219,11 @@ def export_bulk(
 
 
 def _with_items(
-    uow: Any, item_model: type[PrescriptionItem] | type[OrderItem], rows: Iterator[Any]
+    uow: Any, parent: InstrumentedAttribute[uuid.UUID], rows: Iterator[Any]
 ) -> Iterator[tuple[Any, list[Any]]]:
-    """Each streamed prescription (order) with its items: one query per ``PAGE`` records,
-    not one per record."""
-    parent = item_model.prescription_id if item_model is PrescriptionItem else item_model.order_id
+    """Each streamed prescription (order) with its items (whose ``parent`` column names
+    it): one query per ``PAGE`` records, not one per record."""
+    item_model = parent.class_
     while chunk := list(islice(rows, PAGE)):
         statement = (
             select(item_model)

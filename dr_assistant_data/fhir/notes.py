@@ -128,7 +128,7 @@ def content_of(section_list: list[dict[str, Any]]) -> tuple[dict[str, Any], str 
         if place == TRANSCRIPT:
             transcript = _Text.of(div).text
             continue
-        if place is None:
+        if not isinstance(place, tuple):
             continue
         part, name = place
         kind = FIELDS[part][name]

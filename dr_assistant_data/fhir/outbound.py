@@ -9,7 +9,7 @@ layer's ids, which an import into this layer resolves to the same rows.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 from . import codes, notes
 
@@ -38,7 +38,7 @@ def patient(row: Any) -> JSON:
         for system, value in (("phone", row.phone), ("email", row.email))
         if value
     ]
-    resource: JSON = {
+    fields: JSON = {
         "resourceType": "Patient",
         "id": str(row.id),
         "meta": _meta(row),
@@ -52,7 +52,7 @@ def patient(row: Any) -> JSON:
         "address": [_address(row.address)] if row.address else [],
         "contact": [_contact(row.emergency_contact)] if row.emergency_contact else [],
     }
-    return pruned(resource)
+    return resource(fields)
 
 
 def _address(address: dict[str, Any]) -> JSON:
@@ -81,7 +81,7 @@ def practitioner(row: Any) -> JSON:
         for system, value in (("phone", row.phone), ("email", row.email))
         if value and not (system == "email" and value.endswith("@practitioners.invalid"))
     ]
-    resource = {
+    fields = {
         "resourceType": "Practitioner",
         "id": str(row.id),
         "meta": _meta(row),
@@ -90,7 +90,7 @@ def practitioner(row: Any) -> JSON:
         "telecom": telecom,
         "qualification": [{"code": {"text": row.specialty}}] if row.specialty else [],
     }
-    return pruned(resource)
+    return resource(fields)
 
 
 def encounter(row: Any) -> JSON:
@@ -99,7 +99,7 @@ def encounter(row: Any) -> JSON:
         "code": "PPRF",
         "display": "primary performer",
     }
-    resource = {
+    fields = {
         "resourceType": "Encounter",
         "id": str(row.id),
         "meta": _meta(row),
@@ -115,7 +115,7 @@ def encounter(row: Any) -> JSON:
         "period": {"start": _when(row.start_time), "end": _when(row.end_time)},
         "reasonCode": [{"text": row.chief_complaint}] if row.chief_complaint else [],
     }
-    return pruned(resource)
+    return resource(fields)
 
 
 def medication_requests(row: Any, items: list[Any]) -> list[JSON]:
@@ -131,7 +131,7 @@ def medication_requests(row: Any, items: list[Any]) -> list[JSON]:
         extensions = [{"url": codes.STATUS_EXTENSION, "valueCode": row.status}]
         if item.duration:
             extensions.append({"url": codes.DURATION_EXTENSION, "valueString": item.duration})
-        resource = {
+        fields = {
             "resourceType": "MedicationRequest",
             "id": str(item.id),
             "meta": _meta(row),
@@ -159,7 +159,7 @@ def medication_requests(row: Any, items: list[Any]) -> list[JSON]:
                 "numberOfRepeatsAllowed": item.refills,
             },
         }
-        resources.append(pruned(resource))
+        resources.append(resource(fields))
     return resources
 
 
@@ -173,7 +173,7 @@ def service_requests(row: Any, items: list[Any]) -> list[JSON]:
     }
     resources = []
     for item in items:
-        resource = {
+        fields = {
             "resourceType": "ServiceRequest",
             "id": str(item.id),
             "meta": _meta(row),
@@ -199,7 +199,7 @@ def service_requests(row: Any, items: list[Any]) -> list[JSON]:
             "note": [{"text": row.notes}] if row.notes else [],
             "patientInstruction": item.instructions,
         }
-        resources.append(pruned(resource))
+        resources.append(resource(fields))
     return resources
 
 
@@ -210,7 +210,7 @@ def note_composition(note: Any, *, transcript: bool) -> JSON:
     code, display = codes.NOTE_TYPE_OUT[note.note_type]
     signed = note.status in ("signed", "amended")
     content = note.content.to_mongo().to_dict() if note.content is not None else {}
-    resource = {
+    fields = {
         "resourceType": "Composition",
         "id": str(note.id),
         "meta": {"lastUpdated": _when(note.updated_at)},
@@ -232,7 +232,7 @@ def note_composition(note: Any, *, transcript: bool) -> JSON:
         else [],
         "section": notes.sections(content, note.raw_transcription if transcript else None),
     }
-    return pruned(resource)
+    return resource(fields)
 
 
 def _meta(row: Any) -> JSON:
@@ -245,6 +245,11 @@ def _when(value: date | datetime | None) -> str | None:
     if isinstance(value, datetime) and value.tzinfo is None:
         value = value.replace(tzinfo=UTC)  # documents come back naive on some stores: UTC
     return value.isoformat()
+
+
+def resource(fields: JSON) -> JSON:
+    """A resource's JSON from ``fields``, empty elements left out (``pruned``)."""
+    return cast(JSON, pruned(fields))
 
 
 def pruned(value: Any) -> Any:

@@ -143,7 +143,7 @@ def _patient_identity(uow: Any, drafts: list[Draft]) -> dict[int, uuid.UUID]:
 
 def _one(uow: Any, name: str, value: str) -> list[Any]:
     try:
-        return uow.patients.list(filters={name: value}, limit=1)
+        return list(uow.patients.list(filters={name: value}, limit=1))
     except ValidationError:
         return []  # finds nothing; the write will refuse it
 
@@ -171,7 +171,8 @@ def _rounds(items: list[Resolved], same: Callable[[Draft], set[str]]) -> Iterato
     second is written after the first, and so finds it)."""
     while items:
         seen: set[str] = set()
-        now, later = [], []
+        now: list[Resolved] = []
+        later: list[Resolved] = []
         for item in items:
             keys = same(item.draft)
             (later if keys & seen else now).append(item)
@@ -199,8 +200,9 @@ def _write_round(spec: Simple, uow: Any, mapping: Mapping, items: list[Resolved]
     unknown = [i for i in range(len(items)) if i not in known]
     by_identity = spec.identity(uow, [items[i].draft for i in unknown])
     known |= {unknown[position]: id for position, id in by_identity.items()}
-    local = {item.draft.local_id: i for i, item in enumerate(items) if i not in known}
-    local.pop(None, None)
+    local = {
+        id: i for i, item in enumerate(items) if i not in known and (id := item.draft.local_id)
+    }
     for row in _many(repository, set(local)):  # records of this layer, exported and back
         known[local[row.id]] = row.id
     new = [index for index in range(len(items)) if index not in known]
@@ -282,12 +284,24 @@ class WithItems:
 def _write_with_items(
     spec: WithItems, uow: Any, mapping: Mapping, items: list[Resolved]
 ) -> Written:
+    def one(item: Resolved, encounters: dict[uuid.UUID, Any]) -> str:
+        return _one_with_items(spec, uow, mapping, item, encounters)
+
+    return _one_by_one(uow, items, one)
+
+
+def _one_by_one(
+    uow: Any, items: list[Resolved], write: Callable[[Resolved, dict[uuid.UUID, Any]], str]
+) -> Written:
+    """Write each item on its own (``write``, given the encounters the items name), a
+    refusal by the layer or by ``write`` becoming the item's outcome."""
     encounters = {
         row.id: row for row in _many(uow.encounters, {i.ids["encounter_id"] for i in items})
     }
     for item in items:
+        outcome: str | Refusal
         try:
-            outcome = _one_with_items(spec, uow, mapping, item, encounters)
+            outcome = write(item, encounters)
         except Refusal as refusal:
             outcome = refusal
         except (ValidationError, ConflictError) as error:
@@ -356,18 +370,12 @@ ORDERS = WithItems("orders", "orders", "order_items")
 
 
 def _write_notes(uow: Any, mapping: Mapping, items: list[Resolved]) -> Written:
-    encounters = {
-        row.id: row for row in _many(uow.encounters, {i.ids["encounter_id"] for i in items})
-    }
     found = mapping.find(key for item in items for key in item.draft.keys)
-    for item in items:
-        try:
-            outcome = _one_note(uow, mapping, item, encounters, found)
-        except Refusal as refusal:
-            outcome = refusal
-        except (ValidationError, ConflictError) as error:
-            outcome = refusal_of(error, item.draft.resource_type)
-        yield item, outcome
+
+    def one(item: Resolved, encounters: dict[uuid.UUID, Any]) -> str:
+        return _one_note(uow, mapping, item, encounters, found)
+
+    return _one_by_one(uow, items, one)
 
 
 def _one_note(
@@ -424,11 +432,10 @@ def _holds(note: Any, fields: dict[str, Any]) -> bool:
 
 def _many(repository: Any, ids: set[uuid.UUID]) -> list[Any]:
     wanted = list(ids)
-    return [
-        row
-        for start in range(0, len(wanted), 1000)
-        for row in repository.get_many(wanted[start : start + 1000])
-    ]
+    rows: list[Any] = []
+    for start in range(0, len(wanted), 1000):
+        rows += repository.get_many(wanted[start : start + 1000])
+    return rows
 
 
 WRITERS: dict[str, Callable[[Any, Mapping, list[Resolved]], Written]] = {
