@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import audit, concurrency, reads, report, volume, writes
+from . import audit, concurrency, fhir, reads, report, volume, writes
 from .round_trips import Counter
 from .scratch import scratch_layer
 
@@ -38,6 +38,7 @@ def options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--audit-processes", type=int, default=8, help="audited writers")
     parser.add_argument("--audit-seconds", type=float, default=8.0, help="each audit run")
     parser.add_argument("--audit-events", type=int, default=1_000_000, help="events verified")
+    parser.add_argument("--fhir-resources", type=int, default=20_000, help="FHIR Patients")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"), help="output")
     return parser.parse_args(argv)
 
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             dl, count=args.patients, runs=args.runs, batch_size=args.batch_size
         )
         figures |= volume.export(dl, expected=args.patients, batch_size=args.export_batch)
+        figures |= fhir.import_export(dl, count=args.fhir_resources, batch_size=args.batch_size)
         figures |= audit.run_all(
             dl, processes=args.audit_processes, seconds=args.audit_seconds, events=args.audit_events
         )

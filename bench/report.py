@@ -6,6 +6,8 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from . import fhir
+
 TARGETS: list[tuple[str, str, Callable[[float, float], bool], float]] = [
     ("get_uncached_ratio", "<=", operator.le, 2.0),
     ("get_cached_ratio", "<=", operator.le, 1.5),
@@ -25,6 +27,7 @@ TARGETS: list[tuple[str, str, Callable[[float, float], bool], float]] = [
     ("audit_seal_p99_s", "<=", operator.le, 1.0),
     ("audit_verify_s", "<", operator.lt, 60.0),
 ]
+TARGETS += fhir.TARGETS
 TARGET_OF = {name: (sign, test, bound) for name, sign, test, bound in TARGETS}
 
 
@@ -217,6 +220,7 @@ def print_table(results: dict[str, Any]) -> None:
             "ok" if f["audit_verify_ok"] else "FAILED",
         ),
     ]
+    rows += fhir.table_rows(f)
     print(
         f"medians of {o['runs']} x {o['calls']} calls per contender, alternated; ratios: median"
         " (p10-p90) of per-block ratios; [round trips per operation]\n"

@@ -35,6 +35,7 @@ from ..health import failing_required
 from ..layer import DataLayer
 from ..relational.audit_verify import check_proof
 from ..settings import Settings
+from . import fhir
 from .cache_demo import describe_caching
 from .charting import chart_note, describe_note
 from .clinic import build_clinic, describe_clinic
@@ -144,7 +145,12 @@ def _parser() -> argparse.ArgumentParser:
         "rotate-keys", _rotate_keys, "re-seal identifiers and the cache under the active key"
     )
     rotate.add_argument("--batch-size", type=int, default=500, help="rows per transaction")
+    fhir.add_commands(command("fhir", _fhir_usage, "import or export records as FHIR R4"))
     return parser
+
+
+def _fhir_usage(_dl: DataLayer, _args: argparse.Namespace) -> int:
+    return 2  # argparse requires an action (import, export) before this could run
 
 
 def _settings_from_env(_args: argparse.Namespace, _run: ExitStack) -> Settings:
@@ -192,6 +198,7 @@ def _build_and_show_clinic(dl: DataLayer, *, show_caching: bool = False) -> int:
         lines = describe_clinic(uow, clinic, today)
         doctor = uow.users.get(clinic.doctor_id)
         lines += ["", *describe_note(uow, note_id, doctor.full_name if doctor else "")]
+        lines += ["", *fhir.describe_record(uow, clinic.patient_ids[0])]
     print("", *lines, sep="\n")
     return 0
 

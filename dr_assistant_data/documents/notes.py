@@ -8,10 +8,12 @@ unit of work rolls back, and is recorded in the relational audit trail (field na
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ConflictError, ImmutableRecordError, ValidationError
 from ..relational.audit_trail import trail_of
+from ..relational.bulk import check_batch_size
 from ..values.clock import utcnow
 from ..values.fields import as_uuid
 from ..values.pages import check_page
@@ -174,10 +176,23 @@ class ClinicalNoteRepository(DocumentRepository):
         """The patient's notes, newest first (without their history); a read of the
         chart when reads are audited."""
         patient = as_uuid(patient_id, "patient_id")
+        self.record_chart_read(patient)
+        return self._newest_first(patient_id=str(patient), limit=limit, offset=offset)
+
+    def iterate(self, *, batch_size: int = 1000) -> Iterator[ClinicalNote]:
+        """Every note (without its history), oldest first, streamed from a cursor
+        ``batch_size`` documents at a time: memory stays flat however many there are.
+        Not a chart read: a caller that hands notes on records them (``record_chart_read``)."""
+        check_batch_size(batch_size)
+        notes = self.objects(listing=True).exclude("history").order_by("created_at", "id")
+        yield from notes.batch_size(batch_size)
+
+    def record_chart_read(self, patient_id: Any) -> None:
+        """Record a read of the patient's notes made through ``iterate`` (an export),
+        audited as ``for_patient`` is when reads are audited."""
         trail = trail_of(self.session)
         if trail is not None:
-            trail.record_read("patients", patient, "clinical_notes")
-        return self._newest_first(patient_id=str(patient), limit=limit, offset=offset)
+            trail.record_read("patients", as_uuid(patient_id, "patient_id"), "clinical_notes")
 
     def for_encounter(
         self, encounter_id: Any, *, limit: int = 50, offset: int = 0

@@ -105,6 +105,13 @@ FIGURES = {
     "audit_verify_peak_rss_mb",
     "audit_generate_s",
     "audit_seal_all_s",
+    "fhir_resources",
+    "fhir_import_per_s",
+    "fhir_create_many_per_s",
+    "fhir_import_vs_create_many",
+    "fhir_export_rows_per_s",
+    "fhir_iterate_rows_per_s",
+    "fhir_export_vs_iterate",
 }
 
 
@@ -112,7 +119,7 @@ def test_the_benchmark_reports_every_figure_and_target_as_json(tmp_path):
     output = tmp_path / "results.json"
     tiny = "--calls 3 --runs 1 --appointments 4 --short-history 3 --long-history 30"
     tiny += " --patients 300 --batch-size 100 --export-batch 50 --threads 4 --pool 2 --operations 5"
-    tiny += " --audit-processes 2 --audit-seconds 1 --audit-events 500"
+    tiny += " --audit-processes 2 --audit-seconds 1 --audit-events 500 --fhir-resources 200"
     environment = {"BENCH_DATABASE_ADMIN_URL": ADMIN_URL, "BENCH_REDIS_URL": Settings().redis_url}
     finished = subprocess.run(
         [sys.executable, "-m", "bench", *tiny.split(), "--json", str(output)],

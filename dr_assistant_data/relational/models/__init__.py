@@ -6,6 +6,7 @@ from .clinical import Encounter, Order, OrderItem, Prescription, PrescriptionIte
 from .document_commits import DocumentCommit
 from .people import Patient, User
 from .scheduling import Appointment
+from .source_identifiers import SourceIdentifier
 from .workflow import Alert, Task
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Patient",
     "Prescription",
     "PrescriptionItem",
+    "SourceIdentifier",
     "Task",
     "User",
 ]

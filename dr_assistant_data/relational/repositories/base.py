@@ -42,6 +42,9 @@ class Repository(Generic[M]):
     filterable: ClassVar[frozenset[str]] = frozenset()
     sortable: ClassVar[frozenset[str]] = frozenset({"created_at", "updated_at"})
     default_order: ClassVar[str] = "-created_at"
+    chart_part: ClassVar[str | None] = None
+    """The part of a patient's chart this table holds, as its audited reads name it
+    (``record_chart_read``); the table's name when ``None``."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Every public method is a span (``telemetry.trace_methods``)."""
@@ -150,6 +153,13 @@ class Repository(Generic[M]):
     def count(self, *, filters: Mapping[str, Any] | None = None) -> int:
         statement = self._filtered(select(func.count()).select_from(self.model), filters)
         return int(self.session.scalar(statement) or 0)
+
+    def record_chart_read(self, patient_id: Any) -> None:
+        """Record a read of this part of a patient's chart made other than through the
+        repository's own chart reads (an export streamed with ``iterate``), audited as
+        those are when reads are audited."""
+        part = self.chart_part or self.model.__tablename__
+        self._audit_chart_read(as_uuid(patient_id, "patient_id"), part)
 
     # -- writes ------------------------------------------------------------------------
 

@@ -59,12 +59,13 @@ class PatientRepository(Repository[Patient]):
         {"created_at", "updated_at", "last_name", "first_name", "date_of_birth", "mrn"}
     )
     default_order = "last_name"
+    chart_part = "demographics"
 
     def get(self, id: Any) -> Patient | None:
         """The patient with this id, or ``None``; a read of the chart when reads are audited."""
         patient = self._find(id)
         if patient is not None:
-            self._audit_chart_read(patient.id, "demographics")
+            self._audit_chart_read(patient.id, self.chart_part)
         return patient
 
     def find_by_mrn(self, mrn: Any) -> Patient | None:

@@ -1,0 +1,263 @@
+"""The layer's records out as FHIR: one patient's record as a document, or everything
+(or what changed since a moment) as Bulk Data NDJSON.
+
+Both read through the repositories' chart reads, so with ``AUDIT_READS`` on each patient
+whose record goes out has its chart reads audited as if a doctor had opened it: the
+document through the timelines' own reads, the bulk export by ``record_chart_read`` for
+each record streamed by ``iterate()``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from ..errors import NotFoundError
+from ..layer import DataLayer
+from ..progress import ProgressCallback, Tally
+from ..relational.models import OrderItem, PrescriptionItem
+from ..values.clock import utcnow
+from . import codes, outbound
+
+JSON = dict[str, Any]
+PAGE = 500
+ENCOUNTERS_SECTION = (codes.LOINC, "46240-8", "History of encounters")
+BULK_TYPES = (
+    "Practitioner",
+    "Patient",
+    "Encounter",
+    "MedicationRequest",
+    "ServiceRequest",
+    "Composition",
+)
+
+
+def patient_record(uow: Any, patient_id: Any) -> JSON:
+    """The patient's record as a FHIR document ``Bundle``: a ``Composition`` whose
+    sections list the signed notes (each a ``Composition`` of SOAP sections), the
+    prescriptions (a ``MedicationRequest`` per item), the orders (a ``ServiceRequest`` per
+    item) and the encounters, then every resource it names. ``NotFoundError`` when there
+    is no such patient."""
+    patient = uow.patients.get(patient_id)
+    if patient is None:
+        raise NotFoundError("no patients record with that id")
+    encounters = list(_pages(uow.encounters, patient.id))
+    prescriptions = list(_pages(uow.prescriptions, patient.id))
+    orders = list(_pages(uow.orders, patient.id))
+    notes = [note for note in _notes(uow, patient.id) if note.is_signed]
+    doctors = {row.doctor_id for row in [*encounters, *prescriptions, *orders]}
+    doctors |= {uuid.UUID(str(note.signed_by)) for note in notes if note.signed_by}
+    practitioners = uow.users.get_many(sorted(doctors, key=str)) if doctors else []
+    parts: dict[str, list[JSON]] = {
+        "notes": [outbound.note_composition(note, transcript=False) for note in notes],
+        "medications": [
+            r for row in prescriptions for r in outbound.medication_requests(row, row.items)
+        ],
+        "orders": [r for row in orders for r in outbound.service_requests(row, row.items)],
+        "encounters": [outbound.encounter(row) for row in encounters],
+    }
+    composition = _record_composition(patient, encounters, parts)
+    resources = [
+        composition,
+        outbound.patient(patient),
+        *map(outbound.practitioner, practitioners),
+        *parts["encounters"],
+        *parts["notes"],
+        *parts["medications"],
+        *parts["orders"],
+    ]
+    bundle_id = str(uuid.uuid4())
+    return {
+        "resourceType": "Bundle",
+        "id": bundle_id,
+        "identifier": {"system": f"{codes.BASE}/sid/bundle", "value": bundle_id},
+        "type": "document",
+        "timestamp": utcnow().isoformat(),
+        "entry": [{"fullUrl": _url(r), "resource": r} for r in resources],
+    }
+
+
+def _record_composition(patient: Any, encounters: list[Any], parts: dict[str, list[JSON]]) -> JSON:
+    sections = [
+        ((codes.SNOMED, *codes.ABDM_CONSULTATION), parts["notes"]),
+        ((codes.SNOMED, *codes.ABDM_MEDICATIONS_SECTION), parts["medications"]),
+        ((codes.SNOMED, *codes.ABDM_ORDERS_SECTION), parts["orders"]),
+        (ENCOUNTERS_SECTION, parts["encounters"]),
+    ]
+    latest = max(encounters, key=lambda row: row.start_time, default=None)
+    author = (
+        outbound.reference("Practitioner", latest.doctor_id)
+        if latest is not None
+        else {"display": "Dr. Assistant"}
+    )
+    composition: JSON = {
+        "resourceType": "Composition",
+        "id": str(uuid.uuid4()),
+        "status": "final",
+        "type": {"coding": [_coding(codes.SNOMED, *codes.RECORD_TYPE)]},
+        "subject": outbound.reference("Patient", patient.id),
+        "date": utcnow().isoformat(),
+        "author": [author],
+        "title": "Patient record",
+        "section": [
+            {
+                "title": display,
+                "code": {"coding": [_coding(system, code, display)]},
+                "entry": [{"reference": _url(resource)} for resource in resources],
+            }
+            for (system, code, display), resources in sections
+            if resources
+        ],
+    }
+    if latest is not None:
+        composition["encounter"] = outbound.reference("Encounter", latest.id)
+    return composition
+
+
+def _coding(system: str, code: str, display: str) -> JSON:
+    return {"system": system, "code": code, "display": display}
+
+
+def _url(resource: JSON) -> str:
+    return f"{codes.BASE}/{resource['resourceType']}/{resource['id']}"
+
+
+def _pages(repository: Any, patient_id: uuid.UUID) -> Iterator[Any]:
+    after = None
+    while True:
+        page = repository.for_patient_page(patient_id, limit=PAGE, after=after)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        after = page.next_cursor
+
+
+def _notes(uow: Any, patient_id: uuid.UUID) -> Iterator[Any]:
+    offset = 0
+    while batch := uow.clinical_notes.for_patient(patient_id, limit=PAGE, offset=offset):
+        yield from batch
+        offset += len(batch)
+        if len(batch) < PAGE:
+            return
+
+
+@dataclass
+class ExportReport:
+    """Resources written, by type, and the files written."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    files: list[Path] = field(default_factory=list)
+
+    def as_json(self) -> JSON:
+        return {
+            "counts": {kind: self.counts[kind] for kind in BULK_TYPES},
+            "files": [str(path) for path in self.files],
+        }
+
+
+def export_bulk(
+    dl: DataLayer,
+    directory: Path,
+    *,
+    actor: str,
+    since: datetime | None = None,
+    progress: ProgressCallback | None = None,
+) -> ExportReport:
+    """Everything (or what was changed at or after ``since``) as ``<Type>.ndjson`` files in
+    ``directory``, streamed with ``iterate()``: memory stays flat whatever the size of
+    the database. A record is exported whole (a prescription with all its items) when it
+    changed; ``iterate`` has no range filter, so older rows are read and passed over."""
+    directory.mkdir(parents=True, exist_ok=True)
+    report = ExportReport()
+    tally = Tally(progress, every=1000)
+    with dl.unit_of_work(actor=actor) as uow, _Files(directory, report) as files:
+
+        def fresh(row: Any) -> bool:
+            return since is None or row.updated_at >= since
+
+        def written(kind: str, resources: list[JSON]) -> None:
+            files.write(kind, resources)
+            tally.advance(len(resources))
+
+        for user in uow.users.iterate(filters={"role": "doctor"}, order_by="created_at"):
+            if fresh(user):
+                written("Practitioner", [outbound.practitioner(user)])
+        for patient in uow.patients.iterate(order_by="created_at"):
+            if fresh(patient):
+                uow.patients.record_chart_read(patient.id)
+                written("Patient", [outbound.patient(patient)])
+        for note in uow.clinical_notes.iterate():
+            if fresh(note):
+                uow.clinical_notes.record_chart_read(note.patient_id)
+                written("Composition", [outbound.note_composition(note, transcript=True)])
+        for encounter in uow.encounters.iterate(order_by="created_at"):
+            if fresh(encounter):
+                uow.encounters.record_chart_read(encounter.patient_id)
+                written("Encounter", [outbound.encounter(encounter)])
+        prescriptions = filter(fresh, uow.prescriptions.iterate(order_by="created_at"))
+        for prescription, items in _with_items(
+            uow, PrescriptionItem.prescription_id, prescriptions
+        ):
+            uow.prescriptions.record_chart_read(prescription.patient_id)
+            written("MedicationRequest", outbound.medication_requests(prescription, items))
+        orders = filter(fresh, uow.orders.iterate(order_by="created_at"))
+        for order, items in _with_items(uow, OrderItem.order_id, orders):
+            uow.orders.record_chart_read(order.patient_id)
+            written("ServiceRequest", outbound.service_requests(order, items))
+    tally.finish()
+    return report
+
+
+def _with_items(
+    uow: Any, parent: InstrumentedAttribute[uuid.UUID], rows: Iterator[Any]
+) -> Iterator[tuple[Any, list[Any]]]:
+    """Each streamed prescription (order) with its items (whose ``parent`` column names
+    it): one query per ``PAGE`` records, not one per record."""
+    item_model = parent.class_
+    while chunk := list(islice(rows, PAGE)):
+        statement = (
+            select(item_model)
+            .where(parent.in_([row.id for row in chunk]))
+            .order_by(parent, item_model.position)
+        )
+        items: dict[uuid.UUID, list[Any]] = defaultdict(list)
+        for item in uow.session.scalars(statement):
+            items[getattr(item, parent.key)].append(item)
+        for row in chunk:
+            yield row, items[row.id]
+
+
+class _Files:
+    """One NDJSON file per resource type, opened when its first resource comes."""
+
+    def __init__(self, directory: Path, report: ExportReport) -> None:
+        self.directory = directory
+        self.report = report
+        self.open: dict[str, IO[str]] = {}
+
+    def __enter__(self) -> _Files:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for stream in self.open.values():
+            stream.close()
+
+    def write(self, kind: str, resources: list[JSON]) -> None:
+        if kind not in self.open:
+            path = self.directory / f"{kind}.ndjson"
+            self.open[kind] = path.open("w", encoding="utf-8")
+            self.report.files.append(path)
+        stream = self.open[kind]
+        for resource in resources:
+            stream.write(json.dumps(resource, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self.report.counts[kind] += len(resources)

@@ -1,0 +1,139 @@
+"""Which row a resource is: the mapping from source identifiers to the layer's records.
+
+Every resource imported leaves keys behind (``source_identifiers``): its logical id
+(``Patient|id|<id>``), its Bundle ``fullUrl`` when that is a global URI (``urn:uuid:``,
+``urn:oid:`` or an absolute URL) and its business identifiers (``Practitioner|<system>|
+<value>``). A reference is resolved by the same keys, so a resource and a reference to it
+meet however the files are split and in whatever order they come; a reference to the
+layer's own id (``Patient/<uuid>``, as the export writes it) finds that row directly.
+Keys are stored as SHA-256 digests: the table holds no identifier in clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from ..relational.models import SourceIdentifier
+from ..values.clock import utcnow
+
+if TYPE_CHECKING:
+    from .inbound import Draft
+
+_RELATIVE = re.compile(r"(?:.*/)?([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/.*)?")
+_GLOBAL = ("urn:uuid:", "urn:oid:", "http://", "https://")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a reference names: the keys that may map it, and the type it must be."""
+
+    resource_type: str | None
+    keys: tuple[str, ...]
+    local_id: uuid.UUID | None = None
+    """The layer's own id when the reference is ``Type/<uuid>``."""
+    path: str = ""
+    """The FHIR element that holds the reference (``Encounter.subject``)."""
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def own_keys(resource_type: str, logical_id: object, full_url: str | None) -> list[str]:
+    """The keys a resource is known by, besides its business identifiers."""
+    keys = []
+    if isinstance(logical_id, str) and logical_id:
+        keys.append(f"{resource_type}|id|{logical_id}")
+    if full_url and full_url.startswith(_GLOBAL):
+        keys.append(f"url|{full_url}")
+    return keys
+
+
+def identifier_key(resource_type: str, system: str | None, value: str) -> str:
+    return f"{resource_type}|{system or ''}|{value}"
+
+
+def target(reference: str) -> Target | None:
+    """The keys of a reference string; ``None`` for one that can name nothing here (a
+    contained ``#id``, an empty string)."""
+    if not isinstance(reference, str) or not reference or reference.startswith("#"):
+        return None
+    keys: list[str] = []
+    if reference.startswith(_GLOBAL):
+        keys.append(f"url|{reference}")
+    match = _RELATIVE.fullmatch(reference)
+    if match is None:
+        return Target(None, tuple(keys)) if keys else None
+    kind, logical_id = match.groups()
+    keys.append(f"{kind}|id|{logical_id}")
+    return Target(kind, tuple(keys), as_uuid(logical_id))
+
+
+def scoped(draft: Draft, source: str) -> Draft:
+    """``draft`` with its logical-id keys, and those of its references, given to the
+    system ``source`` (``""``: none)."""
+    if not source:
+        return draft
+
+    def local(keys: Iterable[str]) -> list[str]:
+        return [f"{source}|{key}" if key.split("|")[1:2] == ["id"] else key for key in keys]
+
+    draft.keys = local(draft.keys)
+    draft.refs = {name: replace(t, keys=tuple(local(t.keys))) for name, t in draft.refs.items()}
+    return draft
+
+
+class Mapping:
+    """The mapping rows of one unit of work's session (Core statements: the rows hold no
+    patient data and are not audited; the records they point to are)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def find(self, keys: Iterable[str]) -> dict[str, tuple[str, uuid.UUID]]:
+        """``{key: (entity type, id)}`` for the keys already mapped, in one query."""
+        hashed = {digest(key): key for key in keys}
+        if not hashed:
+            return {}
+        statement = select(
+            SourceIdentifier.source_key, SourceIdentifier.entity_type, SourceIdentifier.entity_id
+        ).where(SourceIdentifier.source_key.in_(list(hashed)))
+        return {hashed[key]: (kind, id) for key, kind, id in self.session.execute(statement)}
+
+    def record(self, rows: Iterable[tuple[str, str, uuid.UUID]]) -> None:
+        """Map each ``(key, entity type, id)``; a key mapped already keeps its row."""
+        values = {
+            digest(key): {
+                "source_key": digest(key),
+                "entity_type": kind,
+                "entity_id": id,
+                "created_at": utcnow(),
+            }
+            for key, kind, id in rows
+        }
+        if not values:
+            return
+        dialect = self.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(SourceIdentifier).on_conflict_do_nothing(index_elements=["source_key"])
+        self.session.execute(statement, list(values.values()))
+
+
+def as_uuid(value: object) -> uuid.UUID | None:
+    """``value`` as a UUID, or ``None`` when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None

@@ -1,0 +1,234 @@
+"""The FHIR import: files in, records written through the repositories, one outcome each.
+
+    report = FhirImport(dl, actor="import:hospital-a").run([Path("Patient.ndjson"), ...])
+
+Resources are read as a stream (``reading.py``), turned into record fields
+(``inbound.py``) and buffered by type; every ``batch_size`` resources the buffers are
+written in one unit of work, in the order references need (practitioners and patients,
+then encounters, then what happens in them). New patients, practitioners and encounters
+go through ``create_many``; prescriptions and orders, which have items, and notes, which
+are documents, one record at a time. Everything a write through the layer does happens:
+validation, encryption, audit, cache invalidation.
+
+Logical ids (``Patient/123``) are unique only within the system that gave them: an
+import from several systems names each (``source``), so that one's ``Patient/1`` is not
+another's. Global names (``urn:uuid:``, absolute URLs, identifiers with a system) need
+no such name.
+
+A resource whose reference names nothing written yet is set aside in a temporary file
+and tried again after every file has been read, so a ``MedicationRequest`` that comes
+before its ``Encounter`` (later in the file, or in another file) still lands; what still
+names nothing then is refused (``unresolved_reference``). A resource seen again — by its
+identifier, its id, its ``fullUrl``, a patient by ABHA number or MRN — updates the record
+it became, or is skipped when nothing changed. Memory stays bounded by the batch, whatever
+the size of the files.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import ValidationError
+from ..layer import DataLayer
+from ..progress import ProgressCallback
+from . import reading
+from .identity import Mapping, Target, scoped
+from .inbound import Draft, draft
+from .outcomes import (
+    REFUSED,
+    SKIPPED,
+    SKIPPING,
+    UNRESOLVED_REFERENCE,
+    UNSUPPORTED_TYPE,
+    ImportReport,
+    Outcome,
+    Refusal,
+)
+from .writers import WRITERS, Resolved
+
+TYPE_ORDER = (
+    "Practitioner",
+    "Patient",
+    "Encounter",
+    "MedicationRequest",
+    "ServiceRequest",
+    "DocumentReference",
+    "Composition",
+)
+ENTITY_TYPES = {"Patient": "patients", "Practitioner": "users", "Encounter": "encounters"}
+
+
+class FhirImport:
+    """One import run; ``run`` may be called once."""
+
+    def __init__(
+        self,
+        dl: DataLayer,
+        *,
+        actor: str,
+        batch_size: int = 500,
+        source: str = "",
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        if not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
+            raise ValidationError("batch_size", "must be a whole number from 1 to 10000")
+        if not isinstance(source, str) or len(source) > 100 or "|" in source:
+            raise ValidationError("source", "must be a name of at most 100 characters, no '|'")
+        self.source = source
+        self.dl = dl
+        self.actor = actor
+        self.batch_size = batch_size
+        self.progress = progress
+        self.report = ImportReport()
+        self._buffers: dict[str, list[Draft]] = {kind: [] for kind in TYPE_ORDER}
+        self._buffered = 0
+        self._done = 0
+
+    def run(self, paths: Iterable[Path]) -> ImportReport:
+        """Import every file (NDJSON or Bundle); returns the report. A file that cannot be
+        read at all (not a Bundle of a supported type, not JSON) is ``ValidationError``."""
+        ordered = sorted(enumerate(paths), key=lambda pair: _rank(reading.first_type(pair[1])))
+        with tempfile.TemporaryFile() as deferred:
+            for index, path in ordered:
+                for raw in reading.read(path, index):
+                    self._take(raw, deferred)
+            self._flush(deferred)
+            for kind in TYPE_ORDER:  # all encounters before what names them, and so on
+                deferred.seek(0)
+                for raw in _replayed(deferred, kind):
+                    self._take(raw, None)
+            self._flush(None)
+        return self.report
+
+    def _take(self, raw: reading.Raw, deferred: IO[bytes] | None) -> None:
+        if raw.resource is not None and raw.resource_type not in TYPE_ORDER:
+            self._count(raw, raw.resource_type, Refusal("resourceType", UNSUPPORTED_TYPE), SKIPPED)
+            return
+        try:
+            item = scoped(draft(raw), self.source)
+        except Refusal as refusal:
+            self._count(
+                raw, raw.resource_type, refusal, SKIPPED if refusal.code in SKIPPING else REFUSED
+            )
+            return
+        self._buffers[item.resource_type].append(item)
+        self._buffered += 1
+        if self._buffered >= self.batch_size:
+            self._flush(deferred)
+
+    def _flush(self, deferred: IO[bytes] | None) -> None:
+        """Write what is buffered in one unit of work, in reference order. With
+        ``deferred`` (the first pass), a resource whose reference is not found yet is
+        set aside there; without it (the replay), it is refused."""
+        if not self._buffered:
+            return
+        with self.dl.unit_of_work(actor=self.actor) as uow:
+            uow.use_primary()  # the mappings just committed must be seen
+            mapping = Mapping(uow.session)
+            for kind in TYPE_ORDER:
+                drafts, self._buffers[kind] = self._buffers[kind], []
+                if not drafts:
+                    continue
+                resolved = self._resolved(uow, mapping, drafts, deferred)
+                for item, outcome in WRITERS[kind](uow, mapping, resolved):
+                    self._count(item.draft.raw, kind, outcome)
+        self._done += self._buffered
+        self._buffered = 0
+        if self.progress is not None:
+            self.progress(self._done, None)
+
+    def _resolved(
+        self, uow: Any, mapping: Mapping, drafts: list[Draft], deferred: IO[bytes] | None
+    ) -> list[Resolved]:
+        """Each draft with its references as record ids; the others set aside or refused."""
+        targets = [target for item in drafts for target in item.refs.values()]
+        found = mapping.find(key for target in targets for key in target.keys)
+        local = _local_rows(uow, targets)
+        result = []
+        for item in drafts:
+            ids: dict[str, uuid.UUID] = {}
+            missing: Target | None = None
+            for name, target in item.refs.items():
+                id = _lookup(target, found, local)
+                if id is not None:
+                    ids[name] = id
+                elif deferred is not None or name not in item.optional_refs:
+                    missing = missing or target
+            if missing is None:
+                result.append(Resolved(item, ids))
+            elif deferred is not None:
+                _set_aside(deferred, item.raw)
+                self._done += 1
+            else:
+                self._refuse(item.raw, Refusal(missing.path, UNRESOLVED_REFERENCE))
+        return result
+
+    def _count(
+        self, raw: reading.Raw, kind: str, outcome: str | Refusal, as_: str = REFUSED
+    ) -> None:
+        """Count ``outcome``; a ``Refusal`` counts ``as_`` (refused, or skipped for a
+        resource this import does not read) with its field and reason."""
+        if isinstance(outcome, Refusal):
+            self.report.add(
+                Outcome(raw.source, raw.position, kind, as_, outcome.field, outcome.code)
+            )
+        else:
+            self.report.add(Outcome(raw.source, raw.position, kind, outcome))
+
+    def _refuse(self, raw: reading.Raw, refusal: Refusal) -> None:
+        self._count(raw, raw.resource_type, refusal)
+
+
+def import_files(
+    dl: DataLayer, paths: Iterable[Path], *, actor: str, **options: Any
+) -> ImportReport:
+    """Import FHIR files (``FhirImport``); returns the report."""
+    return FhirImport(dl, actor=actor, **options).run(paths)
+
+
+def _rank(kind: str | None) -> int:
+    return TYPE_ORDER.index(kind) if kind in TYPE_ORDER else -1  # Bundles first
+
+
+def _local_rows(uow: Any, targets: list[Target]) -> dict[tuple[str, uuid.UUID], bool]:
+    """Which ``Type/<uuid>`` references name the layer's own rows (one query per type)."""
+    repositories = {"Patient": uow.patients, "Practitioner": uow.users, "Encounter": uow.encounters}
+    found = {}
+    for kind, repository in repositories.items():
+        ids = list({t.local_id for t in targets if t.resource_type == kind and t.local_id})
+        for start in range(0, len(ids), 1000):
+            for row in repository.get_many(ids[start : start + 1000]):
+                found[(kind, row.id)] = True
+    return found
+
+
+def _lookup(
+    target: Target,
+    found: dict[str, tuple[str, uuid.UUID]],
+    local: dict[tuple[str, uuid.UUID], bool],
+) -> uuid.UUID | None:
+    wanted = ENTITY_TYPES.get(target.resource_type or "")
+    for key in target.keys:
+        if key in found and found[key][0] == wanted:
+            return found[key][1]
+    if target.local_id is not None and (target.resource_type, target.local_id) in local:
+        return target.local_id
+    return None
+
+
+def _set_aside(deferred: IO[bytes], raw: reading.Raw) -> None:
+    line = {"s": raw.source, "p": raw.position, "u": raw.full_url, "r": raw.resource}
+    deferred.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
+
+
+def _replayed(deferred: IO[bytes], kind: str) -> Iterator[reading.Raw]:
+    for line in deferred:
+        entry = json.loads(line)
+        raw = reading.Raw(entry["s"], entry["p"], entry["r"], entry["u"])
+        if raw.resource_type == kind:
+            yield raw
