@@ -1,4 +1,5 @@
-"""``dr-assistant-data fhir import FILE...`` and ``fhir export [--patient ID | --since DATE] DIR``.
+"""``dr-assistant-data fhir import FILE...`` and ``fhir export [--patient ID | --since DATE]
+[--until DATE] DIR``.
 
 Both print a summary table (or, with ``--json``, the report as JSON) that names resource
 types, counts, FHIR elements and reason codes, never a value from a record. ``import``
@@ -45,13 +46,17 @@ def add_commands(fhir: argparse.ArgumentParser) -> None:
     exporting = actions.add_parser(
         "export",
         help="export records as FHIR R4",
-        description="Write every record (or those changed since DATE) as Bulk Data NDJSON "
+        description="Write every record (or those changed from --since to before --until) "
+        "as Bulk Data NDJSON "
         "files in DIR, or one patient's record as a FHIR document Bundle.",
     )
     which = exporting.add_mutually_exclusive_group()
     which.add_argument("--patient", metavar="ID", help="one patient's record as a document")
     which.add_argument(
         "--since", metavar="DATE", help="records changed at or after DATE (ISO date or time)"
+    )
+    exporting.add_argument(
+        "--until", metavar="DATE", help="records changed before DATE (ISO date or time)"
     )
     exporting.add_argument("directory", type=Path, metavar="DIR")
     exporting.add_argument("--actor", default="fhir-export", help="who the audit trail names")
@@ -112,6 +117,8 @@ def _import_table(report: ImportReport) -> str:
 
 def _export(dl: DataLayer, args: argparse.Namespace) -> int:
     directory: Path = args.directory
+    if args.patient is not None and args.until is not None:
+        raise ValidationError("until", "applies to a bulk export, not to one patient's record")
     if args.patient is not None:
         with dl.unit_of_work(actor=args.actor) as uow:
             bundle = patient_record(uow, args.patient)
@@ -121,10 +128,12 @@ def _export(dl: DataLayer, args: argparse.Namespace) -> int:
         counts = Counter(entry["resource"]["resourceType"] for entry in bundle["entry"])
         summary: dict[str, Any] = {"counts": dict(sorted(counts.items())), "files": [str(path)]}
     else:
-        since = _moment(args.since, ZoneInfo(dl.settings.clinic_timezone)) if args.since else None
+        zone = ZoneInfo(dl.settings.clinic_timezone)
+        since = _moment("since", args.since, zone) if args.since else None
+        until = _moment("until", args.until, zone) if args.until else None
         with progress_bar("exporting", "resource", json_output=args.json) as progress:
             summary = export_bulk(
-                dl, directory, actor=args.actor, since=since, progress=progress
+                dl, directory, actor=args.actor, since=since, until=until, progress=progress
             ).as_json()
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -134,13 +143,13 @@ def _export(dl: DataLayer, args: argparse.Namespace) -> int:
     return 0
 
 
-def _moment(text: str, zone: ZoneInfo) -> datetime:
+def _moment(field: str, text: str, zone: ZoneInfo) -> datetime:
     """An ISO date (the start of that day on the clinic's clock) or date and time (on the
     clinic's clock unless it names its offset)."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ValidationError("since", "must be an ISO date or date and time") from None
+        raise ValidationError(field, "must be an ISO date or date and time") from None
     if len(text) <= 10:
         moment = datetime.combine(moment.date(), time())
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)

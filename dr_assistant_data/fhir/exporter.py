@@ -171,9 +171,11 @@ def export_bulk(
     *,
     actor: str,
     since: datetime | None = None,
+    until: datetime | None = None,
     progress: ProgressCallback | None = None,
 ) -> ExportReport:
-    """Everything (or what was changed at or after ``since``) as ``<Type>.ndjson`` files in
+    """Everything (or what was changed at or after ``since`` and before ``until``, Bulk
+    Data's ``_since`` and ``_until``) as ``<Type>.ndjson`` files in
     ``directory``, streamed with ``iterate()``: memory stays flat whatever the size of
     the database. A record is exported whole (a prescription with all its items) when it
     changed; ``iterate`` has no range filter, so older rows are read and passed over."""
@@ -183,7 +185,8 @@ def export_bulk(
     with dl.unit_of_work(actor=actor) as uow, _Files(directory, report) as files:
 
         def fresh(row: Any) -> bool:
-            return since is None or row.updated_at >= since
+            changed: datetime = row.updated_at
+            return (since is None or changed >= since) and (until is None or changed < until)
 
         def written(kind: str, resources: list[JSON]) -> None:
             files.write(kind, resources)

@@ -269,6 +269,16 @@ def test_export_since_a_moment_leaves_out_what_did_not_change_after_it(layer, tm
     assert export_bulk(layer, tmp_path / "b", actor="t", since=earlier).counts["Patient"] == 1
 
 
+def test_export_until_a_moment_leaves_out_what_changed_at_or_after_it(layer, tmp_path):
+    full_clinic(layer)
+    earlier = datetime.now(UTC) - timedelta(days=1)
+    later = earlier + timedelta(days=2)
+
+    assert sum(export_bulk(layer, tmp_path / "a", actor="t", until=earlier).counts.values()) == 0
+    window = export_bulk(layer, tmp_path / "b", actor="t", since=earlier, until=later)
+    assert window.counts["Patient"] == 1
+
+
 def test_the_command_line_imports_and_exports_with_a_summary(layer, population, tmp_path, capsys):
     assert run_with(layer, ["fhir", "import", *map(str, population), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -282,6 +292,16 @@ def test_the_command_line_imports_and_exports_with_a_summary(layer, population, 
         patient = uow.patients.list(limit=1)[0]
     assert run_with(layer, ["fhir", "export", "--patient", str(patient.id), str(tmp_path)]) == 0
     assert "Composition" in capsys.readouterr().out
+
+
+def test_the_command_line_exports_a_window_and_names_a_bad_bound(layer, tmp_path, capsys):
+    full_clinic(layer)
+    window = ["--since", "2000-01-01", "--until", "2000-01-02", "--json", str(tmp_path)]
+    assert run_with(layer, ["fhir", "export", *window]) == 0
+    assert sum(json.loads(capsys.readouterr().out)["counts"].values()) == 0
+
+    assert run_with(layer, ["fhir", "export", "--until", "someday", str(tmp_path)]) == 1
+    assert "until" in capsys.readouterr().err
 
 
 def test_the_demo_shows_a_patient_record_exported_as_a_fhir_document(tmp_path, capsys):
