@@ -4,18 +4,16 @@ stopped when the campaign ends, however it ends."""
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from .spawn import spawned
 
 
 @dataclass
@@ -38,20 +36,11 @@ class Workers:
 
     def start(self, name: str, quota: int) -> None:
         history = self.folder / f"{name}.jsonl"
-        config_file = self.folder / f"{name}.json"
         with self._lock:
             self._started += 1
             seed = self.seed * 1000 + self._started
         own = {"process": name, "quota": quota, "seed": seed, "history": str(history)}
-        config_file.write_text(json.dumps({**self.config, **own}))
-        log = (self.folder / f"{name}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "chaos.worker", str(config_file)],
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+        process = spawned("worker", self.folder, name, {**self.config, **own})
         with self._lock:
             self._running.append(Worker(name, quota, process, history))
 

@@ -4,15 +4,13 @@ likely mid-round, and starts a replacement, so the role moves between processes.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from .spawn import spawned
 
 
 class Sealers:
@@ -28,18 +26,8 @@ class Sealers:
         with self._lock:
             self._started += 1
             name = f"sealer{self._started}"
-        config = self.folder / f"{name}.json"
-        config.write_text(
-            json.dumps({"settings": self.settings, "leader_file": str(self.leader_file)})
-        )
-        log = (self.folder / f"{name}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "chaos.sealer", str(config)],
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+        config = {"settings": self.settings, "leader_file": str(self.leader_file)}
+        process = spawned("sealer", self.folder, name, config)
         with self._lock:
             self._running.append(process)
 

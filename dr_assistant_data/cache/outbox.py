@@ -133,9 +133,7 @@ class OutboxListener:
                 cursor.execute(f"LISTEN {CHANNEL}")
                 if catch_up:
                     cursor.execute("SELECT id, keys FROM cache_invalidations")
-                    rows = dict(cursor.fetchall())
-                    missed = self._store.undelivered(list(rows)) if rows else []
-                    self._owe([key for row in missed for key in rows[row]])
+                    self._owe(self._unmarked_keys(dict(cursor.fetchall())))
             self.connected.set()
             while not self._stop.is_set() and self._pid == pid:
                 readable, _, _ = select.select([connection], [], [], JANITOR_INTERVAL)
@@ -160,14 +158,18 @@ class OutboxListener:
         if keys and not self._stop.is_set():  # after close() the store is gone
             self._store.guard.invalidate("invalidation", keys)
 
+    def _unmarked_keys(self, rows: dict[int, list[str]]) -> set[str]:
+        """The keys of those outbox ``rows`` (id → keys) that Redis holds no delivery mark
+        for: what their writers may not have delivered."""
+        undelivered = self._store.undelivered(list(rows)) if rows else []
+        return {key for row in undelivered for key in rows[row]}
+
     def _sweep(self, connection: Any) -> None:
         """Deliver and delete the rows old enough that their writer had its chance (on
         the listener's own connection: the janitor never waits for the pool)."""
         with connection.cursor() as cursor:
             cursor.execute("BEGIN")
             cursor.execute(_CLAIM, {"grace": JANITOR_GRACE, "batch": JANITOR_BATCH})
-            claimed = dict(cursor.fetchall())
-            undelivered = self._store.undelivered(list(claimed)) if claimed else []
-            keys = {key for row in undelivered for key in claimed[row]}
+            keys = self._unmarked_keys(dict(cursor.fetchall()))
             delivered = not keys or self._store.deliver(keys)
             cursor.execute("COMMIT" if delivered else "ROLLBACK")  # refused: the rows stay
