@@ -97,9 +97,6 @@ class Column:
     via: tuple[str, ...] = ()
     """Relationships that fill this foreign key at flush time."""
 
-    def is_missing(self, row: Values, value: Any) -> bool:
-        return value is None and self.required and all(row.get(rel) is None for rel in self.via)
-
 
 def _check_for_type(sql_type: Any) -> f.Field:
     if sql_type is MutableJSONDict:
@@ -202,10 +199,11 @@ def _validated(model: type, row: Values, changed: set[str] | None) -> None:
             if changed is not None and key not in changed:
                 continue
             value = row.get(key)
-            if column.is_missing(row, value):
-                raise ValidationError(key, "is required")
-            if value is None and changed is None and column.has_default:
-                continue  # filled by the column default on INSERT
+            if value is None:
+                if column.required and all(row.get(rel) is None for rel in column.via):
+                    raise ValidationError(key, "is required")
+                if changed is None and column.has_default:
+                    continue  # filled by the column default on INSERT
             cleaned = column.check.clean(value, key)
             if cleaned != value or type(cleaned) is not type(value):
                 row[key] = cleaned
