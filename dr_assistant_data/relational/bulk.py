@@ -1,7 +1,8 @@
 """Bulk creation: many rows validated like single creates, written in multi-row INSERTs.
 
-Each row is built and checked exactly as ``Repository.create`` builds and checks one (the
-repository's ``_prepare``, then ``rules.validate``), before any SQL. Valid rows go to the
+Each row is checked by the rules ``Repository.create`` applies to one (the repository's
+``_prepare``, then the checks of ``rules.validate``, run on its column values: no entity is
+built), before any SQL. Valid rows go to the
 database ``batch_size`` at a time, one ``COPY`` per batch on PostgreSQL (a multi-row
 ``INSERT`` elsewhere), each batch in a savepoint. Their audit events join the
 unit of work's trail (written in bulk, chained, at commit) and their cache keys join the
