@@ -17,6 +17,7 @@ TARGETS: list[tuple[str, str, Callable[[float, float], bool], float]] = [
     ("schedule_cached_speedup", ">=", operator.ge, 5.0),
     ("timeline_growth", "<=", operator.le, 2.0),
     ("import_vs_copy", ">=", operator.ge, 0.3),
+    ("import_python_us_per_row", "<=", operator.le, 25.0),
     ("export_vs_raw", ">=", operator.ge, 0.3),
     ("export_layer_peak_rss_growth_mb", "<", operator.lt, 50.0),
     ("scaling_vs_one_thread", ">=", operator.ge, 1.8),
@@ -161,11 +162,27 @@ def print_table(results: dict[str, Any]) -> None:
             f"x{f['import_vs_copy']:.2f} of COPY " + verdict(f, "import_vs_copy"),
         ),
         (
-            f"export {f['export_rows']} patients (iterate)",
+            "  the server's floor: COPY of the layer's text",
+            f"{f['import_floor_rows_per_s']:.0f} rows/s, {f['import_floor_mb']:.0f} MB",
+            "psycopg2 COPY, same rows",
+            f"x{f['import_floor_vs_copy']:.2f} of COPY",
+            f"layer x{f['import_vs_floor']:.2f} of it, "
+            f"{f['import_python_us_per_row']:.0f} us/row above it "
+            + verdict(f, "import_python_us_per_row"),
+        ),
+        (
+            f"export {f['export_rows']} patients (export)",
             f"{f['export_layer_s']:.2f} s, +{f['export_layer_peak_rss_growth_mb']:.1f} MB",
             "psycopg2 server-side cursor",
             f"{f['export_raw_s']:.2f} s, +{f['export_raw_peak_rss_growth_mb']:.1f} MB",
             f"x{f['export_vs_raw']:.2f} of raw " + verdict(f, "export_vs_raw"),
+        ),
+        (
+            "  the same as entities (iterate)",
+            f"{f['export_entities_s']:.2f} s, +{f['export_entities_peak_rss_growth_mb']:.1f} MB",
+            "",
+            "",
+            f"x{f['export_entities_vs_raw']:.2f} of raw",
         ),
         (
             f"uncached gets, {f['scaling_threads']} threads",

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import text
 
 from dr_assistant_data import DataLayer, Settings
+from dr_assistant_data.relational import copy_rows
 
 from .scratch import raw_postgres
 
@@ -112,23 +113,73 @@ def import_by_copy(dl: DataLayer, rows: list[dict[str, Any]]) -> float:
     return elapsed
 
 
+@contextmanager
+def copies_sent() -> Iterator[list[tuple[str, str]]]:
+    """Records each COPY the layer sends (its statement and its text) while open."""
+    sent: list[tuple[str, str]] = []
+    send = copy_rows.send_copy
+
+    def recorded(connection: Any, statement: str, data: str) -> None:
+        sent.append((statement, data))
+        send(connection, statement, data)
+
+    copy_rows.send_copy = recorded
+    try:
+        yield sent
+    finally:
+        copy_rows.send_copy = send
+
+
+def copy_floor(dl: DataLayer, sent: list[tuple[str, str]]) -> float:
+    """The server's floor under an import: the layer's own COPY text (every table it
+    wrote, byte for byte) copied by psycopg2 in one transaction, into new tables made
+    ``LIKE`` the real ones (columns, defaults, constraints, indexes; their rows' keys are
+    taken in the real ones), dropped after."""
+    tables = sorted({statement.split('"')[1] for statement, _ in sent})
+    connection = raw_postgres(dl)
+    with connection, connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f'CREATE TABLE "floor_{table}" (LIKE "{table}" INCLUDING ALL)')
+    started = time.perf_counter()
+    with connection, connection.cursor() as cursor:
+        for statement, data in sent:
+            floor = statement.replace('COPY "', 'COPY "floor_', 1)
+            cursor.copy_expert(floor, io.StringIO(data), size=copy_rows.COPY_CHUNK)
+    elapsed = time.perf_counter() - started
+    with connection, connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f'DROP TABLE "floor_{table}"')
+    connection.close()
+    return elapsed
+
+
 def bulk_import(dl: DataLayer, *, count: int, runs: int, batch_size: int) -> dict[str, Any]:
     rows = patient_rows(count)
-    layer_times, copy_times = [], []
+    layer_times, copy_times, floor_times = [], [], []
     for _ in range(runs):
         empty_patients(dl)
         copy_times.append(import_by_copy(dl, rows))
         empty_patients(dl)
-        layer_times.append(import_through_layer(dl, rows, batch_size))  # leaves the rows for export
+        with copies_sent() as sent:
+            layer_times.append(import_through_layer(dl, rows, batch_size))  # rows kept: export
+        floor_times.append(copy_floor(dl, sent))
+        sent_bytes = sum(len(data.encode()) for _, data in sent)
     layer, copy = statistics.median(layer_times), statistics.median(copy_times)
+    floor = statistics.median(floor_times)
     return {
         "import_rows": count,
         "import_batch_size": batch_size,
         "import_layer_s": layer,
         "import_copy_s": copy,
+        "import_floor_s": floor,
+        "import_floor_mb": sent_bytes / 2**20,
         "import_layer_rows_per_s": count / layer,
         "import_copy_rows_per_s": count / copy,
+        "import_floor_rows_per_s": count / floor,
         "import_vs_copy": copy / layer,
+        "import_floor_vs_copy": copy / floor,
+        "import_vs_floor": floor / layer,
+        "import_python_us_per_row": (layer - floor) / count * 1e6,
     }
 
 
@@ -165,7 +216,7 @@ def export(dl: DataLayer, *, expected: int, batch_size: int) -> dict[str, Any]:
     earlier benchmarks cannot hide growth) with its resident set sampled throughout."""
     figures: dict[str, Any] = {"export_rows": expected}
     context = multiprocessing.get_context("spawn")
-    for label in ("raw", "layer"):
+    for label in ("raw", "layer", "entities"):
         with context.Pool(1) as pool:
             written, elapsed, growth = pool.apply(
                 _export_in_child, (label, dl.settings.database_url, batch_size)
@@ -174,6 +225,7 @@ def export(dl: DataLayer, *, expected: int, batch_size: int) -> dict[str, Any]:
         figures[f"export_{label}_s"] = elapsed
         figures[f"export_{label}_peak_rss_growth_mb"] = growth / 2**20
     figures["export_vs_raw"] = figures["export_raw_s"] / figures["export_layer_s"]
+    figures["export_entities_vs_raw"] = figures["export_raw_s"] / figures["export_entities_s"]
     return figures
 
 
@@ -189,7 +241,7 @@ def _export_in_child(label: str, database_url: str, batch_size: int) -> tuple[in
     try:
         with peak_rss_growth() as growth:
             started = time.perf_counter()
-            written = (_export_through_layer if label == "layer" else _export_raw)(dl, batch_size)
+            written = EXPORTS[label](dl, batch_size)
             elapsed = time.perf_counter() - started
         return written, elapsed, growth()
     finally:
@@ -197,6 +249,18 @@ def _export_in_child(label: str, database_url: str, batch_size: int) -> tuple[in
 
 
 def _export_through_layer(dl: DataLayer, batch_size: int) -> int:
+    """``export``: the columns, decoded, without entities."""
+    sink = csv.writer(Discard())
+    written = 0
+    with dl.unit_of_work(actor="bench-export") as uow:
+        for row in uow.patients.export(COLUMNS, order_by="created_at", batch_size=batch_size):
+            sink.writerow(row)
+            written += 1
+    return written
+
+
+def _export_entities(dl: DataLayer, batch_size: int) -> int:
+    """``iterate``: an entity per row."""
     sink = csv.writer(Discard())
     written = 0
     with dl.unit_of_work(actor="bench-export") as uow:
@@ -218,6 +282,13 @@ def _export_raw(dl: DataLayer, batch_size: int) -> int:
             written += 1
     connection.close()
     return written
+
+
+EXPORTS: dict[str, Callable[[DataLayer, int], int]] = {
+    "raw": _export_raw,
+    "layer": _export_through_layer,
+    "entities": _export_entities,
+}
 
 
 class Discard:

@@ -30,7 +30,7 @@ class AuditKey:
         """The hex MAC of ``content`` (canonical JSON) for ``purpose`` (``"event"``,
         ``"seal"``, ``"checkpoint"``): a MAC made for one purpose never verifies another."""
         message = purpose.encode() + b"\x00" + canonical(content)
-        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
+        return hmac.digest(self.secret, message, "sha256").hex()
 
     def verifies(self, purpose: str, content: Mapping[str, object], mac: object) -> bool:
         """Whether ``mac`` is the MAC of ``content`` for ``purpose`` (constant time)."""
@@ -42,13 +42,16 @@ class AuditKey:
 
 def canonical(content: Mapping[str, object]) -> bytes:
     """Sorted-key, compact JSON; datetimes in ISO form with microseconds."""
-    return json.dumps(content, sort_keys=True, default=_text, separators=(",", ":")).encode()
+    return _CANONICAL.encode(content).encode()
 
 
 def _text(value: object) -> str:
     if isinstance(value, datetime):
         return value.isoformat(timespec="microseconds")
     return str(value)
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, default=_text, separators=(",", ":"))
 
 
 def audit_key_from(encoded: str, *, production: bool) -> AuditKey:

@@ -107,7 +107,7 @@ class Keyring:
     def blind_index(self, value: str, context: str) -> str:
         """The keyed index of a normalized value: exact lookups without decryption."""
         message = f"{context}\x00{value}".encode()
-        return hmac.new(self.index_key, message, hashlib.sha256).hexdigest()
+        return hmac.digest(self.index_key, message, "sha256").hex()
 
 
 def keyring_from(keys: str, active: str, index_key: str, *, production: bool) -> Keyring:

@@ -1,7 +1,8 @@
 """Bulk creation: many rows validated like single creates, written in multi-row INSERTs.
 
-Each row is built and checked exactly as ``Repository.create`` builds and checks one (the
-repository's ``_prepare``, then ``rules.validate``), before any SQL. Valid rows go to the
+Each row is checked by the rules ``Repository.create`` applies to one (the repository's
+``_prepare``, then the checks of ``rules.validate``, run on its column values: no entity is
+built), before any SQL. Valid rows go to the
 database ``batch_size`` at a time, one ``COPY`` per batch on PostgreSQL (a multi-row
 ``INSERT`` elsewhere), each batch in a savepoint. Their audit events join the
 unit of work's trail (written in bulk, chained, at commit) and their cache keys join the
@@ -14,6 +15,7 @@ others are kept; with ``all_or_nothing`` the first refusal raises ``ValidationEr
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ from ..values.clock import utcnow
 from . import rules
 from .audit_trail import Change, trail_of, written_fields
 from .base import Entity, Versioned
-from .cache_invalidation import note_written
+from .cache_invalidation import note_inserted
 from .copy_rows import insert_rows
 from .encryption import blind_indexes, index_value, session_keyring
 
@@ -103,7 +105,7 @@ def create_many(
                     result.errors.append(RowError(index, error.field, error.reason))
             kept = _written(session, table, valid, result, all_or_nothing)
             if outer is None:
-                _record(session, table, kept)  # in the transaction from now on, whatever follows
+                _record(session, model, kept)  # in the transaction from now on, whatever follows
             else:
                 written.extend(kept)  # until the savepoint is released
             done += len(chunk)
@@ -115,7 +117,7 @@ def create_many(
         raise
     if outer is not None:
         outer.commit()
-        _record(session, table, written)
+        _record(session, model, written)
     return result
 
 
@@ -129,8 +131,8 @@ def check_batch_size(batch_size: int) -> None:
 @dataclass(frozen=True)
 class Pending:
     index: int
-    row: Entity
     values: dict[str, Any]
+    """Every column of the table, as written."""
 
 
 def _built(
@@ -140,12 +142,13 @@ def _built(
     index: int,
     fields: Mapping[str, Any],
 ) -> Pending:
-    """The row as an unsaved entity, checked by the rules a flush applies to a new row,
-    then given the blind indexes of its encrypted values (``encryption.py``), as a flush
-    would. Its values are sealed on the way to the database by their column types.
+    """The row's column values, checked by the rules a flush applies to a new row
+    (``rules.validate_new``), then given the blind indexes of its encrypted values
+    (``encryption.py``), as a flush would. Its values are sealed on the way to the
+    database by their column types.
 
-    It is built without attribute events (as a loaded row is) and never joins the
-    session: only column fields are accepted, child rows have no bulk path."""
+    No entity is built (nor joins the session): only column fields are accepted, child
+    rows have no bulk path."""
     if not isinstance(fields, Mapping):
         raise ValidationError("row", "must be a mapping of field names to values")
     writable = rules.columns_of(model)
@@ -153,14 +156,39 @@ def _built(
         if key not in writable:
             field = schema_field(key, rules.field_names(model), "fields")
             raise ValidationError(field, "is not a field this record can be bulk created with")
-    row = model.__mapper__.class_manager.new_instance()
-    row.__dict__.update(fields)
-    row.__dict__.setdefault("id", uuid.uuid4())
-    rules.validate(row, changed=None)
+    given = dict(fields)
+    rules.validate_new(model, given)
     if keyring is not None:
         for key, index_key in blind_indexes(model).items():
-            row.__dict__[index_key] = index_value(keyring, model, key, row.__dict__.get(key))
-    return Pending(index, row, _values(table, row))
+            given[index_key] = index_value(keyring, model, key, given.get(key))
+    columns, defaults = _layout(table, issubclass(model, Versioned))
+    values = {key: given.get(key) for key in columns}
+    for key, default in defaults:
+        if key not in given:
+            values[key] = default()
+    return Pending(index, values)
+
+
+@functools.cache
+def _layout(
+    table: Table, versioned: bool
+) -> tuple[tuple[str, ...], tuple[tuple[str, Callable[[], Any]], ...]]:
+    """The table's columns, and how to fill those left out, as the ORM would at flush
+    (column defaults, a new id among them; version 1), worked out once per table."""
+    defaults: dict[str, Callable[[], Any]] = {}
+    for column in table.columns:
+        default = column.default
+        if isinstance(default, ColumnDefault) and default.is_scalar:
+            defaults[column.key] = functools.partial(_constant, default.arg)
+        elif isinstance(default, ColumnDefault) and default.is_callable:
+            defaults[column.key] = functools.partial(default.arg, None)
+    if versioned:
+        defaults["version"] = functools.partial(_constant, 1)
+    return tuple(column.key for column in table.columns), tuple(defaults.items())
+
+
+def _constant(value: Any) -> Any:
+    return value
 
 
 def _written(
@@ -182,7 +210,7 @@ def _written(
                 raise _naming_row(entry.index, refused)
             else:
                 result.errors.append(_row_error(entry.index, refused))
-    result.created.extend(entry.row.id for entry in kept)
+    result.created.extend(entry.values["id"] for entry in kept)
     return kept
 
 
@@ -216,31 +244,18 @@ def _row_error(index: int, error: DataLayerError) -> RowError:
     return RowError(index, "row", str(error))
 
 
-def _values(table: Table, row: Entity) -> dict[str, Any]:
-    """The row's column values, column defaults filled in as the ORM would at flush."""
-    state = row.__dict__
-    values = {}
-    for column in table.columns:
-        value = state.get(column.key)
-        if value is None and column.key not in state and isinstance(column.default, ColumnDefault):
-            value = column.default.arg(None) if column.default.is_callable else column.default.arg
-        values[column.key] = value
-    if isinstance(row, Versioned):
-        values["version"] = 1
-    return values
-
-
-def _record(session: Session, table: Table, written: list[Pending]) -> None:
+def _record(session: Session, model: type[Entity], written: list[Pending]) -> None:
     """Give rows now in the transaction their audit events and owed cache keys, so that a
     commit carries both even if the caller stops the import midway and commits."""
-    note_written(session, [entry.row for entry in written], fresh=True)
+    note_inserted(session, model, [entry.values for entry in written])
     trail = trail_of(session)
     if trail is None:
         return
     now = utcnow()
+    table = model.__tablename__
     for entry in written:
         trail.changes.append(
-            Change("create", table.name, str(entry.row.id), written_fields(entry.values), now)
+            Change("create", table, str(entry.values["id"]), written_fields(entry.values), now)
         )
 
 

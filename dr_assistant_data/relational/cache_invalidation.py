@@ -16,12 +16,13 @@ made (a repository call, a plain attribute change, a factory, a caller's own ses
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm.instrumentation import ClassManager
 
 from ..cache.store import CacheStore
 from ..session_context import configure, context_of
@@ -66,6 +67,20 @@ def note_written(session: Session, rows: Iterable[object], *, fresh: bool = Fals
         context.owed = set()
     for row in rows:
         context.owed.update(affected_keys(store, row, fresh=fresh))
+
+
+def note_inserted(session: Session, model: type, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``note_written(fresh=True)`` for rows of ``model`` inserted without entities (bulk
+    inserts, ``bulk.py``), given as their column values: entities are built for the
+    policy's key parts only when a read other than the row's own can hold them."""
+    entities = []
+    if any(not read.names_its_row for read in reads_written_by(model)):
+        manager: ClassManager[Any] = inspect(model).class_manager
+        for values in rows:
+            entity = manager.new_instance()
+            entity.__dict__.update(values)
+            entities.append(entity)
+    note_written(session, entities, fresh=True)
 
 
 def _deliver(session: Session) -> None:

@@ -1,7 +1,9 @@
 """A transaction's cache invalidations in its own outbox row (``cache/outbox.py`` says why).
 
 * ``before_commit`` inserts the keys the transaction owes into ``cache_invalidations``, in
-  the transaction: the row exists exactly when the write committed;
+  the transaction: the row exists exactly when the write committed. Its id is known
+  beforehand (:class:`OutboxIds`, values of the table's sequence taken ``ID_BLOCK`` at a
+  time), so the INSERT goes with the COMMIT in one round trip (``round_trips.deferred``);
 * after the commit the writer delivers them itself, marking the row delivered
   (:func:`deliver`); a failed delivery is announced once the transaction has ended;
 * a writer whose COMMIT raised (its answer lost) asks PostgreSQL whether the row committed
@@ -10,9 +12,11 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Collection
 
-from sqlalchemy import Engine, event, insert, select
+from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from ..cache.outbox import OutboxListener
@@ -20,6 +24,7 @@ from ..cache.store import CacheStore
 from ..session_context import context_of
 from ..settings import Settings
 from .commit_outcome import Outcome, outbox_outcome
+from .copy_rows import deferred_rows, insert_rows
 from .engine import dedicated_connection
 from .models import CacheInvalidation
 
@@ -31,16 +36,19 @@ def install(
     returns the process's listener (started on the first transaction, restarted in a fork)."""
     listener = OutboxListener(engine, store, lambda: dedicated_connection(settings))
     store.trusted = listener.ready
+    ids = OutboxIds()
+    table = CacheInvalidation.__table__
 
     def record(session: Session) -> None:
         session.flush()  # the final flush's keys are owed too
         context = context_of(session)
         if context.owed:
-            context.outbox_row = session.execute(
-                insert(CacheInvalidation)
-                .values(keys=sorted(context.owed))
-                .returning(CacheInvalidation.id)
-            ).scalar_one()
+            connection = session.connection(bind_arguments={"clause": table.insert()})
+            row_id = ids.take(connection)
+            row = {"id": row_id, "keys": sorted(context.owed)}
+            if not deferred_rows(session, table, [row]):
+                insert_rows(session, table, [row])
+            context.outbox_row = row_id
 
     def announce(session: Session, transaction: SessionTransaction) -> None:
         if transaction.parent is None:
@@ -57,6 +65,37 @@ def install(
     event.listen(factory, "after_begin", lambda *_: listener.ensure_running())
     listener.ensure_running()
     return listener
+
+
+ID_BLOCK = 100
+"""Outbox ids a process takes from the sequence in one round trip."""
+
+
+class OutboxIds:
+    """Ids for this process's outbox rows, taken from the table's sequence ``ID_BLOCK`` at
+    a time: unique across processes as any sequence value is (a forked child takes its
+    own, never its parent's); gaps, and an order that is not the commits', are harmless
+    (the janitor goes by ``created_at``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._free: list[int] = []
+
+    def take(self, connection: Connection) -> int:
+        """The next id; ``connection`` (the primary's) fetches a block when none is left."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid, self._free = os.getpid(), []
+            if not self._free:
+                block = connection.scalars(_NEXT_IDS).all()
+                self._free = sorted(block, reverse=True)
+            return self._free.pop()
+
+
+_NEXT_IDS = select(func.nextval("cache_invalidations_id_seq")).select_from(
+    func.generate_series(1, ID_BLOCK)
+)
 
 
 def deliver(session: Session, store: CacheStore, keys: Collection[str]) -> None:

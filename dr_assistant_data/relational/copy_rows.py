@@ -3,7 +3,8 @@
 Each value first goes through its column type's bind processing, as in any statement
 (encrypted identifiers are sealed, JSON serialized, timestamps made UTC); what remains
 (strings, numbers, booleans, dates, datetimes, UUIDs) is written as text, escaped as the
-format requires (backslash, tab, newline, carriage return), ``None`` as ``\\N``. Driver
+format requires (backslash, tab, newline, carriage return), ``None`` as ``\\N``. The
+encoding of a row is worked out once per table and set of columns (:func:`_encoder`). Driver
 errors become the contract's errors (``translate.py``), as for any statement; a refused
 COPY names no row. :func:`insert_rows` picks COPY or a multi-row ``INSERT`` for a batch.
 """
@@ -12,12 +13,15 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Mapping, Sequence
+import operator
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import psycopg2
-from sqlalchemy import Dialect, Table, insert
+from sqlalchemy import Connection, Dialect, Table, insert
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
@@ -71,24 +75,19 @@ def _insert_of(
 def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Write ``rows`` (dicts keyed by the same columns of ``table``; the others take their
     server defaults) in one COPY, in the session's transaction."""
-    dialect = session.get_bind().dialect
-    given = [column for column in table.columns if column.key in rows[0]]
-    columns = [(column.key, column.type.bind_processor(dialect)) for column in given]
-    buffer = io.StringIO()
-    for row in rows:
-        values = [row[key] if bind is None else bind(row[key]) for key, bind in columns]
-        buffer.write("\t".join([_text(value) for value in values]))
-        buffer.write("\n")
-    buffer.seek(0)
-    names = ", ".join(f'"{column.name}"' for column in given)
-    statement = f'COPY "{table.name}" ({names}) FROM STDIN'
+    statement, encode = _encoder(session.get_bind().dialect, table, tuple(rows[0]))
     # described as the INSERT it is, so a session that routes reads to a replica writes here
     # on the primary (``replicas.py``)
     connection = session.connection(bind_arguments={"clause": table.insert()})
     transactional(connection)  # the COPY belongs to the unit's transaction
+    send_copy(connection, statement, "".join([encode(row) for row in rows]))
+
+
+def send_copy(connection: Connection, statement: str, data: str) -> None:
+    """Send ``data`` (rows in COPY's text format) by ``statement`` on ``connection``."""
     cursor = connection.connection.cursor()
     try:
-        cursor.copy_expert(statement, buffer)
+        cursor.copy_expert(statement, io.StringIO(data), size=COPY_CHUNK)
         return
     except psycopg2.Error as error:
         failure = contract_error(sa_exc.DBAPIError.instance(statement, None, error, psycopg2.Error))
@@ -97,11 +96,67 @@ def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) ->
     raise failure
 
 
+COPY_CHUNK = 1 << 20
+"""Characters handed to the driver at a time."""
+
+
+@functools.cache
+def _encoder(
+    dialect: Dialect, table: Table, keys: tuple[str, ...]
+) -> tuple[str, Callable[[dict[str, Any]], str]]:
+    """The COPY of ``keys`` (in the table's column order) into ``table``, and the
+    function that makes one row's line of it."""
+    given = [column for column in table.columns if column.key in keys]
+    values = operator.itemgetter(*(column.key for column in given))
+    texts = [_text_after(column.type.bind_processor(dialect)) for column in given]
+    if len(given) == 1:
+        only = texts[0]
+
+        def encode(row: dict[str, Any]) -> str:
+            return only(values(row)) + "\n"
+    else:
+
+        def encode(row: dict[str, Any]) -> str:
+            return (
+                "\t".join([text(value) for text, value in zip(texts, values(row), strict=True)])
+                + "\n"
+            )
+
+    names = ", ".join(f'"{column.name}"' for column in given)
+    return f'COPY "{table.name}" ({names}) FROM STDIN', encode
+
+
+def _text_after(bind: Callable[[Any], Any] | None) -> Callable[[Any], str]:
+    """A column's text: its bind processing (if any), then the value's own text."""
+    if bind is None:
+        return _text
+
+    def text(value: Any) -> str:
+        return _text(bind(value))
+
+    return text
+
+
 def _text(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime | date):
-        value = value.isoformat()
-    return str(value).translate(_ESCAPES)
+    write = _TEXT_OF.get(type(value))
+    return write(value) if write is not None else _escaped(str(value))
+
+
+def _escaped(value: str) -> str:
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_ESCAPES)
+    return value
+
+
+_TEXT_OF: dict[type, Callable[[Any], str]] = {
+    type(None): lambda _: "\\N",
+    str: _escaped,
+    bool: lambda value: "t" if value else "f",
+    int: str,
+    float: str,
+    Decimal: str,
+    uuid.UUID: str,
+    date: date.isoformat,
+    datetime: datetime.isoformat,
+}
+"""The text of each kind of value, by its exact type (others: ``str``, escaped)."""

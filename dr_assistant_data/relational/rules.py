@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Boolean as SABoolean
 from sqlalchemy import Date, Enum, Integer, String, Uuid
@@ -62,8 +62,8 @@ class Ordering:
     later: str
     strict: bool = True
 
-    def check(self, row: object) -> None:
-        first, second = getattr(row, self.earlier), getattr(row, self.later)
+    def check(self, row: Values) -> None:
+        first, second = row.get(self.earlier), row.get(self.later)
         if first is None or second is None:
             return
         if second < first or (self.strict and second == first):
@@ -96,11 +96,6 @@ class Column:
     has_default: bool
     via: tuple[str, ...] = ()
     """Relationships that fill this foreign key at flush time."""
-
-    def is_missing(self, row: object, value: Any) -> bool:
-        return (
-            value is None and self.required and all(getattr(row, rel) is None for rel in self.via)
-        )
 
 
 def _check_for_type(sql_type: Any) -> f.Field:
@@ -160,24 +155,58 @@ def clean(model: type, key: str, value: Any) -> Any:
     return column.check.clean(value, key)
 
 
+class Values(Protocol):
+    """A row's values as validation reads and normalizes them."""
+
+    def get(self, key: str) -> Any: ...
+
+    def __setitem__(self, key: str, value: Any) -> None: ...
+
+
+class _Attributes:
+    """An entity's attributes as ``Values`` (a normalized value set as an attribute
+    change, which the flush writes)."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row: object) -> None:
+        self.row = row
+
+    def get(self, key: str) -> Any:
+        return getattr(self.row, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        setattr(self.row, key, value)
+
+
 def validate(row: object, changed: set[str] | None) -> None:
     """Check ``row`` in place, normalizing values; ``changed=None`` means a new row.
 
     Raises ``ValidationError`` for the first offending field.
     """
-    model: type = type(row)
+    _validated(type(row), _Attributes(row), changed)
+
+
+def validate_new(model: type, values: dict[str, Any]) -> None:
+    """Check a new row of ``model`` given as its column values (a bulk insert, which
+    builds no entity): the checks of :func:`validate`, normalizing ``values`` in place."""
+    _validated(model, values, None)
+
+
+def _validated(model: type, row: Values, changed: set[str] | None) -> None:
     try:
         for key, column in columns_of(model).items():
             if changed is not None and key not in changed:
                 continue
-            value = getattr(row, key)
-            if column.is_missing(row, value):
-                raise ValidationError(key, "is required")
-            if value is None and changed is None and column.has_default:
-                continue  # filled by the column default on INSERT
+            value = row.get(key)
+            if value is None:
+                if column.required and all(row.get(rel) is None for rel in column.via):
+                    raise ValidationError(key, "is required")
+                if changed is None and column.has_default:
+                    continue  # filled by the column default on INSERT
             cleaned = column.check.clean(value, key)
             if cleaned != value or type(cleaned) is not type(value):
-                setattr(row, key, cleaned)
+                row[key] = cleaned
         for ordering in ORDERINGS.get(model, ()):
             ordering.check(row)
     except ValidationError as error:

@@ -17,10 +17,11 @@ from sqlalchemy import text
 
 from dr_assistant_data.cache.backends import expecting
 from dr_assistant_data.cache.outbox import JANITOR_GRACE, JANITOR_INTERVAL
+from dr_assistant_data.relational.cache_outbox import ID_BLOCK, OutboxIds
 from dr_assistant_data.relational.models import Patient
 from dr_assistant_data.testing.queries import counting_queries
 from tests.helpers.cache_helpers import new_patient, read_patient
-from tests.helpers.layers import CACHE_PREFIX, layer_with
+from tests.helpers.layers import CACHE_PREFIX, layer_with, patient_fields
 from tests.helpers.process_steps import (
     in_process,
     last_name,
@@ -184,3 +185,21 @@ def test_a_load_whose_generation_predates_a_new_epoch_stores_nothing(reader):
     with expecting(captured):
         region.set(key, ["fresh"])
     assert region.get(key) == ["fresh"]
+
+
+def test_a_writes_outbox_row_goes_with_its_commit_not_in_a_round_trip_of_its_own(dl):
+    new_patient(dl)  # this process has taken its block of outbox ids
+    with counting_queries(dl.engine) as queries, dl.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields())
+    assert len(queries.statements) == 1  # BEGIN; INSERT: the rest is sent with the COMMIT
+    assert "cache_invalidations" not in queries.statements[0]
+
+
+def test_outbox_ids_are_taken_a_block_at_a_time_and_never_reused_by_a_forked_child(dl):
+    ids = OutboxIds()
+    with dl.engine.connect() as connection:
+        parent = [ids.take(connection) for _ in range(3)]
+        ids._pid = -1  # as the child of a fork sees the parent's allocator
+        child = ids.take(connection)
+    assert parent == [parent[0], parent[0] + 1, parent[0] + 2]
+    assert child >= parent[0] + ID_BLOCK  # a block of its own, none of the parent's

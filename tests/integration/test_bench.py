@@ -67,15 +67,24 @@ FIGURES = {
     "import_batch_size",
     "import_layer_s",
     "import_copy_s",
+    "import_floor_s",
+    "import_floor_mb",
     "import_layer_rows_per_s",
     "import_copy_rows_per_s",
+    "import_floor_rows_per_s",
     "import_vs_copy",
+    "import_floor_vs_copy",
+    "import_vs_floor",
+    "import_python_us_per_row",
     "export_rows",
     "export_raw_s",
     "export_raw_peak_rss_growth_mb",
     "export_layer_s",
     "export_layer_peak_rss_growth_mb",
     "export_vs_raw",
+    "export_entities_s",
+    "export_entities_peak_rss_growth_mb",
+    "export_entities_vs_raw",
     "scaling_threads",
     "scaling_vs_one_thread",
     "concurrency_threads",
@@ -136,6 +145,9 @@ def test_the_benchmark_reports_every_figure_and_target_as_json(tmp_path):
     assert results["figures"]["import_rows"] == 300
     assert results["figures"]["concurrency_operations"] == 20
     assert "import 300 patients" in finished.stdout
+    assert "the server's floor" in finished.stdout
+    # the floor copies the layer's text of both tables it writes (patients, audit events)
+    assert results["figures"]["import_floor_mb"] > 0
     assert "patients.get, uncached (fresh unit)" in finished.stdout
     # the layer's round trips are counted: a read-through get reaches PostgreSQL
     assert results["figures"]["get_uncached_round_trips"].split()[0] != "0"

@@ -82,6 +82,43 @@ def test_iterate_refuses_a_field_it_may_not_filter_on(dl):
     assert refused.value.field == "first_name"
 
 
+def test_export_streams_the_fields_of_matching_rows_decoded_in_order(dl):
+    patients_named(dl, 5)
+    with dl.unit_of_work(actor="test") as uow:
+        first = uow.patients.list(order_by="last_name", limit=1)[0]
+        uow.patients.update(first.id, phone="98000 00001", address={"city": "Pune"})
+        uow.patients.delete(uow.patients.list(order_by="-last_name", limit=1)[0].id)
+    rows = read(
+        dl,
+        lambda uow: list(
+            uow.patients.export(
+                ["last_name", "phone", "address"], order_by="-created_at", batch_size=2
+            )
+        ),
+    )
+    assert sorted(row.last_name for row in rows) == ["Rao000", "Rao001", "Rao002", "Rao003"]
+    exported = next(row for row in rows if row.last_name == "Rao000")
+    assert tuple(exported) == ("Rao000", "+919800000001", {"city": "Pune"})  # decrypted
+
+
+def test_export_reads_through_a_server_side_cursor_a_batch_at_a_time(dl):
+    patients_named(dl, 5)
+    with dl.unit_of_work(actor="test") as uow:
+        stream = uow.patients.export(["last_name"], batch_size=2)
+        next(stream)
+        open_cursors = uow.session.execute(text("SELECT count(*) FROM pg_cursors")).scalar()
+        rest = list(stream)
+    assert open_cursors == 1
+    assert len(rest) == 4
+
+
+@pytest.mark.parametrize("fields", [["password_hash"], ["no_such_field"], [], "username"])
+def test_export_refuses_credentials_unknown_fields_and_no_fields(dl, fields):
+    with dl.unit_of_work(actor="test") as uow, pytest.raises(ValidationError) as refused:
+        list(uow.users.export(fields))
+    assert refused.value.field == "fields"
+
+
 def test_keyset_pages_cover_every_row_once_in_the_order_of_list(dl):
     patients_named(dl, 23)
     items, pages = read(
