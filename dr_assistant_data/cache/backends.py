@@ -75,13 +75,14 @@ value, its TTL in ms, the lock token held (``''``: none). Releases the lock if h
 stores only if the generation is unchanged."""
 
 CLAIM = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+if ARGV[3] == '0' and redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local generation = redis.call('GET', KEYS[2]) or ''
 if redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, generation} end
 return {0, generation}
 """
-"""KEYS: the value, its generation, its lock; ARGV: a lock token, the lock's TTL in ms.
-Nothing if the value is there; else ``{1, generation}`` with the lock taken, or ``{0,
+"""KEYS: the value, its generation, its lock; ARGV: a lock token, the lock's TTL in ms,
+``1`` if a stored value is to be replaced. Nothing if a value is there (unless replaced);
+else ``{1, generation}`` with the lock taken, or ``{0,
 generation}`` if another reader holds it."""
 
 RELEASE = """
@@ -130,16 +131,17 @@ class GuardedRedisBackend(RedisBackend):
     def _release(self) -> Any:
         return self.client.register_script(RELEASE)
 
-    def claim(self, key: str) -> Generations | str:
-        """Before loading ``key``: ``FILLED`` if its value is stored, ``TAKEN`` if another
-        reader holds its lock, else its generation with its lock taken for this reader (to
-        be released by the write, or by :meth:`release`). If Redis cannot answer, an
-        ``UNKNOWN`` generation and no lock: the load goes on and stores nothing."""
+    def claim(self, key: str, *, replace: bool = False) -> Generations | str:
+        """Before loading ``key``: ``FILLED`` if a value is stored (unless ``replace``: one
+        that was read and could not be used), ``TAKEN`` if another reader holds its lock,
+        else its generation with its lock taken for this reader (to be released by the
+        write, or by :meth:`release`). If Redis cannot answer, an ``UNKNOWN`` generation
+        and no lock: the load goes on and stores nothing."""
         token = os.urandom(12).hex().encode()
-        lock_ms = int(self.lock_timeout * 1000)
+        arguments = [token, int(self.lock_timeout * 1000), int(replace)]
         keys = [key, key + GENERATION_SUFFIX, key + LOCK_SUFFIX]
         answer = self.guard.call(
-            self.region_name, lambda: self._claim(keys=keys, args=[token, lock_ms]), FAILED
+            self.region_name, lambda: self._claim(keys=keys, args=arguments), FAILED
         )
         if answer is None:
             return FILLED

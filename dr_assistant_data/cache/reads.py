@@ -41,16 +41,18 @@ def _read_through(
     store: CacheStore, region: CacheRegion, region_name: str, key: str, create: Callable[[], T]
 ) -> tuple[T, str]:
     backend: GuardedRedisBackend = region.backend
+    unusable = False  # a value is stored that does not open (or has expired for dogpile)
     while True:
         cached = region.get(key)  # the hit path: one GET, no lock
         if cached is not NO_VALUE:
             store.stats.count(region_name, "hit")
             return cached, "hit"
-        claimed = backend.claim(key)
-        while claimed is TAKEN:
+        claimed = backend.claim(key, replace=unusable)
+        if claimed is TAKEN:
             time.sleep(WAIT)
-            claimed = backend.claim(key)
-        if claimed is not FILLED:
+        elif claimed is FILLED:
+            unusable = True  # read it again: stored meanwhile, or stored and unusable
+        else:
             break
     assert isinstance(claimed, Generations)
     store.stats.count(region_name, "load")
