@@ -2,10 +2,11 @@
 
 * ``store.py`` — :class:`CacheStore`, the dogpile.cache regions on Redis (an in-process
   Redis for ``memory://``), built from :class:`~dr_assistant_data.settings.Settings`;
-* ``reads.py`` — read-through of values under keys named by the caller, each load's
-  generation captured first so no stale value is stored;
+* ``reads.py`` — read-through of values under keys named by the caller: a miss claims its
+  key (lock and generation in one script) so concurrent misses load once and no stale
+  value is stored;
 * ``keys.py`` — key names (ids and dates only), tagged with the cached table's shape;
-* ``backends.py`` — generation-guarded writes (no stale set) and the fail-safe lock;
+* ``backends.py`` — the claim, generation-guarded writes (no stale set), the fail-safe lock;
 * ``outbox.py`` — the listener and janitor that deliver other processes' invalidations;
 * ``guard.py`` / ``breaker.py`` — Redis trouble degrades to the databases, never to errors;
 * ``service.py`` / ``sessions.py`` — the general cache service and the auth session store.

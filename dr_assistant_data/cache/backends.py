@@ -9,15 +9,22 @@ learnt, between its capture and its store, that generations may have been lost (
 restart or failover: the guard's ``epoch`` moved). Writes nobody captured a
 generation for (the general cache service) are plain ``SET``s.
 
+A miss costs two round trips beyond its GET: :meth:`GuardedRedisBackend.claim` takes the
+key's lock (``K:lock``, expiring after ``lock_timeout``) and reads its generation in one
+script, and the guarded write releases the lock in the same script that stores. ``K``,
+``K:gen`` and ``K:lock`` share ``K``'s hash tag, so each script runs on one Cluster node.
+
 Every Redis call passes through the :class:`~.guard.RedisGuard`: on failure a read is a
-miss, a write is skipped, and the distributed lock falls back to a process-local one. Every
-value is sealed on its way to Redis and opened on its way back (``sealing.py``); one that
-cannot be opened (its key was removed after a rotation) is a miss.
+miss, a write is skipped, a claim loads without storing, and the general service's lock
+falls back to a process-local one. Every value is sealed on its way to Redis and opened on
+its way back (``sealing.py``); one that cannot be opened (its key was removed after a
+rotation) is a miss.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -37,21 +44,50 @@ GENERATION_TTL_MS = 24 * 3600 * 1000
 
 UNKNOWN = b"?unknown"
 """The generation of a key whose counter could not be read: no write can match it."""
+FAILED: Any = object()
 
 
 class Generations(dict[str, bytes]):
-    """Generations captured before a load, with the guard's epoch when they were read."""
+    """Generations captured before a load, with the guard's epoch when they were read,
+    and the lock token of each key whose lock the load holds (released by its write)."""
 
     epoch: int | None = None
+    locks: dict[str, bytes] | None = None
+
+
+FILLED = "filled"
+"""A claim that found the value stored meanwhile: read it."""
+TAKEN = "taken"
+"""A claim that found another reader loading the key: wait for its value."""
 
 
 _expected: ContextVar[Generations | None] = ContextVar("cache_expected", default=None)
 
 SET_IF_GENERATION = """
+if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
 local current = redis.call('GET', KEYS[2]) or ''
 if current ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
+"""
+"""KEYS: the value, its generation, its lock; ARGV: the captured generation, the sealed
+value, its TTL in ms, the lock token held (``''``: none). Releases the lock if held, then
+stores only if the generation is unchanged."""
+
+CLAIM = """
+if ARGV[3] == '0' and redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local generation = redis.call('GET', KEYS[2]) or ''
+if redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, generation} end
+return {0, generation}
+"""
+"""KEYS: the value, its generation, its lock; ARGV: a lock token, the lock's TTL in ms,
+``1`` if a stored value is to be replaced. Nothing if a value is there (unless replaced);
+else ``{1, generation}`` with the lock taken, or ``{0,
+generation}`` if another reader holds it."""
+
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 
@@ -87,6 +123,49 @@ class GuardedRedisBackend(RedisBackend):
         """The guarded-set script (registered on first write: a cluster dials its nodes)."""
         return self.client.register_script(SET_IF_GENERATION)
 
+    @functools.cached_property
+    def _claim(self) -> Any:
+        return self.client.register_script(CLAIM)
+
+    @functools.cached_property
+    def _release(self) -> Any:
+        return self.client.register_script(RELEASE)
+
+    def claim(self, key: str, *, replace: bool = False) -> Generations | str:
+        """Before loading ``key``: ``FILLED`` if a value is stored (unless ``replace``: one
+        that was read and could not be used), ``TAKEN`` if another reader holds its lock,
+        else its generation with its lock taken for this reader (to be released by the
+        write, or by :meth:`release`). If Redis cannot answer, an ``UNKNOWN`` generation
+        and no lock: the load goes on and stores nothing."""
+        token = os.urandom(12).hex().encode()
+        arguments = [token, int(self.lock_timeout * 1000), int(replace)]
+        keys = [key, key + GENERATION_SUFFIX, key + LOCK_SUFFIX]
+        answer = self.guard.call(
+            self.region_name, lambda: self._claim(keys=keys, args=arguments), FAILED
+        )
+        if answer is None:
+            return FILLED
+        captured = Generations()
+        captured.epoch = self.guard.epoch  # after the read, as in ``generations``
+        if answer is FAILED:
+            captured[key] = UNKNOWN
+            return captured
+        held, generation = answer
+        if not held:
+            return TAKEN
+        captured[key] = generation
+        captured.locks = {key: token}
+        return captured
+
+    def release(self, claimed: Generations) -> None:
+        """Release the locks ``claimed`` holds (a load that failed stores nothing)."""
+        for key, token in (claimed.locks or {}).items():
+            self.guard.call(
+                self.region_name,
+                functools.partial(self._release, keys=[key + LOCK_SUFFIX], args=[token]),
+                None,
+            )
+
     def get_serialized(self, key: str) -> Any:
         parent = super().get_serialized
         return self._open(key, self.guard.call(self.region_name, lambda: parent(key), NO_VALUE))
@@ -114,22 +193,31 @@ class GuardedRedisBackend(RedisBackend):
     def set_serialized_multi(self, mapping: Mapping[str, bytes]) -> None:
         expected = _expected.get() or Generations()
         lost = expected.epoch is not None and expected.epoch != self.guard.epoch
+        locks = expected.locks or {}
+        plain = {key: payload for key, payload in mapping.items() if key not in expected}
+        guarded = [
+            # a lost generation never matches: the script then only releases the lock
+            (key, payload, UNKNOWN if lost else expected[key], locks.get(key, b""))
+            for key, payload in mapping.items()
+            if key in expected and ((expected[key] != UNKNOWN and not lost) or key in locks)
+        ]
+        if not plain and not guarded:
+            return  # nothing to send: not a call that could tell the breaker Redis is back
 
         def write() -> None:
-            pipe = self.client.pipeline(transaction=False)
-            for key, payload in mapping.items():
-                value = self.sealer.seal(key, payload)
-                generation = expected.get(key)
-                if generation is None:
-                    pipe.set(key, value, px=self._ttl_ms)
-                elif generation != UNKNOWN and not lost:
-                    self._set_if_generation(
-                        keys=[key, key + GENERATION_SUFFIX],
-                        args=[generation, value, self._ttl_ms],
-                        # a cluster pipeline takes no scripts: one call each, to its node
-                        client=self.client if self.cluster else pipe,
-                    )
-            pipe.execute()
+            single = len(plain) + len(guarded) == 1  # one miss: one call, no pipeline
+            pipe = None if single else self.client.pipeline(transaction=False)
+            for key, payload in plain.items():
+                (pipe or self.client).set(key, self.sealer.seal(key, payload), px=self._ttl_ms)
+            for key, payload, generation, token in guarded:
+                self._set_if_generation(
+                    keys=[key, key + GENERATION_SUFFIX, key + LOCK_SUFFIX],
+                    args=[generation, self.sealer.seal(key, payload), self._ttl_ms, token],
+                    # a cluster pipeline takes no scripts: one call each, to its node
+                    client=self.client if self.cluster or pipe is None else pipe,
+                )
+            if pipe is not None:
+                pipe.execute()
 
         self.guard.call(self.region_name, write, None)
 

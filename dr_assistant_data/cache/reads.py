@@ -1,13 +1,17 @@
 """Read-through of JSON values that cannot store a stale one.
 
-A miss captures the key's generation before loading (``backends.py``: no stale set) and
-goes through dogpile's lock, so concurrent misses of one key cause one load. What is read
-this way, under which key, and when the shared cache must be bypassed is the caller's
-policy (``relational/caching.py``).
+A miss claims the key before loading: one script takes its lock (a Redis lock shared by
+every process, expiring after ``CACHE_LOCK_TIMEOUT``) and captures its generation
+(``backends.py``: no stale set); the guarded write releases the lock. Concurrent misses of
+one key therefore cause one load: the others wait for its value, and load themselves only
+if the lock is released or expires without one. What is read this way, under which key,
+and when the shared cache must be bypassed is the caller's policy
+(``relational/caching.py``).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -15,11 +19,13 @@ from dogpile.cache.api import NO_VALUE
 from dogpile.cache.region import CacheRegion
 
 from .. import telemetry
-from .backends import Generations, expecting
+from .backends import FILLED, TAKEN, Generations, GuardedRedisBackend, expecting
 from .store import CacheStore
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
+WAIT = 0.01
+"""Seconds between claims while another reader loads the key (as redis-py's lock polls)."""
 
 
 def read_through(store: CacheStore, region_name: str, key: str, create: Callable[[], T]) -> T:
@@ -34,27 +40,31 @@ def read_through(store: CacheStore, region_name: str, key: str, create: Callable
 def _read_through(
     store: CacheStore, region: CacheRegion, region_name: str, key: str, create: Callable[[], T]
 ) -> tuple[T, str]:
-    cached = region.get(key)  # the hit path: one GET, no lock
-    if cached is not NO_VALUE:
-        store.stats.count(region_name, "hit")
-        return cached, "hit"
-    generations = Generations()
-    loaded = False
-
-    def creator() -> T:
-        nonlocal loaded
-        captured = store.generations(region_name, [key])
-        generations.update(captured)
-        generations.epoch = captured.epoch
-        loaded = True
-        store.stats.count(region_name, "load")
-        return create()
-
-    with expecting(generations):
-        value: T = region.get_or_create(key, creator)
-    outcome = "miss" if loaded else "hit"
-    store.stats.count(region_name, outcome)
-    return value, outcome
+    backend: GuardedRedisBackend = region.backend
+    unusable = False  # a value is stored that does not open (or has expired for dogpile)
+    while True:
+        cached = region.get(key)  # the hit path: one GET, no lock
+        if cached is not NO_VALUE:
+            store.stats.count(region_name, "hit")
+            return cached, "hit"
+        claimed = backend.claim(key, replace=unusable)
+        if claimed is TAKEN:
+            time.sleep(WAIT)
+        elif claimed is FILLED:
+            unusable = True  # read it again: stored meanwhile, or stored and unusable
+        else:
+            break
+    assert isinstance(claimed, Generations)
+    store.stats.count(region_name, "load")
+    try:
+        value = create()
+    except BaseException:
+        backend.release(claimed)
+        raise
+    with expecting(claimed):
+        region.set(key, value)  # releases the lock
+    store.stats.count(region_name, "miss")
+    return value, "miss"
 
 
 def read_many(

@@ -142,10 +142,12 @@ class DocumentJournal:
 
     def _start_afresh(self) -> tuple[list[tuple[str, Any]], str]:
         """What was written, and under which unit; then a new unit id, so a later commit
-        can never vouch for writes settled (or left to the sweep) before it."""
+        can never vouch for writes settled (or left to the sweep) before it. An id nothing
+        was written under is in no document and no commit row: it is kept."""
         written, unit = self.written, self.unit_id
-        self._written.clear()
-        self.unit_id = uuid.uuid4().hex
+        if written:
+            self._written.clear()
+            self.unit_id = uuid.uuid4().hex
         return written, unit
 
     def _settle(

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import inspect
@@ -32,8 +32,12 @@ Encode = Callable[[Any], Any]
 Decode = Callable[[Any], Any]
 Row = list[Any]
 
+UUIDS_REMEMBERED = 8192
+"""Decoded ids kept for reuse (immutable, so shared): a doctor's day names its doctor in
+every appointment, and the same patients and doctors come back request after request."""
+
 _CODECS: dict[type | None, tuple[Encode, Decode]] = {
-    uuid.UUID: (str, uuid.UUID),
+    uuid.UUID: (str, lru_cache(maxsize=UUIDS_REMEMBERED)(uuid.UUID)),
     datetime: (datetime.isoformat, datetime.fromisoformat),
     date: (date.isoformat, date.fromisoformat),
     Decimal: (str, Decimal),

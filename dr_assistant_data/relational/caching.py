@@ -147,22 +147,27 @@ class CachedList(CachedRead):
         self,
         session: Session,
         parts: Parts,
-        statement: Select[Any],
+        statement: Callable[[], Select[Any]],
         *,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Any]:
-        """``statement``'s rows (``limit`` of them from ``offset``), ``relation`` loaded."""
+        """``statement()``'s rows (``limit`` of them from ``offset``), ``relation``
+        loaded. The statement is built only when SQL runs: a hit never builds it."""
         store = shared_store(session)
         end = None if limit is None else offset + limit
         beyond = self.size is not None and (end is None or end > self.size)
         if store is None or beyond:
-            uncached = statement.options(joinedload(getattr(self.model, self.relation)))
+            uncached = statement().options(joinedload(getattr(self.model, self.relation)))
             if limit is not None:
                 uncached = uncached.limit(limit).offset(offset)
             return list(session.scalars(uncached))
-        cached = statement if self.size is None else statement.limit(self.size)
-        rows = _rows(session, store, self.region, self.name(store, *parts), cached)[offset:end]
+
+        def cached() -> Select[Any]:
+            return statement() if self.size is None else statement().limit(self.size)
+
+        rows = _rows(session, store, self.region, self.name(store, *parts), self.model, cached)
+        rows = rows[offset:end]
         self._attach(session, rows)
         return rows
 
@@ -247,17 +252,23 @@ def shared_store(session: Session) -> CacheStore | None:
 
 
 def _rows(
-    session: Session, store: CacheStore, region: str, key: str, statement: Select[Any]
+    session: Session,
+    store: CacheStore,
+    region: str,
+    key: str,
+    model: type[Entity],
+    statement: Callable[[], Select[Any]],
 ) -> list[Any]:
-    model = statement.column_descriptions[0]["entity"]
     codec = codec_for(model)
-    # The session is clean (shared_store), so refreshing rows it holds loses nothing and
-    # keeps an older copy in its identity map from being cached under a newer generation.
-    fresh = statement.execution_options(populate_existing=True)
-    values = read_through(
-        store, region, key, lambda: [codec.encode(row) for row in session.scalars(fresh)]
-    )
-    return [codec.restore(session, row) for row in values]
+
+    def load() -> list[Any]:
+        # The session is clean (shared_store), so refreshing rows it holds loses nothing
+        # and keeps an older copy in its identity map from being cached under a newer
+        # generation.
+        fresh = statement().execution_options(populate_existing=True)
+        return [codec.encode(row) for row in session.scalars(fresh)]
+
+    return [codec.restore(session, row) for row in read_through(store, region, key, load)]
 
 
 def _in_session(session: Session, model: type[Entity], id: uuid.UUID) -> bool:

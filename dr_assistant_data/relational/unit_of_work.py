@@ -159,6 +159,8 @@ class RelationalUnitOfWork:
         primary) and this returns normally.
         """
         session = self.session
+        if _untouched(session):
+            return  # a unit served from the cache: no transaction began, none to end
         session.flush()
         # the events go to the primary (an INSERT); reads already made stay where they were
         context = context_of(session)
@@ -188,6 +190,14 @@ def _trail(session: Session) -> AuditTrail:
     trail = trail_of(session)
     assert trail is not None, "set when the unit of work is entered"
     return trail
+
+
+def _untouched(session: Session) -> bool:
+    """No transaction began (no SQL ran), no change is pending and no audit event is owed:
+    a commit would flush nothing, write nothing and send nothing."""
+    if session.get_transaction() is not None or _trail(session).changes:
+        return False
+    return not (session.new or session.deleted or session.dirty)
 
 
 def _close(session: Session, *, failed: bool) -> None:

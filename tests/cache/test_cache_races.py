@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import event
 
 from dr_assistant_data import DataLayer
+from dr_assistant_data.cache.keys import LOCK_SUFFIX
+from dr_assistant_data.cache.reads import read_through
+from dr_assistant_data.relational.models import Patient
 from tests.helpers.cache_helpers import new_patient, read_patient
 from tests.helpers.layers import settings_for
 
@@ -115,3 +119,41 @@ def test_a_lock_left_by_a_crashed_holder_expires(dl, database_url):
         survivor.close()
     assert not reader.is_alive()
     assert 0.5 < waited < 5
+
+
+def test_a_miss_is_one_get_one_claim_and_one_guarded_set_and_leaves_no_lock(
+    cache_layer, monkeypatch
+):
+    warm, patient = new_patient(cache_layer), new_patient(cache_layer)
+    read_patient(cache_layer, warm.id)  # the scripts are loaded
+    store = cache_layer.cache_store
+    key = store.keys.entity(type(patient).__table__, patient.id)
+    client, sent = store.client, []
+    send = client.execute_command
+
+    def counted(*args, **options):
+        if key in args:  # this key's commands only (the janitor shares the client)
+            sent.append(args[0])
+        return send(*args, **options)
+
+    monkeypatch.setattr(client, "execute_command", counted)
+    read_patient(cache_layer, patient.id)
+    assert sent == ["GET", "EVALSHA", "EVALSHA"]  # the value, the claim, the guarded set
+    assert client.exists(key)
+    assert not client.exists(key + LOCK_SUFFIX)
+    sent.clear()
+    assert read_patient(cache_layer, patient.id).id == patient.id
+    assert sent == ["GET"]
+
+
+def test_a_load_that_fails_releases_its_lock_at_once(cache_layer):
+    store = cache_layer.cache_store
+    key = store.keys.entity(Patient.__table__, uuid.uuid4())
+
+    def failing():
+        raise RuntimeError("the load failed")
+
+    with pytest.raises(RuntimeError):
+        read_through(store, "entities", key, failing)
+    assert not store.client.exists(key + LOCK_SUFFIX)
+    assert read_through(store, "entities", key, lambda: ["loaded"]) == ["loaded"]

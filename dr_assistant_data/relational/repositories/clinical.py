@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from ...errors import ValidationError, schema_field
@@ -34,11 +34,14 @@ class EncounterRepository(Repository[Encounter]):
         check_page(limit, offset)
         patient = as_uuid(patient_id, "patient_id")
         self._audit_chart_read(patient, "encounters")
-        statement = (
-            select(Encounter)
-            .where(Encounter.patient_id == patient)
-            .order_by(Encounter.start_time.desc(), Encounter.id)
-        )
+
+        def statement() -> Select[Any]:
+            return (
+                select(Encounter)
+                .where(Encounter.patient_id == patient)
+                .order_by(Encounter.start_time.desc(), Encounter.id)
+            )
+
         return TIMELINES.rows(self.session, (patient,), statement, limit=limit, offset=offset)
 
     def for_patient_page(

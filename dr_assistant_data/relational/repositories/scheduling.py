@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, joinedload
 
 from ...values.fields import Day, as_uuid
@@ -36,20 +36,24 @@ class AppointmentRepository(Repository[Appointment]):
         when cached (``caching.SCHEDULES``; with ``include_cancelled``, one query, uncached)."""
         doctor = as_uuid(doctor_id, "doctor_id")
         local_day = DAY.clean(day, "day")
-        start = datetime.combine(local_day, time.min, self.clinic_timezone).astimezone(UTC)
-        end = datetime.combine(
-            local_day + timedelta(days=1), time.min, self.clinic_timezone
-        ).astimezone(UTC)
-        statement = (
-            select(Appointment)
-            .where(
-                Appointment.doctor_id == doctor,
-                Appointment.start_time >= start,
-                Appointment.start_time < end,
+
+        def statement() -> Select[Any]:
+            """Built only when SQL runs (a cached day never builds it)."""
+            start = datetime.combine(local_day, time.min, self.clinic_timezone)
+            end = datetime.combine(local_day + timedelta(days=1), time.min, self.clinic_timezone)
+            found = (
+                select(Appointment)
+                .where(
+                    Appointment.doctor_id == doctor,
+                    Appointment.start_time >= start.astimezone(UTC),
+                    Appointment.start_time < end.astimezone(UTC),
+                )
+                .order_by(Appointment.start_time, Appointment.id)
             )
-            .order_by(Appointment.start_time, Appointment.id)
-        )
+            if include_cancelled:
+                return found
+            return found.where(Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES))
+
         if include_cancelled:
-            return list(self.session.scalars(statement.options(joinedload(Appointment.patient))))
-        statement = statement.where(Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES))
+            return list(self.session.scalars(statement().options(joinedload(Appointment.patient))))
         return SCHEDULES.rows(self.session, (doctor, local_day), statement)
