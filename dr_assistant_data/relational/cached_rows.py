@@ -22,7 +22,7 @@ from decimal import Decimal
 from functools import cache, lru_cache
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import JSON, inspect
 from sqlalchemy.orm import Mapper, Session
 
 from .attach import attach_as_loaded
@@ -57,12 +57,15 @@ class RowCodec:
         self.encoders: list[Encode] = []
         self.typed: list[tuple[str, Decode]] = []  # the columns JSON cannot carry as they are
         self.withheld: list[str] = []  # secret: never cached
+        self.documents: list[str] = []  # JSON: mutable in place once decoded
         for attribute in self.mapper.column_attrs:
             if attribute.columns[0].info.get(SECRET):
                 self.withheld.append(attribute.key)
                 continue
             encode, decode = _CODECS.get(_python_type(attribute.columns[0])) or (None, None)
             self.keys.append(attribute.key)
+            if isinstance(attribute.columns[0].type, JSON):
+                self.documents.append(attribute.key)
             self.encoders.append(_nullable(encode) if encode else _identity)
             if decode is not None:
                 self.typed.append((attribute.key, decode))
@@ -72,11 +75,16 @@ class RowCodec:
             encode(getattr(row, key)) for key, encode in zip(self.keys, self.encoders, strict=True)
         ]
 
-    def restore(self, session: Session, values: Row) -> Any:
+    def decode(self, values: Row) -> dict[str, Any]:
+        """The column values of an encoded row, by attribute name."""
         decoded = dict(zip(self.keys, values, strict=True))
         for key, decode in self.typed:
             if decoded[key] is not None:
                 decoded[key] = decode(decoded[key])
+        return decoded
+
+    def restore(self, session: Session, values: Row) -> Any:
+        decoded = self.decode(values)
         identity = self.mapper.identity_key_from_primary_key((decoded["id"],))
         existing = session.identity_map.get(identity)
         if existing is not None:

@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from itertools import chain, product
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -40,11 +41,13 @@ from ..cache.reads import read_many, read_through
 from ..cache.store import CacheStore
 from ..session_context import context_of
 from .base import Entity
-from .cached_rows import codec_for
+from .cached_rows import Row, codec_for
 from .models import Alert, Appointment, Encounter, Patient, User
 from .replicas import reads_from_replica
+from .views import view_from_columns, view_from_row, view_of
 
 E = TypeVar("E", bound=Entity)
+T = TypeVar("T")
 Parts = tuple[uuid.UUID | date, ...]
 """A key's parts: an id (its hash tag), then qualifiers such as a day."""
 
@@ -113,10 +116,30 @@ class CachedEntity(CachedRead):
     ) -> list[E]:
         """The rows of ``ids`` found, in their order: one multi-get, then one load of the
         misses (stored under their captured generations)."""
+        codec = codec_for(self.model)
+        return self._many(session, ids, load, partial(codec.restore, session), _same)
+
+    def views_many(
+        self,
+        session: Session,
+        ids: Sequence[uuid.UUID],
+        load: Callable[[list[uuid.UUID]], Sequence[Entity]],
+    ) -> list[Any]:
+        """As ``get_many``, the rows' frozen views (``views.py``): no entity is built for a
+        row the cache holds."""
+        return self._many(session, ids, load, partial(view_from_row, self.model), view_of)
+
+    def _many(
+        self,
+        session: Session,
+        ids: Sequence[uuid.UUID],
+        load: Callable[[list[uuid.UUID]], Sequence[E]],
+        from_cache: Callable[[Row], T],
+        from_load: Callable[[E], T],
+    ) -> list[T]:
         store = shared_store(session)
         if store is None:
-            return list(load(list(ids)))
-        codec = codec_for(self.model)
+            return [from_load(row) for row in load(list(ids))]
         wanted = list(dict.fromkeys(ids))
         outside = [id for id in wanted if not _in_session(session, self.model, id)]
         keys = {id: self.name(store, id) for id in outside}
@@ -127,10 +150,10 @@ class CachedEntity(CachedRead):
             lambda missing: {row.id: _encode_or_none(row) for row in load(missing)},
         )
         in_session = [id for id in wanted if id not in keys]
-        found = {row.id: row for row in load(in_session)} if in_session else {}
+        found = {row.id: from_load(row) for row in load(in_session)} if in_session else {}
         for id, values in cached.items():
             if values is not None:
-                found[id] = codec.restore(session, values)
+                found[id] = from_cache(values)
         return [found[id] for id in ids if id in found]
 
 
@@ -158,34 +181,93 @@ class CachedList(CachedRead):
         end = None if limit is None else offset + limit
         beyond = self.size is not None and (end is None or end > self.size)
         if store is None or beyond:
-            uncached = statement().options(joinedload(getattr(self.model, self.relation)))
-            if limit is not None:
-                uncached = uncached.limit(limit).offset(offset)
-            return list(session.scalars(uncached))
-
-        def cached() -> Select[Any]:
-            return statement() if self.size is None else statement().limit(self.size)
-
-        rows = _rows(session, store, self.region, self.name(store, *parts), self.model, cached)
-        rows = rows[offset:end]
-        self._attach(session, rows)
-        return rows
-
-    def _attach(self, session: Session, rows: Sequence[Any]) -> None:
-        """Set ``row.<relation>`` from the ``related`` cache, as an eager load would."""
-        model = self.related.model
-        column = f"{self.relation}_id"
-        ids = [getattr(row, column) for row in rows]
-        found = {
+            return self._loaded(session, statement, limit, offset)
+        codec = codec_for(self.model)
+        cached = self._cached(session, store, parts, statement)[offset:end]
+        rows = [codec.restore(session, values) for values in cached]
+        related = {
             row.id: row
-            for row in self.related.get_many(
-                session,
-                ids,
-                lambda wanted: session.scalars(select(model).where(model.id.in_(wanted))).all(),
-            )
+            for row in self.related.get_many(session, self._ids(rows), self._load_related(session))
         }
         for row in rows:
-            set_committed_value(row, self.relation, found.get(getattr(row, column)))
+            set_committed_value(row, self.relation, related.get(getattr(row, self._column)))
+        return rows
+
+    def views(
+        self,
+        session: Session,
+        parts: Parts,
+        statement: Callable[[], Select[Any]],
+        *,
+        cached: bool = True,
+    ) -> tuple[Any, ...]:
+        """``statement()``'s rows as frozen views (``views.py``), ``relation`` a view too:
+        read through the same entries as ``rows``, no entity built for a cached row; from
+        SQL alone unless ``cached`` (a statement the entry does not hold)."""
+        store = shared_store(session) if cached else None
+        if store is None or self.size is not None:
+            return tuple(
+                view_of(row, **{self.relation: _view_or_none(getattr(row, self.relation))})
+                for row in self._loaded(session, statement, None, 0)
+            )
+        codec = codec_for(self.model)
+        columns = [
+            codec.decode(values) for values in self._cached(session, store, parts, statement)
+        ]
+        ids = [each[self._column] for each in columns]
+        related = {
+            view.id: view
+            for view in self.related.views_many(session, ids, self._load_related(session))
+        }
+        return tuple(
+            view_from_columns(self.model, each, **{self.relation: related.get(each[self._column])})
+            for each in columns
+        )
+
+    @property
+    def _column(self) -> str:
+        return f"{self.relation}_id"
+
+    def _ids(self, rows: Sequence[Any]) -> list[uuid.UUID]:
+        return [getattr(row, self._column) for row in rows]
+
+    def _loaded(
+        self,
+        session: Session,
+        statement: Callable[[], Select[Any]],
+        limit: int | None,
+        offset: int,
+    ) -> list[Any]:
+        """The rows from SQL, ``relation`` loaded in the same query."""
+        uncached = statement().options(joinedload(getattr(self.model, self.relation)))
+        if limit is not None:
+            uncached = uncached.limit(limit).offset(offset)
+        return list(session.scalars(uncached))
+
+    def _cached(
+        self,
+        session: Session,
+        store: CacheStore,
+        parts: Parts,
+        statement: Callable[[], Select[Any]],
+    ) -> list[Row]:
+        """The encoded rows of the list's entry, read through."""
+        codec = codec_for(self.model)
+
+        def load() -> list[Row]:
+            # The session is clean (shared_store), so refreshing rows it holds loses nothing
+            # and keeps an older copy in its identity map from being cached under a newer
+            # generation.
+            limited = statement() if self.size is None else statement().limit(self.size)
+            fresh = limited.execution_options(populate_existing=True)
+            return [codec.encode(row) for row in session.scalars(fresh)]
+
+        rows: list[Row] = read_through(store, self.region, self.name(store, *parts), load)
+        return rows
+
+    def _load_related(self, session: Session) -> Callable[[list[uuid.UUID]], Sequence[Any]]:
+        model = self.related.model
+        return lambda wanted: session.scalars(select(model).where(model.id.in_(wanted))).all()
 
 
 @dataclass(frozen=True)
@@ -251,26 +333,6 @@ def shared_store(session: Session) -> CacheStore | None:
     return store
 
 
-def _rows(
-    session: Session,
-    store: CacheStore,
-    region: str,
-    key: str,
-    model: type[Entity],
-    statement: Callable[[], Select[Any]],
-) -> list[Any]:
-    codec = codec_for(model)
-
-    def load() -> list[Any]:
-        # The session is clean (shared_store), so refreshing rows it holds loses nothing
-        # and keeps an older copy in its identity map from being cached under a newer
-        # generation.
-        fresh = statement().execution_options(populate_existing=True)
-        return [codec.encode(row) for row in session.scalars(fresh)]
-
-    return [codec.restore(session, row) for row in read_through(store, region, key, load)]
-
-
 def _in_session(session: Session, model: type[Entity], id: uuid.UUID) -> bool:
     identity = codec_for(model).mapper.identity_key_from_primary_key((id,))
     return identity in session.identity_map
@@ -278,6 +340,14 @@ def _in_session(session: Session, model: type[Entity], id: uuid.UUID) -> bool:
 
 def _encode_or_none(row: Entity | None) -> list[Any] | None:
     return None if row is None else codec_for(type(row)).encode(row)
+
+
+def _view_or_none(row: Entity | None) -> Any:
+    return None if row is None else view_of(row)
+
+
+def _same(row: T) -> T:
+    return row
 
 
 def _part_values(row: object, part: KeyPart, zone: ZoneInfo) -> set[Any]:
