@@ -1,5 +1,5 @@
-"""Hot reads: ``patients.get`` against the raw drivers, the doctor's day cached and not,
-the patient timeline at a short and a long history."""
+"""Hot reads: ``patients.get`` against the raw drivers, the doctor's day cached and not (as
+entities and as views), the patient timeline at a short and a long history."""
 
 from __future__ import annotations
 
@@ -98,6 +98,14 @@ def get_and_day(
         with uncached() as uow:
             return uow.appointments.schedule_for(doctor_id, DAY)
 
+    def cached_view() -> object:
+        with dl.unit_of_work(actor="bench") as uow:
+            return uow.appointments.schedule_view(doctor_id, DAY)
+
+    def uncached_view() -> object:
+        with uncached() as uow:
+            return uow.appointments.schedule_view(doctor_id, DAY)
+
     layer_get()
     cached_day()  # warms the day and its patients
 
@@ -158,13 +166,15 @@ def get_and_day(
         "raw_miss": (raw_miss, forget_raw),
         "schedule_cached": (cached_day, nothing),
         "schedule_uncached": (uncached_day, nothing),
+        "schedule_view_cached": (cached_view, nothing),
+        "schedule_view_uncached": (uncached_view, nothing),
     }
     figures: dict[str, Any] = {"schedule_appointments": appointments}
     groups = (
         ("get_uncached", "raw_psycopg2_select", "orm_get"),
         ("get_cached", "raw_redis_get_decode", "raw_redis_get_open_decode", "recipe_get"),
         ("get_miss", "raw_miss"),
-        ("schedule_cached", "schedule_uncached"),
+        ("schedule_cached", "schedule_uncached", "schedule_view_cached", "schedule_view_uncached"),
     )
     races = {}
     for group in groups:
@@ -184,6 +194,8 @@ def get_and_day(
         ("recipe_vs_layer", "recipe_get", "get_cached"),
         ("get_miss_ratio", "get_miss", "raw_miss"),
         ("schedule_cached_speedup", "schedule_uncached", "schedule_cached"),
+        ("schedule_view_speedup", "schedule_uncached", "schedule_view_cached"),
+        ("schedule_view_cached_speedup", "schedule_view_uncached", "schedule_view_cached"),
     ):
         ratio = races[first].ratio(first, second)
         figures[figure] = ratio.median
@@ -197,6 +209,9 @@ def get_and_day(
     with dl.unit_of_work(actor="bench") as uow, counting_queries(dl.engine) as log:
         uow.appointments.schedule_for(doctor_id, DAY)
     figures["schedule_cached_queries"] = log.count
+    with dl.unit_of_work(actor="bench") as uow, counting_queries(dl.engine) as log:
+        assert len(uow.appointments.schedule_view(doctor_id, DAY)) == appointments
+    figures["schedule_view_cached_queries"] = log.count
     for closing in (connection.close, client.close, engine.dispose):
         closing()
     return figures

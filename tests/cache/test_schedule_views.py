@@ -58,7 +58,8 @@ def test_views_hold_the_values_of_the_entities_of_the_day(dl, warm):
     entities = read(
         dl, lambda uow: [as_values(a) for a in uow.appointments.schedule_for(doctor.id, DAY)]
     )
-    assert isinstance(views, tuple) and len(views) == 3
+    assert isinstance(views, tuple)
+    assert len(views) == 3
     assert [as_values(view) for view in views] == entities
     assert (
         views[0].patient.full_name == f"{views[0].patient.first_name} {views[0].patient.last_name}"
