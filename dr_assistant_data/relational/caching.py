@@ -8,13 +8,14 @@ doctor or day drops both days: ``cache_invalidation.py``). Repositories read thr
 entries: a model with a :class:`CachedEntity` has ``get`` and ``get_many`` cached, a list
 or a count is read through its entry. Adding a cached read is one entry (and its test).
 
-A hit runs no SQL and yields session-attached entities (``cached_rows.py``). The shared
-cache is bypassed, neither read nor written, while the store cannot hear other processes'
-invalidations (``cache/outbox.py``), by a session that has written since its last commit
-or holds unflushed changes (its view includes uncommitted data), by a session that may
-read from a lagging replica (its row may predate an invalidation already delivered, so
-must not be stored under the new generation), and for rows the session already holds
-(they are returned as the session knows them).
+A hit runs no SQL and yields session-attached entities (``cached_rows.py``), or for a list
+read as views (``CachedList.views``), frozen views decoded from the same entries
+(``views.py``). The shared cache is bypassed, neither read nor written, while the store
+cannot hear other processes' invalidations (``cache/outbox.py``), by a session that has
+written since its last commit or holds unflushed changes (its view includes uncommitted
+data), by a session that may read from a lagging replica (its row may predate an
+invalidation already delivered, so must not be stored under the new generation), and for
+rows the session already holds (they are returned as the session knows them).
 
 Lists cache ids and rows of their own table only: a doctor's day stores its appointments
 and finds each ``.patient`` through the patient cache, a timeline finds each ``.doctor``
@@ -185,11 +186,11 @@ class CachedList(CachedRead):
         codec = codec_for(self.model)
         cached = self._cached(session, store, parts, statement)[offset:end]
         rows = [codec.restore(session, values) for values in cached]
+        ids = [getattr(row, self._column) for row in rows]
         related = {
-            row.id: row
-            for row in self.related.get_many(session, self._ids(rows), self._load_related(session))
+            row.id: row for row in self.related.get_many(session, ids, self._load_related(session))
         }
-        for row in rows:
+        for row in rows:  # as an eager load sets it
             set_committed_value(row, self.relation, related.get(getattr(row, self._column)))
         return rows
 
@@ -203,7 +204,8 @@ class CachedList(CachedRead):
     ) -> tuple[Any, ...]:
         """``statement()``'s rows as frozen views (``views.py``), ``relation`` a view too:
         read through the same entries as ``rows``, no entity built for a cached row; from
-        SQL alone unless ``cached`` (a statement the entry does not hold)."""
+        SQL alone unless ``cached`` (a statement the entry does not hold), and for a list
+        cached in part (``size``)."""
         store = shared_store(session) if cached else None
         if store is None or self.size is not None:
             return tuple(
@@ -227,9 +229,6 @@ class CachedList(CachedRead):
     @property
     def _column(self) -> str:
         return f"{self.relation}_id"
-
-    def _ids(self, rows: Sequence[Any]) -> list[uuid.UUID]:
-        return [getattr(row, self._column) for row in rows]
 
     def _loaded(
         self,
