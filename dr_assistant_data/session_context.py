@@ -56,6 +56,11 @@ class SessionContext:
     """The current transaction wrote (its commit makes the actor's reads sticky)."""
     commit_lsn_due: bool = False
     """The last commit wrote: its WAL position is still to be read."""
+    held: dict[int, Any] = dataclasses.field(default_factory=dict)
+    """Every entity the session loaded (by ``id()``), held strongly: the identity map
+    holds clean entities weakly, so one edited in place without a reference
+    (``get(id).allergies.append(...)``) would be collected, and its edit lost, before the
+    flush. A streamed read (``iterate``) lets go of its rows, to keep memory flat."""
 
     def snapshot(self) -> SessionContext:
         """A copy, for :meth:`restore`."""

@@ -22,9 +22,10 @@ def attach_as_loaded(
     fired (JSON columns track in-place changes), lazy loads working; no SQL runs.
 
     As SQLAlchemy's loader does it (``orm/loading.py``, ``_instance``): a keyed state added
-    to the identity map, the ``load`` event, nothing pending. ``make_transient_to_detached``
-    + ``add`` would do the same through the save-update cascade, at twice the cost. The
-    caller makes sure ``session`` does not already hold ``identity``.
+    to the identity map, the ``load`` and ``loaded_as_persistent`` events, nothing
+    pending. ``make_transient_to_detached`` + ``add`` would do the same through the
+    save-update cascade, at twice the cost. The caller makes sure ``session`` does not
+    already hold ``identity``.
     """
     manager = mapper.class_manager
     row = manager.new_instance()
@@ -35,6 +36,8 @@ def attach_as_loaded(
     state.session_id = session.hash_key
     session.identity_map._add_unpresent(state, identity)
     manager.dispatch.load(state, None)
+    if session.dispatch.loaded_as_persistent:
+        session.dispatch.loaded_as_persistent(session, state)
     if state.modified:
         state._commit_all(state.dict, session.identity_map)
     return row

@@ -104,7 +104,13 @@ def build_session_factory(engine: Engine) -> sessionmaker[Session]:
     event.listen(factory, "after_begin", _tag_correlation)
     event.listen(factory, "after_begin", read_outside_transaction)
     event.listen(factory, "do_orm_execute", _hide_deleted)
+    event.listen(factory, "loaded_as_persistent", _hold)
     return factory
+
+
+def _hold(session: Session, instance: object) -> None:
+    """Keep a loaded entity alive as long as its session (``SessionContext.held``)."""
+    context_of(session).held[id(instance)] = instance
 
 
 def _validate_rows(session: Session, _context: Any, _instances: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import threading
 
@@ -10,6 +11,7 @@ from sqlalchemy.orm.exc import DetachedInstanceError
 
 from dr_assistant_data import ConflictError, DataLayer, DataLayerError, UnitOfWork, ValidationError
 from dr_assistant_data.testing import PatientFactory, bind_factories
+from dr_assistant_data.testing.queries import counting_queries
 from tests.helpers.layers import patient_fields
 
 
@@ -187,3 +189,23 @@ def test_every_option_of_a_unit_of_work_is_a_named_keyword(opener):
     assert {"actor", "correlation_id", "read_only", "after_lsn"} <= parameters.keys()
     kinds = {parameter.kind for parameter in parameters.values()}
     assert inspect.Parameter.VAR_KEYWORD not in kinds
+
+
+def test_an_edit_of_an_entity_nobody_holds_is_saved(cache_layer):
+    """The session's identity map holds entities weakly: an entity read and edited in place
+    in one expression (``get(id).allergies.append(...)``) is gone before the unit commits
+    unless the unit of work holds what it loaded: one read by SQL, then one attached from
+    the cache."""
+    with cache_layer.unit_of_work(actor="test") as uow:
+        patient_id = uow.patients.create(**patient_fields()).id
+    with cache_layer.unit_of_work(actor="test") as uow:
+        uow.patients.get(patient_id).allergies.append("penicillin")  # a miss: SQL
+        gc.collect()
+    with cache_layer.unit_of_work(actor="test") as uow:
+        uow.patients.get(patient_id)  # fills the cache
+    with counting_queries(cache_layer.engine) as log, cache_layer.unit_of_work(actor="t") as uow:
+        uow.patients.get(patient_id).allergies.append("sulfa")  # a hit: attached
+        assert log.statements == []
+        gc.collect()
+    with cache_layer.unit_of_work(actor="test") as uow:
+        assert uow.patients.get(patient_id).allergies == ["penicillin", "sulfa"]

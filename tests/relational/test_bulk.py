@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from datetime import date, timedelta
 
 import pytest
@@ -241,3 +243,16 @@ def test_bulk_created_identifiers_are_sealed_at_rest_and_found_by_their_blind_in
         assert uow.patients.find_by_abha_id("91 7777 8888 9999").id == created
         assert [p.id for p in uow.patients.find_by_phone("+919877700001")] == [created]
         assert uow.patients.get(created).email == "ira@example.in"
+
+
+def test_streamed_entities_are_not_held_by_the_unit_of_work(dl):
+    """Reads hold what they load (an edit in place must not be lost to the collector), but a
+    streamed read lets go of its rows, so memory stays flat however many match."""
+    with dl.unit_of_work(actor="test") as uow:
+        uow.patients.create_many([patient_fields(mrn=f"S{n:04d}") for n in range(30)])
+    with dl.unit_of_work(actor="test") as uow:
+        held = uow.patients.get(uow.patients.list(limit=1)[0].id)
+        streamed = [weakref.ref(row) for row in uow.patients.iterate(batch_size=10)]
+        gc.collect()
+        assert len(streamed) == 30
+        assert [ref() for ref in streamed if ref() not in (None, held)] == []

@@ -20,6 +20,7 @@ from sqlalchemy.orm import QueryableAttribute, Session
 
 from ... import telemetry
 from ...errors import ConflictError, NotFoundError, ValidationError, schema_field
+from ...session_context import context_of
 from ...values.clock import utcnow
 from ...values.fields import as_uuid
 from ...values.pages import check_page
@@ -142,13 +143,18 @@ class Repository(Generic[M]):
     ) -> Iterator[M]:
         """Every matching entity, streamed from a server-side cursor ``batch_size`` rows
         at a time: memory stays flat however many match, as long as the caller keeps no
-        references (the session holds loaded rows weakly). Filters, ordering and the
-        soft-delete rule are those of ``list``; failures are the contract's errors."""
+        references (the unit of work does not hold streamed rows, unlike other reads: keep
+        a reference to an entity edited in place, ``row.allergies.append(...)``, until the
+        commit). Filters, ordering and the soft-delete rule are those of ``list``;
+        failures are the contract's errors."""
         bulk.check_batch_size(batch_size)
         statement = self._filtered(select(self.model), filters).order_by(*self._ordering(order_by))
-        yield from _streamed(
+        held = context_of(self.session).held
+        for row in _streamed(
             self.session.scalars(statement.execution_options(yield_per=batch_size)), batch_size
-        )
+        ):
+            held.pop(id(row), None)
+            yield row
 
     def export(
         self,
