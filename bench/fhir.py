@@ -3,7 +3,6 @@ the Bulk Data export against the streamed ``iterate`` export it is built on."""
 
 from __future__ import annotations
 
-import csv
 import json
 import operator
 import tempfile
@@ -19,7 +18,7 @@ from dr_assistant_data.fhir import import_files
 from dr_assistant_data.fhir.codes import V2_0203
 from dr_assistant_data.fhir.exporter import export_bulk
 
-from .volume import COLUMNS, Discard
+from .volume import export_entities
 
 TARGETS: list[tuple[str, str, Callable[[float, float], bool], float]] = [
     ("fhir_import_vs_create_many", ">=", operator.ge, 0.5),
@@ -97,7 +96,7 @@ def import_export(dl: DataLayer, *, count: int, batch_size: int) -> dict[str, An
         export_s = time.perf_counter() - started
         assert exported.counts["Patient"] == count
         started = time.perf_counter()
-        streamed = _iterate(dl, batch_size)
+        streamed = export_entities(dl, batch_size)
         iterate_s = time.perf_counter() - started
         assert streamed == count
     _empty(dl)
@@ -110,16 +109,6 @@ def import_export(dl: DataLayer, *, count: int, batch_size: int) -> dict[str, An
         "fhir_iterate_rows_per_s": count / iterate_s,
         "fhir_export_vs_iterate": iterate_s / export_s,
     }
-
-
-def _iterate(dl: DataLayer, batch_size: int) -> int:
-    sink = csv.writer(Discard())
-    written = 0
-    with dl.unit_of_work(actor="bench-export") as uow:
-        for patient in uow.patients.iterate(order_by="created_at", batch_size=batch_size):
-            sink.writerow([getattr(patient, column) for column in COLUMNS])
-            written += 1
-    return written
 
 
 def table_rows(f: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:

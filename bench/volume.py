@@ -259,7 +259,7 @@ def _export_through_layer(dl: DataLayer, batch_size: int) -> int:
     return written
 
 
-def _export_entities(dl: DataLayer, batch_size: int) -> int:
+def export_entities(dl: DataLayer, batch_size: int) -> int:
     """``iterate``: an entity per row."""
     sink = csv.writer(Discard())
     written = 0
@@ -287,7 +287,7 @@ def _export_raw(dl: DataLayer, batch_size: int) -> int:
 EXPORTS: dict[str, Callable[[DataLayer, int], int]] = {
     "raw": _export_raw,
     "layer": _export_through_layer,
-    "entities": _export_entities,
+    "entities": export_entities,
 }
 
 
