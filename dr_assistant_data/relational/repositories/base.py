@@ -183,7 +183,8 @@ class Repository(Generic[M]):
         attribute = sa_inspect(self.model).column_attrs.get(name) if isinstance(name, str) else None
         if attribute is None or attribute.columns[0].info.get(SECRET):
             raise ValidationError("fields", "names a field this record cannot export")
-        return getattr(self.model, name)  # type: ignore[no-any-return]
+        column: ColumnElement[Any] = getattr(self.model, name)
+        return column
 
     def count(self, *, filters: Mapping[str, Any] | None = None) -> int:
         statement = self._filtered(select(func.count()).select_from(self.model), filters)
