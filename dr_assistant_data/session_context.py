@@ -9,6 +9,7 @@ context; the rest is the session's own state, from its unit of work and its list
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,11 @@ class SessionContext:
     holds clean entities weakly, so one edited in place without a reference
     (``get(id).allergies.append(...)``) would be collected, and its edit lost, before the
     flush. A streamed read (``iterate``) lets go of its rows, to keep memory flat."""
+
+    def let_go(self, rows: Iterable[object]) -> None:
+        """Stop holding ``rows``: a streamed read's, so memory stays flat (``held``)."""
+        for row in rows:
+            self.held.pop(id(row), None)
 
     def snapshot(self) -> SessionContext:
         """A copy, for :meth:`restore`."""

@@ -26,6 +26,7 @@ from ..errors import NotFoundError
 from ..layer import DataLayer
 from ..progress import ProgressCallback, Tally
 from ..relational.models import OrderItem, PrescriptionItem
+from ..session_context import context_of
 from ..values.clock import utcnow
 from . import codes, outbound
 
@@ -238,6 +239,8 @@ def _with_items(
             items[getattr(item, parent.key)].append(item)
         for row in chunk:
             yield row, items[row.id]
+        # streamed like the records they belong to: the unit of work need not hold them
+        context_of(uow.session).let_go(item for group in items.values() for item in group)
 
 
 class _Files:

@@ -4,8 +4,10 @@ record that fills every field the schema holds."""
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import re
+import weakref
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,9 +21,9 @@ from dr_assistant_data import DataLayer
 from dr_assistant_data.cli.main import run_with
 from dr_assistant_data.fhir import import_files
 from dr_assistant_data.fhir.codes import ABHA_SYSTEM, RECORD_TYPE
-from dr_assistant_data.fhir.exporter import export_bulk, patient_record
+from dr_assistant_data.fhir.exporter import _with_items, export_bulk, patient_record
 from dr_assistant_data.fhir.identity import Mapping
-from dr_assistant_data.relational.models import AuditEvent
+from dr_assistant_data.relational.models import AuditEvent, PrescriptionItem
 from tests.helpers.fhir_population import PEOPLE, as_ndjson, full_clinic, generate, resources
 from tests.helpers.layers import scratch_database, settings_for
 
@@ -258,6 +260,18 @@ def test_exports_are_read_audited_like_chart_reads(database_url, dl, tmp_path):
             events = uow.audit.for_entity("patients", ids["patient"])
     reads = {e.changed_fields[0] for e in events if e.action == "read" and e.actor == "export:test"}
     assert reads == {"demographics", "clinical_notes", "encounters", "prescriptions", "orders"}
+
+
+def test_the_bulk_export_holds_no_item_it_has_written(layer):
+    """Items are loaded a page of records at a time and let go once written, like the
+    streamed records, so a whole-clinic export runs in flat memory."""
+    full_clinic(layer)
+    with layer.unit_of_work(actor="test") as uow:
+        streamed = _with_items(uow, PrescriptionItem.prescription_id, uow.prescriptions.iterate())
+        items = [weakref.ref(item) for _, group in streamed for item in group]
+        gc.collect()
+        assert len(items) == 2
+        assert [ref() for ref in items if ref() is not None] == []
 
 
 def test_export_since_a_moment_leaves_out_what_did_not_change_after_it(layer, tmp_path):

@@ -149,11 +149,11 @@ class Repository(Generic[M]):
         failures are the contract's errors."""
         bulk.check_batch_size(batch_size)
         statement = self._filtered(select(self.model), filters).order_by(*self._ordering(order_by))
-        held = context_of(self.session).held
+        context = context_of(self.session)
         for row in _streamed(
             self.session.scalars(statement.execution_options(yield_per=batch_size)), batch_size
         ):
-            held.pop(id(row), None)
+            context.let_go((row,))
             yield row
 
     def export(
