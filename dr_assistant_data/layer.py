@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -236,24 +235,12 @@ class DataLayer:
         thread of them); ``AUDIT_SEALER=true`` runs one in every layer."""
         settings = self.settings
         return Sealer(
-            self._sealing_engine(),
+            self._session_engine(),
             settings.audit_signing_key,
             self.audit_checkpoints,
             settings.audit_seal_interval,
             on_sealed=self._sealed,
         )
-
-    def _sealing_engine(self) -> Engine:
-        """The primary's engine; behind a transaction pooler, one on ``database_direct_url``:
-        the sealer's role is a session advisory lock, which a pooler would leave on a server
-        connection it hands to other clients between transactions."""
-        engine = self.engine
-        if not self.settings.db_transaction_pooler:
-            return engine
-        with self._lock:
-            if self._direct_engine is None:
-                self._direct_engine = build_engine(self.settings.direct)
-            return self._direct_engine
 
     def _sealed(self, sealed: Sealed) -> None:
         self.last_sealed = sealed
@@ -277,10 +264,9 @@ class DataLayer:
         revisions applied (``progress.py``)."""
         activity = telemetry.start("migrate")
         try:
-            with self._session_engine() as engine:
-                relational_migrations.upgrade(
-                    engine, policy=self._migration_policy, progress=progress
-                )
+            relational_migrations.upgrade(
+                self._session_engine(), policy=self._migration_policy, progress=progress
+            )
             document_migrations.upgrade(self.documents)
         except BaseException as error:
             activity.end("failed", error)
@@ -305,22 +291,21 @@ class DataLayer:
         ``confirm`` is given: a downgrade drops data and guarantees."""
         if self.settings.environment == "production" and not confirm:
             raise ValidationError("confirm", "a production downgrade must be confirmed explicitly")
-        with self._session_engine() as engine:
-            relational_migrations.downgrade(engine, revision, self._migration_policy)
+        relational_migrations.downgrade(self._session_engine(), revision, self._migration_policy)
 
-    @contextmanager
-    def _session_engine(self) -> Iterator[Engine]:
-        """The primary's engine; behind a transaction pooler, an engine of its own on
-        ``database_direct_url`` (the migration lock is held by a session, across the
-        commits of ``autocommit_block``s), disposed after."""
+    def _session_engine(self) -> Engine:
+        """The primary's engine; behind a transaction pooler, one of the layer's own on
+        ``database_direct_url``, for what a session holds across transactions: the
+        migration lock (across the commits of ``autocommit_block``s) and the audit
+        sealer's role (a pooler would leave either on a server connection it hands to
+        other clients)."""
         if not self.settings.db_transaction_pooler:
-            yield self.engine
-            return
-        engine = build_engine(self.settings.direct)
-        try:
-            yield engine
-        finally:
-            engine.dispose()
+            return self.engine
+        with self._lock:
+            self._refuse_if_closed()
+            if self._direct_engine is None:
+                self._direct_engine = build_engine(self.settings.direct)
+            return self._direct_engine
 
     @property
     def _migration_policy(self) -> relational_migrations.LockPolicy:
