@@ -1,10 +1,13 @@
 """Settings read from environment variables, each variable declared once, on its field:
 
-    db_pool_size: int = variable("DB_POOL_MAX", 10, Environ.integer, bound=AT_LEAST_ONE)
+    db_pool_size: int = variable(
+        "DB_POOL_MAX", 10, Environ.integer, bound=AT_LEAST_ONE, doc="Pooled connections."
+    )
 
-:func:`variable` keeps the variable's name, how its text is read and the range the value
-must hold in the dataclass field's metadata. ``Settings.from_env`` reads each field through
-it, ``Settings.__post_init__`` checks each bound, and every failure is a
+:func:`variable` keeps the variable's name, how its text is read, the range the value
+must hold and what the setting is for in the dataclass field's metadata (the settings
+reference of the documentation is generated from it). ``Settings.from_env`` reads each
+field through it, ``Settings.__post_init__`` checks each bound, and every failure is a
 ``ConfigurationError`` naming the variable, never quoting its value.
 """
 
@@ -88,12 +91,13 @@ class Environ:
 
 @dataclass(frozen=True)
 class Bound:
-    """A range a numeric setting must hold, however it was given."""
+    """A range (or set of choices) a setting must hold, however it was given."""
 
-    holds: Callable[[float], bool]
+    holds: Callable[[Any], bool]
     message: str
+    """What the value must be, as errors and the settings reference say it."""
 
-    def check(self, value: float, variable: str) -> None:
+    def check(self, value: Any, variable: str) -> None:
         if not self.holds(value):
             raise ConfigurationError(variable, self.message)
 
@@ -103,16 +107,23 @@ POSITIVE = Bound(lambda value: value > 0, "must be positive")
 NOT_NEGATIVE = Bound(lambda value: value >= 0, "must not be negative")
 
 
+def one_of(choices: tuple[str, ...]) -> Bound:
+    """The bound of a setting that takes one of ``choices``."""
+    return Bound(lambda value: value in choices, "must be one of " + ", ".join(choices))
+
+
 @dataclass(frozen=True)
 class Variable:
     """The variable a setting comes from (the one its errors name), how it is read, its
-    bound, and the other variables the reading consults (``DB_HOST`` for ``DATABASE_URL``).
+    bound, the other variables the reading consults (``DB_HOST`` for ``DATABASE_URL``), and
+    what the setting is for (``doc``: the settings reference prints it).
     """
 
     name: str
     reader: Reader
     bound: Bound | None = None
     also: tuple[str, ...] = ()
+    doc: str = ""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -129,9 +140,10 @@ def variable(
     *,
     bound: Bound | None = None,
     also: tuple[str, ...] = (),
+    doc: str = "",
 ) -> _T:
     """A dataclass field defaulting to ``default``, read from variable ``name``."""
-    source = Variable(name, reader, bound, also)
+    source = Variable(name, reader, bound, also, doc)
     return dataclasses.field(default=default, metadata={METADATA_KEY: source})
 
 

@@ -20,13 +20,33 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from .environ import AT_LEAST_ONE, NOT_NEGATIVE, POSITIVE, Environ, source_of, variable
+from .environ import (
+    AT_LEAST_ONE,
+    NOT_NEGATIVE,
+    POSITIVE,
+    Bound,
+    Environ,
+    one_of,
+    source_of,
+    variable,
+)
 from .errors import ConfigurationError
 from .protection.audit_key import AuditKey, audit_key_from
 from .protection.keyring import Keyring, keyring_from
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/dr_assistant"
 ENVIRONMENTS = ("development", "test", "production")
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+KNOWN_ZONE = Bound(_known_zone, "must be a known IANA time zone (Asia/Kolkata)")
 
 
 def _environment(env: Environ, name: str, default: str) -> str:
@@ -101,91 +121,301 @@ class Settings:
         DEFAULT_DATABASE_URL,
         _database_url,
         also=("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD"),
+        doc="The primary PostgreSQL database (an SQLite URL: the embedded back end, refused "
+        "in production); `postgres://` is accepted.",
     )
-    mongodb_uri: str = variable("MONGODB_URI", "mongodb://127.0.0.1:27017/dr_assistant")
+    mongodb_uri: str = variable(
+        "MONGODB_URI",
+        "mongodb://127.0.0.1:27017/dr_assistant",
+        doc="The document store of clinical notes and recordings; "
+        "`mongomock://localhost/NAME` keeps it in memory.",
+    )
     redis_url: str = variable(
         "REDIS_URL",
         "redis://127.0.0.1:6379/0",
         _redis_url,
         also=("REDIS_HOST", "REDIS_PORT", "REDIS_DB", "REDIS_PASSWORD"),
+        doc="The cache's Redis (`rediss://` for TLS); `memory://` is an in-process cache.",
     )
-    cache_prefix: str = variable("REDIS_KEY_PREFIX", "dr_assistant:")
-    environment: str = variable("APP_ENV", "development", _environment, also=("NODE_ENV",))
-    clinic_timezone: str = variable("CLINIC_TIMEZONE", "Asia/Kolkata")
-    db_pool_size: int = variable("DB_POOL_MAX", 10, Environ.integer, bound=AT_LEAST_ONE)
+    cache_prefix: str = variable(
+        "REDIS_KEY_PREFIX",
+        "dr_assistant:",
+        doc="The namespace of every cache key (no braces: they mark a key's hash tag).",
+    )
+    environment: str = variable(
+        "APP_ENV",
+        "development",
+        _environment,
+        also=("NODE_ENV",),
+        bound=one_of(ENVIRONMENTS),
+        doc="Production refuses embedded databases, built-in keys and a missing checkpoint folder.",
+    )
+    clinic_timezone: str = variable(
+        "CLINIC_TIMEZONE",
+        "Asia/Kolkata",
+        bound=KNOWN_ZONE,
+        doc="The clinic's time zone: what a day is for schedules, and `uow.clinic_time()`.",
+    )
+    db_pool_size: int = variable(
+        "DB_POOL_MAX",
+        10,
+        Environ.integer,
+        bound=AT_LEAST_ONE,
+        doc="Pooled connections to the primary, with no overflow beyond them.",
+    )
     db_pool_timeout: float = variable(
-        "DB_POOL_CONNECTION_TIMEOUT", 5.0, Environ.millis, bound=POSITIVE
+        "DB_POOL_CONNECTION_TIMEOUT",
+        5.0,
+        Environ.millis,
+        bound=POSITIVE,
+        doc="How long to wait for a free pooled connection.",
     )
     db_connect_timeout: float = variable(
-        "DB_POOL_CONNECTION_TIMEOUT", 5.0, Environ.millis, bound=POSITIVE
+        "DB_POOL_CONNECTION_TIMEOUT",
+        5.0,
+        Environ.millis,
+        bound=POSITIVE,
+        doc="How long to wait for a new connection to be established.",
     )
     db_pool_recycle: float = variable(
-        "DB_POOL_IDLE_TIMEOUT", 1800.0, Environ.millis, bound=POSITIVE
+        "DB_POOL_IDLE_TIMEOUT",
+        1800.0,
+        Environ.millis,
+        bound=POSITIVE,
+        doc="Age after which a pooled connection is replaced.",
     )
     db_statement_timeout_ms: int = variable(
-        "DB_STATEMENT_TIMEOUT", 30_000, Environ.integer, bound=NOT_NEGATIVE
+        "DB_STATEMENT_TIMEOUT",
+        30_000,
+        Environ.integer,
+        bound=NOT_NEGATIVE,
+        doc="The server-side statement timeout, in milliseconds (0: none).",
     )
-    db_slow_query_ms: int = variable("DB_SLOW_QUERY_MS", 500, Environ.integer, bound=NOT_NEGATIVE)
-    db_ssl: bool = variable("DB_SSL", False, Environ.flag)
-    db_ssl_reject_unauthorized: bool = variable("DB_SSL_REJECT_UNAUTHORIZED", True, Environ.flag)
-    mongodb_timeout_ms: int = variable("MONGODB_TIMEOUT", 5_000, Environ.integer)
-    mongodb_pool_size: int = variable("MONGODB_POOL_SIZE", 10, Environ.integer, bound=AT_LEAST_ONE)
+    db_slow_query_ms: int = variable(
+        "DB_SLOW_QUERY_MS",
+        500,
+        Environ.integer,
+        bound=NOT_NEGATIVE,
+        doc="Statements at least this slow, in milliseconds, are logged (without values).",
+    )
+    db_ssl: bool = variable(
+        "DB_SSL",
+        False,
+        Environ.flag,
+        doc="TLS to PostgreSQL: `require`, or `verify-full` with `DB_SSL_REJECT_UNAUTHORIZED` "
+        "(off: libpq's default, TLS if offered, unverified).",
+    )
+    db_ssl_reject_unauthorized: bool = variable(
+        "DB_SSL_REJECT_UNAUTHORIZED",
+        True,
+        Environ.flag,
+        doc="With `DB_SSL`, verify the server's certificate and host name.",
+    )
+    mongodb_timeout_ms: int = variable(
+        "MONGODB_TIMEOUT",
+        5_000,
+        Environ.integer,
+        bound=POSITIVE,
+        doc="Milliseconds to select a MongoDB server and to connect to it.",
+    )
+    mongodb_pool_size: int = variable(
+        "MONGODB_POOL_SIZE",
+        10,
+        Environ.integer,
+        bound=AT_LEAST_ONE,
+        doc="Pooled connections per MongoDB server.",
+    )
     redis_socket_timeout: float = variable(
-        "REDIS_SOCKET_TIMEOUT", 0.25, Environ.millis, bound=POSITIVE
+        "REDIS_SOCKET_TIMEOUT",
+        0.25,
+        Environ.millis,
+        bound=POSITIVE,
+        doc="How long a Redis call may take before the databases answer instead.",
     )
-    cache_lock_timeout: float = variable("CACHE_LOCK_TIMEOUT", 5.0, Environ.millis, bound=POSITIVE)
+    cache_lock_timeout: float = variable(
+        "CACHE_LOCK_TIMEOUT",
+        5.0,
+        Environ.millis,
+        bound=POSITIVE,
+        doc="After this, a cache fill's lock expires (its holder crashed).",
+    )
     cache_breaker_backoff: float = variable(
-        "CACHE_BREAKER_BACKOFF", 2.0, Environ.millis, bound=POSITIVE
+        "CACHE_BREAKER_BACKOFF",
+        2.0,
+        Environ.millis,
+        bound=POSITIVE,
+        doc="How long the layer leaves a failing Redis alone before trying it again.",
     )
-    cache_ttl_entity: float = variable("CACHE_TTL_ENTITY", 300.0, Environ.real, bound=POSITIVE)
-    cache_ttl_schedule: float = variable("CACHE_TTL_SCHEDULE", 60.0, Environ.real, bound=POSITIVE)
-    cache_ttl_timeline: float = variable("CACHE_TTL_TIMELINE", 120.0, Environ.real, bound=POSITIVE)
-    cache_ttl_count: float = variable("CACHE_TTL_COUNT", 30.0, Environ.real, bound=POSITIVE)
-    database_replica_urls: tuple[str, ...] = variable("DATABASE_REPLICA_URLS", (), _postgres_urls)
-    db_replica_max_lag: float = variable("DB_REPLICA_MAX_LAG", 5.0, Environ.millis, bound=POSITIVE)
+    cache_ttl_entity: float = variable(
+        "CACHE_TTL_ENTITY",
+        300.0,
+        Environ.real,
+        bound=POSITIVE,
+        doc="Seconds a cached patient or user lives.",
+    )
+    cache_ttl_schedule: float = variable(
+        "CACHE_TTL_SCHEDULE",
+        60.0,
+        Environ.real,
+        bound=POSITIVE,
+        doc="Seconds a cached doctor's day lives.",
+    )
+    cache_ttl_timeline: float = variable(
+        "CACHE_TTL_TIMELINE",
+        120.0,
+        Environ.real,
+        bound=POSITIVE,
+        doc="Seconds a cached patient's encounter timeline lives.",
+    )
+    cache_ttl_count: float = variable(
+        "CACHE_TTL_COUNT",
+        30.0,
+        Environ.real,
+        bound=POSITIVE,
+        doc="Seconds a cached unread-alert count lives.",
+    )
+    database_replica_urls: tuple[str, ...] = variable(
+        "DATABASE_REPLICA_URLS",
+        (),
+        _postgres_urls,
+        doc="Streaming replicas that serve read-only units of work.",
+    )
+    db_replica_max_lag: float = variable(
+        "DB_REPLICA_MAX_LAG",
+        5.0,
+        Environ.millis,
+        bound=POSITIVE,
+        doc="Replay lag past which a replica is skipped.",
+    )
     db_replica_sticky: float = variable(
-        "DB_REPLICA_STICKY", 5.0, Environ.millis_or_zero, bound=NOT_NEGATIVE
+        "DB_REPLICA_STICKY",
+        5.0,
+        Environ.millis_or_zero,
+        bound=NOT_NEGATIVE,
+        doc="How long an actor reads from the primary after its own write (0: off).",
     )
     db_replica_check_interval: float = variable(
-        "DB_REPLICA_CHECK_INTERVAL", 1.0, Environ.millis, bound=POSITIVE
+        "DB_REPLICA_CHECK_INTERVAL",
+        1.0,
+        Environ.millis,
+        bound=POSITIVE,
+        doc="How long a replica's measured state is trusted before it is measured again.",
     )
-    redis_sentinels: tuple[str, ...] = variable("REDIS_SENTINELS", (), Environ.items)
-    redis_sentinel_master: str = variable("REDIS_SENTINEL_MASTER", "mymaster")
-    redis_cluster_nodes: tuple[str, ...] = variable("REDIS_CLUSTER_NODES", (), Environ.items)
-    db_ssl_root_cert: str | None = variable("DB_SSL_ROOT_CERT", None, Environ.optional_text)
-    redis_ssl_ca_cert: str | None = variable("REDIS_SSL_CA_CERT", None, Environ.optional_text)
-    audit_reads: bool = variable("AUDIT_READS", False, Environ.flag)
-    data_encryption_keys: str = variable("DATA_ENCRYPTION_KEYS", "")
-    data_encryption_active_key: str = variable("DATA_ENCRYPTION_ACTIVE_KEY", "")
-    blind_index_key: str = variable("BLIND_INDEX_KEY", "")
-    audit_key: str = variable("AUDIT_KEY", "")
-    audit_checkpoint_dir: str = variable("AUDIT_CHECKPOINT_DIR", "")
+    redis_sentinels: tuple[str, ...] = variable(
+        "REDIS_SENTINELS",
+        (),
+        Environ.items,
+        doc="`host:port` of each Redis Sentinel, used instead of `REDIS_URL`.",
+    )
+    redis_sentinel_master: str = variable(
+        "REDIS_SENTINEL_MASTER",
+        "mymaster",
+        doc="The name the sentinels know the master by.",
+    )
+    redis_cluster_nodes: tuple[str, ...] = variable(
+        "REDIS_CLUSTER_NODES",
+        (),
+        Environ.items,
+        doc="`host:port` of Redis Cluster nodes to start from, instead of `REDIS_URL`.",
+    )
+    db_ssl_root_cert: str | None = variable(
+        "DB_SSL_ROOT_CERT",
+        None,
+        Environ.optional_text,
+        doc="The CA certificate file PostgreSQL's certificate is verified with "
+        "(default: libpq's `~/.postgresql/root.crt`).",
+    )
+    redis_ssl_ca_cert: str | None = variable(
+        "REDIS_SSL_CA_CERT",
+        None,
+        Environ.optional_text,
+        doc="The CA certificate file a `rediss://` Redis is verified with (default: the system's).",
+    )
+    audit_reads: bool = variable(
+        "AUDIT_READS",
+        False,
+        Environ.flag,
+        doc="Record a `read` audit event for every read of a patient's chart.",
+    )
+    data_encryption_keys: str = variable(
+        "DATA_ENCRYPTION_KEYS",
+        "",
+        doc="The field-encryption keys, `kid:base64,...`; required in production "
+        "(elsewhere a built-in, public key).",
+    )
+    data_encryption_active_key: str = variable(
+        "DATA_ENCRYPTION_ACTIVE_KEY",
+        "",
+        doc="The id of the key new values are encrypted with.",
+    )
+    blind_index_key: str = variable(
+        "BLIND_INDEX_KEY",
+        "",
+        doc="Base64 key of the lookup indexes of encrypted fields; required in production.",
+    )
+    audit_key: str = variable(
+        "AUDIT_KEY",
+        "",
+        doc="Base64 of 32 bytes: the HMAC key of audit events, seals and checkpoints; "
+        "required in production.",
+    )
+    audit_checkpoint_dir: str = variable(
+        "AUDIT_CHECKPOINT_DIR",
+        "",
+        doc="The folder the sealer appends signed checkpoints to; required in production.",
+    )
     audit_seal_interval: float = variable(
-        "AUDIT_SEAL_INTERVAL", 0.2, Environ.millis, bound=POSITIVE
+        "AUDIT_SEAL_INTERVAL",
+        0.2,
+        Environ.millis,
+        bound=POSITIVE,
+        doc="Time between two sealing rounds.",
     )
-    audit_sealer: bool = variable("AUDIT_SEALER", False, Environ.flag)
+    audit_sealer: bool = variable(
+        "AUDIT_SEALER",
+        False,
+        Environ.flag,
+        doc="Run a candidate audit sealer thread in every `DataLayer`.",
+    )
     migration_lock_timeout: float = variable(
-        "MIGRATION_LOCK_TIMEOUT", 2.0, Environ.millis, bound=POSITIVE
+        "MIGRATION_LOCK_TIMEOUT",
+        2.0,
+        Environ.millis,
+        bound=POSITIVE,
+        doc="How long a migration statement waits for a table lock before it gives up and retries.",
     )
-    migration_retries: int = variable("MIGRATION_RETRIES", 5, Environ.integer, bound=NOT_NEGATIVE)
-    db_transaction_pooler: bool = variable("DB_TRANSACTION_POOLER", False, Environ.flag)
-    database_direct_url: str | None = variable("DATABASE_DIRECT_URL", None, _optional_postgres_url)
+    migration_retries: int = variable(
+        "MIGRATION_RETRIES",
+        5,
+        Environ.integer,
+        bound=NOT_NEGATIVE,
+        doc="How many times a migration statement that timed out on a lock is retried.",
+    )
+    db_transaction_pooler: bool = variable(
+        "DB_TRANSACTION_POOLER",
+        False,
+        Environ.flag,
+        doc="`DATABASE_URL` is a pooler in transaction mode (PgBouncer, a managed pooler).",
+    )
+    database_direct_url: str | None = variable(
+        "DATABASE_DIRECT_URL",
+        None,
+        _optional_postgres_url,
+        doc="The server itself, behind the pooler: for migrations and the cache outbox's "
+        "`LISTEN`; required with `DB_TRANSACTION_POOLER`.",
+    )
 
     def __post_init__(self) -> None:
-        if self.environment not in ENVIRONMENTS:
-            raise ConfigurationError("APP_ENV", f"must be one of {', '.join(ENVIRONMENTS)}")
+        for setting in fields(self):
+            source = source_of(setting)
+            if source.bound is not None:
+                source.bound.check(getattr(self, setting.name), source.name)
         if _backend(self.database_url, "DATABASE_URL") not in ("postgresql", "sqlite"):
             raise ConfigurationError("DATABASE_URL", "must be a postgresql or sqlite URL")
         if self.environment == "production" and self.is_embedded:
             raise ConfigurationError(
                 "DATABASE_URL", "an embedded database is refused in production"
             )
-        if not _known_zone(self.clinic_timezone):
-            raise ConfigurationError("CLINIC_TIMEZONE", "is not a known time zone")
-        for setting in fields(self):
-            source = source_of(setting)
-            if source.bound is not None:
-                source.bound.check(getattr(self, setting.name), source.name)
         if self.db_transaction_pooler:
             if self.is_embedded:
                 raise ConfigurationError("DB_TRANSACTION_POOLER", "needs a postgresql database")
@@ -310,14 +540,6 @@ def _backend(url: str, variable: str) -> str:
     except (ArgumentError, ValueError):
         pass
     raise ConfigurationError(variable, "is not a database URL")
-
-
-def _known_zone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 def _mask_password(uri: str) -> str:

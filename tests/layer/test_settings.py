@@ -135,6 +135,12 @@ def test_range_errors_name_the_environment_variable():
     assert raised.value.variable == "DB_POOL_IDLE_TIMEOUT"
 
 
+def test_a_mongodb_timeout_of_zero_is_refused():
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({"MONGODB_TIMEOUT": "0"})
+    assert raised.value.variable == "MONGODB_TIMEOUT"
+
+
 def test_cache_settings_come_from_their_variables():
     settings = Settings.from_env(
         {
