@@ -16,11 +16,18 @@ Backend = Literal["postgres", "mongodb", "redis"]
 
 
 class DataLayerError(Exception):
-    """Base class of every error this package raises."""
+    """Base class of every error this package raises: catch it to handle them all.
+
+    Raised inside a unit of work, any of them rolls the whole unit back (relational rows
+    and documents alike) when it leaves the ``with`` block."""
 
 
 class ConfigurationError(DataLayerError, ValueError):
-    """A setting is missing or cannot be parsed; ``variable`` names it."""
+    """A setting is missing, cannot be parsed or is out of its range; ``variable`` names
+    the environment variable (never its value).
+
+    Raised when ``Settings`` are built, at start-up: fix the configuration, do not retry.
+    The command line exits 2 on it."""
 
     def __init__(self, variable: str, message: str) -> None:
         super().__init__(f"{variable}: {message}")
@@ -28,11 +35,19 @@ class ConfigurationError(DataLayerError, ValueError):
 
 
 class NotFoundError(DataLayerError):
-    """The entity asked for does not exist (or is soft-deleted)."""
+    """The record the call names does not exist, or is soft-deleted.
+
+    Raised by calls that need the record (``update``, ``delete``, a note's ``sign``...);
+    ``get`` returns ``None`` instead. An HTTP API answers it with 404."""
 
 
 class ValidationError(DataLayerError, ValueError):
-    """Input was refused before anything was written; ``field`` names the offending field."""
+    """Input was refused before anything was written; ``field`` names the offending field
+    (a dotted path inside a note's content, ``items.dosage`` for an item) and ``reason``
+    says what was expected, never the value received.
+
+    The caller's input is at fault: correct it, do not retry as is. An HTTP API answers it
+    with 422 and may show ``field`` and ``reason`` to the user."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -48,11 +63,17 @@ def schema_field(name: object, known: Container[str], label: str) -> str:
 
 
 class ConflictError(DataLayerError):
-    """The write lost a race: a stale version, an overlapping appointment, a concurrent edit."""
+    """The write lost a race: a stale ``expected_version``, an appointment overlapping
+    another of the doctor's, a document another unit of work is still writing.
+
+    Nothing was written. Reload the record and decide again (or tell the user the slot is
+    taken); retrying the same call blindly would overwrite someone else's change. An HTTP
+    API answers it with 409."""
 
 
 class DuplicateError(ConflictError):
-    """A value that must be unique is already taken; ``field`` names it."""
+    """A value that must be unique is already taken (a username, an email, an MRN, an
+    ABHA number); ``field`` names it. A ``ConflictError``: nothing was written."""
 
     def __init__(self, field: str) -> None:
         super().__init__(f"{field}: already in use")
@@ -60,14 +81,20 @@ class DuplicateError(ConflictError):
 
 
 class ImmutableRecordError(ConflictError):
-    """A signed record was edited as if it were a draft."""
+    """A signed record was edited as if it were a draft (``update_draft`` or ``sign`` on a
+    signed note). A ``ConflictError``: nothing was written; a signed note changes only
+    through ``amend``, which keeps every signed version."""
 
 
 class BackendUnavailableError(DataLayerError):
-    """A store could not be reached, timed out, or has no free connection.
+    """A store could not be reached, timed out, or has no free connection (the pool is
+    exhausted); ``backend`` is ``"postgres"``, ``"mongodb"`` or ``"redis"``.
 
-    ``backend`` is ``"postgres"``, ``"mongodb"`` or ``"redis"``.
-    """
+    A transient failure: the unit of work was rolled back (or, when a commit's answer was
+    lost, its outcome is settled from PostgreSQL: see the guarantees), so the whole unit
+    may be retried later. An HTTP API answers it with 503. Redis being down is not raised
+    from reads and writes, which fall back to the databases; only calls that cannot go on
+    without Redis (such as login sessions) raise it."""
 
     def __init__(self, backend: Backend, message: str) -> None:
         super().__init__(f"{backend}: {message}")
