@@ -93,10 +93,12 @@ def _redis_url(env: Environ, name: str, default: str) -> str:
 
 
 def _postgres_urls(env: Environ, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated PostgreSQL URLs (``postgres://`` accepted)."""
     return tuple(_postgres_scheme(url) for url in env.items(name, default))
 
 
 def _optional_postgres_url(env: Environ, name: str, default: str | None) -> str | None:
+    """A PostgreSQL URL (``postgres://`` accepted), or none."""
     return _postgres_scheme(env.text(name, "")) or default
 
 

@@ -35,7 +35,13 @@ def add_commands(fhir: argparse.ArgumentParser) -> None:
         description="Import FHIR R4 resources (Bulk Data NDJSON or Bundles); "
         "a resource seen before updates its record.",
     )
-    importing.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    importing.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="an NDJSON file (one resource per line) or a JSON Bundle",
+    )
     importing.add_argument("--batch-size", type=int, default=500, help="resources per transaction")
     importing.add_argument("--actor", default="fhir-import", help="who the audit trail names")
     importing.add_argument(
@@ -58,7 +64,13 @@ def add_commands(fhir: argparse.ArgumentParser) -> None:
     exporting.add_argument(
         "--until", metavar="DATE", help="records changed before DATE (ISO date or time)"
     )
-    exporting.add_argument("directory", type=Path, metavar="DIR")
+    exporting.add_argument(
+        "directory",
+        type=Path,
+        metavar="DIR",
+        help="the folder to write into (the patient's Bundle, or one NDJSON file per "
+        "resource type)",
+    )
     exporting.add_argument("--actor", default="fhir-export", help="who the audit trail names")
     exporting.add_argument("--json", action="store_true", help="machine-readable output")
     exporting.set_defaults(command=_export)
