@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any, BinaryIO, Self
+from typing import IO, Any, Self
 
 from gridfs import GridFS
 from gridfs.grid_file import GridOut
@@ -19,7 +19,7 @@ CHUNK_BYTES = 255 * 1024  # GridFS's default chunk size
 class BoundedReader:
     """Reads ``source`` and counts the bytes; refuses to go past ``limit``."""
 
-    def __init__(self, source: BinaryIO, *, limit: int) -> None:
+    def __init__(self, source: IO[bytes], *, limit: int) -> None:
         self._source = source
         self._limit = limit
         self.count = 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from ..errors import ValidationError
 from ..values.clock import utcnow
@@ -45,7 +45,7 @@ class VoiceRecordingRepository(DocumentRepository):
         encounter_id: Any,
         patient_id: Any,
         doctor_id: Any,
-        audio: bytes | BinaryIO,
+        audio: bytes | IO[bytes],
         mime_type: Any,
         **fields: Any,
     ) -> VoiceRecording:
