@@ -8,15 +8,16 @@ Run it against the stores configured in the environment (``DATABASE_URL``, ``MON
     FLASK_SECRET_KEY=change-me flask --app clinic run
 """
 
+# --8<-- [start:imports]
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from flask import Blueprint, Flask, abort, request, session
 
-# --8<-- [start:errors-import]
 from dr_assistant_data import (
     BackendUnavailableError,
     ConflictError,
@@ -25,9 +26,9 @@ from dr_assistant_data import (
     NotFoundError,
     ValidationError,
 )
-
-# --8<-- [end:errors-import]
 from dr_assistant_data.flask import DataLayerExtension, current_uow
+
+# --8<-- [end:imports]
 
 # --8<-- [start:factory]
 clinic = Blueprint("clinic", __name__)
@@ -67,8 +68,11 @@ ERROR_STATUS: dict[type[DataLayerError], int] = {
 """The HTTP answer to each error of the layer; the most specific class wins."""
 
 
-def answer_with(status: int) -> Any:
-    def answer(error: DataLayerError) -> tuple[dict[str, str], int]:
+Answer = tuple[dict[str, str], int]
+
+
+def answer_with(status: int) -> Callable[[DataLayerError], Answer]:
+    def answer(error: DataLayerError) -> Answer:
         body = {"error": type(error).__name__, "message": str(error)}  # never patient data
         if isinstance(error, ValidationError):
             body["field"] = error.field
@@ -80,6 +84,7 @@ def answer_with(status: int) -> Any:
 # --8<-- [end:error-mapping]
 
 
+# --8<-- [start:patients]
 def given(*names: str) -> dict[str, Any]:
     """The named fields of the request's JSON object (the layer validates their values)."""
     body = request.get_json(silent=True)
@@ -88,7 +93,6 @@ def given(*names: str) -> dict[str, Any]:
     return {name: body[name] for name in names if name in body}
 
 
-# --8<-- [start:patients]
 @clinic.post("/patients")
 def register_patient() -> tuple[dict[str, Any], int]:
     fields = given("first_name", "last_name", "date_of_birth", "gender", "phone", "mrn")

@@ -5,6 +5,7 @@ gets its own migrated database, document store and cache, and a unit of work wit
 factories bound to it.
 """
 
+# --8<-- [start:fixtures]
 from __future__ import annotations
 
 import secrets
@@ -19,7 +20,6 @@ from dr_assistant_data.relational.models import User
 from dr_assistant_data.testing import DoctorFactory
 
 
-# --8<-- [start:fixtures]
 @pytest.fixture
 def app(data_layer: DataLayer) -> Flask:
     return create_app(data_layer, TESTING=True, SECRET_KEY=secrets.token_hex())

@@ -1,5 +1,6 @@
 """The clinic's tests: each runs on a database, document store and cache of its own."""
 
+# --8<-- [start:setup]
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
@@ -18,6 +19,9 @@ CLINIC = ZoneInfo("Asia/Kolkata")  # the layer's CLINIC_TIMEZONE
 def tomorrow_at(hour: int, minute: int = 0) -> datetime:
     day = datetime.now(CLINIC).date() + timedelta(days=1)
     return datetime.combine(day, time(hour, minute), CLINIC)
+
+
+# --8<-- [end:setup]
 
 
 # --8<-- [start:patients]
