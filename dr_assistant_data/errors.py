@@ -90,11 +90,13 @@ class BackendUnavailableError(DataLayerError):
     """A store could not be reached, timed out, or has no free connection (the pool is
     exhausted); ``backend`` is ``"postgres"``, ``"mongodb"`` or ``"redis"``.
 
-    A transient failure: the unit of work was rolled back (or, when a commit's answer was
-    lost, its outcome is settled from PostgreSQL: see the guarantees), so the whole unit
-    may be retried later. An HTTP API answers it with 503. Redis being down is not raised
-    from reads and writes, which fall back to the databases; only calls that cannot go on
-    without Redis (such as login sessions) raise it."""
+    A transient failure: try again later (an HTTP API answers it with 503). Raised inside
+    a unit of work, the unit is rolled back. Raised by its commit, the commit did not take
+    effect, or PostgreSQL could not say whether it did (a commit that did take effect
+    returns normally instead): retry what is safe to repeat, such as an ``update`` with
+    ``expected_version``. Redis being down is not raised from reads and writes, which
+    fall back to the databases; only calls that cannot go on without Redis (login
+    sessions) raise it."""
 
     def __init__(self, backend: Backend, message: str) -> None:
         super().__init__(f"{backend}: {message}")
