@@ -59,6 +59,7 @@ def _page_setup(namespace: dict[str, Any]) -> None:
         REDIS_URL="memory://",
         APP_ENV="development",
     )
+    namespace["__name__"] = "__main__"  # as in a script a reader pastes the page into
     namespace["__page_run__"] = run
 
 
