@@ -44,7 +44,7 @@ def table(results: dict[str, Any], rows: list[tuple[str, str, str, str, str]]) -
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if MARKER not in markdown:
         return markdown
-    root = Path(config["config_file_path"]).parent
+    root = Path(__file__).resolve().parents[2]  # the checkout holding docs/ and bench/
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))  # the bench is run from a checkout, not installed
     from bench.report import rows
