@@ -36,8 +36,18 @@ def add_commands(fhir: argparse.ArgumentParser) -> None:
         "a resource seen before updates its record.",
     )
     importing.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    importing.add_argument("--batch-size", type=int, default=500, help="resources per transaction")
-    importing.add_argument("--actor", default="fhir-import", help="who the audit trail names")
+    importing.add_argument(
+        "--batch-size",
+        type=int,
+        default=500,
+        help="resources written per unit of work, 1 to 10000 (default: %(default)s)",
+    )
+    importing.add_argument(
+        "--actor",
+        default="fhir-import",
+        help="the actor recorded on every audit event of the import: your user id or a "
+        "system name (default: %(default)s)",
+    )
     importing.add_argument(
         "--source", default="", help="the system the files come from (its ids are its own)"
     )
@@ -59,7 +69,12 @@ def add_commands(fhir: argparse.ArgumentParser) -> None:
         "--until", metavar="DATE", help="records changed before DATE (ISO date or time)"
     )
     exporting.add_argument("directory", type=Path, metavar="DIR")
-    exporting.add_argument("--actor", default="fhir-export", help="who the audit trail names")
+    exporting.add_argument(
+        "--actor",
+        default="fhir-export",
+        help="the actor recorded on the chart reads audited with AUDIT_READS: your user id or "
+        "a system name (default: %(default)s)",
+    )
     exporting.add_argument("--json", action="store_true", help="machine-readable output")
     exporting.set_defaults(command=_export)
 
