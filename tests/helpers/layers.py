@@ -36,7 +36,8 @@ def scratch_database(prefix: str = "dr_assistant_test") -> Iterator[str]:
         admin.dispose()
         pytest.exit(
             f"PostgreSQL is unreachable at {make_url(ADMIN_URL).render_as_string()}: "
-            f"{str(error.orig).strip().splitlines()[0]}. Start it (see README) and rerun.",
+            f"{str(error.orig).strip().splitlines()[0]}. "
+            "Start it (see docs/how-to/develop.md) and rerun.",
             returncode=3,
         )
     try:
