@@ -2,7 +2,7 @@
 and Redis (``BENCH_DATABASE_ADMIN_URL``, ``BENCH_REDIS_URL``), on data of its own.
 
 Prints a table of medians and ratios, each ratio measured in the same run, and writes
-every figure as JSON (``--json``). See the README for the options and a run's figures.
+every figure as JSON (``--json``). The options and a run's figures: docs/explanation/performance.md.
 """
 
 from __future__ import annotations

@@ -63,11 +63,18 @@ def timed(figures: dict[str, Any], name: str) -> str:
     return f"{figures[name + '_us']:.0f} us [{figures[name + '_round_trips']}]"
 
 
-def print_table(results: dict[str, Any]) -> None:
+Row = tuple[str, str, str, str, str]
+"""A table row: the layer's operation, its figure, what it is compared with, that figure,
+and the ratio with its target."""
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    """The rows of a run's table, from the results ``main`` writes as JSON (the docs'
+    performance page renders the same rows from a committed results file)."""
     f = results["figures"]
     o = results["options"]
     long, short = f"timeline_{o['long_history']}", f"timeline_{o['short_history']}"
-    rows = [
+    table: list[Row] = [
         (
             "patients.get, uncached (fresh unit)",
             timed(f, "get_uncached"),
@@ -225,7 +232,7 @@ def print_table(results: dict[str, Any]) -> None:
             "",
         ),
     ]
-    rows += [
+    table += [
         (
             f"{f['audit_writer_processes']} writer processes, lock-free audit",
             f"{f['audit_lock_free_writes_per_s']:.0f} writes/s",
@@ -256,12 +263,17 @@ def print_table(results: dict[str, Any]) -> None:
             "ok" if f["audit_verify_ok"] else "FAILED",
         ),
     ]
-    rows += fhir.table_rows(f)
+    table += fhir.table_rows(f)
+    return table
+
+
+def print_table(results: dict[str, Any]) -> None:
+    o = results["options"]
     print(
         f"medians of {o['runs']} x {o['calls']} calls per contender, alternated; ratios: median"
         " (p10-p90) of per-block ratios; [round trips per operation]\n"
     )
-    for row in rows:
+    for row in rows(results):
         print(f"{row[0]:<40} {row[1]:>30} | {row[2]:<33} {row[3]:>26} | {row[4]}")
     print("\ntargets:")
     for target in results["targets"]:

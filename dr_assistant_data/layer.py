@@ -141,7 +141,7 @@ class DataLayer:
 
     def replica_lags(self) -> list[float | None]:
         """Each replica's replay lag in seconds at its last check (``None``: unknown or
-        unreachable), in ``DB_REPLICA_URLS`` order. Never queries."""
+        unreachable), in ``DATABASE_REPLICA_URLS`` order. Never queries."""
         router = self._replicas
         return router.lags() if router is not None else []
 

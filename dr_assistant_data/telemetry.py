@@ -301,7 +301,8 @@ def instrument_drivers() -> list[str]:
     ``otel-drivers`` extra) and return their names; idempotent. Their spans carry the
     command's name, never its arguments: redis' sanitizes them to ``?``, pymongo's is left
     at ``capture_statement=False`` (a filter or document is patient data). Not the
-    SQLAlchemy one: its release declares SQLAlchemy < 2.1 (README, "OpenTelemetry")."""
+    SQLAlchemy one: its release declares SQLAlchemy < 2.1 (docs/how-to/operations.md,
+    "OpenTelemetry")."""
     if trace is None:
         return []
     turned_on = []

@@ -14,12 +14,13 @@ import pytest
 import redis
 from sqlalchemy import text
 
-from dr_assistant_data import DataLayer, Settings
+from dr_assistant_data import DataLayer
 from dr_assistant_data.cache.store import delete_matching
 from dr_assistant_data.relational.base import Base
 from dr_assistant_data.testing.queries import counting_queries
 from tests.helpers.layers import (
     CACHE_PREFIX,
+    REDIS_URL,
     Visit,
     layer_with,
     new_visit,
@@ -37,7 +38,7 @@ pytest_plugins = (
 @pytest.fixture(scope="session", autouse=True)
 def _own_redis_keys_removed() -> Iterator[None]:
     yield
-    client = redis.Redis.from_url(Settings().redis_url)
+    client = redis.Redis.from_url(REDIS_URL)
     delete_matching(client, CACHE_PREFIX + "*")
     client.close()
 

@@ -42,8 +42,18 @@ def add_commands(fhir: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="an NDJSON file (one resource per line) or a JSON Bundle",
     )
-    importing.add_argument("--batch-size", type=int, default=500, help="resources per transaction")
-    importing.add_argument("--actor", default="fhir-import", help="who the audit trail names")
+    importing.add_argument(
+        "--batch-size",
+        type=int,
+        default=500,
+        help="resources written per unit of work, 1 to 10000 (default: %(default)s)",
+    )
+    importing.add_argument(
+        "--actor",
+        default="fhir-import",
+        help="the actor recorded on every audit event of the import: your user id or a "
+        "system name (default: %(default)s)",
+    )
     importing.add_argument(
         "--source", default="", help="the system the files come from (its ids are its own)"
     )
@@ -71,7 +81,12 @@ def add_commands(fhir: argparse.ArgumentParser) -> None:
         help="the folder to write into (the patient's Bundle, or one NDJSON file per "
         "resource type)",
     )
-    exporting.add_argument("--actor", default="fhir-export", help="who the audit trail names")
+    exporting.add_argument(
+        "--actor",
+        default="fhir-export",
+        help="the actor recorded on the chart reads audited with AUDIT_READS: your user id or "
+        "a system name (default: %(default)s)",
+    )
     exporting.add_argument("--json", action="store_true", help="machine-readable output")
     exporting.set_defaults(command=_export)
 

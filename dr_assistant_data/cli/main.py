@@ -122,7 +122,9 @@ def _parser() -> argparse.ArgumentParser:
         "--grace-minutes",
         type=float,
         default=15.0,
-        help="leave younger units of work and uploads alone",
+        help="settle only documents marked, and remove only audio chunks written, more than this "
+        "many minutes ago; keep it above your longest unit of work and upload "
+        "(default: %(default)s)",
     )
     command("check", _check, "compare the models with the live schema")
     command(
@@ -144,7 +146,12 @@ def _parser() -> argparse.ArgumentParser:
     rotate = command(
         "rotate-keys", _rotate_keys, "re-seal identifiers and the cache under the active key"
     )
-    rotate.add_argument("--batch-size", type=int, default=500, help="rows per transaction")
+    rotate.add_argument(
+        "--batch-size",
+        type=int,
+        default=500,
+        help="rows re-encrypted per transaction, at least 1 (default: %(default)s)",
+    )
     fhir.add_commands(command("fhir", _fhir_usage, "import or export records as FHIR R4"))
     return parser
 

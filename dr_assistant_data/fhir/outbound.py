@@ -1,7 +1,7 @@
 """The layer's records as FHIR R4 resources (JSON), shaped as ABDM's records are.
 
 Each record becomes the resources an importer reads back into the same record: every
-field the schema holds has its element (``README``: "FHIR"), statuses FHIR has no exact
+field the schema holds has its element (docs/how-to/fhir.md), statuses FHIR has no exact
 code for travel in the layer's own extension, and references are ``Type/<id>`` with the
 layer's ids, which an import into this layer resolves to the same rows.
 """

@@ -1,6 +1,6 @@
 """Steps for revisions that run on a live database without blocking it (PostgreSQL).
 
-See the README's "Migrations on a live database" for the patterns these serve.
+See "Migrations on a live database" in docs/how-to/schema-changes.md for the patterns these serve.
 """
 
 from __future__ import annotations

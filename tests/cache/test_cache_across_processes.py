@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -21,7 +22,7 @@ from dr_assistant_data.relational.cache_outbox import ID_BLOCK, OutboxIds
 from dr_assistant_data.relational.models import Patient
 from dr_assistant_data.testing.queries import counting_queries
 from tests.helpers.cache_helpers import new_patient, read_patient
-from tests.helpers.layers import CACHE_PREFIX, layer_with, patient_fields
+from tests.helpers.layers import CACHE_PREFIX, REDIS_URL, layer_with, patient_fields
 from tests.helpers.process_steps import (
     in_process,
     last_name,
@@ -34,12 +35,12 @@ from tests.helpers.redis_servers import Proxy, eventually, free_port
 
 pytestmark = pytest.mark.servers
 
-MAIN_REDIS = 6379
+MAIN_REDIS = urlsplit(REDIS_URL)
 
 
 @pytest.fixture
 def proxy():
-    line = Proxy(MAIN_REDIS)
+    line = Proxy(MAIN_REDIS.port or 6379, MAIN_REDIS.hostname or "127.0.0.1")
     yield line
     line.close()
 

@@ -1,7 +1,8 @@
 """MongoDB replica-set options: what the layer asks of the server for each kind of write
 and read. No ``mongod`` runs here (mongomock): these tests check the options the driver is
 given — the write concern of sign and amend, the read preference of listings, the client's
-retryable writes — not a real election (see the README's list of what is not verified)."""
+retryable writes — not a real election (docs/how-to/mongodb-replica-sets.md lists what is
+not verified)."""
 
 from __future__ import annotations
 

@@ -20,6 +20,8 @@ from dr_assistant_data import DataLayer, Settings
 ADMIN_URL = os.environ.get(
     "TEST_DATABASE_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+"""The shared Redis of the tests; with ``ADMIN_URL``, the only server addresses they use."""
 
 
 @contextmanager
@@ -34,7 +36,8 @@ def scratch_database(prefix: str = "dr_assistant_test") -> Iterator[str]:
         admin.dispose()
         pytest.exit(
             f"PostgreSQL is unreachable at {make_url(ADMIN_URL).render_as_string()}: "
-            f"{str(error.orig).strip().splitlines()[0]}. Start it (see README) and rerun.",
+            f"{str(error.orig).strip().splitlines()[0]}. "
+            "Start it (see docs/how-to/develop.md) and rerun.",
             returncode=3,
         )
     try:
@@ -57,11 +60,13 @@ def patient_fields(**overrides: object) -> dict[str, object]:
 
 
 CACHE_PREFIX = f"dr_assistant_test:{uuid.uuid4().hex[:10]}:"
-"""This run's Redis keys (Redis at 6379 is shared: never FLUSHDB, delete only these)."""
+"""This run's Redis keys (``REDIS_URL``'s Redis is shared: never FLUSHDB, delete only these)."""
 
 
 def settings_for(url: str, **overrides: object) -> Settings:
-    """Test settings: the given database, and an in-memory document store of its own."""
+    """Test settings: the given database, the tests' Redis, and an in-memory document store
+    of its own."""
+    overrides.setdefault("redis_url", REDIS_URL)
     overrides.setdefault("mongodb_uri", f"mongomock://localhost/test_{uuid.uuid4().hex[:10]}")
     overrides.setdefault("cache_prefix", CACHE_PREFIX)
     return Settings(database_url=url, environment="test", **overrides)  # type: ignore[arg-type]

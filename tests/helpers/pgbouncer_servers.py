@@ -2,9 +2,9 @@
 
 Started like the throwaway PostgreSQL servers: a configuration in a temporary directory, a
 free port, trust authentication to the local server, run as the ``postgres`` OS user
-(PgBouncer refuses to run as root). It forwards every database name (``*``) to
-127.0.0.1:5432, keeps one server connection per database and user (so consecutive
-transactions share it, as they do on a busy production pooler), and refuses startup
+(PgBouncer refuses to run as root). It forwards every database name (``*``) to the
+server of ``TEST_DATABASE_ADMIN_URL``, keeps one server connection per database and user
+(so consecutive transactions share it, as they do on a busy production pooler), and refuses startup
 parameters it does not know, ``options`` included, as PgBouncer does by default. Stopped by
 the PID it recorded, and its directory removed, at the end of the module.
 """
@@ -21,14 +21,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
+from tests.helpers.layers import ADMIN_URL
 from tests.helpers.throwaway_postgres import OS_USER, free_port, own_root
+
+SERVER = make_url(ADMIN_URL)
 
 BINARY = os.environ.get("PGBOUNCER_BIN", "/usr/sbin/pgbouncer")
 
 CONFIG = """\
 [databases]
-* = host=127.0.0.1 port=5432
+* = host={server_host} port={server_port}
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -51,11 +55,19 @@ class PgBouncer:
 
     def url(self, database_url: str) -> str:
         """``database_url`` (a database on the shared server) reached through the pooler."""
-        return database_url.replace("127.0.0.1:5432", f"127.0.0.1:{self.port}")
+        url = make_url(database_url).set(host="127.0.0.1", port=self.port)
+        return url.render_as_string(hide_password=False)
 
     def start(self) -> None:
         config = self.root / "pgbouncer.ini"
-        config.write_text(CONFIG.format(port=self.port, root=self.root))
+        config.write_text(
+            CONFIG.format(
+                port=self.port,
+                root=self.root,
+                server_host=SERVER.host or "127.0.0.1",
+                server_port=SERVER.port or 5432,
+            )
+        )
         (self.root / "users.txt").write_text('"postgres" ""\n')
         prefix = ["runuser", "-u", OS_USER, "--"] if os.geteuid() == 0 else []
         subprocess.run([*prefix, BINARY, "-d", str(config)], check=True, timeout=30)

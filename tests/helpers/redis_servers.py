@@ -146,12 +146,13 @@ def cluster_deployment(masters: int = 3) -> Iterator[list[int]]:
 
 
 class Proxy:
-    """Forwards 127.0.0.1:<port> to a Redis port. ``cut()`` drops every connection and
+    """Forwards 127.0.0.1:<port> to a Redis at ``host:target``. ``cut()`` drops every connection and
     refuses new ones (Redis itself keeps running, with its data); ``restore()`` reconnects.
     ``black_hole()`` accepts and reads but never answers (a hung server)."""
 
-    def __init__(self, target: int) -> None:
+    def __init__(self, target: int, host: str = "127.0.0.1") -> None:
         self.target = target
+        self.host = host
         self.port = free_port()
         self._mode = "open"
         self._sockets: list[socket.socket] = []
@@ -200,7 +201,7 @@ class Proxy:
                 self._sockets.append(client)
             if self._mode == "black_hole":
                 continue
-            upstream = socket.create_connection(("127.0.0.1", self.target))
+            upstream = socket.create_connection((self.host, self.target))
             with self._lock:
                 self._sockets.append(upstream)
             for source, sink in ((client, upstream), (upstream, client)):

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dr_assistant_data import Settings
-from tests.helpers.layers import ADMIN_URL
+from tests.helpers.layers import ADMIN_URL, REDIS_URL
 
 pytestmark = pytest.mark.servers
 
@@ -134,7 +133,7 @@ def test_the_benchmark_reports_every_figure_and_target_as_json(tmp_path):
     tiny = "--calls 3 --runs 1 --appointments 4 --short-history 3 --long-history 30"
     tiny += " --patients 300 --batch-size 100 --export-batch 50 --threads 4 --pool 2 --operations 5"
     tiny += " --audit-processes 2 --audit-seconds 1 --audit-events 500 --fhir-resources 200"
-    environment = {"BENCH_DATABASE_ADMIN_URL": ADMIN_URL, "BENCH_REDIS_URL": Settings().redis_url}
+    environment = {"BENCH_DATABASE_ADMIN_URL": ADMIN_URL, "BENCH_REDIS_URL": REDIS_URL}
     finished = subprocess.run(
         [sys.executable, "-m", "bench", *tiny.split(), "--json", str(output)],
         cwd=REPO,

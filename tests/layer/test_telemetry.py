@@ -27,7 +27,14 @@ from dr_assistant_data import DataLayer
 from dr_assistant_data.errors import ValidationError
 from dr_assistant_data.relational.audit_seal import Sealed
 from tests.helpers.cache_helpers import new_patient, read_patient
-from tests.helpers.layers import CACHE_PREFIX, layer_with, new_visit, patient_fields, settings_for
+from tests.helpers.layers import (
+    CACHE_PREFIX,
+    REDIS_URL,
+    layer_with,
+    new_visit,
+    patient_fields,
+    settings_for,
+)
 from tests.helpers.redis_servers import free_port
 
 PATIENT = {"first_name": "Vaidehi", "last_name": "Ramaswamy", "mrn": "MRN-OTEL-4242"}
@@ -363,8 +370,9 @@ exporter, provider = InMemorySpanExporter(), TracerProvider()
 provider.add_span_processor(SimpleSpanProcessor(exporter))
 trace.set_tracer_provider(provider)
 turned_on = telemetry.instrument_drivers()
-database_url, cache_prefix, patient = json.loads(sys.argv[1])
-settings = Settings(database_url=database_url, cache_prefix=cache_prefix, environment="test",
+database_url, redis_url, cache_prefix, patient = json.loads(sys.argv[1])
+settings = Settings(database_url=database_url, redis_url=redis_url, cache_prefix=cache_prefix,
+                    environment="test",
                     mongodb_uri=f"mongomock://localhost/otel_{uuid.uuid4().hex[:8]}")
 with DataLayer(settings) as dl:
     with dl.unit_of_work(actor="test") as uow:
@@ -380,7 +388,7 @@ print(json.dumps({"turned_on": turned_on,
 
 def test_instrument_drivers_turns_on_redis_and_pymongo_whose_spans_carry_no_values(dl):
     patient = {**PATIENT, "phone": PHONE, "email": EMAIL}
-    argument = json.dumps([dl.settings.database_url, CACHE_PREFIX, patient])
+    argument = json.dumps([dl.settings.database_url, REDIS_URL, CACHE_PREFIX, patient])
     result = subprocess.run(
         [sys.executable, "-c", DRIVERS_WORKLOAD, argument],
         capture_output=True,

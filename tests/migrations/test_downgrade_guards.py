@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from dr_assistant_data import DataLayer
 from dr_assistant_data.cli.main import main
 from dr_assistant_data.errors import DataLayerError, ValidationError
 from dr_assistant_data.migrations import relational as relational_migrations
-from tests.helpers.layers import patient_fields, scratch_database, settings_for
+from tests.helpers.layers import ADMIN_URL, patient_fields, scratch_database, settings_for
 from tests.integration.test_flask import build_app
 
 
@@ -67,7 +68,8 @@ def test_a_production_downgrade_without_confirmation_is_refused_and_changes_noth
 
 def test_the_downgrade_command_refuses_production_without_confirm(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("APP_ENV", "production")
-    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/unused")
+    unused = make_url(ADMIN_URL).set(database="unused").render_as_string(hide_password=False)
+    monkeypatch.setenv("DATABASE_URL", unused)
     monkeypatch.setenv("DATA_ENCRYPTION_KEYS", "k1:" + base64.b64encode(os.urandom(32)).decode())
     monkeypatch.setenv("BLIND_INDEX_KEY", base64.b64encode(os.urandom(32)).decode())
     monkeypatch.setenv("AUDIT_KEY", base64.b64encode(os.urandom(32)).decode())
