@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select
 
 from ...errors import ValidationError
-from ...values.fields import Text
+from ...values.fields import PersonName
 from ..models import Patient
 
-QUERY = Text(max_length=100, expected="a name or the start of one", strip=True, nullable=False)
+QUERY = PersonName(max_length=100, expected="a name or the start of one", nullable=False)
+"""Names are stored in NFC (``fields.PersonName``): the query is too, so either form finds."""
 MAX_WORDS = 4
 MAX_RESULTS = 50
 NAMES = (Patient.first_name, Patient.last_name)
