@@ -23,7 +23,7 @@ from .migrations import documents as document_migrations
 from .migrations import relational as relational_migrations
 from .progress import ProgressCallback
 from .relational import audit_verify, cache_invalidation, cache_outbox, encryption, replicas
-from .relational.audit_checkpoints import CheckpointStore, checkpoint_store
+from .relational.audit_checkpoints import CheckpointStore, CheckpointStoreError, checkpoint_store
 from .relational.audit_seal import Sealed, Sealer
 from .relational.audit_verify import AuditReport, InclusionProof
 from .relational.caching import regions_by_kind
@@ -197,10 +197,14 @@ class DataLayer:
 
     def verify_audit_chain(self, progress: ProgressCallback | None = None) -> AuditReport:
         """Check every event and sealed batch of the audit log against the latest exported
-        checkpoint; the report names the first problem (``audit_verify.py``). ``progress``
-        hears of the events checked (``progress.py``)."""
+        checkpoint; the report names the first problem (``audit_verify.py``), a checkpoint
+        store that cannot be read or holds what is not a checkpoint among them.
+        ``progress`` hears of the events checked (``progress.py``)."""
         store = self.audit_checkpoints
-        latest = store.latest() if store is not None else None
+        try:
+            latest = store.latest() if store is not None else None
+        except CheckpointStoreError as error:
+            return AuditReport(ok=False, rows_checked=0, problem=str(error))
         with self.engine.connect() as connection:
             return translated(audit_verify.verify)(
                 connection,
@@ -244,6 +248,12 @@ class DataLayer:
 
     def _sealed(self, sealed: Sealed) -> None:
         self.last_sealed = sealed
+
+    def audit_sealer_health(self) -> dict[str, Any] | None:
+        """The health of the sealer this layer runs (``AUDIT_SEALER``), ``None`` without
+        one: ``ok`` is false while the checkpoint store refuses its checkpoints."""
+        sealer = self._sealer
+        return None if sealer is None else sealer.health()
 
     def rotate_keys(self, batch_size: int = 500, progress: ProgressCallback | None = None) -> int:
         """Re-encrypt identifiers sealed under an older key with the active one (and
@@ -320,13 +330,18 @@ class DataLayer:
         return relational_migrations.drift(self.engine)
 
     def health(self) -> HealthReport:
-        """Reachability and latency of each store, and the pool's state. Never raises;
+        """Reachability and latency of each store, and the pool's state; the audit
+        sealer's checkpoint writes when this layer runs one. Never raises;
         ``health.failing_required`` judges the report."""
-        return {
+        report = {
             "postgres": _probe(translated(self._ping_database)),
             "mongodb": _probe(lambda: self.documents.health()),
             "redis": _probe(lambda: self.cache_store.health()),
         }
+        sealer = self.audit_sealer_health()
+        if sealer is not None:
+            report["audit_sealer"] = sealer
+        return report
 
     def close(self) -> None:
         """Release every pooled connection. Idempotent, and safe in a signal handler."""

@@ -14,8 +14,8 @@ span is started at all, so a cache hit pays one type check):
   ``dr_assistant_data.cache.events`` (``dr.cache.region``, ``dr.cache.event``: hit, miss,
   load, invalidation, error), ``dr_assistant_data.cache.hit_ratio`` per region,
   ``dr_assistant_data.db.pool.connections`` (``dr.pool.state``: checked_out, idle), and
-  the gauges of the circuit breaker, owed invalidations, replica lag and the last sealed
-  audit batch.
+  the gauges of the circuit breaker, owed invalidations, replica lag, the last sealed
+  audit batch and the audit checkpoints the store refused in a row.
 
 Every attribute is a name or a number the layer writes itself: never a value a caller
 gave, never an error's message. Without the package every call here is a no-op.
@@ -242,6 +242,11 @@ def _sealed(field: str) -> Callable[[DataLayer], Iterable[Reading]]:
     return read
 
 
+def _checkpoint_failures(layer: DataLayer) -> Iterable[Reading]:
+    health = layer.audit_sealer_health()
+    return [] if health is None else [({}, health["checkpoint_failures"])]
+
+
 def _database(layer: DataLayer) -> dict[str, str]:
     return {"db.name": layer.database_name}
 
@@ -276,6 +281,11 @@ def _instruments() -> None:
         "db.replica.lag": (_replica_lags, max, "seconds of replay lag at the last check"),
         "audit.sealed_batch": (_sealed("batch"), max, "the last audit batch sealed here"),
         "audit.events_sealed": (_sealed("total"), max, "audit events sealed up to it"),
+        "audit.checkpoint_failures": (
+            _checkpoint_failures,
+            max,
+            "checkpoint writes the store refused in a row (0: checkpoints are written)",
+        ),
     }
     for name, (read, combine, description) in gauges.items():
         meter.create_observable_gauge(

@@ -28,12 +28,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from ..errors import ConfigurationError, DataLayerError
 from ..health import failing_required
 from ..layer import DataLayer
-from ..relational.audit_verify import check_proof
+from ..relational.audit_verify import AuditReport, check_proof
 from ..settings import Settings
 from . import fhir
 from .cache_demo import describe_caching
@@ -298,18 +296,25 @@ def _verify_audit(dl: DataLayer, args: argparse.Namespace) -> int:
         report = dl.verify_audit_chain(progress)
     print(json.dumps(dataclasses.asdict(report), indent=2))
     if not report.ok:
-        where = (
-            f"seq {report.first_broken_seq}"
-            if report.first_broken_seq is not None
-            else f"batch {report.first_broken_batch}"
-        )
-        print(f"error: audit log broken at {where}: {report.problem}", file=sys.stderr)
+        print(f"error: {_audit_failure(report)}", file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def _audit_failure(report: AuditReport) -> str:
+    """The problem, and where in the log it was found when it was found in the log (a
+    checkpoint store that cannot be read has no place in it)."""
+    if report.first_broken_seq is not None:
+        return f"audit log broken at seq {report.first_broken_seq}: {report.problem}"
+    if report.first_broken_batch is not None:
+        return f"audit log broken at batch {report.first_broken_batch}: {report.problem}"
+    return f"audit log not verified: {report.problem}"
 
 
 def _seal_audit(dl: DataLayer, args: argparse.Namespace) -> int:
     """Seal once and print what was sealed, or keep sealing (``--follow``) until
-    interrupted, as one of the deployment's candidate sealers."""
+    interrupted, as one of the deployment's candidate sealers: a round the database or the
+    checkpoint store failed is a warning on stderr, and sealing goes on (a refused
+    checkpoint is tried again, backing off: ``audit_seal.py``)."""
     if not args.follow:
         sealed = dl.seal_audit()
         print(json.dumps(dataclasses.asdict(sealed) if sealed else None))
@@ -317,10 +322,9 @@ def _seal_audit(dl: DataLayer, args: argparse.Namespace) -> int:
     sealer = dl.audit_sealer()
     try:
         while True:
-            try:
-                sealer.run_once()
-            except SQLAlchemyError:
-                print("warning: sealing round failed; retrying", file=sys.stderr)
+            failure = sealer.attempt()
+            if failure is not None:
+                print(f"warning: sealing round failed: {failure}; retrying", file=sys.stderr)
             time.sleep(sealer.interval)
     except KeyboardInterrupt:
         return 0

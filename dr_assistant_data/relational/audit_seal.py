@@ -12,6 +12,12 @@ afterwards, from one sealer at a time. Each round, in one transaction on Postgre
    root, the previous head, and ``head`` = HMAC of all of these (a keyed chain of batches);
 4. after COMMIT, a signed checkpoint of (batch, head, total) in the checkpoint store.
 
+A checkpoint the store refuses (a full or unmounted disk) does not stop sealing: the
+sealer keeps it and tries again at later rounds, waiting twice as long after each failure
+(up to ``STORE_RETRY_MAX``), until it is written or a newer batch's checkpoint replaces
+it; the failures are reported (:meth:`Sealer.health`, the layer's ``health`` and metrics,
+a warning naming the kind of error, never the path).
+
 Batches are a pure function of the events, so a sealer killed at any point loses nothing:
 the next one (any process) recomputes the same batch from where the last committed seal
 stopped, and a second sealer racing it fails on the batch's primary key. Leadership is a
@@ -27,15 +33,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..errors import DataLayerError
 from ..protection.audit_key import AuditKey
 from ..values.clock import utcnow
-from .audit_checkpoints import Checkpoint, CheckpointStore
+from .audit_checkpoints import Checkpoint, CheckpointStore, CheckpointStoreError, described
 from .audit_trail import GENESIS
 from .merkle import RootBuilder, leaf_hash
 from .models import AuditEvent, AuditSeal
@@ -44,17 +53,21 @@ SEALER_LOCK = 0x6472_6173_7365_616C
 """The session advisory lock of the sealer's role (any constant shared by every sealer)."""
 HORIZON = text("SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint")
 SEAL_FIELDS = ("batch", "xid_low", "xid_high", "event_count", "total", "root", "prev_head")
+STORE_RETRY_MAX = 300.0
+"""The longest wait, in seconds, between two attempts to write a refused checkpoint."""
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Sealed:
-    """A batch just sealed: its number, how many events it holds, the total so far."""
+    """A batch just sealed: its number, how many events it holds, the total so far, and
+    its head (what its checkpoint signs)."""
 
     batch: int
     events: int
     total: int
+    head: str
 
 
 def event_leaf(seq: int, row_hash: str) -> bytes:
@@ -69,13 +82,10 @@ def seal_content(seal: object) -> dict[str, object]:
     return content
 
 
-def seal_once(
-    connection: Connection, key: AuditKey, store: CheckpointStore | None
-) -> Sealed | None:
+def seal_once(connection: Connection, key: AuditKey) -> Sealed | None:
     """Seal the events whose transactions have all ended since the last batch; ``None``
     when there were none. Raises ``IntegrityError`` if another sealer sealed the batch
-    first (nothing is written then); a checkpoint the store refuses raises ``OSError``
-    after the seal committed (the next round's checkpoint covers it)."""
+    first (nothing is written then)."""
     with connection.begin():
         horizon = connection.scalar(HORIZON)
         last = connection.execute(
@@ -107,9 +117,7 @@ def seal_once(
         }
         seal["head"] = key.mac("seal", seal)
         connection.execute(insert(AuditSeal), seal)
-    if store is not None:
-        store.append(Checkpoint.sign(key, seal["batch"], seal["head"], seal["total"]))
-    return Sealed(seal["batch"], builder.size, seal["total"])
+    return Sealed(seal["batch"], builder.size, seal["total"], seal["head"])
 
 
 class Sealer:
@@ -130,24 +138,76 @@ class Sealer:
         self._connection: Connection | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._unexported: Sealed | None = None
+        self._store_failures = 0
+        self._store_error: str | None = None
+        self._retry_at = 0.0
 
     @property
     def leader(self) -> bool:
         return self._connection is not None
 
     def run_once(self) -> Sealed | None:
-        """One round if this sealer holds (or can take) the role, else ``None``."""
+        """One round if this sealer holds (or can take) the role, else ``None``. When the
+        store refuses the checkpoint, raises :class:`CheckpointStoreError` after the seal
+        committed; the checkpoint is tried again at a later round."""
         if not self._lead():
             return None
         assert self._connection is not None
         try:
-            sealed = seal_once(self._connection, self._key, self._store)
+            sealed = seal_once(self._connection, self._key)
         except SQLAlchemyError:
             self.resign()  # connection lost or a rival sealed first: start afresh
             raise
-        if sealed is not None and self._on_sealed is not None:
-            self._on_sealed(sealed)
+        if sealed is not None:
+            self._unexported = sealed if self._store is not None else None
+            if self._on_sealed is not None:
+                self._on_sealed(sealed)
+        self._export()
         return sealed
+
+    def attempt(self) -> str | None:
+        """One round that never raises for a database or store fault: what failed (its
+        kind, no data, no path), or ``None``."""
+        try:
+            self.run_once()
+        except CheckpointStoreError as error:
+            return str(error)
+        except (SQLAlchemyError, DataLayerError, OSError) as error:
+            return type(error).__name__
+        return None
+
+    def health(self) -> dict[str, Any]:
+        """Whether checkpoints are being written: ``ok`` is false while the store refuses
+        them, with the failures in a row, the kind of the last one and the sealed batch
+        whose checkpoint is still to be written."""
+        return {
+            "ok": self._store_failures == 0,
+            "leader": self.leader,
+            "checkpoint_failures": self._store_failures,
+            "error": self._store_error,
+            "unexported_batch": self._unexported.batch if self._unexported else None,
+        }
+
+    def _export(self) -> None:
+        pending = self._unexported
+        if pending is None or self._store is None or time.monotonic() < self._retry_at:
+            return
+        try:
+            self._store.append(
+                Checkpoint.sign(self._key, pending.batch, pending.head, pending.total)
+            )
+        except OSError as error:
+            self._store_failures += 1
+            self._store_error = described(error)
+            backoff = self.interval * 2 ** min(self._store_failures, 16)
+            self._retry_at = time.monotonic() + min(backoff, STORE_RETRY_MAX)
+            raise CheckpointStoreError(
+                f"the checkpoint of audit batch {pending.batch} could not be written "
+                f"({self._store_error}); the batch is sealed, and the next checkpoint "
+                "written covers it"
+            ) from None
+        self._unexported, self._store_failures, self._store_error = None, 0, None
 
     def _lead(self) -> bool:
         if self._connection is None:
@@ -179,7 +239,6 @@ class Sealer:
 
     def _loop(self) -> None:
         while not self._stopping.wait(self.interval):
-            try:
-                self.run_once()
-            except (SQLAlchemyError, OSError) as error:
-                log.warning("audit sealing round failed: %s", type(error).__name__)
+            failure = self.attempt()
+            if failure is not None:
+                log.warning("audit sealing round failed: %s", failure)

@@ -10,7 +10,11 @@ doubling), and reports the first problem found:
   moved), a seal whose head does not verify or does not follow the previous one (a seal
   forged, edited, removed or re-ordered);
 * a latest checkpoint that was not signed with the key, or whose batch is missing or
-  differs (seals and events truncated or deleted wholesale, the log rewritten).
+  differs (seals and events truncated or deleted wholesale, the log rewritten);
+* a latest checkpoint older than the seals the database holds, once the first seal it
+  does not cover is ``checkpoint_lag`` old (the sealer writes a checkpoint right after
+  each seal): the store was replaced by an older copy (which would then let the log's
+  tail be removed unseen), or checkpoints are not being written.
 
 Events not sealed yet are checked one by one (their HMAC) and counted as ``unsealed``.
 :func:`prove` answers an auditor's "was this event recorded, and is it intact?" with the
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import Connection, Row, func, select
@@ -29,6 +34,7 @@ from sqlalchemy import Connection, Row, func, select
 from ..errors import NotFoundError
 from ..progress import ProgressCallback, Tally
 from ..protection.audit_key import AuditKey
+from ..values.clock import utcnow
 from .audit_checkpoints import Checkpoint
 from .audit_seal import event_leaf, seal_content
 from .audit_trail import GENESIS, chain_hash, event_content
@@ -36,6 +42,8 @@ from .merkle import RootBuilder, audit_path, root_from_path
 from .models import AuditEvent, AuditSeal
 
 EVENTS = AuditEvent.__table__
+CHECKPOINT_LAG = timedelta(minutes=1)
+"""How long a seal may wait for its checkpoint before the store is reported behind."""
 
 
 @dataclass(frozen=True)
@@ -87,12 +95,15 @@ def verify(
     *,
     anchored_store: bool = False,
     progress: ProgressCallback | None = None,
+    checkpoint_lag: timedelta = CHECKPOINT_LAG,
 ) -> AuditReport:
     """Check every sealed batch, every event and the latest ``checkpoint``. Without one the
     log is checked on its own (truncation of its tail cannot be seen), unless
     ``anchored_store`` says checkpoints are exported: then a sealed log without any is
-    reported (the store was emptied, or points elsewhere). ``progress`` hears of the events
-    checked every ``page`` events, out of the events the log held when the check began."""
+    reported (the store was emptied, or points elsewhere). A checkpoint that seals older
+    than ``checkpoint_lag`` have gone past is reported too. ``progress`` hears of the
+    events checked every ``page`` events, out of the events the log held when the check
+    began."""
     total = connection.scalar(select(func.count()).select_from(EVENTS)) if progress else None
     walk = _Walk(key, Tally(progress, total, every=page))
     anchored = checkpoint is None
@@ -102,6 +113,7 @@ def verify(
         if checkpoint is not None and not checkpoint.signed_by(key):
             raise _Broken("the latest checkpoint was not signed with the audit key")
         previous_head, total, low = GENESIS, 0, 0
+        uncovered: Row[Any] | None = None
         for seal in _seals(connection, page):
             _check_seal(seal, walk.batches + 1, low, previous_head, key)
             builder = RootBuilder()
@@ -118,10 +130,19 @@ def verify(
                 if (seal.head, seal.total) != (checkpoint.head, checkpoint.total):
                     raise _Broken("the log differs from the latest checkpoint", batch=seal.batch)
                 anchored = True
+            if checkpoint is not None and seal.batch == checkpoint.batch + 1:
+                uncovered = seal
             walk.batches += 1
             previous_head, low = seal.head, seal.xid_high
         if not anchored:
             raise _Broken("batches covered by the latest checkpoint are missing (truncated)")
+        if uncovered is not None and uncovered.sealed_at < utcnow() - checkpoint_lag:
+            raise _Broken(
+                "the checkpoint store is behind the log: sealed batches are newer than its "
+                "latest checkpoint (the store was restored from an older copy, or "
+                "checkpoints are not being written)",
+                batch=uncovered.batch,
+            )
         sealed_events = walk.events
         for row in _events(connection, low, None):
             walk.check_event(row)

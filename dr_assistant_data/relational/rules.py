@@ -53,6 +53,10 @@ OVERRIDES: dict[tuple[type, str], f.Field] = {
 }
 """Clinical rules that replace the check a column's type implies."""
 
+PERSON_NAMES = frozenset({(User, "full_name"), (Patient, "first_name"), (Patient, "last_name")})
+"""Columns holding a person's name: checked as names (``fields.PersonName``: one Unicode
+form, nothing invisible in them), at the column's length."""
+
 
 @dataclass(frozen=True)
 class Ordering:
@@ -98,7 +102,7 @@ class Column:
     """Relationships that fill this foreign key at flush time."""
 
 
-def _check_for_type(sql_type: Any) -> f.Field:
+def _check_for_type(sql_type: Any, person_name: bool) -> f.Field:
     if sql_type is MutableJSONDict:
         return f.JSONObject()
     if sql_type is MutableJSONList:
@@ -116,7 +120,8 @@ def _check_for_type(sql_type: Any) -> f.Field:
     if isinstance(sql_type, Integer):
         return f.Integer(minimum=0)
     if isinstance(sql_type, String) and sql_type.length:
-        return f.Text(max_length=sql_type.length, strip=True)
+        text = f.PersonName if person_name else f.Text
+        return text(max_length=sql_type.length, strip=True)
     return f.Text()
 
 
@@ -129,7 +134,8 @@ def columns_of(model: type) -> dict[str, Column]:
         column = attr.columns[0]
         if attr.key in PROTECTED or "blind_index_of" in column.info:
             continue
-        check = OVERRIDES.get((model, attr.key)) or _check_for_type(column.type)
+        name = (model, attr.key)
+        check = OVERRIDES.get(name) or _check_for_type(column.type, name in PERSON_NAMES)
         has_default = column.default is not None or column.server_default is not None
         via = tuple(rel.key for rel in mapper.relationships if column in rel.local_columns)
         result[attr.key] = Column(

@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
+
+from idna import valid_contextj
 
 from ..errors import ValidationError
 from .clock import utcnow
@@ -83,6 +86,73 @@ class Text(Field):
         if self.pattern is not None and not self.pattern.fullmatch(value):
             raise ValidationError(field, f"must be {self.expected}")
         return value
+
+
+JOINERS = frozenset("\u200c\u200d")
+"""Zero-width non-joiner and joiner: part of the spelling in some scripts (see
+:class:`PersonName`)."""
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+"""Controls, format characters (bidirectional controls, zero-width characters, the byte
+order mark...) and line or paragraph separators: nothing a reader of a name can see."""
+
+
+def without_invisible(name: str) -> str:
+    """``name`` without the characters :class:`PersonName` refuses: every control, format
+    character or line separator, except a joiner where RFC 5892 allows it."""
+    return "".join(
+        character
+        for position, character in enumerate(name)
+        if unicodedata.category(character) not in INVISIBLE_CATEGORIES
+        or (character in JOINERS and _joins(name, position))
+    )
+
+
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
+
+
+def _joins(name: str, position: int) -> bool:
+    try:
+        return valid_contextj(name, position)
+    except ValueError:  # an unassigned character before it: no script rule applies
+        return False
+
+
+@dataclass(frozen=True)
+class PersonName(Text):
+    """A person's name, in one Unicode form, with nothing hidden in it.
+
+    Names are stored and searched in NFC, so a name typed on any keyboard (precomposed
+    "é", or "e" with a combining accent, as macOS and some Indic input methods send it) is
+    the same characters as the stored one and is found by it. Refused with
+    ``ValidationError`` naming the field: controls, line or paragraph separators and
+    format characters (Unicode categories Cc, Zl, Zp, Cf), among them the bidirectional
+    controls (U+200E, U+200F, U+061C, U+202A-U+202E, U+2066-U+2069), which can make a
+    name display as another, and the zero-width space, word joiner and byte order mark
+    (U+200B, U+2060, U+FEFF), which make two names that look alike differ.
+
+    The zero-width non-joiner and joiner (U+200C, U+200D) are kept where they are part of
+    the spelling, by RFC 5892's CONTEXTJ rule (as IDNA applies it to domain names): either
+    one right after a virama, which chooses between a conjunct and its half forms in Indic
+    scripts (Devanagari eyelash ra "र्‍य", Sinhala "ශ්‍රී", Malayalam chillus in older
+    text); the non-joiner also between letters that join in Arabic script (Persian and Urdu
+    names). Anywhere else they change nothing a reader sees, and are refused. The Mongolian
+    vowel separator (U+180E, a format character) is refused with the rest.
+    """
+
+    strip: bool = True
+    expected: str = "a name"
+    normalize: Callable[[str], str] | None = _nfc
+
+    def convert(self, value: object, field: str) -> str:
+        name = super().convert(value, field)
+        if without_invisible(name) != name:
+            raise ValidationError(
+                field,
+                "must not contain invisible characters (direction controls, zero-width "
+                "or other format characters)",
+            )
+        return name
 
 
 @dataclass(frozen=True)

@@ -320,6 +320,27 @@ def test_the_last_sealed_audit_batch_and_the_events_sealed_are_reported(
     assert (batch.value, total.value) == (sealed.batch, sealed.total)
 
 
+def test_checkpoints_the_store_refuses_are_reported(dl, metric_reader, tmp_path):
+    unmounted = tmp_path / "unmounted"
+    unmounted.write_text("")  # a file where the checkpoints' directory should be
+    secret = base64.b64encode(os.urandom(32)).decode()
+    with layer_with(
+        dl,
+        audit_checkpoint_dir=str(unmounted),
+        audit_key=secret,
+        audit_sealer=True,
+        audit_seal_interval=0.05,
+    ) as layer:
+        with layer.unit_of_work(actor="test") as uow:
+            uow.patients.create(**patient_fields())
+        deadline = time.monotonic() + 30
+        while not (failures := gauge(metric_reader, "audit.checkpoint_failures", layer)) or (
+            failures[0].value == 0
+        ):
+            assert time.monotonic() < deadline, "the refused checkpoint was not reported"
+            time.sleep(0.05)
+
+
 def seal_something(layer: DataLayer) -> Sealed:
     """A sealed batch (the database server is shared: another client's open transaction
     may hold the sealing horizon back for a moment)."""

@@ -4,10 +4,8 @@ edit, add or re-hash events unseen; one event's inclusion can be proven."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
-import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -26,21 +24,9 @@ from dr_assistant_data.relational.audit_verify import check_proof
 from dr_assistant_data.relational.merkle import RootBuilder
 from dr_assistant_data.relational.models import AuditEvent, AuditSeal
 from dr_assistant_data.testing import PatientFactory, bind_factories
-from tests.helpers.layers import settings_for
 from tests.protection.test_least_privilege import app_login_url  # noqa: F401 - a fixture used below
 
 EVENTS, SEALS = AuditEvent.__table__, AuditSeal.__table__
-
-
-@pytest.fixture
-def audited(dl, database_url, tmp_path):
-    """A layer with a secret audit key, exporting checkpoints to a directory of its own."""
-    secret = base64.b64encode(os.urandom(32)).decode()
-    layer = DataLayer(
-        settings_for(database_url, audit_checkpoint_dir=str(tmp_path), audit_key=secret)
-    )
-    yield layer
-    layer.close()
 
 
 def create_patients(dl: DataLayer, count: int) -> list:

@@ -5,6 +5,8 @@ Every word of the query must match the first or the last name: as a prefix
 similarity (``pg_trgm``'s ``%`` operator, default threshold 0.3: "Kumr" finds "Kumar").
 Both are served by the GIN trigram indexes of revision 0010. Results come best match
 first (summed similarity), then by name. On SQLite (the embedded back end) prefixes only.
+Names are stored in NFC and the query is brought to it too, so a name typed with combining
+marks finds the same name typed precomposed, and the reverse (``fields.PersonName``).
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select
 
 from ...errors import ValidationError
-from ...values.fields import Text
+from ...values.fields import PersonName
 from ..models import Patient
 
-QUERY = Text(max_length=100, expected="a name or the start of one", strip=True, nullable=False)
+QUERY = PersonName(max_length=100, expected="a name or the start of one", nullable=False)
 MAX_WORDS = 4
 MAX_RESULTS = 50
 NAMES = (Patient.first_name, Patient.last_name)
