@@ -59,7 +59,7 @@ from .errors import (
     ValidationError,
 )
 from .layer import DataLayer
-from .settings import ENVIRONMENT_VARIABLES, Settings
+from .settings import ENVIRONMENT_VARIABLES, Settings, warn_of_misspelt_settings
 from .unit_of_work import UnitOfWork
 
 EXTENSION_KEY = "dr_assistant_data"
@@ -74,11 +74,6 @@ EXTENSION_KEYS = frozenset(
         "DATA_LAYER_RETRY_AFTER",
     }
 )
-LAYER_LOOKING_PREFIXES = (
-    *("DR_", "DATA_LAYER_", "DATABASE_", "DB_", "MONGODB_", "CACHE_TTL_", "MIGRATION_"),
-    *("DATA_ENCRYPTION_", "BLIND_INDEX_"),
-)
-"""Keys with these prefixes that the layer does not know are warned about."""
 logger = logging.getLogger(__name__)
 
 
@@ -193,11 +188,9 @@ def settings_from_config(config: dict[str, Any]) -> Settings:
 
 def warn_of_unknown_keys(config: dict[str, Any]) -> None:
     """Log a warning naming (never quoting) each key that looks like the layer's but is
-    none of its settings: a misspelt setting would otherwise be silently ignored."""
-    for name in sorted(config):
-        known = name in ENVIRONMENT_VARIABLES or name in EXTENSION_KEYS
-        if not known and name.startswith(LAYER_LOOKING_PREFIXES):
-            logger.warning("app.config key %s is not a data layer setting; ignored", name)
+    none of its settings, with the setting it resembles: a misspelt setting would
+    otherwise be silently ignored (``settings.misspelt_settings``)."""
+    warn_of_misspelt_settings(config, "app.config key", ENVIRONMENT_VARIABLES | EXTENSION_KEYS)
 
 
 def request_id() -> str:

@@ -326,3 +326,32 @@ def test_a_bad_environment_value_exits_2_and_names_the_variable(monkeypatch, cap
     err = capsys.readouterr().err
     assert err.startswith("error: DB_POOL_MAX")
     assert "Traceback" not in err
+
+
+def test_a_misspelt_variable_is_named_on_stderr_with_the_setting_it_resembles(pg_url):
+    environ = {**os.environ, "DATABSE_URL": "postgresql://app:n0t-for-logs@elsewhere/clinic"}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "dr_assistant_data.cli.main", "status"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=environ,
+    )
+
+    assert "DATABSE_URL is not a data layer setting" in result.stderr
+    assert "did you mean DATABASE_URL?" in result.stderr
+    assert "n0t-for-logs" not in result.stderr + result.stdout
+
+
+def test_an_unsupported_driver_exits_2_naming_the_supported_one(monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://app:n0t-for-logs@127.0.0.1/clinic")
+
+    assert main(["status"]) == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith("error: DATABASE_URL: driver asyncpg is not supported")
+    assert "postgresql+psycopg2://" in err
+    assert "Traceback" not in err
+    assert "n0t-for-logs" not in err

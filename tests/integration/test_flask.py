@@ -306,17 +306,26 @@ def test_encryption_keys_in_app_config_start_a_production_app(dl, tmp_path):
 def test_a_misspelt_layer_key_in_app_config_is_warned_about_by_name(dl, caplog):
     app = Flask("clinic")
     app.config.update(
-        DATA_LAYER_SETTINGS=dl.settings, CACHE_TTL_ENTITIES="9", DB_POOL_MAXIMUM="secret-7"
+        DATA_LAYER_SETTINGS=dl.settings,
+        CACHE_TTL_ENTITIES="9",
+        DB_POOL_MAXIMUM="secret-7",
+        DATABSE_URL="postgresql://app:secret-8@db/clinic",
+        REDIS_KEY_PREFX="clinic-a:",
+        MONGO_URI="mongodb://mongo/clinic",
     )
 
-    with caplog.at_level("WARNING", logger="dr_assistant_data.flask"):
+    with caplog.at_level("WARNING", logger="dr_assistant_data.settings"):
         DataLayerExtension(app, layer=dl)
 
-    assert [record.args for record in caplog.records] == [
-        ("CACHE_TTL_ENTITIES",),
-        ("DB_POOL_MAXIMUM",),
+    assert [record.args[1:] for record in caplog.records] == [
+        ("CACHE_TTL_ENTITIES", "; did you mean CACHE_TTL_ENTITY?"),
+        ("DATABSE_URL", "; did you mean DATABASE_URL?"),
+        ("DB_POOL_MAXIMUM", "; did you mean DB_POOL_MAX?"),
+        ("MONGO_URI", "; did you mean MONGODB_URI?"),
+        ("REDIS_KEY_PREFX", "; did you mean REDIS_KEY_PREFIX?"),
     ]
     assert "secret-7" not in caplog.text
+    assert "secret-8" not in caplog.text
 
 
 def test_flask_data_status_and_health_run_against_the_apps_layer(dl):
