@@ -8,6 +8,8 @@ another run on the shared server, and they are dropped afterwards.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -178,3 +180,49 @@ def test_each_xdist_worker_clones_from_a_template_of_its_own(pytester, server_ur
     result = pytester.runpytest_subprocess("-n", "2", f"--dr-database-url={server_url}")
 
     result.assert_outcomes(passed=6)
+
+
+CONCURRENT = """
+import time
+
+import pytest
+
+from dr_assistant_data.testing import PatientFactory
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_a_clone_of_this_runs_template(uow, n):
+    PatientFactory(mrn="MRN-CONCURRENT")
+    time.sleep(0.2)
+    assert uow.patients.count() == 1
+"""
+
+
+def run_twice_at_once(pytester: pytest.Pytester, *args: str) -> list[str]:
+    """Two pytest processes on the same files and server, started together; the output of
+    each that did not pass."""
+    pytester.makepyfile(CONCURRENT)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args]
+    runs = [
+        subprocess.Popen(
+            command,
+            cwd=pytester.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    return [output for run, output in zip(runs, outputs, strict=True) if run.returncode != 0]
+
+
+def test_two_runs_at_once_on_one_server_do_not_break_each_other(pytester, server_url):
+    assert run_twice_at_once(pytester, f"--dr-database-url={server_url}") == []
+    assert databases_named(make_url(server_url).database) == []
+
+
+def test_two_runs_at_once_sharing_a_kept_template_do_not_break_each_other(pytester, server_url):
+    failed = run_twice_at_once(pytester, f"--dr-database-url={server_url}", "--dr-reuse-db")
+
+    assert failed == []
