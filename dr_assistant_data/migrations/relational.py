@@ -153,7 +153,13 @@ def _current(connection: Connection) -> tuple[str, ...]:
 
 
 def _scripts() -> ScriptDirectory:
-    return ScriptDirectory.from_config(alembic_config())
+    """The revisions shipped with the package (read once: ``health`` asks often)."""
+    return _scripts_at(script_location())
+
+
+@functools.cache
+def _scripts_at(location: str) -> ScriptDirectory:
+    return ScriptDirectory(location)
 
 
 def _upgrade_path(current: tuple[str, ...], target: str) -> list[Script]:
