@@ -226,3 +226,37 @@ def test_two_runs_at_once_sharing_a_kept_template_do_not_break_each_other(pytest
     failed = run_twice_at_once(pytester, f"--dr-database-url={server_url}", "--dr-reuse-db")
 
     assert failed == []
+
+
+FACTORY_RUN = """
+import sys
+
+from dr_assistant_data import DataLayer, Settings
+from dr_assistant_data.testing import DoctorFactory, PatientFactory
+from dr_assistant_data.testing.factories import bind_factories
+
+settings = Settings(
+    database_url=sys.argv[1], mongodb_uri="mongomock://localhost/factories",
+    redis_url="memory://", environment="test",
+)
+with DataLayer(settings) as layer, layer.unit_of_work(actor="test") as uow, bind_factories(uow):
+    PatientFactory()
+    DoctorFactory()
+"""
+
+
+def test_factories_in_two_runs_against_one_database_never_collide(dl):
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", FACTORY_RUN, dl.settings.database_url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        for _ in range(2)
+    ]
+
+    assert [run.returncode for run in runs] == [0, 0], runs[1].stderr[-300:]
+    with dl.unit_of_work(actor="test") as uow:
+        assert (uow.patients.count(), uow.users.count()) == (2, 2)
