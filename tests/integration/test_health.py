@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from dr_assistant_data import DataLayer
 from tests.helpers.layers import scratch_database, settings_for
 
@@ -52,6 +54,10 @@ def test_each_store_is_named_by_its_address_without_credentials_when_down():
     assert "s3cret" not in repr(report)
 
 
+def listener_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == OUTBOX_LOGGER]
+
+
 def test_the_outbox_listener_logs_an_outage_once_and_its_end_once(caplog):
     with (
         scratch_database("dr_assistant_health") as url,
@@ -60,12 +66,12 @@ def test_the_outbox_listener_logs_an_outage_once_and_its_end_once(caplog):
     ):
         layer.engine  # noqa: B018 - starts the listener, on a database without its table
         time.sleep(4)
-        during_outage = [record.getMessage() for record in caplog.records]
+        during_outage = listener_lines(caplog)
         layer.migrate()
         deadline = time.monotonic() + 10
-        while len(caplog.records) < 2 and time.monotonic() < deadline:
+        while len(listener_lines(caplog)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-        messages = [record.getMessage() for record in caplog.records]
+        messages = listener_lines(caplog)
 
     assert len(during_outage) == 1
     assert "doubling to 2.0 s" in during_outage[0]
