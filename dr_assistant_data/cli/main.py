@@ -8,7 +8,10 @@ their password masked. ``status``, ``health`` and ``verify-audit`` take ``--json
 last two always print JSON). ``migrate``, ``rotate-keys``, ``verify-audit`` and
 ``sweep-documents`` draw a progress bar on stderr when it is a terminal (never with
 ``--json`` or in CI: ``progress_bar.py``). Output into a pipe closed early (``... | head``)
-ends the command quietly, exit 1, without a traceback.
+ends the command quietly, exit 1, without a traceback. ``check`` prints its verdict on its
+first line and lists the differences only with ``--verbose``; a ``migrate`` that fails says
+which stores it migrated. A variable that looks like a setting but is none is warned about
+on stderr, naming the setting it resembles (``settings.py``).
 """
 
 from __future__ import annotations
