@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 _users: dict[str, int] = {}
 """This process's claims: store name → how many of its stores use it."""
+_pid = os.getpid()
+"""The process ``_users`` belongs to."""
 _lock = threading.Lock()
 _file: int | None = None
 """The lock file's descriptor, opened once per process (closing it would drop every
@@ -37,7 +39,7 @@ def claim(name: str) -> None:
     """Claim the embedded store ``name`` for this process; warn when another process has
     claimed it already."""
     with _lock:
-        users = _users.get(name, 0)
+        users = _own_claims().get(name, 0)
         _users[name] = users + 1
         fd = _lock_file() if not users else None
         if fd is None:
@@ -55,11 +57,22 @@ def claim(name: str) -> None:
 def release(name: str) -> None:
     """Let go of this process's claim on ``name`` once its last store here is closed."""
     with _lock:
-        users = _users.pop(name, 0)
+        users = _own_claims().pop(name, 0)
         if users > 1:
             _users[name] = users - 1
         elif users == 1 and _file is not None:
             fcntl.lockf(_file, fcntl.LOCK_UN, 1, _byte(name))
+
+
+def _own_claims() -> dict[str, int]:
+    """This process's claims. A forked child's start empty, however it was forked (uWSGI
+    forks without ``os.fork``): the parent's locks stay with the parent, and the lock
+    file's descriptor serves the child's own."""
+    global _pid
+    if _pid != os.getpid():
+        _pid = os.getpid()
+        _users.clear()
+    return _users
 
 
 def _lock_file() -> int | None:
@@ -77,12 +90,9 @@ def _byte(name: str) -> int:
     return int(hashlib.sha256(name.encode()).hexdigest()[:15], 16)
 
 
-def _forget_inherited() -> None:
-    """In a forked child: the parent's claims are not the child's (its locks stay with
-    the parent, and the descriptor serves the child's own)."""
+def _reset_lock_in_child() -> None:
     global _lock
     _lock = threading.Lock()  # a thread of the parent may have held it at the fork
-    _users.clear()
 
 
-os.register_at_fork(after_in_child=_forget_inherited)
+os.register_at_fork(after_in_child=_reset_lock_in_child)
