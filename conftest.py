@@ -29,6 +29,8 @@ from tests.helpers.layers import ADMIN_URL
 
 PAGE_ENVIRONMENT = ("DATABASE_URL", "MONGODB_URI", "REDIS_URL", "APP_ENV")
 _template: TemplateDatabase | None = None
+_run = ExitStack()
+"""Holds this run's template until the session finishes (then it is dropped)."""
 
 
 def _migrated_template() -> TemplateDatabase:
@@ -43,8 +45,8 @@ def _migrated_template() -> TemplateDatabase:
             redis_url="memory://",
             environment="test",
         )
-        _template = TemplateDatabase(settings, name, Path(tempfile.gettempdir()))  # PostgreSQL
-        _template.prepare(reuse=False)
+        template = TemplateDatabase(settings, name, Path(tempfile.gettempdir()))  # PostgreSQL
+        _template = _run.enter_context(template.prepared(reuse=False))
     return _template
 
 
@@ -79,8 +81,7 @@ def _restore(saved: dict[str, str | None]) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    if _template is not None:
-        _template.remove()
+    _run.close()
 
 
 pytest_collect_file = Sybil(

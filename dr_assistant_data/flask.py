@@ -11,10 +11,19 @@
 
 The unit of work opens on first use of ``data.uow`` / ``current_uow`` in a request (a
 request that never touches the data takes no connection). It commits before the response
-leaves, so a failed commit turns the response into a 500 instead of a success for a
+leaves, so a failed commit replaces the response: the client never reads a success for a
 write that was lost. It rolls back when the view raises or when the response status is
 ``DATA_LAYER_ROLLBACK_FROM_STATUS`` (default 400; 500 commits 4xx responses) or higher.
 Teardown always ends it and returns the connection, whatever happened.
+
+The contract's errors, raised by the view or by the commit, become JSON responses
+(``error_response``): validation 422, not found 404, conflict and duplicate 409, schema not
+migrated 503, back end unavailable 503 with ``Retry-After`` (``DATA_LAYER_RETRY_AFTER``
+seconds, default 5). The body names the field, never the value. An application changes
+the mapping with ``DataLayerExtension(error_response=...)``: its function gets the error
+and returns a Flask response value, or ``None`` for the default. A request that ends in
+such an error is rolled back whatever the threshold. Other errors of the layer propagate
+(Flask answers 500 and logs them).
 
 The correlation id is the request's ``X-Request-ID`` header (``DATA_LAYER_REQUEST_ID_HEADER``)
 when it is a plain token, else a new one; it is echoed on the response. ``flask data
@@ -32,14 +41,25 @@ from os import environ
 from typing import Any
 
 import click
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from flask.cli import AppGroup
+from flask.typing import ResponseReturnValue
 from werkzeug.local import LocalProxy
 
 from .cli.main import run_with
-from .errors import ConfigurationError
+from .errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    ConflictError,
+    DataLayerError,
+    DuplicateError,
+    ImmutableRecordError,
+    NotFoundError,
+    SchemaNotMigratedError,
+    ValidationError,
+)
 from .layer import DataLayer
-from .settings import ENVIRONMENT_VARIABLES, Settings
+from .settings import ENVIRONMENT_VARIABLES, Settings, warn_of_misspelt_settings
 from .unit_of_work import UnitOfWork
 
 EXTENSION_KEY = "dr_assistant_data"
@@ -47,18 +67,22 @@ _UOW_KEY = "_dr_assistant_data_uow"
 _REQUEST_ID_KEY = "_dr_assistant_data_request_id"
 _TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # the audit column holds 64
 EXTENSION_KEYS = frozenset(
-    {"DATA_LAYER_SETTINGS", "DATA_LAYER_ROLLBACK_FROM_STATUS", "DATA_LAYER_REQUEST_ID_HEADER"}
+    {
+        "DATA_LAYER_SETTINGS",
+        "DATA_LAYER_ROLLBACK_FROM_STATUS",
+        "DATA_LAYER_REQUEST_ID_HEADER",
+        "DATA_LAYER_RETRY_AFTER",
+    }
 )
-LAYER_LOOKING_PREFIXES = (
-    *("DR_", "DATA_LAYER_", "DATABASE_", "DB_", "MONGODB_", "CACHE_TTL_", "MIGRATION_"),
-    *("DATA_ENCRYPTION_", "BLIND_INDEX_"),
-)
-"""Keys with these prefixes that the layer does not know are warned about."""
 logger = logging.getLogger(__name__)
 
 
 class RequestFailed(Exception):
     """Handed to the unit of work to roll it back when the request did not succeed."""
+
+
+ErrorResponse = Callable[[DataLayerError], ResponseReturnValue | None]
+"""An application's mapping of the layer's errors to responses; ``None``: the default."""
 
 
 class DataLayerExtension:
@@ -70,9 +94,11 @@ class DataLayerExtension:
         *,
         actor: Callable[[], object] | None = None,
         layer: DataLayer | None = None,
+        error_response: ErrorResponse | None = None,
     ) -> None:
         self._actor = actor
         self._layer = layer
+        self._error_response = error_response
         if app is not None:
             self.init_app(app)
 
@@ -83,6 +109,7 @@ class DataLayerExtension:
         Unknown layer-looking keys are warned about (``warn_of_unknown_keys``)."""
         app.config.setdefault("DATA_LAYER_ROLLBACK_FROM_STATUS", 400)
         app.config.setdefault("DATA_LAYER_REQUEST_ID_HEADER", "X-Request-ID")
+        app.config.setdefault("DATA_LAYER_RETRY_AFTER", 5)
         if not 400 <= app.config["DATA_LAYER_ROLLBACK_FROM_STATUS"] <= 500:
             # above 500, a view that raised (answered 500) would commit
             raise ConfigurationError("DATA_LAYER_ROLLBACK_FROM_STATUS", "must be 400 to 500")
@@ -92,6 +119,7 @@ class DataLayerExtension:
             layer = DataLayer(settings_from_config(app.config))
             atexit.register(layer.close)
         app.extensions[EXTENSION_KEY] = _AppState(self, layer)
+        app.register_error_handler(DataLayerError, _refused_request)
         app.after_request(_finish_on_response)
         app.teardown_request(_release)
         app.cli.add_command(_data_commands)
@@ -116,6 +144,15 @@ class DataLayerExtension:
         production, recorded as ``"unknown"`` elsewhere)."""
         actor = self._actor() if self._actor is not None else None
         return str(actor) if actor else None
+
+    def respond_to(self, error: DataLayerError) -> Response:
+        """The response for ``error``: the application's (``error_response``), else the
+        default (:func:`error_response`); an error neither maps is raised again."""
+        given = self._error_response(error) if self._error_response is not None else None
+        answer = error_response(error) if given is None else given
+        if answer is None:
+            raise error
+        return current_app.make_response(answer)
 
 
 class _AppState:
@@ -151,11 +188,9 @@ def settings_from_config(config: dict[str, Any]) -> Settings:
 
 def warn_of_unknown_keys(config: dict[str, Any]) -> None:
     """Log a warning naming (never quoting) each key that looks like the layer's but is
-    none of its settings: a misspelt setting would otherwise be silently ignored."""
-    for name in sorted(config):
-        known = name in ENVIRONMENT_VARIABLES or name in EXTENSION_KEYS
-        if not known and name.startswith(LAYER_LOOKING_PREFIXES):
-            logger.warning("app.config key %s is not a data layer setting; ignored", name)
+    none of its settings, with the setting it resembles: a misspelt setting would
+    otherwise be silently ignored (``settings.misspelt_settings``)."""
+    warn_of_misspelt_settings(config, "app.config key", ENVIRONMENT_VARIABLES | EXTENSION_KEYS)
 
 
 def request_id() -> str:
@@ -166,17 +201,65 @@ def request_id() -> str:
     return str(g.get(_REQUEST_ID_KEY))
 
 
+def error_response(error: DataLayerError) -> ResponseReturnValue | None:
+    """The default response for a contract error, or ``None`` for one it does not map.
+
+    A JSON body ``{"error": kind, "message": ..., "field": ...}``: the message is the
+    layer's own (it never quotes a value); a back end's address is not disclosed."""
+    body: dict[str, str]
+    headers: dict[str, str] = {}
+    if isinstance(error, ValidationError):
+        status, body = 422, {"error": "invalid", "field": error.field, "message": error.reason}
+    elif isinstance(error, NotFoundError):
+        status, body = 404, {"error": "not_found", "message": str(error)}
+    elif isinstance(error, DuplicateError):
+        status, body = 409, {"error": "duplicate", "field": error.field, "message": str(error)}
+    elif isinstance(error, ImmutableRecordError):
+        status, body = 409, {"error": "immutable", "message": str(error)}
+    elif isinstance(error, ConflictError):
+        status, body = 409, {"error": "conflict", "message": str(error)}
+    elif isinstance(error, SchemaNotMigratedError):
+        status, body = 503, {"error": "schema_not_migrated", "message": "the data is unavailable"}
+    elif isinstance(error, BackendUnavailableError):
+        status = 503
+        body = {"error": "unavailable", "backend": error.backend, "message": "try again later"}
+        headers["Retry-After"] = str(current_app.config["DATA_LAYER_RETRY_AFTER"])
+    else:
+        return None
+    return jsonify(body), status, headers
+
+
+def _refused_request(error: DataLayerError) -> Response:
+    """A contract error the view raised: the request's work is rolled back (whatever
+    ``DATA_LAYER_ROLLBACK_FROM_STATUS`` says: the unit of work cannot go on), then
+    answered."""
+    _release(error)
+    return _state().extension.respond_to(error)
+
+
 def _finish_on_response(response: Response) -> Response:
+    response = _end_unit_of_work(response)
     if _REQUEST_ID_KEY in g:
         response.headers[current_app.config["DATA_LAYER_REQUEST_ID_HEADER"]] = request_id()
+    return response
+
+
+def _end_unit_of_work(response: Response) -> Response:
+    """Commit (or roll back, by status) before the response leaves; a contract error from
+    the commit replaces the response, anything else propagates and becomes a 500."""
     uow: UnitOfWork | None = g.pop(_UOW_KEY, None)
     if uow is None:
         return response
     if response.status_code >= current_app.config["DATA_LAYER_ROLLBACK_FROM_STATUS"]:
         uow.__exit__(RequestFailed, RequestFailed(response.status_code), None)
+        return response
+    try:
+        uow.__exit__(None, None, None)  # commits; a failure has rolled it back
+    except DataLayerError as error:
+        refused = error
     else:
-        uow.__exit__(None, None, None)  # commits; a failure propagates and becomes a 500
-    return response
+        return response
+    return _state().extension.respond_to(refused)
 
 
 def _release(error: BaseException | None) -> None:

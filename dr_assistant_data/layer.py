@@ -19,6 +19,7 @@ from .cache.outbox import OutboxListener
 from .documents.store import DocumentStore
 from .documents.sweep import DEFAULT_GRACE, SweepReport, sweep
 from .errors import DataLayerError, ValidationError
+from .health import store_addresses
 from .migrations import documents as document_migrations
 from .migrations import relational as relational_migrations
 from .progress import ProgressCallback
@@ -330,13 +331,16 @@ class DataLayer:
         return relational_migrations.drift(self.engine)
 
     def health(self) -> HealthReport:
-        """Reachability and latency of each store, and the pool's state; the audit
-        sealer's checkpoint writes when this layer runs one. Never raises;
-        ``health.failing_required`` judges the report."""
+        """Reachability and latency of each store, where it is (``address``: never a
+        credential), its migrations (``revision``, ``pending``) and the pool's state; the
+        audit sealer's checkpoint writes when this layer runs one. A store with migrations
+        pending is not ok (an embedded document store, new in each process, aside). Never
+        raises; ``health.failing_required`` judges the report."""
+        address = store_addresses(self.settings)
         report = {
-            "postgres": _probe(translated(self._ping_database)),
-            "mongodb": _probe(lambda: self.documents.health()),
-            "redis": _probe(lambda: self.cache_store.health()),
+            "postgres": _probe(address["postgres"], translated(self._ping_database)),
+            "mongodb": _probe(address["mongodb"], self._document_health),
+            "redis": _probe(address["redis"], lambda: self.cache_store.health()),
         }
         sealer = self.audit_sealer_health()
         if sealer is not None:
@@ -385,19 +389,44 @@ class DataLayer:
         }
         if self._replicas is not None:  # a replica down is reported, not a failure
             detail["replicas"] = self._replicas.health()
-        return detail
+        status = self.migration_status()
+        detail.update(revision=status.current[0] if status.current else None, head=status.head)
+        return {**detail, **_pending(list(status.pending))}
+
+    def _document_health(self) -> dict[str, Any]:
+        detail = self.documents.health()
+        pending = [m.name for m in self.document_migration_status() if m.applied_at is None]
+        if self.documents.embedded:
+            return {**detail, "pending": pending}
+        return {**detail, **_pending(pending)}
 
 
-def _probe(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _pending(migrations: list[str]) -> dict[str, Any]:
+    """The ``pending`` part of a store's health: not ok while migrations are pending."""
+    if not migrations:
+        return {"pending": []}
+    return {
+        "ok": False,
+        "pending": migrations,
+        "detail": f"migrations pending ({', '.join(migrations)}); run `dr-assistant-data migrate`",
+    }
+
+
+def _probe(address: str, check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         detail = check()
     except Exception as error:
-        failure = {"ok": False, "error": type(error).__name__, "latency_ms": _since(started)}
+        failure = {
+            "ok": False,
+            "address": address,
+            "error": type(error).__name__,
+            "latency_ms": _since(started),
+        }
         if isinstance(error, DataLayerError):  # the layer's own messages carry no data
             failure["detail"] = str(error)
         return failure
-    return {"ok": True, "latency_ms": _since(started), **detail}
+    return {"ok": True, "address": address, "latency_ms": _since(started), **detail}
 
 
 def _since(started: float) -> float:

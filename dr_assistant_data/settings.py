@@ -4,15 +4,20 @@ The environment variables keep the names of the layer this package replaces (``D
 ``DB_POOL_MAX``, ``REDIS_KEY_PREFIX``...); ``DATABASE_URL`` and ``REDIS_URL`` win when set.
 Durations the old layer took in milliseconds are still milliseconds. A value that cannot be
 parsed raises :class:`~dr_assistant_data.errors.ConfigurationError` naming the variable, at
-start-up rather than on the first request.
+start-up rather than on the first request; so does a database URL naming a driver the
+layer does not run on (``postgresql+asyncpg://``). A variable that looks like one of the
+layer's but is none of them (``DATABSE_URL``, ``MONGO_URI``) is warned about by name, with
+the setting it resembles, never its value: otherwise it would be silently ignored.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, fields
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -36,6 +41,17 @@ from .protection.keyring import Keyring, keyring_from
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/dr_assistant"
 ENVIRONMENTS = ("development", "test", "production")
+DRIVERS = {"postgresql": "psycopg2", "sqlite": "pysqlite"}
+"""The one driver the layer runs each database on (the default of each URL scheme)."""
+LAYER_LOOKING_PREFIXES = (
+    *("DR_", "DATA_LAYER_", "DATABASE_", "DB_", "MONGODB_", "CACHE_TTL_", "MIGRATION_"),
+    *("DATA_ENCRYPTION_", "BLIND_INDEX_"),
+)
+"""Names with these prefixes that are not settings are warned about, as are names within a
+small edit of one (``SIMILARITY``)."""
+SIMILARITY = 0.85
+"""``difflib`` ratio from which a name is taken for a misspelling of a setting's."""
+logger = logging.getLogger(__name__)
 
 
 def _known_zone(name: str) -> bool:
@@ -64,7 +80,7 @@ def _postgres_scheme(url: str) -> str:
 def _database_url(env: Environ, name: str, default: str) -> str:
     """``DATABASE_URL``, else one built from ``DB_HOST`` and the other ``DB_*`` variables."""
     if env.has(name):
-        return _postgres_scheme(env.text(name, ""))
+        return env.text(name, "")
     if not env.has("DB_HOST"):
         if _environment(env, "APP_ENV", "development") == "production":
             raise ConfigurationError(name, "DATABASE_URL or DB_HOST must be set")
@@ -90,16 +106,6 @@ def _redis_url(env: Environ, name: str, default: str) -> str:
     password = env.text("REDIS_PASSWORD", "")
     auth = f":{quote(password, safe='')}@" if password else ""
     return f"redis://{auth}{host}:{port}/{db}"
-
-
-def _postgres_urls(env: Environ, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    """Comma-separated PostgreSQL URLs (``postgres://`` accepted)."""
-    return tuple(_postgres_scheme(url) for url in env.items(name, default))
-
-
-def _optional_postgres_url(env: Environ, name: str, default: str | None) -> str | None:
-    """A PostgreSQL URL (``postgres://`` accepted), or none."""
-    return _postgres_scheme(env.text(name, "")) or default
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -279,7 +285,7 @@ class Settings:
     database_replica_urls: tuple[str, ...] = variable(
         "DATABASE_REPLICA_URLS",
         (),
-        _postgres_urls,
+        Environ.items,
         doc="Streaming replicas that serve read-only units of work.",
     )
     db_replica_max_lag: float = variable(
@@ -402,18 +408,25 @@ class Settings:
     database_direct_url: str | None = variable(
         "DATABASE_DIRECT_URL",
         None,
-        _optional_postgres_url,
+        Environ.optional_text,
         doc="The server itself, behind the pooler: for migrations and the cache outbox's "
         "`LISTEN`; required with `DB_TRANSACTION_POOLER`.",
     )
 
     def __post_init__(self) -> None:
+        # a URL without a driver means psycopg2, as the old layer's did (not SQLAlchemy's
+        # default, which may be a driver the layer does not run on)
+        object.__setattr__(self, "database_url", _postgres_scheme(self.database_url))
+        if self.database_direct_url is not None:
+            direct = _postgres_scheme(self.database_direct_url)
+            object.__setattr__(self, "database_direct_url", direct)
+        replicas = tuple(_postgres_scheme(url) for url in self.database_replica_urls)
+        object.__setattr__(self, "database_replica_urls", replicas)
         for setting in fields(self):
             source = source_of(setting)
             if source.bound is not None:
                 source.bound.check(getattr(self, setting.name), source.name)
-        if _backend(self.database_url, "DATABASE_URL") not in ("postgresql", "sqlite"):
-            raise ConfigurationError("DATABASE_URL", "must be a postgresql or sqlite URL")
+        _check_database_url(self.database_url, "DATABASE_URL", ("postgresql", "sqlite"))
         if self.environment == "production" and self.is_embedded:
             raise ConfigurationError(
                 "DATABASE_URL", "an embedded database is refused in production"
@@ -426,12 +439,10 @@ class Settings:
                     "DATABASE_DIRECT_URL",
                     "must be set with DB_TRANSACTION_POOLER (migrations and LISTEN need a session)",
                 )
-        direct = self.database_direct_url
-        if direct is not None and _backend(direct, "DATABASE_DIRECT_URL") != "postgresql":
-            raise ConfigurationError("DATABASE_DIRECT_URL", "must be a postgresql URL")
+        if self.database_direct_url is not None:
+            _check_database_url(self.database_direct_url, "DATABASE_DIRECT_URL", ("postgresql",))
         for url in self.database_replica_urls:
-            if _backend(url, "DATABASE_REPLICA_URLS") != "postgresql":
-                raise ConfigurationError("DATABASE_REPLICA_URLS", "must be postgresql URLs")
+            _check_database_url(url, "DATABASE_REPLICA_URLS", ("postgresql",))
         if "{" in self.cache_prefix or "}" in self.cache_prefix:
             raise ConfigurationError("REDIS_KEY_PREFIX", "must not contain braces")
         if self.redis_ssl_ca_cert and not self.redis_url.startswith("rediss://"):
@@ -509,8 +520,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``environ`` (default: ``os.environ``)."""
-        env = Environ(os.environ if environ is None else environ)
+        """Build settings from ``environ`` (default: ``os.environ``); variables that look
+        like settings but are none are warned about (:func:`warn_of_misspelt_settings`)."""
+        source = os.environ if environ is None else environ
+        warn_of_misspelt_settings(source, "environment variable")
+        env = Environ(source)
         return cls(
             **{
                 setting.name: source_of(setting).read(env, setting.default)
@@ -526,6 +540,34 @@ ENVIRONMENT_VARIABLES = frozenset(
 ``app.config``."""
 
 
+def misspelt_settings(
+    names: Iterable[str], known: Collection[str] = ENVIRONMENT_VARIABLES
+) -> list[tuple[str, str | None]]:
+    """``(name, the known name it resembles or None)`` for each of ``names`` that is not in
+    ``known`` but looks like one of them: within a small edit of one (case aside), or with
+    one of the layer's prefixes (``LAYER_LOOKING_PREFIXES``)."""
+    found = []
+    for name in sorted(names):
+        if name in known:
+            continue
+        upper = name.upper()
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=SIMILARITY)
+        if close or upper.startswith(LAYER_LOOKING_PREFIXES):
+            nearest = close or difflib.get_close_matches(upper, known, n=1)
+            found.append((name, nearest[0] if nearest else None))
+    return found
+
+
+def warn_of_misspelt_settings(
+    names: Iterable[str], kind: str, known: Collection[str] = ENVIRONMENT_VARIABLES
+) -> None:
+    """Log a warning naming each name of :func:`misspelt_settings` and the setting it
+    resembles, never its value; ``kind`` says where it was found."""
+    for name, nearest in misspelt_settings(names, known):
+        hint = f"; did you mean {nearest}?" if nearest else ""
+        logger.warning("%s %s is not a data layer setting and is ignored%s", kind, name, hint)
+
+
 def host_and_port(node: str, variable: str) -> tuple[str, int]:
     """``host:port`` of a Redis node, or ``ConfigurationError`` naming ``variable``."""
     host, _, port = node.rpartition(":")
@@ -534,13 +576,25 @@ def host_and_port(node: str, variable: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _backend(url: str, variable: str) -> str:
-    """The URL's back end; an unparsable URL (its error may quote the URL, password
-    included) is a ``ConfigurationError`` chaining nothing."""
+def _check_database_url(url: str, variable: str, backends: tuple[str, ...]) -> None:
+    """Refuse a URL that is not one of ``backends`` on the driver the layer runs it on
+    (``DRIVERS``). An unparsable URL (its error may quote the URL, password included) or
+    an unknown driver is a ``ConfigurationError`` chaining nothing."""
     try:
-        return make_url(url).get_backend_name()
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
     except (ArgumentError, ValueError):
         pass
+    else:
+        if backend not in backends:
+            raise ConfigurationError(variable, f"must be a {' or '.join(backends)} URL")
+        driver = parsed.drivername.partition("+")[2] or DRIVERS[backend]
+        if driver != DRIVERS[backend]:
+            supported = ", ".join(f"{name}+{DRIVERS[name]}://" for name in backends)
+            raise ConfigurationError(
+                variable, f"driver {driver} is not supported; the layer runs on {supported}"
+            )
+        return
     raise ConfigurationError(variable, "is not a database URL")
 
 

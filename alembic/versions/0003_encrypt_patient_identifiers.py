@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from dr_assistant_data.migrations.refusals import refuse_if
+from dr_assistant_data.migrations.refusals import Refusal
 from dr_assistant_data.migrations.sealed_columns import seal
 
 revision: str = "0003"
@@ -61,6 +61,14 @@ def _partial_index(name: str, column: str, unique: bool) -> None:
     )
 
 
+downgrade_refusal = Refusal(
+    "SELECT 1 FROM patients WHERE abha_id IS NOT NULL OR phone IS NOT NULL OR email IS NOT NULL",
+    "revision 0003 cannot be downgraded while patients have identifiers: they would be "
+    "written back in plaintext (erase or export them first)",
+)
+"""Checked before any step of a downgrade runs (``migrations/refusals.py``)."""
+
+
 def upgrade() -> None:
     condition = sa.text("abha_id IS NOT NULL")
     op.drop_index(
@@ -78,12 +86,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    refuse_if(
-        "SELECT 1 FROM patients "
-        "WHERE abha_id IS NOT NULL OR phone IS NOT NULL OR email IS NOT NULL",
-        "revision 0003 cannot be downgraded while patients have identifiers: they would be "
-        "written back in plaintext (erase or export them first)",
-    )
+    downgrade_refusal.enforce()
     for name, (column, _unique) in _INDEXES.items():
         condition = sa.text(f"{column} IS NOT NULL")
         op.drop_index(name, "patients", postgresql_where=condition, sqlite_where=condition)

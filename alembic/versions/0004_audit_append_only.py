@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from dr_assistant_data.migrations.refusals import refuse_if
+from dr_assistant_data.migrations.refusals import Refusal
 
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
@@ -64,6 +64,14 @@ _SQLITE = [
 _SQLITE_DOWN = [f"DROP TRIGGER {MARKER}_{event}" for event in ("update", "delete")]
 
 
+downgrade_refusal = Refusal(
+    "SELECT 1 FROM audit_events WHERE reason IS NOT NULL",
+    "revision 0004 cannot be downgraded: audit events record erasure reasons, and their "
+    "hashes cover them",
+)
+"""Checked before any step of a downgrade runs (``migrations/refusals.py``)."""
+
+
 def upgrade() -> None:
     with op.batch_alter_table("audit_events") as batch:
         batch.add_column(sa.Column("reason", sa.String(length=64), nullable=True))
@@ -73,11 +81,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    refuse_if(
-        "SELECT 1 FROM audit_events WHERE reason IS NOT NULL",
-        "revision 0004 cannot be downgraded: audit events record erasure reasons, and their "
-        "hashes cover them",
-    )
+    downgrade_refusal.enforce()
     postgres = op.get_bind().dialect.name == "postgresql"
     for statement in _POSTGRES_DOWN if postgres else _SQLITE_DOWN:
         op.execute(statement)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from dr_assistant_data.migrations.refusals import refuse_if
+from dr_assistant_data.migrations.refusals import Refusal
 
 revision: str = "0008"
 down_revision: str | Sequence[str] | None = "0006"
@@ -60,6 +60,14 @@ def _sqlite_append_only(table: str, prefix: str) -> None:
             f"CREATE TRIGGER {prefix}_{event.lower()} BEFORE {event} "
             f"ON {table} BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END"
         )
+
+
+downgrade_refusal = Refusal(
+    WRITTEN_UNDER_0008,
+    "revision 0008 cannot be downgraded: audit events were written or sealed under it, "
+    "and the earlier chain cannot hold them",
+)
+"""Checked before any step of a downgrade runs (``migrations/refusals.py``)."""
 
 
 def upgrade() -> None:
@@ -117,11 +125,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    refuse_if(
-        WRITTEN_UNDER_0008,
-        "revision 0008 cannot be downgraded: audit events were written or sealed under it, "
-        "and the earlier chain cannot hold them",
-    )
+    downgrade_refusal.enforce()
     postgres = op.get_bind().dialect.name == "postgresql"
     if postgres:
         op.execute("DROP TRIGGER audit_seals_append_only_truncate ON audit_seals")

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from dr_assistant_data.migrations.refusals import refuse_if
+from dr_assistant_data.migrations.refusals import Refusal
 from dr_assistant_data.migrations.sealed_columns import seal
 
 revision: str = "0009"
@@ -53,6 +53,14 @@ _INDEXES = {
 }
 
 
+downgrade_refusal = Refusal(
+    "SELECT 1 FROM users WHERE email IS NOT NULL OR phone IS NOT NULL",
+    "revision 0009 cannot be downgraded while staff have an email or phone: they would "
+    "be written back in plaintext (erase or export them first)",
+)
+"""Checked before any step of a downgrade runs (``migrations/refusals.py``)."""
+
+
 def upgrade() -> None:
     with op.batch_alter_table("users") as batch:
         batch.drop_constraint(op.f("uq_users_email"), type_="unique")
@@ -74,11 +82,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    refuse_if(
-        "SELECT 1 FROM users WHERE email IS NOT NULL OR phone IS NOT NULL",
-        "revision 0009 cannot be downgraded while staff have an email or phone: they would "
-        "be written back in plaintext (erase or export them first)",
-    )
+    downgrade_refusal.enforce()
     for name, (_column, _unique, where) in _INDEXES.items():
         condition = None if where is None else sa.text(where)
         op.drop_index(name, "users", postgresql_where=condition, sqlite_where=condition)

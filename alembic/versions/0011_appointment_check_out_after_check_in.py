@@ -9,9 +9,11 @@ means now are too. Written for a live database: the constraint is added ``NOT VA
 (a brief ACCESS EXCLUSIVE lock, no scan, under the migration's ``lock_timeout``), its
 addition committed, then validated in a transaction of its own, which scans the table
 under SHARE UPDATE EXCLUSIVE: reads and writes go on meanwhile
-(``migrations/online.py``). If a stored row breaks the rule, validation fails and the
-constraint stays ``NOT VALID`` (still checked for new rows); correct the rows and run the
-migration again. PostgreSQL only: on the embedded SQLite file the rule stays in Python.
+(``migrations/online.py``). If a stored row breaks the rule, the layer's ``migrate``
+refuses before any revision runs (``upgrade_refusal``), naming this revision; correct the
+rows and run the migration again. A row written after that check fails the validation:
+the constraint stays ``NOT VALID`` (still checked for new rows). PostgreSQL only: on the
+embedded SQLite file the rule stays in Python.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from alembic import op
 
 from dr_assistant_data.migrations.online import validate_constraint
+from dr_assistant_data.migrations.refusals import Refusal
 
 revision: str = "0011"
 down_revision: str | Sequence[str] | None = "0010"
@@ -36,6 +39,14 @@ squawk_exceptions = {
     ),
 }
 """Linter rules this revision breaks, with the reason (``migrations/lint.py``)."""
+
+upgrade_refusal = Refusal(
+    "SELECT 1 FROM appointments WHERE check_out_time < check_in_time",
+    "revision 0011 cannot be applied while an appointment's check-out precedes its "
+    "check-in: correct those appointments first",
+    dialect="postgresql",
+)
+"""Checked before any step of an upgrade runs (``migrations/refusals.py``)."""
 
 
 def upgrade() -> None:

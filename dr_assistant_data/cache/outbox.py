@@ -22,7 +22,8 @@ the value from before the write. So, on PostgreSQL with a shared Redis:
 * while its listener is not connected (starting, or reconnecting after PostgreSQL dropped
   it) a process reads past the shared cache, since a notification could be missed; a
   listener that reconnects first owes every row still present that Redis has no delivery
-  mark for.
+  mark for. It reconnects after a pause doubling from ``RECONNECT_DELAY`` to
+  ``MAX_RECONNECT_DELAY``, and logs an outage twice: when it begins and when it ends.
 
 Delivering a key twice costs a cache miss, never a wrong value. This module is the
 listener and the janitor: they read the table with plain SQL on a connection of their own.
@@ -51,6 +52,8 @@ JANITOR_GRACE = 1.0
 delivers it within a fraction of that when Redis answers)."""
 JANITOR_BATCH = 500
 RECONNECT_DELAY = 0.1
+MAX_RECONNECT_DELAY = 2.0
+"""Seconds: the listener's first and longest pause between two connection attempts."""
 STARTUP_WAIT = 2.0
 
 _CLAIM = """
@@ -60,6 +63,38 @@ _CLAIM = """
         ORDER BY id LIMIT %(batch)s FOR UPDATE SKIP LOCKED
     ) RETURNING id, keys
 """
+
+
+class _Outage:
+    """The listener's time without a connection: its back-off, and one log line when it
+    begins and one when it ends (not one per attempt)."""
+
+    def __init__(self) -> None:
+        self.began: float | None = None
+        self.attempts = 0
+
+    def failed(self, error: Exception) -> float:
+        """Seconds to wait before the next attempt."""
+        if self.began is None:
+            self.began = time.monotonic()
+            logger.warning(
+                "cache outbox listener lost its connection (%s); reconnecting, waiting "
+                "%.1f s doubling to %.1f s between attempts",
+                type(error).__name__,
+                RECONNECT_DELAY,
+                MAX_RECONNECT_DELAY,
+            )
+        self.attempts += 1
+        return float(min(MAX_RECONNECT_DELAY, RECONNECT_DELAY * 2 ** (self.attempts - 1)))
+
+    def ended(self) -> None:
+        if self.began is not None:
+            logger.warning(
+                "cache outbox listener reconnected after %d attempts (%.1f s)",
+                self.attempts,
+                time.monotonic() - self.began,
+            )
+        self.began, self.attempts = None, 0
 
 
 class OutboxListener:
@@ -116,16 +151,16 @@ class OutboxListener:
     def _run(self) -> None:
         pid = os.getpid()
         reconnecting = False
+        outage = _Outage()
         while not self._stop.is_set() and self._pid == pid:
             try:
-                self._listen(pid, catch_up=reconnecting)
+                self._listen(pid, catch_up=reconnecting, outage=outage)
             except Exception as error:
                 reconnecting = True
                 self.connected.clear()
-                logger.warning("cache outbox listener reconnecting (%s)", type(error).__name__)
-                self._stop.wait(RECONNECT_DELAY)
+                self._stop.wait(outage.failed(error))
 
-    def _listen(self, pid: int, catch_up: bool) -> None:
+    def _listen(self, pid: int, catch_up: bool, outage: _Outage) -> None:
         connection = self._connect()
         try:
             connection.autocommit = True
@@ -135,6 +170,7 @@ class OutboxListener:
                     cursor.execute("SELECT id, keys FROM cache_invalidations")
                     self._owe(self._unmarked_keys(dict(cursor.fetchall())))
             self.connected.set()
+            outage.ended()
             while not self._stop.is_set() and self._pid == pid:
                 readable, _, _ = select.select([connection], [], [], JANITOR_INTERVAL)
                 if readable:

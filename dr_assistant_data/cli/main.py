@@ -8,7 +8,10 @@ their password masked. ``status``, ``health`` and ``verify-audit`` take ``--json
 last two always print JSON). ``migrate``, ``rotate-keys``, ``verify-audit`` and
 ``sweep-documents`` draw a progress bar on stderr when it is a terminal (never with
 ``--json`` or in CI: ``progress_bar.py``). Output into a pipe closed early (``... | head``)
-ends the command quietly, exit 1, without a traceback.
+ends the command quietly, exit 1, without a traceback. ``check`` prints its verdict on its
+first line and lists the differences only with ``--verbose``; a ``migrate`` that fails says
+which stores it migrated. A variable that looks like a setting but is none is warned about
+on stderr, naming the setting it resembles (``settings.py``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from .cache_demo import describe_caching
 from .charting import chart_note, describe_note
 from .clinic import build_clinic, describe_clinic
 from .progress_bar import progress_bar
-from .status import failed_sections, status_lines, status_report
+from .status import failed_sections, migration_outcome, status_lines, status_report
 
 Command = Callable[[DataLayer, argparse.Namespace], int]
 DISTRIBUTION = "dr-assistant-data"
@@ -124,7 +127,12 @@ def _parser() -> argparse.ArgumentParser:
         "many minutes ago; keep it above your longest unit of work and upload "
         "(default: %(default)s)",
     )
-    command("check", _check, "compare the models with the live schema")
+    check = command("check", _check, "compare the models with the live schema")
+    check.add_argument(
+        "--verbose",
+        action="store_true",
+        help="list each difference (what a migration would change)",
+    )
     command(
         "health",
         _health,
@@ -209,8 +217,17 @@ def _build_and_show_clinic(dl: DataLayer, *, show_caching: bool = False) -> int:
 
 
 def _migrate(dl: DataLayer, args: argparse.Namespace) -> int:
-    with progress_bar("applying revisions", "revision", json_output=args.json) as progress:
-        dl.migrate(progress)
+    """Migrate both stores; when one fails, say which were migrated (the relational
+    schema is migrated first, and stays so) before the status of each."""
+    try:
+        with progress_bar("applying revisions", "revision", json_output=args.json) as progress:
+            dl.migrate(progress)
+    except DataLayerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        report = status_report(dl)
+        print(f"migrate: {migration_outcome(report)}", file=sys.stderr)
+        _print_status(report, args)
+        return 1
     return _status(dl, args)
 
 
@@ -223,11 +240,15 @@ def _status(dl: DataLayer, args: argparse.Namespace) -> int:
     """One section per store: where it is, then its applied and pending migrations; exit 1
     when a store could not be read (the other is still reported)."""
     report = status_report(dl)
+    _print_status(report, args)
+    return 1 if failed_sections(report) else 0
+
+
+def _print_status(report: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(*status_lines(report), sep="\n")
-    return 1 if failed_sections(report) else 0
 
 
 def _sweep_documents(dl: DataLayer, args: argparse.Namespace) -> int:
@@ -242,21 +263,26 @@ def _sweep_documents(dl: DataLayer, args: argparse.Namespace) -> int:
     return 0
 
 
-def _check(dl: DataLayer, _args: argparse.Namespace) -> int:
-    """Exit 1 when revisions are pending (named first: they explain most differences) or
-    when the models and the schema differ."""
+def _check(dl: DataLayer, args: argparse.Namespace) -> int:
+    """The verdict first, one line: revisions pending (they explain most differences),
+    or how many differences there are, or agreement; exit 1 unless they agree. The
+    differences themselves only with ``--verbose``."""
     pending = dl.migration_status().pending
+    differences = dl.schema_drift()
+    where = dl.settings.database_url_safe
     if pending:
         print(f"Revisions pending: {', '.join(pending)}; run `dr-assistant-data migrate`.")
-    differences = dl.schema_drift()
-    if not differences and pending:
-        return 1
-    if not differences:
-        print(f"Models and schema agree ({dl.settings.database_url_safe}).")
+    elif differences:
+        print(f"Models and schema differ ({where}): {len(differences)} differences.")
+    else:
+        print(f"Models and schema agree ({where}).")
         return 0
-    print(f"Models and schema differ ({dl.settings.database_url_safe}); a migration would:")
-    for difference in differences:
-        print(f"  {_describe_difference(difference)}")
+    if differences and args.verbose:
+        print("A migration would:")
+        for difference in differences:
+            print(f"  {_describe_difference(difference)}")
+    elif differences:
+        print(f"{len(differences)} differences between models and schema; --verbose lists them.")
     return 1
 
 

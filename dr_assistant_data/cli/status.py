@@ -38,6 +38,19 @@ def failed_sections(report: dict[str, Section]) -> list[str]:
     return [name for name, section in report.items() if "error" in section]
 
 
+def migration_outcome(report: dict[str, Section]) -> str:
+    """Which stores ``report`` shows migrated (nothing pending) and which not, in one
+    line: what a failed ``migrate`` left."""
+    relational, documents = report["relational"], report["documents"]
+    done = {
+        "relational schema": "error" not in relational and not relational["pending"],
+        "document store": "error" not in documents and None not in documents["migrations"].values(),
+    }
+    migrated = ", ".join(store for store, ok in done.items() if ok) or "none"
+    not_migrated = ", ".join(store for store, ok in done.items() if not ok) or "none"
+    return f"migrated: {migrated}; not migrated: {not_migrated}"
+
+
 def status_lines(report: dict[str, Section]) -> list[str]:
     """The report as people read it: one block per store, one row per revision."""
     relational, documents = report["relational"], report["documents"]

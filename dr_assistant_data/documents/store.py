@@ -11,6 +11,10 @@ never through a class-level alias, so concurrent threads cannot redirect each ot
 Fork safety: the store remembers the pid that connected. In a forked child the inherited
 client is dropped unused and unclosed, and a new one is built.
 
+An embedded store is one process's memory: a second process using a store of the same
+name (a forked worker, another worker of a pre-fork server) is warned about
+(``in_process.py``).
+
 Replica sets (a ``replicaSet=`` URI): writes are retried once on a new primary
 (``retryWrites``); the writes that make a note medico-legal (sign, amend) wait for a majority
 of members and their journals (``durable=True``), so an acknowledged signature survives a
@@ -41,6 +45,7 @@ from pymongo.uri_parser import parse_uri
 
 from ..errors import ConfigurationError, DataLayerError
 from ..settings import Settings
+from . import in_process
 from .command_log import withhold_command_bodies
 from .translate import translated
 
@@ -80,6 +85,8 @@ class DocumentStore:
                     client.close()
                     raise DataLayerError("this document store is closed")
                 self._client, self._pid = client, os.getpid()
+                if self.embedded:
+                    in_process.claim(self.settings.mongodb_uri)
             return self._client[self.database_name]
 
     def collection(
@@ -119,6 +126,8 @@ class DocumentStore:
             inherited = self._pid != os.getpid()
         if client is not None and not inherited:
             client.close()
+            if self.embedded:
+                in_process.release(self.settings.mongodb_uri)
 
     def _connect(self) -> MongoClient[dict[str, Any]]:
         withhold_command_bodies()

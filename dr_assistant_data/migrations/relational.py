@@ -5,7 +5,9 @@ as ``dr_assistant_data.revisions``. Every operation runs on a connection the cal
 engine provides, in one transaction: PostgreSQL's DDL is transactional, so a failing
 revision leaves the schema as it was, and the error names that revision. (A revision that
 opens an ``autocommit_block``, for ``CREATE INDEX CONCURRENTLY`` say, commits what ran
-before it.) Upgrades and downgrades hold a PostgreSQL advisory lock, so several deploys
+before it.) A revision that refuses because of what the database holds refuses before any
+step of the path runs, so a refused upgrade or downgrade changes nothing
+(``refusals.py``). Upgrades and downgrades hold a PostgreSQL advisory lock, so several deploys
 starting at once apply each revision exactly once, and wait at most the lock policy's
 timeout for a table lock before starting again (``locking.py``).
 """
@@ -23,7 +25,8 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from alembic.script import Script, ScriptDirectory
+from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
@@ -41,6 +44,7 @@ from .locking import (
     migrating,
     with_lock_retries,
 )
+from .refusals import refusals_on_path, refuse_path
 
 __all__ = ["MIGRATION_LOCK", "LockPolicy", "downgrade", "drift", "status", "upgrade"]
 
@@ -73,7 +77,7 @@ def _migration_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return run(*args, **kwargs)
-        except CommandError as error:
+        except (CommandError, RevisionError) as error:
             mapped = DataLayerError(f"migration: {error}")
         except LockTimeoutError as error:
             mapped = DataLayerError(
@@ -100,12 +104,13 @@ def upgrade(
     tally = Tally(progress)
 
     def attempt() -> None:
-        with (
-            engine.connect() as connection,
-            migrating(connection, policy),
-            _naming_the_failed_revision(connection, revision, tally) as config,
-        ):
-            command.upgrade(config, revision)
+        with engine.connect() as connection, migrating(connection, policy):
+            current = _current(connection)
+            # a database with no revision holds no rows a revision could damage
+            path = _upgrade_path(current, revision) if current else []
+            _refuse_before_any_step(connection, path, "upgrade", revision)
+            with _naming_the_failed_revision(connection, revision, tally) as config:
+                command.upgrade(config, revision)
 
     with_lock_retries(policy, attempt)
     tally.finish()
@@ -143,21 +148,57 @@ def _naming_the_failed_revision(
     )
 
 
+def _current(connection: Connection) -> tuple[str, ...]:
+    return tuple(MigrationContext.configure(connection).get_current_heads())
+
+
+def _scripts() -> ScriptDirectory:
+    """The revisions shipped with the package (read once: ``health`` asks often)."""
+    return _scripts_at(script_location())
+
+
+@functools.cache
+def _scripts_at(location: str) -> ScriptDirectory:
+    return ScriptDirectory(location)
+
+
+def _upgrade_path(current: tuple[str, ...], target: str) -> list[Script]:
+    """The revisions an upgrade from ``current`` to ``target`` would apply, in order."""
+    path = _scripts().iterate_revisions(target, current[0] if current else "base")
+    return [script for script in reversed(list(path)) if script.revision not in current]
+
+
+def _downgrade_path(current: tuple[str, ...], target: str) -> list[Script]:
+    """The revisions a downgrade from ``current`` to ``target`` would undo, in order."""
+    return list(_scripts().iterate_revisions(current, target, select_for_downgrade=True))
+
+
 def _revisions_between(connection: Connection, target: str) -> list[str]:
     """The revisions an upgrade to ``target`` would apply, in order."""
-    current = MigrationContext.configure(connection).get_current_heads()
-    scripts = ScriptDirectory.from_config(alembic_config())
-    path = scripts.iterate_revisions(target, current[0] if current else "base")
-    return [script.revision for script in reversed(list(path)) if script.revision not in current]
+    return [script.revision for script in _upgrade_path(_current(connection), target)]
+
+
+def _refuse_before_any_step(
+    connection: Connection, path: list[Script], direction: str, target: str
+) -> None:
+    """Refuse the migration, before any of its steps ran, when a revision on ``path``
+    refuses on the data as it is; leaves ``connection`` with no transaction open."""
+    refusing = refusals_on_path(connection, (script.module for script in path), direction)
+    connection.rollback()
+    refuse_path(refusing, direction, target)
 
 
 @_migration_errors
 def downgrade(engine: Engine, revision: str, policy: LockPolicy | None = None) -> None:
-    """Take the schema back to ``revision``, with the same lock rules as :func:`upgrade`."""
+    """Take the schema back to ``revision``, with the same lock rules as :func:`upgrade`.
+    When a revision on the way refuses (``refusals.py``), nothing is run and the
+    ``RefusedMigration`` names every revision that refuses and why."""
     policy = policy or LockPolicy()
 
     def attempt() -> None:
         with engine.connect() as connection, migrating(connection, policy):
+            path = _downgrade_path(_current(connection), revision)
+            _refuse_before_any_step(connection, path, "downgrade", revision)
             command.downgrade(alembic_config(connection), revision)
 
     with_lock_retries(policy, attempt)
@@ -174,9 +215,9 @@ class Status:
 def status(engine: Engine) -> Status:
     """The revisions applied and those still to apply, oldest first."""
     with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_heads()
+        current = _current(connection)
         pending = _revisions_between(connection, "heads")
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = _scripts().get_current_head()
     return Status(current=tuple(current), head=head, pending=tuple(pending))
 
 

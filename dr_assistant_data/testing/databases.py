@@ -3,9 +3,13 @@
 On PostgreSQL the template is a database migrated once; each test gets
 ``CREATE DATABASE ... TEMPLATE`` of it (the server copies its files: no migration, no
 leftover rows, every guarantee of the layer real, commits included) and drops it
-afterwards. On SQLite the template is a migrated file and each test gets a copy. A kept
-template (``reuse``) serves the next run as long as its revision is still the newest;
-otherwise it is rebuilt.
+afterwards. On SQLite the template is a migrated file and each test gets a copy.
+
+Runs on one server at once never meet: a run's template is its own (the plugin names it
+per run), and dropped after it. A kept template (``reuse``) has one name for every run and
+serves the next run as long as its revision is still the newest, otherwise it is rebuilt;
+runs sharing it hold a shared advisory lock on its name for as long as they clone from it,
+and a rebuild waits for the exclusive one, so no run drops the template another is using.
 
 Failure mode: a server that cannot be reached, or a role without ``CREATEDB``, raises the
 contract's ``BackendUnavailableError`` / ``DataLayerError`` from the first fixture that needs
@@ -19,10 +23,10 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -32,8 +36,9 @@ from ..relational.translate import translated
 from ..settings import Settings
 
 OBJECT_IN_USE = "55006"
-"""SQLSTATE of a template something is still connected to (autovacuum): retried."""
-CLONE_ATTEMPTS = 20
+"""SQLSTATE of a template something is still connected to (autovacuum, or another run
+checking a kept template's revision): retried."""
+CLONE_ATTEMPTS = 100
 SQLITE_TEMPLATE = "template.sqlite3"
 
 
@@ -46,29 +51,48 @@ class TemplateDatabase:
         self.folder = folder
         self.embedded = settings.is_embedded
 
-    @translated
-    def prepare(self, *, reuse: bool) -> None:
-        """Create and migrate the template; with ``reuse``, keep an existing one that is at
-        the newest revision."""
+    @contextmanager
+    def prepared(self, *, reuse: bool) -> Iterator[TemplateDatabase]:
+        """The template, created and migrated, for the block; dropped after it unless
+        ``reuse``: then an existing one at the newest revision is kept, and the block holds
+        the template's shared lock (see the module's docstring)."""
         if self.embedded:
-            _migrate(dataclasses.replace(self.settings, database_url=self._file_url()))
+            translated(_migrate)(dataclasses.replace(self.settings, database_url=self._file_url()))
+            yield self
             return
+        with ExitStack() as run:
+            if reuse:
+                run.enter_context(translated(self._keep)())
+            else:
+                translated(self._create)()
+                run.callback(translated(self._drop), self.name)
+            yield self
+
+    def _keep(self) -> ExitStack:
+        """The kept template's shared lock, held until the returned stack closes, with the
+        template at the newest revision: rebuilt first, under the exclusive lock, when it
+        is missing or behind."""
         settings = dataclasses.replace(self.settings, database_url=self._url(self.name))
-        with self._admin() as admin:
-            exists = _exists(admin, self.name)
-        if exists and reuse and _at_head(settings):
-            return
+        key = func.hashtext(self.name)
+        with ExitStack() as held:
+            lock = held.enter_context(self._admin())  # the lock goes with the connection
+            while True:
+                lock.execute(select(func.pg_advisory_lock_shared(key)))
+                with self._admin() as admin:
+                    if _exists(admin, self.name) and _at_head(settings):
+                        return held.pop_all()
+                lock.execute(select(func.pg_advisory_unlock_shared(key)))
+                lock.execute(select(func.pg_advisory_lock(key)))
+                try:
+                    self._create()
+                finally:
+                    lock.execute(select(func.pg_advisory_unlock(key)))
+
+    def _create(self) -> None:
         with self._admin() as admin:
             _drop(admin, self.name)
             admin.execute(text(f'CREATE DATABASE "{self.name}"'))
-        _migrate(settings)
-
-    @translated
-    def remove(self) -> None:
-        """Drop the template (nothing to do on SQLite: its folder is the run's)."""
-        if not self.embedded:
-            with self._admin() as admin:
-                _drop(admin, self.name)
+        _migrate(dataclasses.replace(self.settings, database_url=self._url(self.name)))
 
     @contextmanager
     def clone(self) -> Iterator[str]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -38,6 +41,18 @@ def clinic_day_start() -> datetime:
     apart (pass ``start_time`` for another time zone or day)."""
     today = datetime.now(CLINIC_TIMEZONE).date()
     return datetime.combine(today, time(9), CLINIC_TIMEZONE).astimezone(UTC)
+
+
+def run_token() -> str:
+    """A token of this process, new in each process (a forked child included): the unique
+    values of the factories carry it, so rows made by another process or an earlier run in
+    the same database never collide with this one's (sequences restart in each process)."""
+    return _token_of(os.getpid())
+
+
+@functools.cache
+def _token_of(_pid: int) -> str:
+    return uuid.uuid4().hex[:8]
 
 
 @contextmanager
@@ -80,7 +95,7 @@ class UserFactory(_Factory):
     class Meta:
         model = User
 
-    username = factory.Sequence(lambda n: f"user{n:05d}")
+    username = factory.Sequence(lambda n: f"user{n:05d}-{run_token()}")
     email = factory.LazyAttribute(lambda o: f"{o.username}@clinic.example.in")
     full_name: factory.declarations.BaseDeclaration = factory.Faker("name", locale="en_IN")
     role = "receptionist"
@@ -92,7 +107,7 @@ class UserFactory(_Factory):
 class DoctorFactory(UserFactory):
     role = "doctor"
     specialty = "General Medicine"
-    full_name = factory.LazyAttribute(lambda o: f"Dr {o.username.title()}")
+    full_name = factory.LazyAttribute(lambda o: f"Dr {o.username.split('-')[0].title()}")
 
 
 class NurseFactory(UserFactory):
@@ -103,7 +118,7 @@ class PatientFactory(_Factory):
     class Meta:
         model = Patient
 
-    mrn = factory.Sequence(lambda n: f"MRN-{n:06d}")
+    mrn = factory.Sequence(lambda n: f"MRN-{run_token()}-{n:06d}")
     first_name = factory.Faker("first_name", locale="en_IN")
     last_name = factory.Faker("last_name", locale="en_IN")
     date_of_birth = factory.Faker("date_of_birth", minimum_age=1, maximum_age=90)

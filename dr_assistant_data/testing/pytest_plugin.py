@@ -9,10 +9,11 @@
             uow.appointments.schedule_for(doctor_id, day)
 
 The plugin is inert until a test asks for one of its fixtures. The relational schema is
-migrated once per run (per ``pytest-xdist`` worker) into a template database; each test
-gets its own clone of it (``CREATE DATABASE ... TEMPLATE``; a file copy on SQLite), its own
-in-process cache (``memory://``) and its own in-memory document store, so tests never see
-each other's rows, cached values or notes, and commits are real.
+migrated once per run (per ``pytest-xdist`` worker) into a template database of the run's
+own; each test gets its own clone of it (``CREATE DATABASE ... TEMPLATE``; a file copy on
+SQLite), its own in-process cache (``memory://``) and its own in-memory document store, so
+tests never see each other's rows, cached values or notes, and commits are real. Runs on
+one server at once (two developers, two CI jobs) never meet (``databases.py``).
 
 Options: ``--dr-database-url`` (the server and base name of the test databases; default
 ``TEST_DATABASE_URL``, else ``DATABASE_URL``, else the local default; ``sqlite://`` for the
@@ -58,11 +59,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def data_layer_template(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TemplateDatabase]:
-    """The run's (or this xdist worker's) migrated template database."""
+    """The run's (or this xdist worker's) migrated template database; with
+    ``--dr-reuse-db``, the one kept for every run on the server."""
     url = _server_url(request.config)
+    reuse = bool(request.config.getoption("dr_reuse_db"))
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     base = make_url(url).database or "dr_assistant"
-    name = f"{base[:30]}_test_template_{worker}"
+    run = "" if reuse else f"_{uuid.uuid4().hex[:8]}"
+    name = f"{base[:30]}_test_template{run}_{worker[:8]}"
     settings = Settings(
         database_url=url,
         mongodb_uri="mongomock://localhost/template",
@@ -70,11 +74,8 @@ def data_layer_template(
         environment="test",
     )
     template = TemplateDatabase(settings, name, tmp_path_factory.mktemp("dr_assistant_data"))
-    reuse = bool(request.config.getoption("dr_reuse_db"))
-    template.prepare(reuse=reuse)
-    yield template
-    if not reuse:
-        template.remove()
+    with template.prepared(reuse=reuse):
+        yield template
 
 
 @pytest.fixture

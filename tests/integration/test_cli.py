@@ -220,17 +220,60 @@ def test_check_fails_and_names_a_column_dropped_behind_the_models_back(pg_url, c
     execute(pg_url, "ALTER TABLE patients DROP COLUMN blood_group")
     capsys.readouterr()
 
-    assert main(["check"]) == 1
+    assert main(["check", "--verbose"]) == 1
     assert "add_column patients blood_group" in capsys.readouterr().out
+
+
+def test_check_prints_its_verdict_first_and_the_differences_only_with_verbose(pg_url, capsys):
+    assert main(["check"]) == 1
+    brief = capsys.readouterr().out.splitlines()
+    assert main(["check", "--verbose"]) == 1
+    verbose = capsys.readouterr().out.splitlines()
+
+    assert brief[0].startswith("Revisions pending: 0001, ")
+    assert len(brief) == 2
+    assert brief[1].endswith("differences between models and schema; --verbose lists them.")
+    assert verbose[0] == brief[0]
+    assert any(line.startswith("  add_table") for line in verbose)
 
 
 # --- health -----------------------------------------------------------------------------------
 
 
 def test_health_exits_0_when_postgres_answers(pg_url, capsys):
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
+
     assert main(["health"]) == 0
 
-    assert json.loads(capsys.readouterr().out)["postgres"]["ok"] is True
+    postgres = json.loads(capsys.readouterr().out)["postgres"]
+    assert (postgres["ok"], postgres["revision"], postgres["pending"]) == (
+        True,
+        postgres["head"],
+        [],
+    )
+
+
+def test_health_exits_1_on_an_unmigrated_database_and_names_the_pending_revisions(pg_url, capsys):
+    assert main(["health"]) == 1
+
+    out, err = capsys.readouterr()
+    postgres = json.loads(out)["postgres"]
+    assert (postgres["ok"], postgres["revision"], postgres["pending"][0]) == (False, None, "0001")
+    assert "run `dr-assistant-data migrate`" in postgres["detail"]
+    assert "required store down: postgres" in err
+
+
+def test_migrate_says_which_stores_it_migrated_when_mongodb_is_down(pg_url, monkeypatch, capsys):
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:1/dr_assistant")
+    monkeypatch.setenv("MONGODB_TIMEOUT", "200")
+
+    assert main(["migrate"]) == 1
+
+    out, err = capsys.readouterr()
+    assert err.startswith("error: mongodb: no server answered (127.0.0.1:1")
+    assert "migrate: migrated: relational schema; not migrated: document store" in err
+    assert "pending:  none" in out
 
 
 def test_health_exits_1_when_postgres_is_unreachable_and_never_prints_the_password(
@@ -244,6 +287,8 @@ def test_health_exits_1_when_postgres_is_unreachable_and_never_prints_the_passwo
 
 
 def test_health_exits_1_when_mongodb_a_required_store_is_down(pg_url, monkeypatch, capsys):
+    with DataLayer(settings_for(pg_url)) as layer:
+        layer.migrate()
     monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:1/dr_assistant")
     monkeypatch.setenv("MONGODB_TIMEOUT", "200")
 
@@ -251,16 +296,22 @@ def test_health_exits_1_when_mongodb_a_required_store_is_down(pg_url, monkeypatc
 
     out, err = capsys.readouterr()
     assert json.loads(out)["mongodb"]["ok"] is False
-    assert "required store down: mongodb" in err
+    assert err == "error: required store down: mongodb\n"
 
 
 def test_health_exits_0_when_only_redis_the_optional_cache_is_down(pg_url, monkeypatch, capsys):
-    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("REDIS_URL", "redis://:n0t-for-logs@127.0.0.1:1/0")
     monkeypatch.setenv("DB_POOL_CONNECTION_TIMEOUT", "500")
+
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
 
     assert main(["health"]) == 0
 
-    assert json.loads(capsys.readouterr().out)["redis"]["ok"] is False
+    out = capsys.readouterr().out
+    redis = json.loads(out)["redis"]
+    assert (redis["ok"], redis["address"]) == (False, "127.0.0.1:1/0")
+    assert "n0t-for-logs" not in out
 
 
 def test_migrate_against_an_unreachable_server_names_host_and_port_not_the_password(
@@ -326,3 +377,32 @@ def test_a_bad_environment_value_exits_2_and_names_the_variable(monkeypatch, cap
     err = capsys.readouterr().err
     assert err.startswith("error: DB_POOL_MAX")
     assert "Traceback" not in err
+
+
+def test_a_misspelt_variable_is_named_on_stderr_with_the_setting_it_resembles(pg_url):
+    environ = {**os.environ, "DATABSE_URL": "postgresql://app:n0t-for-logs@elsewhere/clinic"}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "dr_assistant_data.cli.main", "status"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=environ,
+    )
+
+    assert "DATABSE_URL is not a data layer setting" in result.stderr
+    assert "did you mean DATABASE_URL?" in result.stderr
+    assert "n0t-for-logs" not in result.stderr + result.stdout
+
+
+def test_an_unsupported_driver_exits_2_naming_the_supported_one(monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://app:n0t-for-logs@127.0.0.1/clinic")
+
+    assert main(["status"]) == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith("error: DATABASE_URL: driver asyncpg is not supported")
+    assert "postgresql+psycopg2://" in err
+    assert "Traceback" not in err
+    assert "n0t-for-logs" not in err

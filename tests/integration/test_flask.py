@@ -7,21 +7,28 @@ import base64
 import dataclasses
 import json
 import os
+import uuid
 
 import pytest
 from flask import Flask, abort, g
 
 from dr_assistant_data import ConfigurationError, DataLayer
-from dr_assistant_data.flask import DataLayerExtension, current_uow
-from tests.helpers.layers import patient_fields, settings_for
+from dr_assistant_data.errors import DataLayerError, ValidationError
+from dr_assistant_data.flask import DataLayerExtension, ErrorResponse, current_uow
+from tests.helpers.layers import patient_fields, scratch_database, settings_for
 
 MRN = "MRN-FLASK-1"
+LONG_ALLERGY = "peanut " * 80
 
 
-def build_app(layer: DataLayer, **config: object) -> Flask:
+def build_app(
+    layer: DataLayer, error_response: ErrorResponse | None = None, **config: object
+) -> Flask:
     app = Flask("clinic")
     app.config.update(DATA_LAYER_SETTINGS=layer.settings, **config)
-    data = DataLayerExtension(app, actor=lambda: g.get("user_id"), layer=layer)
+    data = DataLayerExtension(
+        app, actor=lambda: g.get("user_id"), layer=layer, error_response=error_response
+    )
 
     @app.before_request
     def authenticate() -> None:
@@ -47,6 +54,23 @@ def build_app(layer: DataLayer, **config: object) -> Flask:
         current_uow.patients.create(**patient_fields(mrn=MRN))
         current_uow.patients.create(**patient_fields(mrn=MRN))
         return "ok"  # the duplicate only surfaces at commit, after the view returned
+
+    @app.post("/patients/long-allergy")
+    def create_with_a_long_allergy() -> tuple[str, int]:
+        patient = current_uow.patients.create(**patient_fields(mrn=MRN))
+        patient.allergies.append(LONG_ALLERGY)
+        return "created", 201  # the value is refused only at commit, after the view returned
+
+    @app.post("/patients/then-invalid")
+    def create_then_refuse_a_value() -> str:
+        current_uow.patients.create(**patient_fields(mrn=MRN))
+        current_uow.patients.create(**patient_fields(gender="unknown"))
+        return "unreachable"
+
+    @app.post("/patients/<uuid:patient_id>/deactivate")
+    def deactivate(patient_id: uuid.UUID) -> str:
+        current_uow.patients.update(patient_id, status="inactive")
+        return "deactivated"
 
     @app.get("/ping")
     def ping() -> str:
@@ -117,15 +141,78 @@ def test_a_write_without_a_signed_in_user_is_refused_in_production(dl, database_
         return "created"
 
     try:
-        assert app.test_client().post("/patients").status_code == 500
+        response = app.test_client().post("/patients")
+        assert (response.status_code, response.json["field"]) == (422, "actor")
     finally:
         layer.close()
     assert stored(dl) == 0
 
 
-def test_a_commit_that_fails_turns_the_response_into_a_500(app, dl):
-    assert app.test_client().post("/patients/twice").status_code == 500
+def test_a_duplicate_refused_at_commit_is_a_409_naming_the_field(app, dl):
+    response = app.test_client().post("/patients/twice")
 
+    assert (response.status_code, response.json) == (
+        409,
+        {"error": "duplicate", "field": "mrn", "message": "mrn: already in use"},
+    )
+    assert stored(dl) == 0
+
+
+def test_a_value_refused_at_commit_is_a_422_naming_the_field_never_the_value(app, dl):
+    response = app.test_client().post("/patients/long-allergy")
+
+    assert (response.status_code, response.json["field"]) == (422, "allergies")
+    assert "peanut" not in response.text
+    assert stored(dl) == 0
+
+
+def test_a_value_the_view_raised_on_is_rolled_back_even_when_4xx_responses_commit(dl):
+    app = build_app(dl, DATA_LAYER_ROLLBACK_FROM_STATUS=500)
+
+    response = app.test_client().post("/patients/then-invalid")
+
+    assert (response.status_code, response.json["field"]) == (422, "gender")
+    assert stored(dl) == 0
+
+
+def test_a_missing_record_is_a_404(app):
+    response = app.test_client().post(f"/patients/{uuid.uuid4()}/deactivate")
+
+    assert (response.status_code, response.json["error"]) == (404, "not_found")
+
+
+def test_an_unmigrated_database_is_a_503(dl):
+    with (
+        scratch_database("dr_assistant_flask_unmigrated") as url,
+        DataLayer(settings_for(url)) as layer,
+    ):
+        response = build_app(layer).test_client().post(f"/patients/{uuid.uuid4()}/deactivate")
+
+    assert (response.status_code, response.json["error"]) == (503, "schema_not_migrated")
+
+
+def test_an_unreachable_database_is_a_503_with_retry_after_and_no_address(dl):
+    unreachable = settings_for("postgresql+psycopg2://postgres@127.0.0.1:9/nowhere")
+    with DataLayer(unreachable) as layer:
+        response = build_app(layer).test_client().post(f"/patients/{uuid.uuid4()}/deactivate")
+
+    assert (response.status_code, response.headers["Retry-After"]) == (503, "5")
+    assert response.json == {
+        "error": "unavailable",
+        "backend": "postgres",
+        "message": "try again later",
+    }
+
+
+def test_an_application_maps_the_layers_errors_its_own_way(dl):
+    def teapot(error: DataLayerError) -> tuple[dict[str, str], int] | None:
+        return ({"refused": error.field}, 418) if isinstance(error, ValidationError) else None
+
+    app = build_app(dl, error_response=teapot)
+    client = app.test_client()
+
+    assert client.post("/patients/long-allergy").json == {"refused": "allergies"}
+    assert client.post("/patients/twice").status_code == 409
     assert stored(dl) == 0
 
 
@@ -219,17 +306,26 @@ def test_encryption_keys_in_app_config_start_a_production_app(dl, tmp_path):
 def test_a_misspelt_layer_key_in_app_config_is_warned_about_by_name(dl, caplog):
     app = Flask("clinic")
     app.config.update(
-        DATA_LAYER_SETTINGS=dl.settings, CACHE_TTL_ENTITIES="9", DB_POOL_MAXIMUM="secret-7"
+        DATA_LAYER_SETTINGS=dl.settings,
+        CACHE_TTL_ENTITIES="9",
+        DB_POOL_MAXIMUM="secret-7",
+        DATABSE_URL="postgresql://app:secret-8@db/clinic",
+        REDIS_KEY_PREFX="clinic-a:",
+        MONGO_URI="mongodb://mongo/clinic",
     )
 
-    with caplog.at_level("WARNING", logger="dr_assistant_data.flask"):
+    with caplog.at_level("WARNING", logger="dr_assistant_data.settings"):
         DataLayerExtension(app, layer=dl)
 
-    assert [record.args for record in caplog.records] == [
-        ("CACHE_TTL_ENTITIES",),
-        ("DB_POOL_MAXIMUM",),
+    assert [record.args[1:] for record in caplog.records] == [
+        ("CACHE_TTL_ENTITIES", "; did you mean CACHE_TTL_ENTITY?"),
+        ("DATABSE_URL", "; did you mean DATABASE_URL?"),
+        ("DB_POOL_MAXIMUM", "; did you mean DB_POOL_MAX?"),
+        ("MONGO_URI", "; did you mean MONGODB_URI?"),
+        ("REDIS_KEY_PREFX", "; did you mean REDIS_KEY_PREFIX?"),
     ]
     assert "secret-7" not in caplog.text
+    assert "secret-8" not in caplog.text
 
 
 def test_flask_data_status_and_health_run_against_the_apps_layer(dl):

@@ -8,6 +8,8 @@ another run on the shared server, and they are dropped afterwards.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -178,3 +180,83 @@ def test_each_xdist_worker_clones_from_a_template_of_its_own(pytester, server_ur
     result = pytester.runpytest_subprocess("-n", "2", f"--dr-database-url={server_url}")
 
     result.assert_outcomes(passed=6)
+
+
+CONCURRENT = """
+import time
+
+import pytest
+
+from dr_assistant_data.testing import PatientFactory
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_a_clone_of_this_runs_template(uow, n):
+    PatientFactory(mrn="MRN-CONCURRENT")
+    time.sleep(0.2)
+    assert uow.patients.count() == 1
+"""
+
+
+def run_twice_at_once(pytester: pytest.Pytester, *args: str) -> list[str]:
+    """Two pytest processes on the same files and server, started together; the output of
+    each that did not pass."""
+    pytester.makepyfile(CONCURRENT)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args]
+    runs = [
+        subprocess.Popen(
+            command,
+            cwd=pytester.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    return [output for run, output in zip(runs, outputs, strict=True) if run.returncode != 0]
+
+
+def test_two_runs_at_once_on_one_server_do_not_break_each_other(pytester, server_url):
+    assert run_twice_at_once(pytester, f"--dr-database-url={server_url}") == []
+    assert databases_named(make_url(server_url).database) == []
+
+
+def test_two_runs_at_once_sharing_a_kept_template_do_not_break_each_other(pytester, server_url):
+    failed = run_twice_at_once(pytester, f"--dr-database-url={server_url}", "--dr-reuse-db")
+
+    assert failed == []
+
+
+FACTORY_RUN = """
+import sys
+
+from dr_assistant_data import DataLayer, Settings
+from dr_assistant_data.testing import DoctorFactory, PatientFactory
+from dr_assistant_data.testing.factories import bind_factories
+
+settings = Settings(
+    database_url=sys.argv[1], mongodb_uri="mongomock://localhost/factories",
+    redis_url="memory://", environment="test",
+)
+with DataLayer(settings) as layer, layer.unit_of_work(actor="test") as uow, bind_factories(uow):
+    PatientFactory()
+    DoctorFactory()
+"""
+
+
+def test_factories_in_two_runs_against_one_database_never_collide(dl):
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", FACTORY_RUN, dl.settings.database_url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        for _ in range(2)
+    ]
+
+    assert [run.returncode for run in runs] == [0, 0], runs[1].stderr[-300:]
+    with dl.unit_of_work(actor="test") as uow:
+        assert (uow.patients.count(), uow.users.count()) == (2, 2)

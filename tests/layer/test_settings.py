@@ -272,3 +272,74 @@ def test_environment_variables_names_exactly_what_from_env_reads():
 def test_a_transaction_pooler_without_a_direct_url_is_refused_naming_the_variable():
     with pytest.raises(ConfigurationError, match=r"^DATABASE_DIRECT_URL: "):
         Settings.from_env({"DATABASE_URL": DEFAULT_DATABASE_URL, "DB_TRANSACTION_POOLER": "true"})
+
+
+MISSPELT = {
+    "DATABSE_URL": "postgresql://app:secretpw@db/clinic",
+    "REDIS_KEY_PREFX": "clinic-a:",
+    "MONGO_URI": "mongodb://app:secretpw@mongo/clinic",
+    "DB_PASWORD": "secretpw",
+}
+
+
+def test_a_misspelt_variable_is_warned_about_with_the_setting_it_resembles(caplog):
+    with caplog.at_level("WARNING", logger="dr_assistant_data.settings"):
+        Settings.from_env(MISSPELT)
+
+    assert [record.args[1:] for record in caplog.records] == [
+        ("DATABSE_URL", "; did you mean DATABASE_URL?"),
+        ("DB_PASWORD", "; did you mean DB_PASSWORD?"),
+        ("MONGO_URI", "; did you mean MONGODB_URI?"),
+        ("REDIS_KEY_PREFX", "; did you mean REDIS_KEY_PREFIX?"),
+    ]
+    assert "secretpw" not in caplog.text
+
+
+def test_a_variable_with_the_layers_prefix_that_is_no_setting_is_warned_about(caplog):
+    with caplog.at_level("WARNING", logger="dr_assistant_data.settings"):
+        Settings.from_env({"DB_POOL_MAXIMUM": "20"})
+
+    assert [record.args[1] for record in caplog.records] == ["DB_POOL_MAXIMUM"]
+
+
+def test_variables_that_are_not_the_layers_are_not_warned_about(caplog):
+    unrelated = {"PATH": "/usr/bin", "HOME": "/root", "SECRET_KEY": "x", "PGHOST": "db"}
+    with caplog.at_level("WARNING", logger="dr_assistant_data.settings"):
+        Settings.from_env({**unrelated, "TEST_DATABASE_ADMIN_URL": "postgresql://db/postgres"})
+
+    assert caplog.records == []
+
+
+def test_a_layer_built_from_the_environment_warns_of_a_misspelt_variable(monkeypatch, caplog):
+    from dr_assistant_data import DataLayer
+
+    monkeypatch.setenv("REDIS_KEY_PREFX", "clinic-a:")
+    with caplog.at_level("WARNING", logger="dr_assistant_data.settings"):
+        DataLayer().close()
+
+    assert "REDIS_KEY_PREFX" in caplog.text
+    assert "REDIS_KEY_PREFIX" in caplog.text
+
+
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg", "pg8000"])
+def test_an_unsupported_driver_is_a_configuration_error_naming_the_supported_one(driver):
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({"DATABASE_URL": f"postgresql+{driver}://app:secretpw@db/clinic"})
+
+    assert raised.value.variable == "DATABASE_URL"
+    assert f"driver {driver} is not supported" in str(raised.value)
+    assert "postgresql+psycopg2://" in str(raised.value)
+    assert_carries_no_caller_value(raised.value, "secretpw")
+
+
+def test_an_unsupported_driver_of_a_replica_is_refused_too():
+    with pytest.raises(ConfigurationError) as raised:
+        Settings(database_replica_urls=("postgresql+asyncpg://db-replica/clinic",))
+
+    assert raised.value.variable == "DATABASE_REPLICA_URLS"
+
+
+def test_a_postgresql_url_without_a_driver_runs_on_psycopg2():
+    settings = Settings(database_url="postgresql://app@db/clinic")
+
+    assert settings.database_url == "postgresql+psycopg2://app@db/clinic"

@@ -8,6 +8,7 @@ import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -92,10 +93,88 @@ def test_flask_data_downgrade_refuses_production_without_confirm(fresh_url, tmp_
 def test_revision_0008_is_not_downgraded_once_events_were_written_under_it(fresh):
     with fresh.unit_of_work(actor="test") as uow:
         uow.patients.create(**patient_fields())
+    head = current(fresh)
     with pytest.raises(DataLayerError, match="revision 0008 cannot be downgraded"):
         fresh.downgrade("0006")
-    # revisions above it that left the transaction (CONCURRENTLY, VALIDATE) stay undone
-    assert current(fresh)[0] >= "0008"
+    assert current(fresh) == head
+
+
+def schema_objects(layer: DataLayer) -> set[str]:
+    """Tables, indexes and constraints of the public schema."""
+    with layer.engine.connect() as connection:
+        return set(
+            connection.scalars(
+                text(
+                    "SELECT relname FROM pg_class JOIN pg_namespace n ON n.oid = relnamespace "
+                    "WHERE nspname = 'public' UNION SELECT conname FROM pg_constraint"
+                )
+            )
+        )
+
+
+def test_a_downgrade_refused_below_revisions_that_commit_on_their_own_changes_nothing(fresh):
+    with fresh.unit_of_work(actor="test") as uow:
+        uow.users.create(
+            username="asha",
+            email="asha@clinic.in",
+            full_name="Dr Asha",
+            role="doctor",
+            password_hash="x",
+        )
+        uow.patients.create(**patient_fields(phone="+919800000001"))
+    head, objects = current(fresh), schema_objects(fresh)
+    with pytest.raises(DataLayerError) as refused:
+        fresh.downgrade("base")
+    assert (current(fresh), schema_objects(fresh)) == (head, objects)
+    assert "nothing was changed" in str(refused.value)
+    for revision in ("0009", "0008", "0003"):
+        assert f"revision {revision} cannot be downgraded" in str(refused.value)
+    assert "+919800000001" not in str(refused.value)
+
+
+def test_the_downgrade_command_names_the_refusing_revision_and_changes_nothing(
+    fresh, monkeypatch, capsys
+):
+    with fresh.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields())
+    head = current(fresh)
+    monkeypatch.setenv("DATABASE_URL", fresh.settings.database_url)
+    monkeypatch.setenv("MONGODB_URI", fresh.settings.mongodb_uri)
+    assert main(["downgrade", "base"]) == 1
+    assert "revision 0008 cannot be downgraded" in capsys.readouterr().err
+    assert current(fresh) == head
+
+
+def test_an_upgrade_refused_by_a_revision_applies_none_of_the_path(fresh_url):
+    with DataLayer(settings_for(fresh_url)) as layer:
+        relational_migrations.upgrade(layer.engine, "0009")
+        with layer.unit_of_work(actor="test") as uow:
+            doctor = uow.users.create(
+                username="asha",
+                email="asha@clinic.in",
+                full_name="Dr Asha",
+                role="doctor",
+                password_hash="x",
+            )
+            patient = uow.patients.create(**patient_fields())
+            start = datetime(2030, 1, 1, 9, tzinfo=UTC)
+            uow.appointments.create(
+                doctor_id=doctor.id,
+                patient_id=patient.id,
+                start_time=start,
+                end_time=start + timedelta(minutes=30),
+            )
+        with layer.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "UPDATE appointments SET check_in_time = start_time, "
+                    "check_out_time = start_time - interval '1 minute'"
+                )
+            )
+        objects = schema_objects(layer)
+        with pytest.raises(DataLayerError, match="revision 0011 cannot be applied"):
+            layer.migrate()
+        assert (current(layer), schema_objects(layer)) == (("0009",), objects)
 
 
 def test_revision_0004_is_not_downgraded_below_events_recording_an_erasure_reason(fresh_url):
