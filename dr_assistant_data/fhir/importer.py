@@ -40,16 +40,14 @@ from . import reading
 from .identity import Mapping, Target, scoped
 from .inbound import Draft, draft
 from .outcomes import (
-    REFUSED,
-    SKIPPED,
-    SKIPPING,
     UNRESOLVED_REFERENCE,
+    UNSUPPORTED,
     UNSUPPORTED_TYPE,
     ImportReport,
     Outcome,
     Refusal,
 )
-from .writers import WRITERS, Resolved
+from .writers import WRITERS, Resolved, Run
 
 TYPE_ORDER = (
     "Practitioner",
@@ -73,6 +71,7 @@ class FhirImport:
         actor: str,
         batch_size: int = 500,
         source: str = "",
+        update_linked: bool = False,
         progress: ProgressCallback | None = None,
     ) -> None:
         if not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
@@ -80,6 +79,8 @@ class FhirImport:
         if not isinstance(source, str) or len(source) > 100 or "|" in source:
             raise ValidationError("source", "must be a name of at most 100 characters, no '|'")
         self.source = source
+        self.update_linked = update_linked
+        self._touched: set[uuid.UUID] = set()
         self.dl = dl
         self.actor = actor
         self.batch_size = batch_size
@@ -107,14 +108,13 @@ class FhirImport:
 
     def _take(self, raw: reading.Raw, deferred: IO[bytes] | None) -> None:
         if raw.resource is not None and raw.resource_type not in TYPE_ORDER:
-            self._count(raw, raw.resource_type, Refusal("resourceType", UNSUPPORTED_TYPE), SKIPPED)
+            refusal = Refusal("resourceType", UNSUPPORTED_TYPE, UNSUPPORTED)
+            self._count(raw, raw.resource_type, refusal)
             return
         try:
             item = scoped(draft(raw), self.source)
         except Refusal as refusal:
-            self._count(
-                raw, raw.resource_type, refusal, SKIPPED if refusal.code in SKIPPING else REFUSED
-            )
+            self._count(raw, raw.resource_type, refusal)
             return
         self._buffers[item.resource_type].append(item)
         self._buffered += 1
@@ -129,13 +129,14 @@ class FhirImport:
             return
         with self.dl.unit_of_work(actor=self.actor) as uow:
             uow.use_primary()  # the mappings just committed must be seen
-            mapping = Mapping(uow.session)
+            mapping = Mapping(uow.session, self.source)
+            run = Run(uow, mapping, self.update_linked, self._touched)
             for kind in TYPE_ORDER:
                 drafts, self._buffers[kind] = self._buffers[kind], []
                 if not drafts:
                     continue
-                resolved = self._resolved(uow, mapping, drafts, deferred)
-                for item, outcome in WRITERS[kind](uow, mapping, resolved):
+                resolved = self._resolved(mapping, drafts, deferred)
+                for item, outcome in WRITERS[kind](run, resolved):
                     self._count(item.draft.raw, kind, outcome)
         self._done += self._buffered
         self._buffered = 0
@@ -143,18 +144,17 @@ class FhirImport:
             self.progress(self._done, None)
 
     def _resolved(
-        self, uow: Any, mapping: Mapping, drafts: list[Draft], deferred: IO[bytes] | None
+        self, mapping: Mapping, drafts: list[Draft], deferred: IO[bytes] | None
     ) -> list[Resolved]:
         """Each draft with its references as record ids; the others set aside or refused."""
         targets = [target for item in drafts for target in item.refs.values()]
         found = mapping.find(key for target in targets for key in target.keys)
-        local = _local_rows(uow, targets)
         result = []
         for item in drafts:
             ids: dict[str, uuid.UUID] = {}
             missing: Target | None = None
             for name, target in item.refs.items():
-                id = _lookup(target, found, local)
+                id = _lookup(target, found)
                 if id is not None:
                     ids[name] = id
                 elif deferred is not None or name not in item.optional_refs:
@@ -168,14 +168,14 @@ class FhirImport:
                 self._refuse(item.raw, Refusal(missing.path, UNRESOLVED_REFERENCE))
         return result
 
-    def _count(
-        self, raw: reading.Raw, kind: str, outcome: str | Refusal, as_: str = REFUSED
-    ) -> None:
-        """Count ``outcome``; a ``Refusal`` counts ``as_`` (refused, or skipped for a
-        resource this import does not read) with its field and reason."""
+    def _count(self, raw: reading.Raw, kind: str, outcome: str | Refusal) -> None:
+        """Count ``outcome``; a ``Refusal`` counts as its own outcome (refused, conflict,
+        unsupported...) with its field and reason."""
         if isinstance(outcome, Refusal):
             self.report.add(
-                Outcome(raw.source, raw.position, kind, as_, outcome.field, outcome.code)
+                Outcome(
+                    raw.source, raw.position, kind, outcome.outcome, outcome.field, outcome.code
+                )
             )
         else:
             self.report.add(Outcome(raw.source, raw.position, kind, outcome))
@@ -195,29 +195,11 @@ def _rank(kind: str | None) -> int:
     return TYPE_ORDER.index(kind) if kind in TYPE_ORDER else -1  # Bundles first
 
 
-def _local_rows(uow: Any, targets: list[Target]) -> dict[tuple[str, uuid.UUID], bool]:
-    """Which ``Type/<uuid>`` references name the layer's own rows (one query per type)."""
-    repositories = {"Patient": uow.patients, "Practitioner": uow.users, "Encounter": uow.encounters}
-    found = {}
-    for kind, repository in repositories.items():
-        ids = list({t.local_id for t in targets if t.resource_type == kind and t.local_id})
-        for start in range(0, len(ids), 1000):
-            for row in repository.get_many(ids[start : start + 1000]):
-                found[(kind, row.id)] = True
-    return found
-
-
-def _lookup(
-    target: Target,
-    found: dict[str, tuple[str, uuid.UUID]],
-    local: dict[tuple[str, uuid.UUID], bool],
-) -> uuid.UUID | None:
+def _lookup(target: Target, found: dict[str, tuple[str, uuid.UUID]]) -> uuid.UUID | None:
     wanted = ENTITY_TYPES.get(target.resource_type or "")
     for key in target.keys:
         if key in found and found[key][0] == wanted:
             return found[key][1]
-    if target.local_id is not None and (target.resource_type, target.local_id) in local:
-        return target.local_id
     return None
 
 

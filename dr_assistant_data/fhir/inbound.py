@@ -20,13 +20,15 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError as ModelError
 
 from . import codes, notes
-from .identity import Target, as_uuid, identifier_key, own_keys, target
+from .identity import Target, identifier_key, own_keys, target
 from .outcomes import (
     FORBIDDEN_KEY,
     INVALID,
     NOT_A_RECORD,
     REQUIRED,
+    SKIPPED,
     TOO_LARGE,
+    UNSUPPORTED,
     UNSUPPORTED_CODE,
     UNSUPPORTED_TYPE,
     Refusal,
@@ -78,12 +80,6 @@ class Draft:
     optional_refs: frozenset[str] = frozenset()
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def local_id(self) -> uuid.UUID | None:
-        """The resource's id when it is a UUID: a record of this layer exported (and now
-        imported back) has its record's id."""
-        return as_uuid((self.raw.resource or {}).get("id"))
-
 
 def draft(raw: Raw) -> Draft:
     """The ``Draft`` of a resource, or ``Refusal``."""
@@ -91,7 +87,7 @@ def draft(raw: Raw) -> Draft:
         raise Refusal("resource", raw.problem or INVALID)
     kind = raw.resource_type
     if kind not in KEPT:
-        raise Refusal("resourceType", UNSUPPORTED_TYPE)
+        raise Refusal("resourceType", UNSUPPORTED_TYPE, UNSUPPORTED)
     _screen(raw.resource, kind)
     resource = _checked(kind, raw.resource)
     keys = own_keys(kind, raw.resource.get("id"), raw.full_url)
@@ -155,7 +151,7 @@ def _ref(reference: Any, path: str, kind: str) -> Target:
         raise Refusal(path, REQUIRED)
     if found.resource_type not in (None, kind):
         raise Refusal(path, UNSUPPORTED_TYPE)
-    return Target(kind, found.keys, found.local_id, path)
+    return Target(kind, found.keys, path)
 
 
 def _moment(value: Any, path: str) -> datetime | None:
@@ -427,16 +423,7 @@ def _ordered(
     if r.requester is not None:
         refs["doctor_id"] = _ref(r.requester, f"{kind}.requester", "Practitioner")
         optional = frozenset({"doctor_id"})
-    own_system = {
-        "MedicationRequest": codes.PRESCRIPTION_SYSTEM,
-        "ServiceRequest": codes.ORDER_SYSTEM,
-    }
-    own = group is not None and group.system == own_system[kind]
-    extra = {
-        "item": item,
-        "group": _group_key(kind, group),
-        "own_group": as_uuid(group.value) if own else None,
-    }
+    extra = {"item": item, "group": _group_key(kind, group)}
     return Draft(raw, kind, fields, keys, refs, optional, extra)
 
 
@@ -569,7 +556,7 @@ def _attachment_text(content: Any) -> str | None:
 
 def _composition(raw: Raw, c: Any, keys: list[str]) -> Draft:
     if (codes.SNOMED, codes.RECORD_TYPE[0]) in _codes(c.type):
-        raise Refusal("Composition.type", NOT_A_RECORD)
+        raise Refusal("Composition.type", NOT_A_RECORD, SKIPPED)
     resource = raw.resource or {}
     content, transcript = notes.content_of(resource.get("section") or [])
     if not content and not transcript:
@@ -608,7 +595,7 @@ def _note_draft(
     optional: frozenset[str] = frozenset()
     if author is not None:
         path = f"{kind}.author"
-        refs["doctor_id"] = Target("Practitioner", author.keys, author.local_id, path)
+        refs["doctor_id"] = Target("Practitioner", author.keys, path)
         optional = frozenset({"doctor_id"})
     return Draft(raw, kind, fields, keys, refs, optional, {"signed": signed})
 
