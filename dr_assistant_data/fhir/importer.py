@@ -3,25 +3,31 @@
     report = FhirImport(dl, actor="import:hospital-a").run([Path("Patient.ndjson"), ...])
 
 Resources are read as a stream (``reading.py``), turned into record fields
-(``inbound.py``) and buffered by type; every ``batch_size`` resources the buffers are
-written in one unit of work, in the order references need (practitioners and patients,
-then encounters, then what happens in them). New patients, practitioners and encounters
-go through ``create_many``; prescriptions and orders, which have items, and notes, which
-are documents, one record at a time. Everything a write through the layer does happens:
+(``inbound.py``) and buffered by type; every ``batch_size`` resources (or
+``MAX_BATCH_BYTES`` of them) the buffers are written in one unit of work, in the order
+references need (practitioners and patients, then encounters, then what happens in
+them). New patients, practitioners and encounters go through ``create_many``;
+prescriptions and orders, which have items, and notes, which are documents, one record
+at a time. Everything a write through the layer does happens:
 validation, encryption, audit, cache invalidation.
 
 Logical ids (``Patient/123``) are unique only within the system that gave them: an
 import from several systems names each (``source``), so that one's ``Patient/1`` is not
-another's. Global names (``urn:uuid:``, absolute URLs, identifiers with a system) need
-no such name.
+another's; every key a resource is known by (its id, even one shaped like a UUID, its
+``fullUrl``, its identifiers) belongs to its source (``identity.py``).
 
 A resource whose reference names nothing written yet is set aside in a temporary file
 and tried again after every file has been read, so a ``MedicationRequest`` that comes
 before its ``Encounter`` (later in the file, or in another file) still lands; what still
 names nothing then is refused (``unresolved_reference``). A resource seen again — by its
 identifier, its id, its ``fullUrl``, a patient by ABHA number or MRN — updates the record
-it became, or is skipped when nothing changed. Memory stays bounded by the batch, whatever
-the size of the files.
+it became, or is skipped when nothing changed (``writers.py`` says what it may change).
+Memory stays bounded by the batch, whatever the size of the files.
+
+One resource never stops the run: whatever is wrong with it is its own outcome, and a
+file that cannot be read is one line of the report. A failure of the database stops the
+run with the report of what was written (``stopped``); the resources it could not write
+are counted as refused with the reason ``stopped``.
 """
 
 from __future__ import annotations
@@ -29,17 +35,20 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import ValidationError
+from ..errors import BackendUnavailableError, DataLayerError, ValidationError
 from ..layer import DataLayer
 from ..progress import ProgressCallback
 from . import reading
 from .identity import Mapping, Target, scoped
 from .inbound import Draft, draft
 from .outcomes import (
+    INVALID,
+    STOPPED,
     UNRESOLVED_REFERENCE,
     UNSUPPORTED,
     UNSUPPORTED_TYPE,
@@ -59,6 +68,8 @@ TYPE_ORDER = (
     "Composition",
 )
 ENTITY_TYPES = {"Patient": "patients", "Practitioner": "users", "Encounter": "encounters"}
+MAX_BATCH_BYTES = 32 * 1024 * 1024
+"""Resources buffered for one unit of work, by what they weigh (``reading.Raw.size``)."""
 
 
 class FhirImport:
@@ -88,23 +99,58 @@ class FhirImport:
         self.report = ImportReport()
         self._buffers: dict[str, list[Draft]] = {kind: [] for kind in TYPE_ORDER}
         self._buffered = 0
+        self._buffered_bytes = 0
         self._done = 0
+        self._replayed: Counter[str] = Counter()
 
     def run(self, paths: Iterable[Path]) -> ImportReport:
-        """Import every file (NDJSON or Bundle); returns the report. A file that cannot be
-        read at all (not a Bundle of a supported type, not JSON) is ``ValidationError``."""
+        """Import every file (NDJSON or Bundle); returns the report, also when the run
+        stops early (``report.stopped``: the database failed). Nothing about the files
+        raises: each problem is a line of the report."""
         ordered = sorted(enumerate(paths), key=lambda pair: _rank(reading.first_type(pair[1])))
         with tempfile.TemporaryFile() as deferred:
-            for index, path in ordered:
-                for raw in reading.read(path, index):
-                    self._take(raw, deferred)
-            self._flush(deferred)
-            for kind in TYPE_ORDER:  # all encounters before what names them, and so on
-                deferred.seek(0)
-                for raw in _replayed(deferred, kind):
-                    self._take(raw, None)
-            self._flush(None)
+            try:
+                self._import(ordered, deferred)
+            except DataLayerError as error:
+                reason = "backend_unavailable"
+                self._stop(
+                    deferred,
+                    reason if isinstance(error, BackendUnavailableError) else "write_failed",
+                )
+            except BaseException:  # interrupted: the caller gets self.report as it stands
+                self._stop(deferred, "interrupted")
+                raise
         return self.report
+
+    def _import(self, ordered: list[tuple[int, Path]], deferred: IO[bytes]) -> None:
+        for index, path in ordered:
+            for raw in reading.read(path, index):
+                self._take(raw, deferred)
+        self._flush(deferred)
+        for kind in TYPE_ORDER:  # all encounters before what names them, and so on
+            deferred.seek(0)
+            for raw in _replayed(deferred, kind):
+                self._replayed[kind] += 1
+                self._take(raw, None)
+        self._flush(None)
+
+    def _stop(self, deferred: IO[bytes], reason: str) -> None:
+        """End the run early: what is buffered, and what was set aside and not tried
+        again, is counted as not written."""
+        self.report.stopped = reason
+        stopped = Refusal("resource", STOPPED)
+        for drafts in self._buffers.values():
+            for item in drafts:
+                self._count(item.raw, item.resource_type, stopped)
+            drafts.clear()
+        deferred.seek(0)
+        seen: Counter[str] = Counter()
+        for kind in TYPE_ORDER:
+            deferred.seek(0)
+            for raw in _replayed(deferred, kind):
+                seen[kind] += 1
+                if seen[kind] > self._replayed[kind]:
+                    self._count(raw, kind, stopped)
 
     def _take(self, raw: reading.Raw, deferred: IO[bytes] | None) -> None:
         if raw.resource is not None and raw.resource_type not in TYPE_ORDER:
@@ -116,35 +162,57 @@ class FhirImport:
         except Refusal as refusal:
             self._count(raw, raw.resource_type, refusal)
             return
+        except Exception:  # whatever a resource does, it is its own outcome
+            self._count(raw, raw.resource_type, Refusal(raw.resource_type, INVALID))
+            return
         self._buffers[item.resource_type].append(item)
         self._buffered += 1
-        if self._buffered >= self.batch_size:
+        self._buffered_bytes += raw.size
+        if self._buffered >= self.batch_size or self._buffered_bytes >= MAX_BATCH_BYTES:
             self._flush(deferred)
 
     def _flush(self, deferred: IO[bytes] | None) -> None:
         """Write what is buffered in one unit of work, in reference order. With
         ``deferred`` (the first pass), a resource whose reference is not found yet is
-        set aside there; without it (the replay), it is refused."""
+        set aside there; without it (the replay), it is refused. The outcomes are
+        counted once the unit of work has committed; when it fails the buffers are left
+        as they were (and what this flush set aside is taken back) for ``_stop``."""
         if not self._buffered:
             return
-        with self.dl.unit_of_work(actor=self.actor) as uow:
-            uow.use_primary()  # the mappings just committed must be seen
-            mapping = Mapping(uow.session, self.source)
-            run = Run(uow, mapping, self.update_linked, self._touched)
-            for kind in TYPE_ORDER:
-                drafts, self._buffers[kind] = self._buffers[kind], []
-                if not drafts:
-                    continue
-                resolved = self._resolved(mapping, drafts, deferred)
-                for item, outcome in WRITERS[kind](run, resolved):
-                    self._count(item.draft.raw, kind, outcome)
+        mark = deferred.tell() if deferred is not None else 0
+        outcomes: list[tuple[reading.Raw, str, str | Refusal]] = []
+        try:
+            with self.dl.unit_of_work(actor=self.actor) as uow:
+                uow.use_primary()  # the mappings just committed must be seen
+                mapping = Mapping(uow.session, self.source)
+                run = Run(uow, mapping, self.update_linked, self._touched)
+                for kind in TYPE_ORDER:
+                    resolved = self._resolved(mapping, self._buffers[kind], deferred, outcomes)
+                    outcomes += [
+                        (item.draft.raw, kind, outcome)
+                        for item, outcome in WRITERS[kind](run, resolved)
+                    ]
+        except BaseException:
+            if deferred is not None:
+                deferred.seek(mark)
+                deferred.truncate()
+            raise
+        self._touched |= run.touched
+        for raw, kind, outcome in outcomes:
+            self._count(raw, kind, outcome)
+        for drafts in self._buffers.values():
+            drafts.clear()
         self._done += self._buffered
-        self._buffered = 0
+        self._buffered = self._buffered_bytes = 0
         if self.progress is not None:
             self.progress(self._done, None)
 
     def _resolved(
-        self, mapping: Mapping, drafts: list[Draft], deferred: IO[bytes] | None
+        self,
+        mapping: Mapping,
+        drafts: list[Draft],
+        deferred: IO[bytes] | None,
+        outcomes: list[tuple[reading.Raw, str, str | Refusal]],
     ) -> list[Resolved]:
         """Each draft with its references as record ids; the others set aside or refused."""
         targets = [target for item in drafts for target in item.refs.values()]
@@ -163,9 +231,9 @@ class FhirImport:
                 result.append(Resolved(item, ids))
             elif deferred is not None:
                 _set_aside(deferred, item.raw)
-                self._done += 1
             else:
-                self._refuse(item.raw, Refusal(missing.path, UNRESOLVED_REFERENCE))
+                refusal = Refusal(missing.path, UNRESOLVED_REFERENCE)
+                outcomes.append((item.raw, item.resource_type, refusal))
         return result
 
     def _count(self, raw: reading.Raw, kind: str, outcome: str | Refusal) -> None:
@@ -179,9 +247,6 @@ class FhirImport:
             )
         else:
             self.report.add(Outcome(raw.source, raw.position, kind, outcome))
-
-    def _refuse(self, raw: reading.Raw, refusal: Refusal) -> None:
-        self._count(raw, raw.resource_type, refusal)
 
 
 def import_files(
@@ -205,12 +270,12 @@ def _lookup(target: Target, found: dict[str, tuple[str, uuid.UUID]]) -> uuid.UUI
 
 def _set_aside(deferred: IO[bytes], raw: reading.Raw) -> None:
     line = {"s": raw.source, "p": raw.position, "u": raw.full_url, "r": raw.resource}
-    deferred.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
+    deferred.write(json.dumps(line).encode() + b"\n")  # ASCII: any string survives
 
 
 def _replayed(deferred: IO[bytes], kind: str) -> Iterator[reading.Raw]:
     for line in deferred:
         entry = json.loads(line)
-        raw = reading.Raw(entry["s"], entry["p"], entry["r"], entry["u"])
+        raw = reading.Raw(entry["s"], entry["p"], entry["r"], entry["u"], size=len(line))
         if raw.resource_type == kind:
             yield raw

@@ -84,7 +84,7 @@ class Draft:
 def draft(raw: Raw) -> Draft:
     """The ``Draft`` of a resource, or ``Refusal``."""
     if raw.resource is None:
-        raise Refusal("resource", raw.problem or INVALID)
+        raise Refusal(raw.field, raw.problem or INVALID)
     kind = raw.resource_type
     if kind not in KEPT:
         raise Refusal("resourceType", UNSUPPORTED_TYPE, UNSUPPORTED)

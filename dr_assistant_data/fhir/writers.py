@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConflictError, DataLayerError, DuplicateError, ValidationError
@@ -115,13 +115,14 @@ class Resolved:
 @dataclass
 class Run:
     """What the writers of one unit of work share: the unit of work, its mapping rows
-    (for the import's source), whether records of other sources may be updated, and the
-    records this run has written (across its units of work)."""
+    (for the import's source), whether records of other sources may be updated, the
+    records the run's earlier units of work wrote, and those this one writes."""
 
     uow: Any
     mapping: Mapping
     update_linked: bool
-    touched: set[uuid.UUID]
+    earlier: set[uuid.UUID]
+    touched: set[uuid.UUID] = field(default_factory=set)
 
 
 class _Differs(Exception):
@@ -137,7 +138,7 @@ def _guard(run: Run, id: uuid.UUID, owned: bool, paths: list[str]) -> None:
     in this run, or owned by another source (unless linked records may be updated)."""
     if not paths:
         return
-    if id in run.touched:
+    if id in run.touched or id in run.earlier:
         raise _Differs(paths, SAME_RUN)
     if not owned and not run.update_linked:
         raise _Differs(paths, OTHER_SOURCE)
