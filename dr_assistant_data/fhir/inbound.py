@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import phonenumbers
@@ -156,11 +156,16 @@ def _ref(reference: Any, path: str, kind: str) -> Target:
 
 def _moment(value: Any, path: str) -> datetime | None:
     """A FHIR dateTime as an aware datetime; a bare date or a naive time cannot be placed
-    on the clock and is refused."""
+    on the clock and is refused, and so is a moment outside the years 1 to 9999 in UTC
+    (``0001-01-01T00:00:00+14:00``), which neither Python nor the database holds."""
     if value is None:
         return None
     if not isinstance(value, datetime) or value.utcoffset() is None:
         raise Refusal(path, INVALID)
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise Refusal(path, INVALID) from None
     return value
 
 
