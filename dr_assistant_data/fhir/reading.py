@@ -19,6 +19,7 @@ Checking a resource's content is ``inbound.py``'s job.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ _CHUNK = 64 * 1024
 _BOM = b"\xef\xbb\xbf"
 _OPEN, _CLOSE = frozenset({"start_map", "start_array"}), frozenset({"end_map", "end_array"})
 _SCALAR_SIZE = 8
+_STRING_CAP = MAX_RESOURCE_BYTES + 1
+"""Bytes of one JSON string passed to the parser of a Bundle: more is cut
+(``_CappedStrings``), and the resource that holds a cut string is refused as too large."""
 Events = Iterator[tuple[str, Any]]
 
 
@@ -94,7 +98,7 @@ def read(path: Path, source: int) -> Iterator[Raw]:
             start = stream.tell()
             bundle = _is_bundle(stream)
             stream.seek(start)
-            yield from (_bundle(stream, source) if bundle else _ndjson(stream, source))
+            yield from (_bundle(stream, start, source) if bundle else _ndjson(stream, source))
         except OSError:  # a read error in the middle of the file (EIO...)
             yield Raw(source, 0, None, problem=UNREADABLE, where=(FILE, "file"))
 
@@ -148,7 +152,7 @@ def _is_bundle(stream: BinaryIO) -> bool:
     stream.seek(-len(head), os.SEEK_CUR)
     depth, named = 0, False
     try:
-        for kind, value in ijson.basic_parse(stream, multiple_values=True):
+        for kind, value in ijson.basic_parse(_CappedStrings(stream), multiple_values=True):
             if named:
                 return bool(kind == "string" and value == "Bundle")
             if kind in _OPEN:
@@ -197,10 +201,9 @@ def _skip_line(stream: BinaryIO) -> None:
             return
 
 
-def _bundle(stream: BinaryIO, source: int) -> Iterator[Raw]:
-    start = stream.tell()
+def _bundle(stream: BinaryIO, start: int, source: int) -> Iterator[Raw]:
     try:
-        kind = _bundle_type(ijson.basic_parse(stream))
+        kind = _bundle_type(ijson.basic_parse(_CappedStrings(stream)))
     except ijson.JSONError:
         yield Raw(source, 0, None, problem=NOT_JSON, where=("Bundle", "Bundle"))
         return
@@ -208,9 +211,10 @@ def _bundle(stream: BinaryIO, source: int) -> Iterator[Raw]:
         yield Raw(source, 0, None, problem=UNSUPPORTED_CODE, where=("Bundle", "Bundle.type"))
         return
     stream.seek(start)
-    entries = _Entries(source)
+    capped = _CappedStrings(stream)
+    entries = _Entries(source, capped)
     try:
-        yield from entries.read(ijson.basic_parse(stream, use_float=True))
+        yield from entries.read(ijson.basic_parse(capped, use_float=True))
     except ijson.JSONError:  # nothing after this point can be read: one line for the rest
         yield Raw(source, entries.number, None, problem=NOT_JSON, where=("Bundle", "Bundle.entry"))
 
@@ -233,8 +237,9 @@ def _bundle_type(events: Events) -> Any:
 class _Entries:
     """The resources of a Bundle's ``entry`` array, from its events."""
 
-    def __init__(self, source: int) -> None:
+    def __init__(self, source: int, capped: _CappedStrings) -> None:
         self.source = source
+        self.capped = capped
         self.number = 0
 
     def read(self, events: Events) -> Iterator[Raw]:
@@ -266,7 +271,7 @@ class _Entries:
                 break
             first = next(events)
             if value == "resource":
-                built = _value(events, first)
+                built = _value(events, first, self.capped)
             elif value == "fullUrl" and first[0] == "string":
                 url = first[1]
             else:
@@ -300,10 +305,12 @@ class _Built:
         return Raw(source, position, None, problem=self.problem, where=(self.resource_type, path))
 
 
-def _value(events: Events, first: tuple[str, Any]) -> _Built:
+def _value(events: Events, first: tuple[str, Any], capped: _CappedStrings | None = None) -> _Built:
     """The value that begins with ``first``, built from ``events`` within the limits,
-    or, once a limit is passed, its problem (the rest of the value read past)."""
+    or, once a limit is passed (or a string of it was cut by ``capped``), its problem
+    (the rest of the value read past)."""
     kind, value = first
+    cuts = capped.cuts if capped is not None else 0
     if kind not in _OPEN:
         return _Built(value, size=len(value) if isinstance(value, str) else _SCALAR_SIZE)
     root: Any = {} if kind == "start_map" else []
@@ -341,7 +348,9 @@ def _value(events: Events, first: tuple[str, Any]) -> _Built:
             TOO_DEEP
             if len(stack) > MAX_DEPTH
             else TOO_LARGE
-            if nodes > MAX_NODES or size > MAX_RESOURCE_BYTES
+            if nodes > MAX_NODES
+            or size > MAX_RESOURCE_BYTES
+            or (capped is not None and capped.cuts != cuts)
             else None
         )
         if problem is not None:
@@ -365,3 +374,85 @@ def _skip_open(events: Events, depth: int) -> None:
             depth -= 1
             if depth == 0:
                 return
+
+
+class _CappedStrings:
+    """A binary stream as the JSON parser reads it, each string cut after ``_STRING_CAP``
+    bytes, so that a string of hundreds of megabytes costs the parser no more than the
+    cap (its lexer copies a string that spans chunks again for each chunk: time
+    quadratic in its length). Strings that end within a chunk pass in one regular
+    expression match; a string open at the end of a chunk is followed across chunks,
+    and cut only where a chunk's part of it begins (never inside an escape or a UTF-8
+    character, which are carried whole to the next chunk)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.in_string = False
+        self.cutting = False
+        self.length = 0
+        self.carry = b""
+        self.cuts = 0
+        """Strings cut so far: the parser is inside the last one when it is counted (its
+        first ``_STRING_CAP`` bytes are far more than the parser reads ahead)."""
+
+    def read(self, size: int = -1) -> bytes:
+        if size == 0:
+            return b""  # how the parser tells bytes from text
+        while True:
+            chunk = self.stream.read(_CHUNK)
+            if not chunk:
+                rest, self.carry = self.carry, b""
+                return rest
+            if kept := self._kept(self.carry + chunk):
+                return kept
+
+    def _kept(self, data: bytes) -> bytes:
+        self.carry = b""
+        out: list[bytes] = []
+        i, n = 0, len(data)
+        while i < n:
+            if not self.in_string:
+                end = _OUTSIDE_STRINGS.match(data, i).end()  # type: ignore[union-attr]
+                out.append(data[i : end + 1])  # with the quote that opens a string, if any
+                self.in_string, self.cutting, self.length = end < n, False, 0
+                i = end + 1
+                continue
+            end = _STRING_CONTENT.match(data, i).end()  # type: ignore[union-attr]
+            if end < n and data[end] == ord('"'):
+                out += [self._content(data[i:end]), b'"']
+                self.in_string = False
+                i = end + 1
+                continue
+            if end < n and (data[end] != ord("\\") or n - end >= 6):
+                out.append(data[i:])  # not JSON: the parser will say so
+                self.in_string = False
+                break
+            tail = end if end < n else n - _partial_character(data[i:n])
+            out.append(self._content(data[i:tail]))
+            self.carry = data[tail:]  # an escape or a character the next chunk finishes
+            break
+        return b"".join(out)
+
+    def _content(self, part: bytes) -> bytes:
+        """A chunk's part of a string, unless the string has reached the cap."""
+        if not self.cutting and self.length + len(part) > _STRING_CAP:
+            self.cutting = True
+            self.cuts += 1
+        self.length += len(part)
+        return b"" if self.cutting else part
+
+
+_OUTSIDE_STRINGS = re.compile(rb'(?:[^"]++|"(?:[^"\\]++|\\u[0-9A-Fa-f]{4}|\\[^u])*+")*+')
+"""Text outside strings and whole strings: it ends where a string opens and does not close."""
+_STRING_CONTENT = re.compile(rb'(?:[^"\\]++|\\u[0-9A-Fa-f]{4}|\\[^u])*+')
+"""A string's content, up to its closing quote (or an escape that breaks off)."""
+
+
+def _partial_character(data: bytes) -> int:
+    """How many bytes at the end of ``data`` begin a UTF-8 character they do not end."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # the first byte of a character
+            length = 1 if byte < 0x80 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return back if length > back else 0
+    return 0

@@ -119,6 +119,25 @@ def test_a_deep_bundle_entry_is_given_up_before_it_is_built(layer, tmp_path):
     assert peak < 40 * 1024 * 1024
 
 
+def test_a_string_of_tens_of_megabytes_is_cut_before_the_parser_holds_it(layer, tmp_path):
+    huge = {"resourceType": "Patient", "id": "h", "text": {"div": "z" * (30 * 1024 * 1024)}}
+    path = tmp_path / "string.json"
+    path.write_text(_bundle_text([_entry(huge), _entry(_patient("fine"))]))
+
+    tracemalloc.start()
+    try:
+        report = import_files(layer, [path], actor="import:test")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert [(r.position, r.field, r.reason) for r in report.refusals] == [
+        (0, "Patient.text.div", "too_large")
+    ]
+    assert report.counts[("Patient", "created")] == 1
+    assert peak < 20 * 1024 * 1024
+
+
 def test_a_resource_of_millions_of_empty_objects_is_too_large(layer, tmp_path):
     empties = ",".join(["{}"] * 3_000_000)
     huge = '{"resource": {"resourceType": "Patient", "id": "h", "contact": [' + empties + "]}}"
