@@ -49,6 +49,12 @@ def add_commands(fhir: argparse.ArgumentParser) -> None:
         help="let the files update records they match from another source (a patient by "
         "ABHA number or MRN) instead of reporting what differs as conflicts",
     )
+    importing.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse a resource with an optional element that is not valid, instead of "
+        "keeping it without that element",
+    )
     importing.add_argument("--json", action="store_true", help="machine-readable output")
     importing.set_defaults(command=_import)
     exporting = actions.add_parser(
@@ -101,6 +107,7 @@ def _import(dl: DataLayer, args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             source=args.source,
             update_linked=args.update_linked,
+            strict=args.strict,
             progress=progress,
         )
         try:

@@ -47,11 +47,16 @@ from . import reading
 from .identity import Mapping, Target, scoped
 from .inbound import Draft, draft
 from .outcomes import (
+    CREATED,
     INVALID,
+    LINKED,
+    SKIPPED,
     STOPPED,
     UNRESOLVED_REFERENCE,
     UNSUPPORTED,
     UNSUPPORTED_TYPE,
+    UPDATED,
+    Dropped,
     ImportReport,
     Outcome,
     Refusal,
@@ -68,6 +73,8 @@ TYPE_ORDER = (
     "Composition",
 )
 ENTITY_TYPES = {"Patient": "patients", "Practitioner": "users", "Encounter": "encounters"}
+KEPT_OUTCOMES = frozenset({CREATED, UPDATED, LINKED, SKIPPED})
+"""Outcomes of a resource whose record holds it: its dropped elements are listed."""
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 """Resources buffered for one unit of work, by what they weigh (``reading.Raw.size``)."""
 
@@ -83,6 +90,7 @@ class FhirImport:
         batch_size: int = 500,
         source: str = "",
         update_linked: bool = False,
+        strict: bool = False,
         progress: ProgressCallback | None = None,
     ) -> None:
         if not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
@@ -91,6 +99,7 @@ class FhirImport:
             raise ValidationError("source", "must be a name of at most 100 characters, no '|'")
         self.source = source
         self.update_linked = update_linked
+        self.strict = strict
         self._touched: set[uuid.UUID] = set()
         self.dl = dl
         self.actor = actor
@@ -158,7 +167,7 @@ class FhirImport:
             self._count(raw, raw.resource_type, refusal)
             return
         try:
-            item = scoped(draft(raw), self.source)
+            item = scoped(draft(raw, strict=self.strict), self.source)
         except Refusal as refusal:
             self._count(raw, raw.resource_type, refusal)
             return
@@ -180,7 +189,7 @@ class FhirImport:
         if not self._buffered:
             return
         mark = deferred.tell() if deferred is not None else 0
-        outcomes: list[tuple[reading.Raw, str, str | Refusal]] = []
+        outcomes: list[tuple[Draft, str | Refusal]] = []
         try:
             with self.dl.unit_of_work(actor=self.actor) as uow:
                 uow.use_primary()  # the mappings just committed must be seen
@@ -189,8 +198,7 @@ class FhirImport:
                 for kind in TYPE_ORDER:
                     resolved = self._resolved(mapping, self._buffers[kind], deferred, outcomes)
                     outcomes += [
-                        (item.draft.raw, kind, outcome)
-                        for item, outcome in WRITERS[kind](run, resolved)
+                        (item.draft, outcome) for item, outcome in WRITERS[kind](run, resolved)
                     ]
         except BaseException:
             if deferred is not None:
@@ -198,8 +206,12 @@ class FhirImport:
                 deferred.truncate()
             raise
         self._touched |= run.touched
-        for raw, kind, outcome in outcomes:
-            self._count(raw, kind, outcome)
+        for item, outcome in outcomes:
+            self._count(item.raw, item.resource_type, outcome)
+            if outcome in KEPT_OUTCOMES:
+                for path, reason in item.dropped:
+                    position = (item.raw.source, item.raw.position, item.resource_type)
+                    self.report.drop(Dropped(*position, path, reason))
         for drafts in self._buffers.values():
             drafts.clear()
         self._done += self._buffered
@@ -212,7 +224,7 @@ class FhirImport:
         mapping: Mapping,
         drafts: list[Draft],
         deferred: IO[bytes] | None,
-        outcomes: list[tuple[reading.Raw, str, str | Refusal]],
+        outcomes: list[tuple[Draft, str | Refusal]],
     ) -> list[Resolved]:
         """Each draft with its references as record ids; the others set aside or refused."""
         targets = [target for item in drafts for target in item.refs.values()]
@@ -232,8 +244,7 @@ class FhirImport:
             elif deferred is not None:
                 _set_aside(deferred, item.raw)
             else:
-                refusal = Refusal(missing.path, UNRESOLVED_REFERENCE)
-                outcomes.append((item.raw, item.resource_type, refusal))
+                outcomes.append((item, Refusal(missing.path, UNRESOLVED_REFERENCE)))
         return result
 
     def _count(self, raw: reading.Raw, kind: str, outcome: str | Refusal) -> None:

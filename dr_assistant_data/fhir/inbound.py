@@ -4,8 +4,16 @@ A resource is first screened as JSON (no ``$``-prefixed or dotted key anywhere, 
 string over ``MAX_STRING``, no more than ``MAX_RESOURCE_BYTES`` of text), then the
 elements the schema keeps are validated with the ``fhir.resources`` R4B model of its
 type (elements the schema drops are not parsed: they cost time and are not stored).
-A resource the schema cannot hold raises ``Refusal(field, code)`` naming the FHIR
-element; nothing of its value goes into the refusal.
+
+Only a resource without what the schema requires (``ESSENTIAL``: a patient's name, an
+encounter's subject...) is refused: it raises ``Refusal(field, code)`` naming the FHIR
+element. An optional element that is not valid (the model refuses it, or the layer's
+rules would: an email that does not parse) is dropped, and the resource kept without
+it; so is an element the schema has no place for, and an extension it does not read.
+Each is listed in ``Draft.dropped`` with its element and a reason. With ``strict``, an
+invalid optional element refuses the resource instead. A ``modifierExtension`` changes
+what the resource means, so a resource with one is refused. Nothing of a value goes
+into a refusal or a dropped element.
 """
 
 from __future__ import annotations
@@ -19,12 +27,16 @@ import phonenumbers
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError as ModelError
 
+from ..errors import ValidationError
+from ..relational.models import Encounter, Order, Patient, Prescription, User
+from ..relational.rules import columns_of
 from . import codes, notes
 from .identity import Target, identifier_key, own_keys, target
 from .outcomes import (
     FORBIDDEN_KEY,
     INVALID,
     NOT_A_RECORD,
+    NOT_KEPT,
     REQUIRED,
     SKIPPED,
     TOO_LARGE,
@@ -65,6 +77,57 @@ KEPT = {
     ),
 }
 """The elements read from each resource type (with ``resourceType`` and ``id``)."""
+ESSENTIAL = {
+    "Patient": frozenset({"name", "gender", "birthDate"}),
+    "Practitioner": frozenset({"name"}),
+    "Encounter": frozenset({"status", "class", "subject", "participant", "period"}),
+    "MedicationRequest": frozenset(
+        {"status", "medicationCodeableConcept", "subject", "encounter", "extension"}
+    ),
+    "ServiceRequest": frozenset({"status", "category", "code", "subject", "encounter"}),
+    "DocumentReference": frozenset({"type", "subject", "content", "context"}),
+    "Composition": frozenset({"status", "type", "subject", "encounter", "section"}),
+}
+"""The elements whose loss would refuse a resource (the others are dropped when not
+valid); ``extension`` where the layer's own extension carries the record's status."""
+NOT_REPORTED = frozenset({"resourceType", "id", "meta", "text"})
+"""Elements not kept and not listed as dropped: the id and the resource's metadata, and
+its narrative (a rendering of the elements themselves)."""
+EXTENSIONS_READ = frozenset({codes.STATUS_EXTENSION, codes.DURATION_EXTENSION})
+MAX_DROPPED = 20
+"""Invalid elements dropped from one resource before it is refused whole."""
+CHECKED_FIELDS: dict[str, tuple[type, dict[str, str]]] = {
+    "Patient": (
+        Patient,
+        {
+            "phone": "Patient.telecom",
+            "email": "Patient.telecom",
+            "mrn": "Patient.identifier",
+            "abha_id": "Patient.identifier",
+            "address": "Patient.address",
+            "emergency_contact": "Patient.contact",
+        },
+    ),
+    "Practitioner": (
+        User,
+        {
+            "phone": "Practitioner.telecom",
+            "email": "Practitioner.telecom",
+            "specialty": "Practitioner.qualification",
+        },
+    ),
+    "Encounter": (Encounter, {"chief_complaint": "Encounter.reasonCode"}),
+    "MedicationRequest": (
+        Prescription,
+        {"pharmacy_id": "MedicationRequest.dispenseRequest", "notes": "MedicationRequest.note"},
+    ),
+    "ServiceRequest": (
+        Order,
+        {"provider_id": "ServiceRequest.performer", "notes": "ServiceRequest.note"},
+    ),
+}
+"""Optional record fields checked by the layer's own rules before anything is written:
+one that would be refused is dropped (its FHIR element listed) instead."""
 
 
 @dataclass
@@ -79,9 +142,11 @@ class Draft:
     refs: dict[str, Target] = field(default_factory=dict)
     optional_refs: frozenset[str] = frozenset()
     extra: dict[str, Any] = field(default_factory=dict)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    """``(FHIR element, reason)`` of each element left out."""
 
 
-def draft(raw: Raw) -> Draft:
+def draft(raw: Raw, *, strict: bool = False) -> Draft:
     """The ``Draft`` of a resource, or ``Refusal``."""
     if raw.resource is None:
         raise Refusal(raw.field, raw.problem or INVALID)
@@ -89,9 +154,51 @@ def draft(raw: Raw) -> Draft:
     if kind not in KEPT:
         raise Refusal("resourceType", UNSUPPORTED_TYPE, UNSUPPORTED)
     _screen(raw.resource, kind)
-    resource = _checked(kind, raw.resource)
+    if raw.resource.get("modifierExtension"):
+        raise Refusal(f"{kind}.modifierExtension", UNSUPPORTED_CODE)
+    dropped = _not_kept(kind, raw.resource)
+    resource = _checked(kind, raw.resource, dropped, strict)
     keys = own_keys(kind, raw.resource.get("id"), raw.full_url)
-    return BUILDERS[kind](raw, resource, keys)
+    built = BUILDERS[kind](raw, resource, keys)
+    built.dropped = dropped + _invalid_fields(built, strict)
+    return built
+
+
+def _not_kept(kind: str, resource: dict[str, Any]) -> list[tuple[str, str]]:
+    """The elements of ``resource`` the schema has no place for."""
+    dropped = [
+        (f"{kind}.{key}", NOT_KEPT)
+        for key in resource
+        if key not in KEPT[kind] and key not in NOT_REPORTED
+    ]
+    if "extension" in KEPT[kind] and isinstance(resource.get("extension"), list):
+        dropped += [
+            (f"{kind}.extension", NOT_KEPT)
+            for extension in resource["extension"]
+            if not isinstance(extension, dict) or extension.get("url") not in EXTENSIONS_READ
+        ]
+    return dropped
+
+
+def _invalid_fields(built: Draft, strict: bool) -> list[tuple[str, str]]:
+    """Drop the optional fields the layer's rules would refuse (``strict``: refuse)."""
+    model, paths = CHECKED_FIELDS.get(built.resource_type, (None, {}))
+    if model is None:
+        return []
+    columns = columns_of(model)
+    dropped = []
+    for name, path in paths.items():
+        value = built.fields.get(name)
+        if value is None or name not in columns:
+            continue
+        try:
+            columns[name].check.clean(value, name)
+        except ValidationError:
+            if strict:
+                raise Refusal(path, INVALID) from None
+            built.fields[name] = None
+            dropped.append((path, INVALID))
+    return dropped
 
 
 def _screen(value: Any, path: str, budget: list[int] | None = None) -> None:
@@ -110,16 +217,38 @@ def _screen(value: Any, path: str, budget: list[int] | None = None) -> None:
             raise Refusal(path, TOO_LARGE)
 
 
-def _checked(kind: str, resource: dict[str, Any]) -> Any:
+def _checked(
+    kind: str, resource: dict[str, Any], dropped: list[tuple[str, str]], strict: bool
+) -> Any:
+    """The model of the kept elements; an optional one the model refuses is dropped (the
+    item of a list, or the element) and the rest validated again."""
     kept = {key: resource[key] for key in ("resourceType", "id", *KEPT[kind]) if key in resource}
-    try:
-        return get_fhir_model_class(kind).model_validate(kept)
-    except ModelError as error:
-        location = error.errors()[0]["loc"] if error.errors() else ()
-        names = [str(part) for part in location if not isinstance(part, int)]
-        raise Refusal(".".join([kind, *names[:3]]), INVALID) from None
-    except (TypeError, ValueError):
-        raise Refusal(kind, INVALID) from None
+    for _ in range(MAX_DROPPED):
+        try:
+            return get_fhir_model_class(kind).model_validate(kept)
+        except ModelError as error:
+            location = error.errors()[0]["loc"] if error.errors() else ()
+            names = [str(part) for part in location if not isinstance(part, int)]
+            path = ".".join([kind, *names[:3]])
+            element = str(location[0]) if location else ""
+            element = "class" if element == "class_fhir" else element
+            if strict or element not in kept or element in ESSENTIAL[kind]:
+                raise Refusal(path, INVALID) from None
+            _drop(kept, element, location[1] if len(location) > 1 else None)
+            dropped.append((path, INVALID))
+        except (TypeError, ValueError):
+            raise Refusal(kind, INVALID) from None
+    raise Refusal(kind, INVALID)
+
+
+def _drop(kept: dict[str, Any], element: str, index: object) -> None:
+    """Leave out ``kept[element]``, or only its item ``index`` when it is a list."""
+    value = kept[element]
+    if isinstance(value, list) and isinstance(index, int) and 0 <= index < len(value):
+        kept[element] = [item for i, item in enumerate(value) if i != index]
+        if kept[element]:
+            return
+    del kept[element]
 
 
 # -- shared pieces ---------------------------------------------------------------------
