@@ -33,6 +33,7 @@ are counted as refused with the reason ``stopped``.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import uuid
 from collections import Counter
@@ -73,6 +74,7 @@ TYPE_ORDER = (
     "Composition",
 )
 ENTITY_TYPES = {"Patient": "patients", "Practitioner": "users", "Encounter": "encounters"}
+logger = logging.getLogger(__name__)
 KEPT_OUTCOMES = frozenset({CREATED, UPDATED, LINKED, SKIPPED})
 """Outcomes of a resource whose record holds it: its dropped elements are listed."""
 MAX_BATCH_BYTES = 32 * 1024 * 1024
@@ -121,11 +123,11 @@ class FhirImport:
             try:
                 self._import(ordered, deferred)
             except DataLayerError as error:
-                reason = "backend_unavailable"
-                self._stop(
-                    deferred,
-                    reason if isinstance(error, BackendUnavailableError) else "write_failed",
-                )
+                unavailable = isinstance(error, BackendUnavailableError)
+                self._stop(deferred, "backend_unavailable" if unavailable else "write_failed")
+            except Exception as error:  # a fault of the import itself: the run still reports
+                logger.error("FHIR import stopped by %s", type(error).__name__)
+                self._stop(deferred, "failed")
             except BaseException:  # interrupted: the caller gets self.report as it stands
                 self._stop(deferred, "interrupted")
                 raise

@@ -255,6 +255,23 @@ def test_a_database_failure_ends_the_run_with_the_report_of_what_was_written(
         assert uow.patients.count() == 1
 
 
+def test_a_fault_of_the_import_itself_ends_the_run_with_its_report_and_no_traceback(
+    layer, tmp_path, monkeypatch, caplog
+):
+    def broken(run: Any, items: list[Any]) -> Any:
+        raise RuntimeError(str(tmp_path))
+
+    monkeypatch.setitem(writers.WRITERS, "Patient", broken)
+    path = _ndjson(tmp_path / "p.ndjson", _patient("1"))
+
+    report = FhirImport(layer, actor="import:test").run([path])
+
+    assert report.stopped == "failed"
+    assert [(r.position, r.reason) for r in report.refusals] == [(1, "stopped")]
+    assert str(tmp_path) not in caplog.text
+    assert "Traceback" not in caplog.text
+
+
 def test_a_resource_nested_within_the_limit_is_read(layer, tmp_path):
     nested: Any = "x"
     for _ in range(MAX_DEPTH - 4):
