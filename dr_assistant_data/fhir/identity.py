@@ -34,7 +34,7 @@ from ..relational.models import SourceIdentifier
 from ..values.clock import utcnow
 
 if TYPE_CHECKING:
-    from .inbound import Draft
+    from .elements import Draft
 
 _RELATIVE = re.compile(r"(?:.*/)?([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/.*)?")
 _GLOBAL = ("urn:uuid:", "urn:oid:", "http://", "https://")

@@ -45,8 +45,9 @@ from ..errors import BackendUnavailableError, DataLayerError, ValidationError
 from ..layer import DataLayer
 from ..progress import ProgressCallback
 from . import reading
+from .elements import Draft
 from .identity import Mapping, Target, scoped
-from .inbound import Draft, draft
+from .inbound import draft
 from .outcomes import (
     CREATED,
     INVALID,
@@ -62,18 +63,11 @@ from .outcomes import (
     Outcome,
     Refusal,
 )
-from .writers import WRITERS, Resolved, Run
+from .resource_types import REGISTRY
+from .writers import Resolved, Run
 
-TYPE_ORDER = (
-    "Practitioner",
-    "Patient",
-    "Encounter",
-    "MedicationRequest",
-    "ServiceRequest",
-    "DocumentReference",
-    "Composition",
-)
-ENTITY_TYPES = {"Patient": "patients", "Practitioner": "users", "Encounter": "encounters"}
+TYPE_ORDER = tuple(REGISTRY)
+"""The resource types read, in the order references need (``ResourceType.rank``)."""
 logger = logging.getLogger(__name__)
 KEPT_OUTCOMES = frozenset({CREATED, UPDATED, LINKED, SKIPPED})
 """Outcomes of a resource whose record holds it: its dropped elements are listed."""
@@ -200,7 +194,8 @@ class FhirImport:
                 for kind in TYPE_ORDER:
                     resolved = self._resolved(mapping, self._buffers[kind], deferred, outcomes)
                     outcomes += [
-                        (item.draft, outcome) for item, outcome in WRITERS[kind](run, resolved)
+                        (item.draft, outcome)
+                        for item, outcome in REGISTRY[kind].write(run, resolved)
                     ]
         except BaseException:
             if deferred is not None:
@@ -274,7 +269,8 @@ def _rank(kind: str | None) -> int:
 
 
 def _lookup(target: Target, found: dict[str, tuple[str, uuid.UUID]]) -> uuid.UUID | None:
-    wanted = ENTITY_TYPES.get(target.resource_type or "")
+    named = REGISTRY.get(target.resource_type or "")
+    wanted = named.referable_as if named is not None else None
     for key in target.keys:
         if key in found and found[key][0] == wanted:
             return found[key][1]

@@ -1,4 +1,6 @@
-"""Writing resolved drafts through the repositories, one writer per resource type.
+"""Writing resolved drafts through the repositories: the three ways a resource type's
+records are written (``Simple`` rows created in bulk, ``WithItems`` records of one item
+per resource, and notes), which each type's module (``resource_types``) declares.
 
 Each writer takes the drafts of one type whose references are resolved to record ids
 and yields each with its outcome: created, updated (something changed), linked, skipped
@@ -20,13 +22,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from collections.abc import Mapping as Paths
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConflictError, DataLayerError, DuplicateError, ValidationError
 from ..relational.bulk import RowError
+from .elements import Draft
 from .identity import Mapping
-from .inbound import Draft
 from .outbound import pruned
 from .outcomes import (
     CONFLICT,
@@ -45,63 +48,6 @@ from .outcomes import (
 
 Written = Iterator[tuple["Resolved", str | Refusal]]
 Writer = Callable[["Run", list["Resolved"]], Written]
-PATHS: dict[str, dict[str, str]] = {
-    "Patient": {
-        "first_name": "Patient.name.given",
-        "last_name": "Patient.name.family",
-        "date_of_birth": "Patient.birthDate",
-        "gender": "Patient.gender",
-        "phone": "Patient.telecom",
-        "email": "Patient.telecom",
-        "mrn": "Patient.identifier",
-        "abha_id": "Patient.identifier",
-        "address": "Patient.address",
-        "emergency_contact": "Patient.contact",
-        "status": "Patient.active",
-    },
-    "Practitioner": {
-        "full_name": "Practitioner.name",
-        "email": "Practitioner.telecom",
-        "phone": "Practitioner.telecom",
-        "specialty": "Practitioner.qualification",
-        "username": "Practitioner.identifier",
-    },
-    "Encounter": {
-        "encounter_type": "Encounter.class",
-        "status": "Encounter.status",
-        "start_time": "Encounter.period.start",
-        "end_time": "Encounter.period.end",
-        "chief_complaint": "Encounter.reasonCode",
-        "patient_id": "Encounter.subject",
-        "doctor_id": "Encounter.participant",
-    },
-    "MedicationRequest": {
-        "status": "MedicationRequest.status",
-        "signed_at": "MedicationRequest.authoredOn",
-        "items": "MedicationRequest.dosageInstruction",
-        "valid_from": "MedicationRequest.dispenseRequest.validityPeriod",
-        "valid_until": "MedicationRequest.dispenseRequest.validityPeriod",
-        "pharmacy_id": "MedicationRequest.dispenseRequest.performer",
-        "notes": "MedicationRequest.note",
-        "encounter_id": "MedicationRequest.encounter",
-        "patient_id": "MedicationRequest.subject",
-        "doctor_id": "MedicationRequest.requester",
-    },
-    "ServiceRequest": {
-        "status": "ServiceRequest.status",
-        "order_type": "ServiceRequest.category",
-        "items": "ServiceRequest.code",
-        "ordered_at": "ServiceRequest.authoredOn",
-        "completed_at": "ServiceRequest.occurrenceDateTime",
-        "provider_id": "ServiceRequest.performer",
-        "notes": "ServiceRequest.note",
-        "encounter_id": "ServiceRequest.encounter",
-        "patient_id": "ServiceRequest.subject",
-        "doctor_id": "ServiceRequest.requester",
-    },
-}
-NOT_UPDATED = frozenset({"username"})
-"""Set when a record is created from a resource, never changed by one seen again."""
 
 
 @dataclass
@@ -144,7 +90,7 @@ def _guard(run: Run, id: uuid.UUID, owned: bool, paths: list[str]) -> None:
         raise _Differs(paths, OTHER_SOURCE)
 
 
-def refusal_of(error: DataLayerError, kind: str) -> Refusal:
+def refusal_of(error: DataLayerError, kind: str, paths: Paths[str, str]) -> Refusal:
     """A layer error as a refusal: the FHIR element of its field and a reason code (the
     layer's message is not passed on)."""
     if isinstance(error, DuplicateError):
@@ -153,37 +99,40 @@ def refusal_of(error: DataLayerError, kind: str) -> Refusal:
         code = INVALID
     else:
         code = CONFLICT
-    return _refusal(str(getattr(error, "field", "") or ""), code, kind)
+    return _refusal(str(getattr(error, "field", "") or ""), code, kind, paths)
 
 
-def _row_refusal(error: RowError, kind: str) -> Refusal:
+def _row_refusal(error: RowError, kind: str, paths: Paths[str, str]) -> Refusal:
     """A row ``create_many`` refused as a refusal."""
-    return _refusal(error.field, DUPLICATE if error.reason == "already in use" else INVALID, kind)
+    code = DUPLICATE if error.reason == "already in use" else INVALID
+    return _refusal(error.field, code, kind, paths)
 
 
-def _refusal(field: str, code: str, kind: str) -> Refusal:
+def _refusal(field: str, code: str, kind: str, paths: Paths[str, str]) -> Refusal:
     """``field`` (``phone``, ``rows[3].phone``, ``items.dosage``) as its FHIR element."""
     last, first = (field.split(".")[i].split("[")[0] for i in (-1, 0))
-    return Refusal(_path(kind, last) if last in PATHS.get(kind, {}) else _path(kind, first), code)
+    return Refusal(paths.get(last) or paths.get(first) or kind, code)
 
 
-def _path(kind: str, field: str) -> str:
-    """The FHIR element of a record's field."""
-    return PATHS.get(kind, {}).get(field) or kind
-
-
-def _changed(row: Any, before: dict[str, Any], kind: str) -> list[str]:
+def _changed(row: Any, before: dict[str, Any], kind: str, paths: Paths[str, str]) -> list[str]:
     """The FHIR elements of the fields of ``row`` that no longer hold their ``before``."""
-    return sorted({_path(kind, key) for key, value in before.items() if getattr(row, key) != value})
+    changed = {key for key, value in before.items() if getattr(row, key) != value}
+    return sorted({paths.get(key) or kind for key in changed})
 
 
-# -- patients, practitioners, encounters: new rows in bulk ---------------------------------
+# -- rows created in bulk (patients, practitioners, encounters) ---------------------------
 
 
 @dataclass(frozen=True)
 class Simple:
+    """Records of one row each: the new ones created with one ``create_many``."""
+
     repository: str
     entity_type: str
+    paths: Paths[str, str]
+    """The FHIR element of each field (how a refusal or a conflict names it)."""
+    not_updated: frozenset[str] = frozenset()
+    """Set when a record is created from a resource, never changed by one seen again."""
     create_only: Callable[[Draft], dict[str, Any]] = lambda draft: {}
     identity: Callable[[Any, list[Draft]], dict[int, uuid.UUID]] = lambda uow, drafts: {}
     same_keys: Callable[[Draft], set[str]] = lambda draft: set(draft.keys)
@@ -191,51 +140,14 @@ class Simple:
     """The field naming the record's patient, which a resource seen again may not change."""
 
 
-def _patient_identity(uow: Any, drafts: list[Draft]) -> dict[int, uuid.UUID]:
-    """Patients already here by ABHA number or MRN (when no source key maps them): one
-    query per identifier kind and 500 patients."""
-    found: dict[int, uuid.UUID] = {}
-    for name in ("abha_id", "mrn"):
-        wanted = {i: d.fields[name] for i, d in enumerate(drafts) if d.fields.get(name)}
-        wanted = {i: value for i, value in wanted.items() if i not in found}
-        values = sorted(set(wanted.values()))
-        rows = []
-        for start in range(0, len(values), 500):
-            chunk = values[start : start + 500]
-            try:
-                rows += uow.patients.list(filters={name: chunk}, limit=500)
-            except ValidationError:  # a malformed value: look the others up one by one
-                rows += [row for value in chunk for row in _one(uow, name, value)]
-        by_value = {_comparable(getattr(row, name)): row.id for row in rows}
-        for index, value in wanted.items():
-            if _comparable(value) in by_value:
-                found[index] = by_value[_comparable(value)]
-    return found
+def simple_writer(spec: Simple) -> Writer:
+    """The writer of ``spec``'s records."""
 
+    def write(run: Run, items: list[Resolved]) -> Written:
+        for batch in _rounds(items, spec.same_keys):
+            yield from _write_round(spec, run, batch)
 
-def _one(uow: Any, name: str, value: str) -> list[Any]:
-    try:
-        return list(uow.patients.list(filters={name: value}, limit=1))
-    except ValidationError:
-        return []  # finds nothing; the write will refuse it
-
-
-def _comparable(value: str) -> str:
-    """An ABHA number or MRN as the patient table compares it (``91-2345...`` and
-    ``912345...`` are one ABHA number)."""
-    return value.replace("-", "").replace(" ", "").upper()
-
-
-def _patient_keys(draft: Draft) -> set[str]:
-    extra = {
-        f"{name}|{draft.fields[name]}" for name in ("abha_id", "mrn") if draft.fields.get(name)
-    }
-    return set(draft.keys) | extra
-
-
-def _write_simple(spec: Simple, run: Run, items: list[Resolved]) -> Written:
-    for batch in _rounds(items, spec.same_keys):
-        yield from _write_round(spec, run, batch)
+    return write
 
 
 def _rounds(items: list[Resolved], same: Callable[[Draft], set[str]]) -> Iterator[list[Resolved]]:
@@ -312,7 +224,7 @@ def _created(
     created = iter(result.created)
     for position, index in enumerate(new):
         if position in refused:
-            outcomes[index] = _row_refusal(refused[position], kind)
+            outcomes[index] = _row_refusal(refused[position], kind, spec.paths)
         else:
             known[index] = next(created)
             outcomes[index] = CREATED
@@ -342,11 +254,11 @@ def _brought_up_to_date(
     if row is None:
         return Refusal(kind, CONFLICT)  # mapped to a record since erased
     if spec.subject is not None and getattr(row, spec.subject) != item.ids[spec.subject]:
-        return Refusal(_path(kind, spec.subject), CROSS_PATIENT)
+        return Refusal(spec.paths.get(spec.subject) or kind, CROSS_PATIENT)
     fields = {
         key: value
         for key, value in {**item.draft.fields, **item.ids}.items()
-        if value is not None and key not in NOT_UPDATED
+        if value is not None and key not in spec.not_updated
     }
     version = row.version
     try:
@@ -354,56 +266,50 @@ def _brought_up_to_date(
             before = {key: getattr(row, key) for key in fields}
             row = repository.update(existing.id, **fields)
             if row.version != version:
-                _guard(run, existing.id, existing.owned, _changed(row, before, kind))
+                changed = _changed(row, before, kind, spec.paths)
+                _guard(run, existing.id, existing.owned, changed)
     except _Differs as differs:
         return differs.conflict
     except (ValidationError, ConflictError) as error:
-        return refusal_of(error, kind)
+        return refusal_of(error, kind, spec.paths)
     if row.version != version:
         run.touched.add(existing.id)
         return UPDATED
     return SKIPPED if existing.mapped else LINKED
 
 
-PATIENTS = Simple("patients", "patients", identity=_patient_identity, same_keys=_patient_keys)
-
-
-def _practitioner_only(draft: Draft) -> dict[str, Any]:
-    """A practitioner comes without a password (the hash matches none: no login until
-    one is set) and, when the resource has no email, with an address that reaches nobody
-    (the schema requires one)."""
-    username = draft.fields["username"]
-    return {
-        "password_hash": "!imported",
-        "email": draft.fields["email"] or f"{username}@practitioners.invalid",
-    }
-
-
-PRACTITIONERS = Simple("users", "users", create_only=_practitioner_only)
-ENCOUNTERS = Simple("encounters", "encounters", subject="patient_id")
-
-
-# -- prescriptions and orders: one record per group, an item per resource ------------------
+# -- one record per group, an item per resource (prescriptions, orders) ------------------
 
 
 @dataclass(frozen=True)
 class WithItems:
+    """Records of items, one item per resource, grouped by the resources' group."""
+
     repository: str
     entity_type: str
     item_type: str
     group_element: str
     """The element naming the record an item belongs to (``groupIdentifier``)."""
+    paths: Paths[str, str]
 
 
-def _write_with_items(spec: WithItems, run: Run, items: list[Resolved]) -> Written:
-    def one(item: Resolved, encounters: dict[uuid.UUID, Any]) -> str:
-        return _one_with_items(spec, run, item, encounters)
+def with_items_writer(spec: WithItems) -> Writer:
+    """The writer of ``spec``'s records and their items."""
 
-    return _one_by_one(run.uow, items, one)
+    def write(run: Run, items: list[Resolved]) -> Written:
+        def one(item: Resolved, encounters: dict[uuid.UUID, Any]) -> str:
+            return _one_with_items(spec, run, item, encounters)
+
+        return _one_by_one(run.uow, items, one, spec.paths)
+
+    return write
 
 
 def _one_by_one(
-    uow: Any, items: list[Resolved], write: Callable[[Resolved, dict[uuid.UUID, Any]], str]
+    uow: Any,
+    items: list[Resolved],
+    write: Callable[[Resolved, dict[uuid.UUID, Any]], str],
+    paths: Paths[str, str],
 ) -> Written:
     """Write each item on its own (``write``, given the encounters the items name), a
     refusal by the layer or by ``write`` becoming the item's outcome."""
@@ -419,7 +325,7 @@ def _one_by_one(
         except _Differs as differs:
             outcome = differs.conflict
         except (ValidationError, ConflictError) as error:
-            outcome = refusal_of(error, item.draft.resource_type)
+            outcome = refusal_of(error, item.draft.resource_type, paths)
         yield item, outcome
 
 
@@ -483,18 +389,18 @@ def _joined(
     version = record.version
     before = {key: getattr(record, key) for key in fields}
     record = repository.update(record.id, **fields)
-    _guard(run, record.id, owned, _changed(record, before, kind))
+    _guard(run, record.id, owned, _changed(record, before, kind, spec.paths))
     written = next((line for line in record.items if line.id == item_id), None)
     if written is None:
         if not owned and not run.update_linked:
-            raise _Differs([_path(kind, "items")], OTHER_SOURCE)
+            raise _Differs([spec.paths.get("items", kind)], OTHER_SOURCE)
         record = repository.update(record.id, items=[*record.items, draft.extra["item"]])
         written = record.items[-1]
         run.touched.add(written.id)
         return written, UPDATED
     changed = [key for key, value in draft.extra["item"].items() if getattr(written, key) != value]
     if changed:
-        _guard(run, written.id, owned, [_path(kind, "items")])
+        _guard(run, written.id, owned, [spec.paths.get("items", kind)])
         for key in changed:
             setattr(written, key, draft.extra["item"][key])
         run.touched.add(written.id)
@@ -504,20 +410,17 @@ def _joined(
     return written, SKIPPED
 
 
-PRESCRIPTIONS = WithItems("prescriptions", "prescriptions", "prescription_items", "groupIdentifier")
-ORDERS = WithItems("orders", "orders", "order_items", "requisition")
-
-
 # -- notes: documents ------------------------------------------------------------------------
 
 
-def _write_notes(run: Run, items: list[Resolved]) -> Written:
+def write_notes(run: Run, items: list[Resolved]) -> Written:
+    """The writer of clinical notes (``DocumentReference``, ``Composition``)."""
     found = run.mapping.find(key for item in items for key in item.draft.keys)
 
     def one(item: Resolved, encounters: dict[uuid.UUID, Any]) -> str:
         return _one_note(run, item, encounters, found)
 
-    return _one_by_one(run.uow, items, one)
+    return _one_by_one(run.uow, items, one, {})
 
 
 def _one_note(
@@ -586,14 +489,3 @@ def _many(repository: Any, ids: set[uuid.UUID]) -> list[Any]:
     for start in range(0, len(wanted), 1000):
         rows += repository.get_many(wanted[start : start + 1000])
     return rows
-
-
-WRITERS: dict[str, Writer] = {
-    "Patient": lambda run, items: _write_simple(PATIENTS, run, items),
-    "Practitioner": lambda run, items: _write_simple(PRACTITIONERS, run, items),
-    "Encounter": lambda run, items: _write_simple(ENCOUNTERS, run, items),
-    "MedicationRequest": lambda run, items: _write_with_items(PRESCRIPTIONS, run, items),
-    "ServiceRequest": lambda run, items: _write_with_items(ORDERS, run, items),
-    "DocumentReference": _write_notes,
-    "Composition": _write_notes,
-}

@@ -21,7 +21,8 @@ from dr_assistant_data import DataLayer
 from dr_assistant_data.cli.main import run_with
 from dr_assistant_data.fhir import import_files
 from dr_assistant_data.fhir.codes import ABHA_SYSTEM, RECORD_TYPE
-from dr_assistant_data.fhir.exporter import _with_items, export_bulk, patient_record
+from dr_assistant_data.fhir.export_rows import with_items
+from dr_assistant_data.fhir.exporter import export_bulk, patient_record
 from dr_assistant_data.fhir.identity import Mapping
 from dr_assistant_data.relational.models import AuditEvent, PrescriptionItem
 from tests.helpers.fhir_population import PEOPLE, as_ndjson, full_clinic, generate, resources
@@ -276,7 +277,7 @@ def test_the_bulk_export_holds_no_item_it_has_written(layer):
     streamed records, so a whole-clinic export runs in flat memory."""
     full_clinic(layer)
     with layer.unit_of_work(actor="test") as uow:
-        streamed = _with_items(uow, PrescriptionItem.prescription_id, uow.prescriptions.iterate())
+        streamed = with_items(uow, PrescriptionItem.prescription_id, uow.prescriptions.iterate())
         items = [weakref.ref(item) for _, group in streamed for item in group]
         gc.collect()
         assert len(items) == 2

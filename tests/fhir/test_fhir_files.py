@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ import pytest
 
 from dr_assistant_data.cli.main import run_with
 from dr_assistant_data.errors import BackendUnavailableError
-from dr_assistant_data.fhir import FhirImport, import_files, writers
+from dr_assistant_data.fhir import FhirImport, import_files
 from dr_assistant_data.fhir.reading import MAX_DEPTH
+from dr_assistant_data.fhir.resource_types import REGISTRY
 
 
 def _patient(id: str, **changes: Any) -> dict[str, Any]:
@@ -234,7 +236,7 @@ def test_a_lone_surrogate_in_a_resource_set_aside_does_not_stop_the_run(layer, t
 def test_a_database_failure_ends_the_run_with_the_report_of_what_was_written(
     layer, tmp_path, monkeypatch
 ):
-    write_patients = writers.WRITERS["Patient"]
+    write_patients = REGISTRY["Patient"].write
     calls = []
 
     def failing_second_time(run: Any, items: list[Any]) -> Any:
@@ -243,7 +245,9 @@ def test_a_database_failure_ends_the_run_with_the_report_of_what_was_written(
             raise BackendUnavailableError("postgres", "gone")
         return write_patients(run, items)
 
-    monkeypatch.setitem(writers.WRITERS, "Patient", failing_second_time)
+    monkeypatch.setitem(
+        REGISTRY, "Patient", replace(REGISTRY["Patient"], write=failing_second_time)
+    )
     path = _ndjson(tmp_path / "p.ndjson", *(_patient(str(n)) for n in range(3)))
 
     report = FhirImport(layer, actor="import:test", batch_size=1).run([path])
@@ -261,7 +265,7 @@ def test_a_fault_of_the_import_itself_ends_the_run_with_its_report_and_no_traceb
     def broken(run: Any, items: list[Any]) -> Any:
         raise RuntimeError(str(tmp_path))
 
-    monkeypatch.setitem(writers.WRITERS, "Patient", broken)
+    monkeypatch.setitem(REGISTRY, "Patient", replace(REGISTRY["Patient"], write=broken))
     path = _ndjson(tmp_path / "p.ndjson", _patient("1"))
 
     report = FhirImport(layer, actor="import:test").run([path])
