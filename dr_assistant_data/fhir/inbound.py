@@ -5,7 +5,8 @@ string over ``MAX_STRING``, no more than ``MAX_RESOURCE_BYTES`` of text), then t
 elements the schema keeps are validated with the ``fhir.resources`` R4B model of its
 type (elements the schema drops are not parsed: they cost time and are not stored).
 
-Only a resource without what the schema requires (``ResourceType.essential``: a patient's name, an
+What each type keeps and requires is its module's (``resource_types``). Only a resource
+without what the schema requires (``ResourceType.essential``: a patient's name, an
 encounter's subject...) is refused: it raises ``Refusal(field, code)`` naming the FHIR
 element. An optional element that is not valid (the model refuses it, or the layer's
 rules would: an email that does not parse) is dropped, and the resource kept without
