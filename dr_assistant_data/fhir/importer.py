@@ -71,8 +71,9 @@ TYPE_ORDER = tuple(REGISTRY)
 logger = logging.getLogger(__name__)
 KEPT_OUTCOMES = frozenset({CREATED, UPDATED, LINKED, SKIPPED})
 """Outcomes of a resource whose record holds it: its dropped elements are listed."""
-MAX_BATCH_BYTES = 32 * 1024 * 1024
-"""Resources buffered for one unit of work, by what they weigh (``reading.Raw.size``)."""
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+"""Resources buffered for one unit of work, by what they weigh in memory
+(``reading.Raw.size``: their text and their values)."""
 
 
 class FhirImport:

@@ -44,6 +44,9 @@ _CHUNK = 64 * 1024
 _BOM = b"\xef\xbb\xbf"
 _OPEN, _CLOSE = frozenset({"start_map", "start_array"}), frozenset({"end_map", "end_array"})
 _SCALAR_SIZE = 8
+NODE_WEIGHT = 128
+"""What one value of a built resource costs in memory beyond its text (a Python object
+and its place in a list or object), in bytes: how an import weighs what it buffers."""
 _STRING_CAP = MAX_RESOURCE_BYTES + 1
 """Bytes of one JSON string passed to the parser of a Bundle: more is cut
 (``_CappedStrings``), and the resource that holds a cut string is refused as too large."""
@@ -54,7 +57,7 @@ Events = Iterator[tuple[str, Any]]
 class Raw:
     """One resource as read: ``resource`` (a JSON object) or ``problem`` (a reason code).
     ``full_url`` is its Bundle entry's ``fullUrl``; ``position`` its line (NDJSON, from 1)
-    or entry (Bundle, from 0); ``size`` what it weighs against the limits. A problem
+    or entry (Bundle, from 0); ``size`` what it weighs in memory (``NODE_WEIGHT``). A problem
     with the file rather than one resource names its ``where``: (type, element)."""
 
     source: int
@@ -295,10 +298,12 @@ class _Built:
     size: int = 0
     path: str = ""
     resource_type: str | None = None
+    nodes: int = 0
 
     def raw(self, source: int, position: int, url: str | None = None) -> Raw:
         if isinstance(self.value, dict):
-            return Raw(source, position, self.value, url, size=self.size)
+            weight = self.size + NODE_WEIGHT * self.nodes
+            return Raw(source, position, self.value, url, size=weight)
         if self.resource_type is None:
             return Raw(source, position, None, problem=self.problem or NOT_JSON)
         path = ".".join([self.resource_type, *filter(None, self.path.split("."))])
@@ -326,7 +331,7 @@ def _value(events: Events, first: tuple[str, Any], capped: _CappedStrings | None
             stack.pop()
             keys.pop()
             if not stack:
-                return _Built(root, size=size)
+                return _Built(root, size=size, nodes=nodes)
             continue
         nodes += 1
         item: Any
