@@ -276,6 +276,19 @@ def test_a_fault_of_the_import_itself_ends_the_run_with_its_report_and_no_traceb
     assert "Traceback" not in caplog.text
 
 
+def test_resources_of_many_values_are_written_in_smaller_batches(layer, tmp_path):
+    """A batch is weighed by the values its resources hold, not only their text: what an
+    import holds in memory stays bounded whatever the shape of the resources."""
+    many = [{"url": "http://example.org/x", "valueString": "abcdefghij"}] * 16_000
+    path = _ndjson(tmp_path / "p.ndjson", *(_patient(str(n), extension=many) for n in range(30)))
+    told: list[int] = []
+
+    report = import_files(layer, [path], actor="import:test", progress=lambda n, _: told.append(n))
+
+    assert report.counts[("Patient", "created")] == 30
+    assert len(told) >= 3
+
+
 def test_a_resource_nested_within_the_limit_is_read(layer, tmp_path):
     nested: Any = "x"
     for _ in range(MAX_DEPTH - 4):
