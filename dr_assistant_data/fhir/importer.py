@@ -77,7 +77,13 @@ MAX_BATCH_BYTES = 64 * 1024 * 1024
 
 
 class FhirImport:
-    """One import run; ``run`` may be called once."""
+    """One import run; ``run`` may be called once.
+
+    ``source`` names the system the files come from (their ids, ``fullUrl``s and
+    identifiers are its own; ``""`` is the default source). ``update_linked`` lets a
+    resource update a record it matches from another source (a patient by ABHA number or
+    MRN) instead of reporting what differs as a conflict. ``strict`` refuses a resource
+    with an optional element that is not valid instead of keeping it without it."""
 
     def __init__(
         self,
