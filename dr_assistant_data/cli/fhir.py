@@ -2,8 +2,10 @@
 [--until DATE] DIR``.
 
 Both print a summary table (or, with ``--json``, the report as JSON) that names resource
-types, counts, FHIR elements and reason codes, never a value from a record. ``import``
-exits 1 when a resource was refused (the others are written), 0 otherwise.
+types, counts, FHIR elements and reason codes, never a value from a record, and files by
+their position among the arguments, never by name. ``import`` prints its report however
+the run ends (interrupted, the database gone) and exits 1 when a resource was refused or
+in conflict or the run stopped early (what could be written is), 0 otherwise.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..errors import ValidationError
-from ..fhir import ImportReport, import_files
+from ..fhir import FhirImport, ImportReport
 from ..fhir.exporter import export_bulk, patient_record
-from ..fhir.outcomes import OUTCOMES
+from ..fhir.outcomes import CONFLICTED, OUTCOMES, REFUSED
 from ..layer import DataLayer
 from .progress_bar import progress_bar
 
@@ -56,6 +58,18 @@ def add_commands(fhir: argparse.ArgumentParser) -> None:
     )
     importing.add_argument(
         "--source", default="", help="the system the files come from (its ids are its own)"
+    )
+    importing.add_argument(
+        "--update-linked",
+        action="store_true",
+        help="let the files update records they match from another source (a patient by "
+        "ABHA number or MRN) instead of reporting what differs as conflicts",
+    )
+    importing.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse a resource with an optional element that is not valid, instead of "
+        "keeping it without that element",
     )
     importing.add_argument("--json", action="store_true", help="machine-readable output")
     importing.set_defaults(command=_import)
@@ -114,19 +128,24 @@ def describe_record(uow: Any, patient_id: Any) -> list[str]:
 
 def _import(dl: DataLayer, args: argparse.Namespace) -> int:
     with progress_bar("importing", "resource", json_output=args.json) as progress:
-        report = import_files(
+        importing = FhirImport(
             dl,
-            args.files,
             actor=args.actor,
             batch_size=args.batch_size,
             source=args.source,
+            update_linked=args.update_linked,
+            strict=args.strict,
             progress=progress,
         )
+        try:
+            report = importing.run(args.files)
+        except KeyboardInterrupt:
+            report = importing.report  # stopped: what was written is in it
     if args.json:
         print(json.dumps(report.as_json(), indent=2))
     else:
         print(_import_table(report))
-    return 1 if report.total("refused") else 0
+    return 1 if report.stopped or report.total(REFUSED) or report.total(CONFLICTED) else 0
 
 
 def _import_table(report: ImportReport) -> str:
@@ -134,10 +153,17 @@ def _import_table(report: ImportReport) -> str:
     rows += [[kind, *map(str, counts.values())] for kind, counts in report.table().items()]
     rows.append(["total", *(str(report.total(name)) for name in OUTCOMES)])
     lines = _aligned(rows)
-    refusals = Counter((r.resource_type, r.field, r.reason) for r in report.refusals)
-    if refusals:
-        lines += ["", "refused (resource, element, reason: count):"]
-        for (kind, field, reason), count in refusals.most_common(MOST_REFUSALS_SHOWN):
+    if report.stopped:
+        lines += ["", f"stopped early ({report.stopped}): the counts above are what was written"]
+    for title, listed in (("refused", report.refusals), ("in conflict", report.conflicts)):
+        counts = Counter((r.resource_type, r.field, r.reason) for r in listed)
+        if counts:
+            lines += ["", f"{title} (resource, element, reason: count):"]
+            for (kind, field, reason), count in counts.most_common(MOST_REFUSALS_SHOWN):
+                lines.append(f"  {kind} {field} {reason}: {count}")
+    if report.dropped_counts:
+        lines += ["", "kept, element dropped (resource, element, reason: count):"]
+        for (kind, field, reason), count in report.dropped_counts.most_common():
             lines.append(f"  {kind} {field} {reason}: {count}")
     return "\n".join(lines)
 

@@ -11,36 +11,31 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice
 from pathlib import Path
 from typing import IO, Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import InstrumentedAttribute
 
 from ..errors import NotFoundError
 from ..layer import DataLayer
 from ..progress import ProgressCallback, Tally
-from ..relational.models import OrderItem, PrescriptionItem
-from ..session_context import context_of
 from ..values.clock import utcnow
-from . import codes, outbound
+from . import codes
+from .export_rows import PAGE
+from .outbound import JSON, reference
+from .resource_types import REGISTRY
+from .resource_types import composition as note_type
+from .resource_types import encounter as encounter_type
+from .resource_types import medication_request as prescription_type
+from .resource_types import patient as patient_type
+from .resource_types import practitioner as practitioner_type
+from .resource_types import service_request as order_type
 
-JSON = dict[str, Any]
-PAGE = 500
 ENCOUNTERS_SECTION = (codes.LOINC, "46240-8", "History of encounters")
-BULK_TYPES = (
-    "Practitioner",
-    "Patient",
-    "Encounter",
-    "MedicationRequest",
-    "ServiceRequest",
-    "Composition",
-)
+BULK_TYPES = tuple(name for name, kind in REGISTRY.items() if kind.export is not None)
+"""The resource types a bulk export writes (``ResourceType.export``), in import order."""
 
 
 def patient_record(uow: Any, patient_id: Any) -> JSON:
@@ -60,18 +55,18 @@ def patient_record(uow: Any, patient_id: Any) -> JSON:
     doctors |= {uuid.UUID(str(note.signed_by)) for note in notes if note.signed_by}
     practitioners = uow.users.get_many(sorted(doctors, key=str)) if doctors else []
     parts: dict[str, list[JSON]] = {
-        "notes": [outbound.note_composition(note, transcript=False) for note in notes],
+        "notes": [note_type.outbound(note, transcript=False) for note in notes],
         "medications": [
-            r for row in prescriptions for r in outbound.medication_requests(row, row.items)
+            r for row in prescriptions for r in prescription_type.outbound(row, row.items)
         ],
-        "orders": [r for row in orders for r in outbound.service_requests(row, row.items)],
-        "encounters": [outbound.encounter(row) for row in encounters],
+        "orders": [r for row in orders for r in order_type.outbound(row, row.items)],
+        "encounters": [encounter_type.outbound(row) for row in encounters],
     }
     composition = _record_composition(patient, encounters, parts)
     resources = [
         composition,
-        outbound.patient(patient),
-        *map(outbound.practitioner, practitioners),
+        patient_type.outbound(patient),
+        *map(practitioner_type.outbound, practitioners),
         *parts["encounters"],
         *parts["notes"],
         *parts["medications"],
@@ -97,16 +92,16 @@ def _record_composition(patient: Any, encounters: list[Any], parts: dict[str, li
     ]
     latest = max(encounters, key=lambda row: row.start_time, default=None)
     author = (
-        outbound.reference("Practitioner", latest.doctor_id)
+        reference("Practitioner", latest.doctor_id)
         if latest is not None
         else {"display": "Dr. Assistant"}
     )
-    composition: JSON = {
+    index: JSON = {
         "resourceType": "Composition",
         "id": str(uuid.uuid4()),
         "status": "final",
         "type": {"coding": [_coding(codes.SNOMED, *codes.RECORD_TYPE)]},
-        "subject": outbound.reference("Patient", patient.id),
+        "subject": reference("Patient", patient.id),
         "date": utcnow().isoformat(),
         "author": [author],
         "title": "Patient record",
@@ -121,8 +116,8 @@ def _record_composition(patient: Any, encounters: list[Any], parts: dict[str, li
         ],
     }
     if latest is not None:
-        composition["encounter"] = outbound.reference("Encounter", latest.id)
-    return composition
+        index["encounter"] = reference("Encounter", latest.id)
+    return index
 
 
 def _coding(system: str, code: str, display: str) -> JSON:
@@ -193,54 +188,11 @@ def export_bulk(
             files.write(kind, resources)
             tally.advance(len(resources))
 
-        for user in uow.users.iterate(filters={"role": "doctor"}, order_by="created_at"):
-            if fresh(user):
-                written("Practitioner", [outbound.practitioner(user)])
-        for patient in uow.patients.iterate(order_by="created_at"):
-            if fresh(patient):
-                uow.patients.record_chart_read(patient.id)
-                written("Patient", [outbound.patient(patient)])
-        for note in uow.clinical_notes.iterate():
-            if fresh(note):
-                uow.clinical_notes.record_chart_read(note.patient_id)
-                written("Composition", [outbound.note_composition(note, transcript=True)])
-        for encounter in uow.encounters.iterate(order_by="created_at"):
-            if fresh(encounter):
-                uow.encounters.record_chart_read(encounter.patient_id)
-                written("Encounter", [outbound.encounter(encounter)])
-        prescriptions = filter(fresh, uow.prescriptions.iterate(order_by="created_at"))
-        for prescription, items in _with_items(
-            uow, PrescriptionItem.prescription_id, prescriptions
-        ):
-            uow.prescriptions.record_chart_read(prescription.patient_id)
-            written("MedicationRequest", outbound.medication_requests(prescription, items))
-        orders = filter(fresh, uow.orders.iterate(order_by="created_at"))
-        for order, items in _with_items(uow, OrderItem.order_id, orders):
-            uow.orders.record_chart_read(order.patient_id)
-            written("ServiceRequest", outbound.service_requests(order, items))
+        for kind, resource_type in REGISTRY.items():
+            for resources in resource_type.export(uow, fresh) if resource_type.export else ():
+                written(kind, resources)
     tally.finish()
     return report
-
-
-def _with_items(
-    uow: Any, parent: InstrumentedAttribute[uuid.UUID], rows: Iterator[Any]
-) -> Iterator[tuple[Any, list[Any]]]:
-    """Each streamed prescription (order) with its items (whose ``parent`` column names
-    it): one query per ``PAGE`` records, not one per record."""
-    item_model = parent.class_
-    while chunk := list(islice(rows, PAGE)):
-        statement = (
-            select(item_model)
-            .where(parent.in_([row.id for row in chunk]))
-            .order_by(parent, item_model.position)
-        )
-        items: dict[uuid.UUID, list[Any]] = defaultdict(list)
-        for item in uow.session.scalars(statement):
-            items[getattr(item, parent.key)].append(item)
-        for row in chunk:
-            yield row, items[row.id]
-        # streamed like the records they belong to: the unit of work need not hold them
-        context_of(uow.session).let_go(item for group in items.values() for item in group)
 
 
 class _Files:

@@ -4,8 +4,15 @@ Every resource imported leaves keys behind (``source_identifiers``): its logical
 (``Patient|id|<id>``), its Bundle ``fullUrl`` when that is a global URI (``urn:uuid:``,
 ``urn:oid:`` or an absolute URL) and its business identifiers (``Practitioner|<system>|
 <value>``). A reference is resolved by the same keys, so a resource and a reference to it
-meet however the files are split and in whatever order they come; a reference to the
-layer's own id (``Patient/<uuid>``, as the export writes it) finds that row directly.
+meet however the files are split and in whatever order they come.
+
+Every key belongs to the source the files come from (``--source``, or the default one):
+one system's ``Patient/1`` is not another's, and an id shaped like a UUID (as the export
+writes the layer's own ids) is an identifier of that source like any other, never a key
+into the clinic's tables. A round trip between two databases works through these keys
+alone. A record created by an import is *owned* by its source (an ownership key maps it
+too): an import updates only the records its own source owns; a record it reaches any
+other way (a patient found by ABHA number or MRN) is linked, not overwritten.
 Keys are stored as SHA-256 digests: the table holds no identifier in clear.
 """
 
@@ -27,7 +34,7 @@ from ..relational.models import SourceIdentifier
 from ..values.clock import utcnow
 
 if TYPE_CHECKING:
-    from .inbound import Draft
+    from .elements import Draft
 
 _RELATIVE = re.compile(r"(?:.*/)?([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/.*)?")
 _GLOBAL = ("urn:uuid:", "urn:oid:", "http://", "https://")
@@ -39,8 +46,6 @@ class Target:
 
     resource_type: str | None
     keys: tuple[str, ...]
-    local_id: uuid.UUID | None = None
-    """The layer's own id when the reference is ``Type/<uuid>``."""
     path: str = ""
     """The FHIR element that holds the reference (``Encounter.subject``)."""
 
@@ -76,29 +81,46 @@ def target(reference: str) -> Target | None:
         return Target(None, tuple(keys)) if keys else None
     kind, logical_id = match.groups()
     keys.append(f"{kind}|id|{logical_id}")
-    return Target(kind, tuple(keys), as_uuid(logical_id))
+    return Target(kind, tuple(keys))
 
 
 def scoped(draft: Draft, source: str) -> Draft:
-    """``draft`` with its logical-id keys, and those of its references, given to the
-    system ``source`` (``""``: none)."""
+    """``draft`` with its keys, and those of its references, given to the system
+    ``source`` (``""``: the default source, whose keys carry no prefix)."""
     if not source:
         return draft
 
     def local(keys: Iterable[str]) -> list[str]:
-        return [f"{source}|{key}" if key.split("|")[1:2] == ["id"] else key for key in keys]
+        return [f"{source}|{key}" for key in keys]
 
     draft.keys = local(draft.keys)
     draft.refs = {name: replace(t, keys=tuple(local(t.keys))) for name, t in draft.refs.items()}
+    if draft.extra.get("group"):
+        draft.extra["group"] = f"{source}|{draft.extra['group']}"
     return draft
 
 
-class Mapping:
-    """The mapping rows of one unit of work's session (Core statements: the rows hold no
-    patient data and are not audited; the records they point to are)."""
+def _owner_key(source: str, entity_type: str, id: object) -> str:
+    return f"owner|{source}|{entity_type}|{id}"
 
-    def __init__(self, session: Session) -> None:
+
+class Mapping:
+    """The mapping rows of one unit of work's session for one ``source`` (Core
+    statements: the rows hold no patient data and are not audited; the records they
+    point to are)."""
+
+    def __init__(self, session: Session, source: str = "") -> None:
         self.session = session
+        self.source = source
+
+    def owned(self, entity_type: str, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of ``ids`` an import of this source created, in one query."""
+        keys = {_owner_key(self.source, entity_type, id): id for id in ids}
+        return {keys[key] for key in self.find(keys)}
+
+    def own(self, entity_type: str, ids: Iterable[uuid.UUID]) -> None:
+        """Mark ``ids`` as created by an import of this source."""
+        self.record((_owner_key(self.source, entity_type, id), entity_type, id) for id in ids)
 
     def find(self, keys: Iterable[str]) -> dict[str, tuple[str, uuid.UUID]]:
         """``{key: (entity type, id)}`` for the keys already mapped, in one query."""
@@ -127,13 +149,3 @@ class Mapping:
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         statement = insert(SourceIdentifier).on_conflict_do_nothing(index_elements=["source_key"])
         self.session.execute(statement, list(values.values()))
-
-
-def as_uuid(value: object) -> uuid.UUID | None:
-    """``value`` as a UUID, or ``None`` when it is not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None

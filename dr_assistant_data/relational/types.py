@@ -48,9 +48,10 @@ MutableJSONList = TrackedList.as_mutable(json_document())
 class UTCDateTime(TypeDecorator[datetime]):
     """``TIMESTAMP WITH TIME ZONE``; values are always timezone-aware UTC in Python.
 
-    Naive datetimes are refused (validation rejects them before they get here; this is the
-    last line). SQLite has no time zone type, so UTC is stored naive there and re-attached
-    on the way out.
+    Naive datetimes, and moments that fall outside the years 1 to 9999 once in UTC (which
+    Python cannot hold: ``0001-01-01T00:00:00+14:00``), are refused (validation rejects
+    them before they get here; this is the last line). SQLite has no time zone type, so
+    UTC is stored naive there and re-attached on the way out.
     """
 
     impl = DateTime(timezone=True)
@@ -61,7 +62,10 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime refused; use a timezone-aware value")
-        value = value.astimezone(UTC)
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("timestamp outside the years 1 to 9999 in UTC refused") from None
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:

@@ -9,7 +9,6 @@ import logging
 
 import pytest
 
-from dr_assistant_data.errors import ValidationError
 from dr_assistant_data.fhir import import_files
 from dr_assistant_data.fhir.inbound import MAX_STRING
 from dr_assistant_data.fhir.reading import MAX_RESOURCE_BYTES
@@ -153,11 +152,17 @@ def test_an_oversized_or_broken_ndjson_line_is_refused_and_the_next_lines_land(l
     assert report.counts[("Patient", "created")] == 1
 
 
-def test_a_bundle_of_a_type_that_holds_no_records_is_refused_whole(layer, tmp_path):
+def test_a_bundle_of_a_type_that_holds_no_records_is_one_line_and_the_next_file_lands(
+    layer, tmp_path
+):
     path = tmp_path / "search.json"
     path.write_text(json.dumps({**_bundle([_patient("p")]), "type": "searchset"}))
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(_bundle([_patient("fine")])))
 
-    with pytest.raises(ValidationError) as refused:
-        import_files(layer, [path], actor="import:test")
+    report = import_files(layer, [path, good], actor="import:test")
 
-    assert refused.value.field == "Bundle.type"
+    assert [(r.source, r.resource_type, r.field, r.reason) for r in report.refusals] == [
+        (0, "Bundle", "Bundle.type", "unsupported_code")
+    ]
+    assert report.counts[("Patient", "created")] == 1

@@ -1,0 +1,111 @@
+"""Encounter: a visit of a patient to a doctor; its subject never changes once written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ...relational.models import Encounter
+from .. import codes
+from ..elements import Draft, codings, moment, reference_to, status_in, text_of
+from ..outbound import JSON, meta, reference, resource, when
+from ..outcomes import REQUIRED, Refusal
+from ..reading import Raw
+from ..resource_type import ResourceType
+from ..writers import Simple, simple_writer
+
+KEPT = (*("identifier", "status", "class", "subject", "participant", "period", "reasonCode"),)
+ESSENTIAL = frozenset({"status", "class", "subject", "participant", "period"})
+CHECKED = (Encounter, {"chief_complaint": "Encounter.reasonCode"})
+
+PATHS = {
+    "encounter_type": "Encounter.class",
+    "status": "Encounter.status",
+    "start_time": "Encounter.period.start",
+    "end_time": "Encounter.period.end",
+    "chief_complaint": "Encounter.reasonCode",
+    "patient_id": "Encounter.subject",
+    "doctor_id": "Encounter.participant",
+}
+"""The FHIR element of each record field (how a refusal or a conflict names it)."""
+
+
+def _performer(participants: Any) -> Any:
+    """The encounter's doctor: its primary performer, else its attender, else the first
+    participant who is a practitioner."""
+    people = [p for p in participants or [] if p.individual is not None]
+    for wanted in ("PPRF", "ATND"):
+        for person in people:
+            if any(code == wanted for kind in person.type or [] for _, code in codings(kind)):
+                return person.individual
+    return people[0].individual if people else None
+
+
+def build(raw: Raw, e: Any, keys: list[str]) -> Draft:
+    kind = status_in(
+        codes.ENCOUNTER_CLASS, e.class_fhir.code if e.class_fhir else None, "Encounter.class"
+    )
+    start = moment(e.period.start if e.period else None, "Encounter.period.start")
+    if start is None:
+        raise Refusal("Encounter.period.start", REQUIRED)
+    end = moment(e.period.end, "Encounter.period.end")
+    fields = {
+        "encounter_type": kind,
+        "status": status_in(codes.ENCOUNTER_STATUS, e.status, "Encounter.status"),
+        "start_time": start,
+        "end_time": end if end is not None and end > start else None,
+        "chief_complaint": next((t for t in map(text_of, e.reasonCode or []) if t), None),
+    }
+    refs = {
+        "patient_id": reference_to(e.subject, "Encounter.subject", "Patient"),
+        "doctor_id": reference_to(
+            _performer(e.participant), "Encounter.participant", "Practitioner"
+        ),
+    }
+    return Draft(raw, "Encounter", fields, keys, refs)
+
+
+def outbound(row: Any) -> JSON:
+    participant_type = {
+        "system": codes.PARTICIPATION,
+        "code": "PPRF",
+        "display": "primary performer",
+    }
+    fields = {
+        "resourceType": "Encounter",
+        "id": str(row.id),
+        "meta": meta(row),
+        "status": codes.ENCOUNTER_STATUS_OUT[row.status],
+        "class": {"system": codes.ACT_CODE, "code": codes.ENCOUNTER_CLASS_OUT[row.encounter_type]},
+        "subject": reference("Patient", row.patient_id),
+        "participant": [
+            {
+                "type": [{"coding": [participant_type]}],
+                "individual": reference("Practitioner", row.doctor_id),
+            }
+        ],
+        "period": {"start": when(row.start_time), "end": when(row.end_time)},
+        "reasonCode": [{"text": row.chief_complaint}] if row.chief_complaint else [],
+    }
+    return resource(fields)
+
+
+def export(uow: Any, fresh: Callable[[Any], bool]) -> Iterator[list[JSON]]:
+    for encounter in uow.encounters.iterate(order_by="created_at"):
+        if fresh(encounter):
+            uow.encounters.record_chart_read(encounter.patient_id)
+            yield [outbound(encounter)]
+
+
+WRITER = Simple("encounters", "encounters", PATHS, subject="patient_id")
+RESOURCE = ResourceType(
+    "Encounter",
+    rank=2,
+    kept=KEPT,
+    essential=ESSENTIAL,
+    build=build,
+    write=simple_writer(WRITER),
+    referable_as="encounters",
+    checked=CHECKED,
+    export=export,
+)
