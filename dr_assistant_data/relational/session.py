@@ -4,7 +4,8 @@ Listeners installed here, once, hold for every write however it is made (a repos
 call, a plain attribute change, a factory in a test):
 
 * ``before_flush`` refuses writes without a required actor (production), validates every
-  new and changed row before any SQL is emitted, then computes the blind indexes of its
+  new and changed row before any SQL is emitted, keeps each patient's allergy names and
+  allergy rows in step (``allergy_list.py``), then computes the blind indexes of its
   encrypted identifiers (``encryption.py``);
 * ``after_flush`` hands the flushed changes to the unit of work's audit trail;
 * ``after_begin`` tags the connection with the unit of work's correlation id for the
@@ -35,6 +36,7 @@ from sqlalchemy.orm import (
 
 from ..session_context import context_of
 from . import rules
+from .allergy_list import keep_allergy_lists
 from .audit_trail import trail_of
 from .base import SoftDeleted
 from .encryption import fill_blind_indexes
@@ -99,6 +101,7 @@ def build_session_factory(engine: Engine) -> sessionmaker[Session]:
         bind=engine, class_=LayerSession, expire_on_commit=False
     )
     event.listen(factory, "before_flush", _validate_rows)
+    event.listen(factory, "before_flush", keep_allergy_lists)  # on the validated values
     event.listen(factory, "before_flush", fill_blind_indexes)  # on the validated values
     event.listen(factory, "after_flush", _collect_audit)
     event.listen(factory, "after_begin", _tag_correlation)
