@@ -151,7 +151,8 @@ def test_each_allergy_write_is_audited_under_its_own_record(dl):
         "update",
         ["criticality"],
     )
-    assert events[0].action == "create" and "substance" in events[0].changed_fields
+    assert events[0].action == "create"
+    assert "substance" in events[0].changed_fields
 
 
 def test_a_factory_allergy_is_on_its_patients_list(dl):
