@@ -29,15 +29,18 @@ repository (``note_inserted``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import chain
 from typing import Any
 
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from . import rules
+from . import bulk, rules
 from .models import Allergy, Patient
+
+CHUNK = 1000
+"""Patients read per query after a bulk insert."""
 
 
 def keep_allergy_lists(session: Session, _context: Any, _instances: Any) -> None:
@@ -68,6 +71,22 @@ def note_inserted(session: Session, patient_ids: Iterable[uuid.UUID]) -> None:
         if owner is not None:
             _summarize(session, owner)
     session.flush()
+
+
+def record_listed_in_bulk(session: Session, patient_ids: Sequence[uuid.UUID]) -> None:
+    """Give patients just inserted without a flush (``create_many``) an allergy row per
+    name they list: one query and one bulk insert per ``CHUNK`` patients. New patients have no
+    rows to reconcile, so nothing else is read."""
+    for start in range(0, len(patient_ids), CHUNK):
+        chunk = patient_ids[start : start + CHUNK]
+        listed = session.execute(select(Patient.id, Patient.allergies).where(Patient.id.in_(chunk)))
+        rows = [
+            {"patient_id": patient_id, "substance": name, "clinical_status": "active"}
+            for patient_id, names in listed
+            for name in names or []
+        ]
+        if rows:
+            bulk.create_many(session, Allergy, rows, all_or_nothing=True)
 
 
 def _record_listed(session: Session, patient: Patient) -> None:

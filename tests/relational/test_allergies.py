@@ -10,6 +10,7 @@ import pytest
 from dr_assistant_data import ValidationError
 from dr_assistant_data.testing import AllergyFactory, PatientFactory, bind_factories
 from tests.helpers.cache_helpers import new_patient, read, read_patient
+from tests.helpers.layers import patient_fields
 
 HIVES = {"manifestations": [{"display": "Hives"}], "severity": "mild"}
 
@@ -159,3 +160,17 @@ def test_a_factory_allergy_is_on_its_patients_list(dl):
     with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
         allergy = AllergyFactory(patient=PatientFactory(allergies=["latex"]))
     assert read_patient(dl, allergy.patient_id).allergies == ["latex", "Penicillin"]
+
+
+def test_patients_created_in_bulk_have_an_allergy_per_listed_name(dl):
+    with dl.unit_of_work(actor="test") as uow:
+        result = uow.patients.create_many(
+            [
+                patient_fields(allergies=["latex", "sulfa"]),
+                patient_fields(),
+            ]
+        )
+    listed, unlisted = result.created
+    assert sorted(each.substance for each in structured(dl, listed)) == ["latex", "sulfa"]
+    assert structured(dl, unlisted) == []
+    assert read_patient(dl, listed).allergies == ["latex", "sulfa"]
