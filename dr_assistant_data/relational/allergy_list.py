@@ -104,8 +104,9 @@ def _summarize(session: Session, patient: Patient) -> None:
     all (written before the rows existed, or by a bulk insert) gets its row first, so it is
     never dropped unseen."""
     current = list(patient.allergies or [])
-    rows = _rows_of(session, patient)
-    rows += _add_rows(session, patient, current, {row.substance for row in rows})
+    every = _rows_of(session, patient, with_deleted=True)  # a name deleted now stays gone
+    rows = [row for row in every if row not in session.deleted]
+    rows += _add_rows(session, patient, current, {row.substance for row in every})
     active = list(dict.fromkeys(row.substance for row in rows if row.is_active))
     kept = [name for name in current if name in active]
     rebuilt = kept + [name for name in active if name not in kept]
@@ -127,8 +128,9 @@ def _add_rows(
     return added
 
 
-def _rows_of(session: Session, patient: Patient) -> list[Allergy]:
-    """The patient's allergy rows as this flush will leave them, oldest first."""
+def _rows_of(session: Session, patient: Patient, *, with_deleted: bool = False) -> list[Allergy]:
+    """The patient's allergy rows as this flush will leave them (and those it deletes,
+    ``with_deleted``), oldest first."""
     stored: list[Allergy] = []
     if patient.id is not None:
         statement = (
@@ -143,8 +145,8 @@ def _rows_of(session: Session, patient: Patient) -> list[Allergy]:
         if isinstance(row, Allergy)
         and (row.patient is patient or (patient.id is not None and row.patient_id == patient.id))
     ]
-    gone = set(map(id, session.deleted))
-    return [row for row in dict.fromkeys(chain(stored, pending)) if id(row) not in gone]
+    rows = list(dict.fromkeys(chain(stored, pending)))
+    return rows if with_deleted else [row for row in rows if row not in session.deleted]
 
 
 def _owner(session: Session, row: Allergy) -> Patient | None:

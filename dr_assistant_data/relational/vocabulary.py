@@ -106,6 +106,8 @@ VITAL_SIGNS = {
 }
 """Each vital sign's LOINC code and usual UCUM unit (the FHIR vital-signs profile's)."""
 VITAL_SIGN_KINDS = tuple(VITAL_SIGNS)
+BLOOD_PRESSURE_PANEL = ("85354-9", "Blood pressure panel with all children optional")
+"""The LOINC code of the observation a blood pressure's two readings (``panel_id``) form."""
 OBSERVATION_STATUSES = (
     "registered",
     "preliminary",

@@ -6,8 +6,10 @@ allergy list older than the last commit."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import update
 
 from dr_assistant_data import ValidationError
+from dr_assistant_data.relational.models import Patient
 from dr_assistant_data.testing import AllergyFactory, PatientFactory, bind_factories
 from tests.helpers.cache_helpers import new_patient, read, read_patient
 from tests.helpers.layers import patient_fields
@@ -174,3 +176,23 @@ def test_patients_created_in_bulk_have_an_allergy_per_listed_name(dl):
     assert sorted(each.substance for each in structured(dl, listed)) == ["latex", "sulfa"]
     assert structured(dl, unlisted) == []
     assert read_patient(dl, listed).allergies == ["latex", "sulfa"]
+
+
+def test_a_deleted_allergy_leaves_the_names_list(dl):
+    patient = new_patient(dl, allergies=["latex", "sulfa"])
+    [latex] = [each for each in structured(dl, patient.id) if each.substance == "latex"]
+    with dl.unit_of_work(actor="test") as uow:
+        uow.allergies.delete(latex.id)
+    assert read_patient(dl, patient.id).allergies == ["sulfa"]
+
+
+def test_a_listed_name_without_a_row_is_kept_when_another_allergy_is_recorded(dl):
+    patient = new_patient(dl)
+    with dl.engine.begin() as connection:  # as a writer that predates the allergy rows
+        connection.execute(
+            update(Patient).where(Patient.id == patient.id).values(allergies=["latex"])
+        )
+    with dl.unit_of_work(actor="test") as uow:
+        uow.allergies.create(patient_id=patient.id, substance="Penicillin")
+    assert read_patient(dl, patient.id).allergies == ["latex", "Penicillin"]
+    assert sorted(each.substance for each in structured(dl, patient.id)) == ["Penicillin", "latex"]
