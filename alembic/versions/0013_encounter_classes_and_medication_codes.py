@@ -16,9 +16,8 @@ Create Date: 2026-12-07
 Written for a live database: the new columns are nullable (no rewrite); widening a
 VARCHAR is binary-coercible on PostgreSQL (no rewrite, no scan); each CHECK is replaced by
 a wider one added ``NOT VALID`` and validated on its own (every stored value passes the
-wider check). PostgreSQL only for the checks: the embedded SQLite file keeps the older
-lists in its table definitions, and the layer's own validation (``rules.py``) accepts the
-new values, which SQLite then refuses.
+wider check). On the embedded SQLite file, which cannot alter a CHECK, the two tables are
+rebuilt (Alembic's batch mode; one user, no live traffic).
 
 The downgrade refuses to run (``DataLayerError``) while a row holds a value the older
 lists lack, rather than destroying it; the added columns are dropped.

@@ -110,3 +110,19 @@ def test_downgrading_0013_is_refused_while_a_row_holds_a_newer_value(fresh):
         uow.encounters.update(encounter.id, encounter_type="office_visit")
     fresh.downgrade("0012")
     assert current(fresh) == ("0012",)
+
+
+def test_the_embedded_database_stores_the_new_types_and_statuses_too(tmp_path):
+    with DataLayer(settings_for(f"sqlite:///{tmp_path / 'embedded.db'}")) as layer:
+        layer.migrate()
+        with layer.unit_of_work(actor="test") as uow, bind_factories(uow):
+            prescription = PrescriptionFactory(
+                encounter=EncounterFactory(encounter_type="field_visit"),
+                status="entered_in_error",
+            )
+        with layer.unit_of_work(actor="test") as uow:
+            stored = uow.prescriptions.get(prescription.id)
+            assert (stored.status, stored.encounter.encounter_type) == (
+                "entered_in_error",
+                "field_visit",
+            )
