@@ -19,11 +19,12 @@ module keeps it so in the flush that changes either side (a ``before_flush`` lis
   allergies=[...])``, a new patient): a name with no active row gets one (active, not
   verified), and an active row whose name left the list becomes ``inactive``.
 
-Either way the patient row changes, so its cached entry and every read that holds it are
-invalidated by the one mechanism that serves every patient write (``cache_invalidation``),
-after the commit; and its ``version`` moves, so an edit made on an older copy of the chart
-is a conflict. Rows written without the flush (``create_many``) are kept in step by their
-repository (``note_inserted``).
+Whenever the names change, the patient row is written with them, so its cached entry and
+every read that holds it are invalidated by the one mechanism that serves every patient
+write (``cache_invalidation``), after the commit, and its ``version`` moves (an edit made on
+an older copy of the chart is a conflict). A change that leaves the names as they were (a
+criticality, a reaction) leaves the patient alone: the allergy rows are not cached. Rows written without the flush (``create_many``) are kept in step by their
+repository (``rebuild_lists``, ``record_listed_in_bulk``).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def keep_allergy_lists(session: Session, _context: Any, _instances: Any) -> None
             _summarize(session, owner)
 
 
-def note_inserted(session: Session, patient_ids: Iterable[uuid.UUID]) -> None:
+def rebuild_lists(session: Session, patient_ids: Iterable[uuid.UUID]) -> None:
     """Rebuild the names lists of ``patient_ids`` after their rows were inserted without
     a flush; the changed patients are flushed (and invalidated) as any write."""
     for patient_id in set(patient_ids):

@@ -102,7 +102,7 @@ class AllergyRepository(_ChartRecords[Allergy]):
         for start in range(0, len(result.created), batch_size):
             chunk = result.created[start : start + batch_size]
             owners = select(Allergy.patient_id).where(Allergy.id.in_(chunk)).distinct()
-            allergy_list.note_inserted(self.session, self.session.scalars(owners).all())
+            allergy_list.rebuild_lists(self.session, self.session.scalars(owners).all())
         return result
 
 
