@@ -23,8 +23,9 @@ Whenever the names change, the patient row is written with them, so its cached e
 every read that holds it are invalidated by the one mechanism that serves every patient
 write (``cache_invalidation``), after the commit, and its ``version`` moves (an edit made on
 an older copy of the chart is a conflict). A change that leaves the names as they were (a
-criticality, a reaction) leaves the patient alone: the allergy rows are not cached. Rows written without the flush (``create_many``) are kept in step by their
-repository (``rebuild_lists``, ``record_listed_in_bulk``).
+criticality, a reaction) leaves the patient alone: the allergy rows are not cached. Rows
+written without the flush (``create_many``) are kept in step by their repository
+(``rebuild_lists``, ``record_listed_in_bulk``).
 """
 
 from __future__ import annotations

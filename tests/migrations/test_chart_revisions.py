@@ -1,4 +1,4 @@
-"""Revisions 0013-0016: the allergy names patients list move into allergy rows and back,
+"""Revisions 0013-0017: the allergy names patients list move into allergy rows and back,
 the wider encounter and prescription vocabularies are stored, and a downgrade that would
 destroy a value the older schema cannot hold is refused."""
 
@@ -43,11 +43,11 @@ def current(layer: DataLayer) -> tuple[str, ...]:
     return layer.migration_status().current
 
 
-def test_revision_0015_moves_each_listed_name_into_an_active_allergy_in_order(fresh):
-    relational_migrations.upgrade(fresh.engine, "0014")
+def test_revision_0016_moves_each_listed_name_into_an_active_allergy_in_order(fresh):
+    relational_migrations.upgrade(fresh.engine, "0015")
     patient_id = listed_patient(fresh, '["sulfa", "latex", "penicillin"]')
     listed_patient(fresh, "[]")
-    relational_migrations.upgrade(fresh.engine, "0015")
+    relational_migrations.upgrade(fresh.engine, "0016")
     fresh.migrate()
     with fresh.unit_of_work(actor="test") as uow:
         moved = uow.allergies.list(filters={"patient_id": patient_id}, order_by="created_at")
@@ -60,14 +60,14 @@ def test_revision_0015_moves_each_listed_name_into_an_active_allergy_in_order(fr
         assert uow.patients.get(patient_id).allergies == ["sulfa", "latex", "penicillin"]
 
 
-def test_downgrading_0015_keeps_the_active_names_on_the_patient(fresh):
+def test_downgrading_0016_keeps_the_active_names_on_the_patient(fresh):
     fresh.migrate()
     with fresh.unit_of_work(actor="test") as uow, bind_factories(uow):
         patient = EncounterFactory().patient
         uow.allergies.create(patient_id=patient.id, substance="latex")
         refuted = uow.allergies.create(patient_id=patient.id, substance="sulfa")
         uow.allergies.update(refuted.id, verification_status="refuted")
-    fresh.downgrade("0014")
+    fresh.downgrade("0015")
     with fresh.engine.connect() as connection:
         names = connection.scalar(
             text("SELECT allergies FROM patients WHERE id = :id"), {"id": patient.id}
@@ -105,7 +105,7 @@ def test_downgrading_0013_is_refused_while_a_row_holds_a_newer_value(fresh):
         )
     with pytest.raises(DataLayerError):
         fresh.downgrade("0012")
-    assert current(fresh) == ("0016",)
+    assert current(fresh) == ("0017",)
     with fresh.unit_of_work(actor="test") as uow:
         uow.encounters.update(encounter.id, encounter_type="office_visit")
     fresh.downgrade("0012")

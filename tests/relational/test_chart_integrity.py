@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dr_assistant_data import ValidationError
+from dr_assistant_data import ConflictError, ValidationError
 from dr_assistant_data.testing import (
     AllergyFactory,
     ConditionFactory,
@@ -58,3 +58,28 @@ def test_a_record_is_never_moved_to_another_patient(dl, factory):
         getattr(uow, repository).update(record.id, patient_id=other.id)
     assert raised.value.field == "patient_id"
     assert read(dl, lambda uow: uow.patients.get(other.id).allergies) == []
+
+
+def test_the_database_refuses_a_bulk_record_joining_another_patients_encounter(dl):
+    with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
+        theirs = EncounterFactory()
+        mine = EncounterFactory()
+    rows = [
+        {"patient_id": mine.patient_id, "encounter_id": mine.id, "display": "Asthma"},
+        {"patient_id": mine.patient_id, "encounter_id": theirs.id, "display": "Asthma"},
+    ]
+    with dl.unit_of_work(actor="test") as uow:
+        result = uow.conditions.create_many(rows, batch_size=1)
+    assert [(error.index, error.field) for error in result.errors] == [(1, "encounter_id")]
+    assert read(dl, lambda uow: uow.conditions.count()) == 1
+
+
+def test_an_encounter_with_chart_records_cannot_move_to_another_patient(dl):
+    with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
+        sign = VitalSignFactory()
+        other = PatientFactory()
+    with pytest.raises(ConflictError), dl.unit_of_work(actor="test") as uow:
+        uow.encounters.update(sign.encounter_id, patient_id=other.id)
+    assert read(dl, lambda uow: uow.encounters.get(sign.encounter_id).patient_id) == (
+        sign.patient_id
+    )

@@ -15,7 +15,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Double, ForeignKey, Index, String
+from sqlalchemy import (
+    CheckConstraint,
+    Double,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..base import Entity, Versioned, choice, partial_index
@@ -36,6 +43,24 @@ from ..vocabulary import (
 from .clinical import Encounter
 from .people import Patient
 
+
+def same_patients_encounter() -> ForeignKeyConstraint:
+    """``(encounter_id, patient_id)`` references an encounter *of this patient*: the
+    database refuses a record joining another patient's encounter, however it is written
+    (``chart_integrity.py`` refuses it first, before SQL, for writes through a session)."""
+    return ForeignKeyConstraint(
+        ["encounter_id", "patient_id"], ["encounters.id", "encounters.patient_id"]
+    )
+
+
+def encounter_relation(model: str) -> Any:
+    """The record's encounter, kept through ``encounter_id`` alone: the patient column
+    belongs to the patient relation, and the foreign key checks that both agree."""
+    return relationship(
+        primaryjoin=f"{model}.encounter_id == Encounter.id", foreign_keys=f"{model}.encounter_id"
+    )
+
+
 CODE_LENGTH = 64
 SYSTEM_LENGTH = 255
 DISPLAY_LENGTH = 500
@@ -53,12 +78,13 @@ class Condition(Versioned, Entity):
             "abatement_at IS NULL OR onset_at IS NULL OR abatement_at >= onset_at",
             name="abatement_after_onset",
         ),
+        same_patients_encounter(),
         Index("ix_conditions_patient_id_recorded_at", "patient_id", "recorded_at"),
         partial_index("ix_conditions_encounter_id", "encounter_id"),
     )
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"))
-    encounter_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("encounters.id"))
+    encounter_id: Mapped[uuid.UUID | None]
     code: Mapped[str | None] = mapped_column(String(CODE_LENGTH))
     code_system: Mapped[str | None] = mapped_column(String(SYSTEM_LENGTH))
     display: Mapped[str] = mapped_column(String(DISPLAY_LENGTH))
@@ -74,7 +100,7 @@ class Condition(Versioned, Entity):
     recorded_at: Mapped[datetime | None]
 
     patient: Mapped[Patient] = relationship()
-    encounter: Mapped[Encounter | None] = relationship()
+    encounter: Mapped[Encounter | None] = encounter_relation("Condition")
 
 
 class Allergy(Versioned, Entity):
@@ -86,12 +112,13 @@ class Allergy(Versioned, Entity):
 
     __tablename__ = "allergies"
     __table_args__ = (
+        same_patients_encounter(),
         Index("ix_allergies_patient_id_created_at", "patient_id", "created_at"),
         partial_index("ix_allergies_encounter_id", "encounter_id"),
     )
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"))
-    encounter_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("encounters.id"))
+    encounter_id: Mapped[uuid.UUID | None]
     substance: Mapped[str] = mapped_column(String(200))
     """The substance as the clinic names it: what ``Patient.allergies`` lists."""
     substance_code: Mapped[str | None] = mapped_column(String(CODE_LENGTH))
@@ -112,7 +139,7 @@ class Allergy(Versioned, Entity):
     recorded_at: Mapped[datetime | None]
 
     patient: Mapped[Patient] = relationship()
-    encounter: Mapped[Encounter | None] = relationship()
+    encounter: Mapped[Encounter | None] = encounter_relation("Allergy")
 
     def __init__(self, **fields: Any) -> None:
         # Active from the start, not only once inserted: the names list is rebuilt from
@@ -136,13 +163,14 @@ class VitalSign(Versioned, Entity):
 
     __tablename__ = "vital_signs"
     __table_args__ = (
+        same_patients_encounter(),
         Index("ix_vital_signs_patient_id_effective_at", "patient_id", "effective_at"),
         partial_index("ix_vital_signs_encounter_id", "encounter_id"),
         partial_index("ix_vital_signs_panel_id", "panel_id"),
     )
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"))
-    encounter_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("encounters.id"))
+    encounter_id: Mapped[uuid.UUID | None]
     kind: Mapped[str] = mapped_column(choice("vital_sign_kind", VITAL_SIGN_KINDS))
     value: Mapped[float] = mapped_column(Double)
     unit: Mapped[str] = mapped_column(String(32))
@@ -156,4 +184,4 @@ class VitalSign(Versioned, Entity):
     code_display: Mapped[str | None] = mapped_column(String(DISPLAY_LENGTH))
 
     patient: Mapped[Patient] = relationship()
-    encounter: Mapped[Encounter | None] = relationship()
+    encounter: Mapped[Encounter | None] = encounter_relation("VitalSign")

@@ -28,6 +28,8 @@ class Encounter(Versioned, Entity):
         Index("ix_encounters_patient_id_start_time", "patient_id", "start_time"),
         Index("ix_encounters_doctor_id_start_time", "doctor_id", "start_time"),
         partial_index("ix_encounters_appointment_id", "appointment_id"),
+        # what chart records reference, so each stays with its encounter's patient
+        Index("uq_encounters_id_patient_id", "id", "patient_id", unique=True),
     )
 
     appointment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("appointments.id"))

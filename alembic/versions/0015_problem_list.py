@@ -1,7 +1,7 @@
 """The problem list: a ``conditions`` table.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-07
 
 One row per problem of a patient (FHIR Condition): its code in its system (SNOMED CT,
@@ -9,6 +9,8 @@ ICD-10...), display text, category, clinical and verification status, onset, aba
 recorded date and the encounter it was recorded in (``models/chart.py``). A new table:
 nothing locks a busy one, and its indexes are built with it. On PostgreSQL the table follows
 the role layout of revision 0005.
+Each row references its encounter by ``(encounter_id, patient_id)`` (revision 0014): the
+database refuses one that joins another patient's encounter.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014"
-down_revision: str | Sequence[str] | None = "0013"
+revision: str = "0015"
+down_revision: str | Sequence[str] | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -87,7 +89,9 @@ def upgrade() -> None:
             name=op.f("ck_conditions_abatement_after_onset"),
         ),
         sa.ForeignKeyConstraint(
-            ["encounter_id"], ["encounters.id"], name=op.f("fk_conditions_encounter_id_encounters")
+            ["encounter_id", "patient_id"],
+            ["encounters.id", "encounters.patient_id"],
+            name=op.f("fk_conditions_encounter_id_encounters"),
         ),
         sa.ForeignKeyConstraint(
             ["patient_id"], ["patients.id"], name=op.f("fk_conditions_patient_id_patients")

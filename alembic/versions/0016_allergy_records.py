@@ -1,7 +1,7 @@
 """Allergies, structured: an ``allergies`` table, filled from the names patients list.
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-07
 
 One row per allergy of a patient (FHIR AllergyIntolerance): the substance as text and as
@@ -16,6 +16,8 @@ revision's transaction: it reads ``patients`` without locking a row, and the new
 seen by no one until the commit, so nothing waits on it and a failure leaves nothing
 behind. The downgrade drops the table: the names of the active allergies are already in
 ``patients.allergies``; the structured detail (codes, reactions, statuses) is lost.
+Each row references its encounter by ``(encounter_id, patient_id)`` (revision 0014): the
+database refuses one that joins another patient's encounter.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision: str = "0015"
-down_revision: str | Sequence[str] | None = "0014"
+revision: str = "0016"
+down_revision: str | Sequence[str] | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -100,7 +102,9 @@ def upgrade() -> None:
         sa.Column("created_at", TIMESTAMPTZ, nullable=False),
         sa.Column("updated_at", TIMESTAMPTZ, nullable=False),
         sa.ForeignKeyConstraint(
-            ["encounter_id"], ["encounters.id"], name=op.f("fk_allergies_encounter_id_encounters")
+            ["encounter_id", "patient_id"],
+            ["encounters.id", "encounters.patient_id"],
+            name=op.f("fk_allergies_encounter_id_encounters"),
         ),
         sa.ForeignKeyConstraint(
             ["patient_id"], ["patients.id"], name=op.f("fk_allergies_patient_id_patients")

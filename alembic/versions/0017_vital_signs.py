@@ -1,7 +1,7 @@
 """Vital signs: a ``vital_signs`` table.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-07
 
 One row per measurement (FHIR vital-signs Observation): blood pressure (systolic and
@@ -10,6 +10,8 @@ SpO2, weight, height, BMI, each a value in its UCUM unit at its time, in its enc
 (``models/chart.py``). Vitals already written in clinical notes stay there. A new table:
 nothing locks a busy one, and its indexes are built with it. On PostgreSQL the table
 follows the role layout of revision 0005.
+Each row references its encounter by ``(encounter_id, patient_id)`` (revision 0014): the
+database refuses one that joins another patient's encounter.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016"
-down_revision: str | Sequence[str] | None = "0015"
+revision: str = "0017"
+down_revision: str | Sequence[str] | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -84,8 +86,8 @@ def upgrade() -> None:
         sa.Column("created_at", TIMESTAMPTZ, nullable=False),
         sa.Column("updated_at", TIMESTAMPTZ, nullable=False),
         sa.ForeignKeyConstraint(
-            ["encounter_id"],
-            ["encounters.id"],
+            ["encounter_id", "patient_id"],
+            ["encounters.id", "encounters.patient_id"],
             name=op.f("fk_vital_signs_encounter_id_encounters"),
         ),
         sa.ForeignKeyConstraint(
