@@ -126,3 +126,20 @@ def test_the_embedded_database_stores_the_new_types_and_statuses_too(tmp_path):
                 "entered_in_error",
                 "field_visit",
             )
+
+
+def test_revision_0014_indexes_encounters_that_already_hold_rows(fresh):
+    fresh.migrate()
+    with fresh.unit_of_work(actor="test") as uow, bind_factories(uow):
+        EncounterFactory()
+    fresh.downgrade("0013")
+    fresh.migrate()
+    with fresh.engine.connect() as connection:
+        valid = connection.scalar(
+            text(
+                "SELECT indisvalid AND indisunique FROM pg_index "
+                "WHERE indexrelid = 'uq_encounters_id_patient_id'::regclass"
+            )
+        )
+    assert valid is True
+    assert current(fresh) == ("0017",)
