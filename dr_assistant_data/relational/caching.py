@@ -21,6 +21,15 @@ Lists cache ids and rows of their own table only: a doctor's day stores its appo
 and finds each ``.patient`` through the patient cache, a timeline finds each ``.doctor``
 through the user cache; a patient edit therefore invalidates one key, not every schedule
 the patient appears in.
+
+Not cached, on purpose: the problem list, the allergy rows and the vital signs
+(``models/chart.py``). Each is read once per chart opening in one indexed query, so a cache
+would save little, and a stale problem or allergy list is a safety defect rather than a
+slow page. The allergies that matter at a glance are cached all the same, with the patient:
+``Patient.allergies``, the names of the active ones, is a column of the patient row, kept
+in step with the rows in the same flush (``allergy_list.py``), so any allergy write is a
+patient write and drops ``PATIENTS`` (and the schedules and views that hold the patient)
+after its commit.
 """
 
 from __future__ import annotations

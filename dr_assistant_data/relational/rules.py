@@ -20,8 +20,11 @@ from sqlalchemy.orm import Mapper
 
 from ..errors import ValidationError
 from ..values import fields as f
+from .chart_values import UCUM_UNIT, Measurement, Reactions
 from .models import (
+    Allergy,
     Appointment,
+    Condition,
     Encounter,
     Order,
     OrderItem,
@@ -29,6 +32,7 @@ from .models import (
     Prescription,
     PrescriptionItem,
     User,
+    VitalSign,
 )
 from .types import MutableJSONDict, MutableJSONList, UTCDateTime
 
@@ -50,6 +54,12 @@ OVERRIDES: dict[tuple[type, str], f.Field] = {
     (Prescription, "signed_at"): NOT_FUTURE,
     (Order, "completed_at"): NOT_FUTURE,
     (PrescriptionItem, "quantity"): f.Integer(minimum=1),
+    (Condition, "recorded_at"): NOT_FUTURE,
+    (Allergy, "reactions"): Reactions(),
+    (Allergy, "recorded_at"): NOT_FUTURE,
+    (VitalSign, "value"): Measurement(),
+    (VitalSign, "unit"): UCUM_UNIT,
+    (VitalSign, "effective_at"): NOT_FUTURE,
 }
 """Clinical rules that replace the check a column's type implies."""
 
@@ -83,6 +93,7 @@ ORDERINGS: dict[type, tuple[Ordering, ...]] = {
     Encounter: (Ordering("start_time", "end_time"),),
     Prescription: (Ordering("valid_from", "valid_until", strict=False),),
     Order: (Ordering("ordered_at", "completed_at", strict=False),),
+    Condition: (Ordering("onset_at", "abatement_at", strict=False),),
 }
 
 PROTECTED = frozenset({"id", "version", "created_at", "updated_at", "deleted_at"})

@@ -4,8 +4,10 @@ Listeners installed here, once, hold for every write however it is made (a repos
 call, a plain attribute change, a factory in a test):
 
 * ``before_flush`` refuses writes without a required actor (production), validates every
-  new and changed row before any SQL is emitted, then computes the blind indexes of its
-  encrypted identifiers (``encryption.py``);
+  new and changed row before any SQL is emitted, keeps each chart record with its own
+  patient (``chart_integrity.py``), keeps each patient's allergy names and allergy rows in
+  step (``allergy_list.py``), then computes the blind indexes of its encrypted identifiers
+  (``encryption.py``);
 * ``after_flush`` hands the flushed changes to the unit of work's audit trail;
 * ``after_begin`` tags the connection with the unit of work's correlation id for the
   slow-query and failure log lines (``query_log.py``);
@@ -35,8 +37,10 @@ from sqlalchemy.orm import (
 
 from ..session_context import context_of
 from . import rules
+from .allergy_list import keep_allergy_lists
 from .audit_trail import trail_of
 from .base import SoftDeleted
+from .chart_integrity import check_chart_records
 from .encryption import fill_blind_indexes
 from .query_log import CORRELATION_KEY
 from .round_trips import read_outside_transaction
@@ -99,6 +103,8 @@ def build_session_factory(engine: Engine) -> sessionmaker[Session]:
         bind=engine, class_=LayerSession, expire_on_commit=False
     )
     event.listen(factory, "before_flush", _validate_rows)
+    event.listen(factory, "before_flush", check_chart_records)
+    event.listen(factory, "before_flush", keep_allergy_lists)  # on the validated values
     event.listen(factory, "before_flush", fill_blind_indexes)  # on the validated values
     event.listen(factory, "after_flush", _collect_audit)
     event.listen(factory, "after_begin", _tag_correlation)

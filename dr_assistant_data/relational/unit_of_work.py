@@ -31,6 +31,7 @@ from ..session_context import context_of
 from .audit_trail import AuditTrail, trail_of
 from .replicas import commit_lsn
 from .repositories.audit import AuditRepository
+from .repositories.chart import AllergyRepository, ConditionRepository, VitalSignRepository
 from .repositories.clinical import EncounterRepository, OrderRepository, PrescriptionRepository
 from .repositories.people import PatientRepository, UserRepository
 from .repositories.scheduling import AppointmentRepository
@@ -49,6 +50,9 @@ class RelationalUnitOfWork:
     orders: OrderRepository
     tasks: TaskRepository
     alerts: AlertRepository
+    conditions: ConditionRepository
+    allergies: AllergyRepository
+    vital_signs: VitalSignRepository
     audit: AuditRepository
 
     def __init__(
@@ -121,6 +125,9 @@ class RelationalUnitOfWork:
         self.encounters = EncounterRepository(session)
         self.prescriptions = PrescriptionRepository(session)
         self.orders = OrderRepository(session)
+        self.conditions = ConditionRepository(session)
+        self.allergies = AllergyRepository(session)
+        self.vital_signs = VitalSignRepository(session)
         self.tasks = TaskRepository(session)
         self.alerts = AlertRepository(session)
         self.audit = AuditRepository(session)

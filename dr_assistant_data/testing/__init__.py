@@ -15,7 +15,9 @@ layer's session, so the layer's validation and audit rules apply to them too.
 from .documents import ClinicalNoteFactory, VoiceRecordingFactory
 from .factories import (
     AlertFactory,
+    AllergyFactory,
     AppointmentFactory,
+    ConditionFactory,
     DoctorFactory,
     EncounterFactory,
     NurseFactory,
@@ -26,13 +28,16 @@ from .factories import (
     PrescriptionItemFactory,
     TaskFactory,
     UserFactory,
+    VitalSignFactory,
     bind_factories,
 )
 
 __all__ = [
     "AlertFactory",
+    "AllergyFactory",
     "AppointmentFactory",
     "ClinicalNoteFactory",
+    "ConditionFactory",
     "DoctorFactory",
     "EncounterFactory",
     "NurseFactory",
@@ -43,6 +48,7 @@ __all__ = [
     "PrescriptionItemFactory",
     "TaskFactory",
     "UserFactory",
+    "VitalSignFactory",
     "VoiceRecordingFactory",
     "bind_factories",
 ]

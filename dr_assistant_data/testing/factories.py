@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 from ..errors import DataLayerError
 from ..relational.models import (
     Alert,
+    Allergy,
     Appointment,
+    Condition,
     Encounter,
     Order,
     OrderItem,
@@ -27,6 +29,7 @@ from ..relational.models import (
     PrescriptionItem,
     Task,
     User,
+    VitalSign,
 )
 from ..unit_of_work import UnitOfWork
 
@@ -215,3 +218,64 @@ class AlertFactory(_Factory):
     alert_type = "lab_result"
     severity = "medium"
     title = factory.Sequence(lambda n: f"New lab result #{n}")
+
+
+class ConditionFactory(_Factory):
+    """A confirmed, active problem diagnosed in an encounter (SNOMED CT)."""
+
+    class Meta:
+        model = Condition
+
+    encounter = factory.SubFactory(EncounterFactory)
+    patient_id = factory.SelfAttribute("encounter.patient.id")
+    code = "44054006"
+    code_system = "http://snomed.info/sct"
+    display = "Diabetes mellitus type 2"
+    category = "problem_list_item"
+    clinical_status = "active"
+    verification_status = "confirmed"
+    recorded_at = factory.LazyAttribute(lambda o: o.encounter.start_time)
+
+
+class AllergyFactory(_Factory):
+    """A confirmed, high-criticality drug allergy with one reaction (SNOMED CT); the
+    patient's ``allergies`` names list gains its substance."""
+
+    class Meta:
+        model = Allergy
+
+    patient = factory.SubFactory(PatientFactory)
+    substance = "Penicillin"
+    substance_code = "764146007"
+    substance_system = "http://snomed.info/sct"
+    category = "medication"
+    allergy_type = "allergy"
+    criticality = "high"
+    clinical_status = "active"
+    verification_status = "confirmed"
+    reactions = factory.LazyFunction(
+        lambda: [
+            {
+                "manifestations": [
+                    {"code": "247472004", "system": "http://snomed.info/sct", "display": "Hives"}
+                ],
+                "severity": "moderate",
+            }
+        ]
+    )
+    recorded_at = factory.LazyFunction(lambda: datetime.now(UTC) - timedelta(days=30))
+
+
+class VitalSignFactory(_Factory):
+    """A heart rate taken in an encounter (pass ``kind``, ``value`` and ``unit`` for
+    another sign)."""
+
+    class Meta:
+        model = VitalSign
+
+    encounter = factory.SubFactory(EncounterFactory)
+    patient_id = factory.SelfAttribute("encounter.patient.id")
+    kind = "heart_rate"
+    value = 72.0
+    unit = "/min"
+    effective_at = factory.LazyAttribute(lambda o: o.encounter.start_time)

@@ -2,6 +2,7 @@
 
 from .audit import AuditEvent, AuditSeal
 from .cache_invalidations import CacheInvalidation
+from .chart import Allergy, Condition, VitalSign
 from .clinical import Encounter, Order, OrderItem, Prescription, PrescriptionItem
 from .document_commits import DocumentCommit
 from .people import Patient, User
@@ -11,10 +12,12 @@ from .workflow import Alert, Task
 
 __all__ = [
     "Alert",
+    "Allergy",
     "Appointment",
     "AuditEvent",
     "AuditSeal",
     "CacheInvalidation",
+    "Condition",
     "DocumentCommit",
     "Encounter",
     "Order",
@@ -25,4 +28,5 @@ __all__ = [
     "SourceIdentifier",
     "Task",
     "User",
+    "VitalSign",
 ]

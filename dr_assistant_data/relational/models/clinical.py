@@ -28,6 +28,8 @@ class Encounter(Versioned, Entity):
         Index("ix_encounters_patient_id_start_time", "patient_id", "start_time"),
         Index("ix_encounters_doctor_id_start_time", "doctor_id", "start_time"),
         partial_index("ix_encounters_appointment_id", "appointment_id"),
+        # what chart records reference, so each stays with its encounter's patient
+        Index("uq_encounters_id_patient_id", "id", "patient_id", unique=True),
     )
 
     appointment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("appointments.id"))
@@ -36,6 +38,13 @@ class Encounter(Versioned, Entity):
     encounter_type: Mapped[str] = mapped_column(
         choice("encounter_type", ENCOUNTER_TYPES), default="office_visit"
     )
+    """The clinic's kind of visit, one per v3 ActEncounterCode class
+    (``vocabulary.ENCOUNTER_CLASSES``)."""
+    type_code: Mapped[str | None] = mapped_column(String(64))
+    """The encounter's type as its source coded it (a SNOMED CT code, say), with
+    ``type_system`` and ``type_display``: kept beside ``encounter_type``, never mapped."""
+    type_system: Mapped[str | None] = mapped_column(String(255))
+    type_display: Mapped[str | None] = mapped_column(String(500))
     start_time: Mapped[datetime]
     end_time: Mapped[datetime | None]
     chief_complaint: Mapped[str | None] = mapped_column(Text)
@@ -60,6 +69,9 @@ class PrescriptionItem(Entity):
     )
     position: Mapped[int]
     medication_name: Mapped[str] = mapped_column(String(200))
+    medication_code: Mapped[str | None] = mapped_column(String(64))
+    """The medication's code (RxNorm, say) in ``medication_system``, beside its name."""
+    medication_system: Mapped[str | None] = mapped_column(String(255))
     dosage: Mapped[str] = mapped_column(String(100))
     frequency: Mapped[str] = mapped_column(String(100))
     duration: Mapped[str | None] = mapped_column(String(100))

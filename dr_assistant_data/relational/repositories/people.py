@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date
 from typing import Any
 
@@ -12,6 +13,7 @@ from ...errors import DataLayerError, NotFoundError
 from ...values.clock import utcnow
 from ...values.fields import USERNAME, Text, as_uuid
 from ...values.pages import check_page
+from .. import allergy_list, bulk
 from ..audit_trail import trail_of
 from ..models import Patient, User
 from .base import Repository
@@ -67,6 +69,32 @@ class PatientRepository(Repository[Patient]):
         if patient is not None:
             self._audit_chart_read(patient.id, self.chart_part)
         return patient
+
+    def create_many(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        batch_size: int = 1000,
+        all_or_nothing: bool = False,
+        progress: Callable[[bulk.Progress], None] | None = None,
+    ) -> bulk.BulkResult:
+        """As ``Repository.create_many``; the allergy names new patients list become
+        their allergy rows too (``allergy_list.py``), at one more query per 1000 patients
+        when any row lists one, none otherwise."""
+        listed: list[bool] = []
+
+        def noting(rows: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+            for row in rows:
+                if not listed and isinstance(row, Mapping) and row.get("allergies"):
+                    listed.append(True)
+                yield row
+
+        result = super().create_many(
+            noting(rows), batch_size=batch_size, all_or_nothing=all_or_nothing, progress=progress
+        )
+        if listed:
+            allergy_list.record_listed_in_bulk(self.session, result.created)
+        return result
 
     def find_by_mrn(self, mrn: Any) -> Patient | None:
         """The patient with this medical record number, or ``None``."""
