@@ -19,8 +19,9 @@ a wider one added ``NOT VALID`` and validated on its own (every stored value pas
 wider check). On the embedded SQLite file, which cannot alter a CHECK, the two tables are
 rebuilt (Alembic's batch mode; one user, no live traffic).
 
-The downgrade refuses to run (``DataLayerError``) while a row holds a value the older
-lists lack, rather than destroying it; the added columns are dropped.
+The downgrade refuses to run (``downgrade_refusal``, checked before any step of the
+migration runs) while a row holds a value the older lists lack, rather than destroying
+it; the added columns are dropped.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from dr_assistant_data.errors import DataLayerError
 from dr_assistant_data.migrations.online import validate_constraint
+from dr_assistant_data.migrations.refusals import Refusal
 
 revision: str = "0013"
 down_revision: str | Sequence[str] | None = "0012"
@@ -73,6 +74,17 @@ CHECKS = (
 
 def _listed(values: Sequence[str]) -> str:
     return ", ".join(f"'{value}'" for value in values)
+
+
+downgrade_refusal = Refusal(
+    " UNION ALL ".join(
+        f"SELECT 1 FROM {table} WHERE {column} NOT IN ({_listed(old)})"  # noqa: S608
+        for table, column, _, old, _ in CHECKS
+    ),
+    "revision 0013 cannot be downgraded while an encounter type or a prescription status "
+    "holds a value revision 0012 cannot store; change those rows first",
+)
+"""Checked before any step of a downgrade runs (``migrations/refusals.py``)."""
 
 
 def _replace_check(table: str, column: str, name: str, values: Sequence[str]) -> None:
@@ -128,9 +140,7 @@ def _rebuild_embedded(*, new: bool) -> None:
 
 
 def downgrade() -> None:
-    if not op.get_context().as_sql:
-        for table, column, _, old, _ in CHECKS:
-            _refuse_newer_values(table, column, old)
+    downgrade_refusal.enforce()
     if op.get_bind().dialect.name == "postgresql":
         for table, column, name, old, _ in CHECKS:
             _replace_check(table, column, name, old)
@@ -139,12 +149,3 @@ def downgrade() -> None:
         _rebuild_embedded(new=False)
     for table, column, _ in reversed(NEW_COLUMNS):
         op.drop_column(table, column)
-
-
-def _refuse_newer_values(table: str, column: str, old: Sequence[str]) -> None:
-    query = sa.text(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {column} NOT IN ({_listed(old)}))")  # noqa: S608
-    if op.get_bind().scalar(query):
-        raise DataLayerError(
-            f"downgrade 0013: {table}.{column} holds values revision 0012 cannot store; "
-            "change those rows first"
-        )

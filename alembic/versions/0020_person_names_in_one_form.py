@@ -1,7 +1,7 @@
 """People's names in one Unicode form (NFC), without invisible characters.
 
 Revision ID: 0020
-Revises: 0012
+Revises: 0017
 Create Date: 2026-12-07
 
 The layer now writes and searches names in NFC and refuses invisible characters in them
@@ -34,7 +34,7 @@ from alembic import op
 from dr_assistant_data.values.fields import without_invisible
 
 revision: str = "0020"
-down_revision: str | Sequence[str] | None = "0012"
+down_revision: str | Sequence[str] | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
