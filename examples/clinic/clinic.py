@@ -11,21 +11,13 @@ Run it against the stores configured in the environment (``DATABASE_URL``, ``MON
 # --8<-- [start:imports]
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from flask import Blueprint, Flask, abort, request, session
 
-from dr_assistant_data import (
-    BackendUnavailableError,
-    ConflictError,
-    DataLayer,
-    DataLayerError,
-    NotFoundError,
-    ValidationError,
-)
+from dr_assistant_data import DataLayer, NotFoundError
 from dr_assistant_data.flask import DataLayerExtension, current_uow
 
 # --8<-- [end:imports]
@@ -36,14 +28,13 @@ clinic = Blueprint("clinic", __name__)
 
 def create_app(layer: DataLayer | None = None, **config: Any) -> Flask:
     """The clinic app. Its data layer is ``layer`` when given (the tests'), else one built
-    from ``app.config`` over the environment; ``config`` is added to ``app.config``."""
+    from ``app.config`` over the environment; ``config`` is added to ``app.config``. The
+    extension answers the layer's errors (422, 404, 409, 503) as JSON."""
     app = Flask(__name__)
     app.config.from_prefixed_env()  # FLASK_SECRET_KEY signs the session cookie
     app.config.update(config)
     DataLayerExtension(app, actor=lambda: session.get("user_id"), layer=layer)
     app.register_blueprint(clinic)
-    for error, status in ERROR_STATUS.items():
-        app.register_error_handler(error, answer_with(status))
     return app
 
 
@@ -56,32 +47,6 @@ def signed_in() -> None:
 
 
 # --8<-- [end:factory]
-
-
-# --8<-- [start:error-mapping]
-ERROR_STATUS: dict[type[DataLayerError], int] = {
-    ValidationError: 422,  # the caller's input: `field` names what to correct
-    NotFoundError: 404,
-    ConflictError: 409,  # a lost race, a taken slot, a signed note (and DuplicateError)
-    BackendUnavailableError: 503,  # a store is down: try again later
-}
-"""The HTTP answer to each error of the layer; the most specific class wins."""
-
-
-Answer = tuple[dict[str, str], int]
-
-
-def answer_with(status: int) -> Callable[[DataLayerError], Answer]:
-    def answer(error: DataLayerError) -> Answer:
-        body = {"error": type(error).__name__, "message": str(error)}  # never patient data
-        if isinstance(error, ValidationError):
-            body["field"] = error.field
-        return body, status
-
-    return answer
-
-
-# --8<-- [end:error-mapping]
 
 
 # --8<-- [start:patients]
@@ -112,6 +77,15 @@ def show_patient(patient_id: UUID) -> dict[str, Any]:
         "allergies": list(patient.allergies),
         "version": patient.version,
     }
+
+
+@clinic.post("/patients/<uuid:patient_id>/allergies")
+def add_allergy(patient_id: UUID) -> dict[str, Any]:
+    patient = current_uow.patients.get(patient_id)
+    if patient is None:
+        raise NotFoundError("no such patient")
+    patient.allergies.append(given("allergy").get("allergy"))  # checked when it commits
+    return {"allergies": list(patient.allergies)}
 
 
 # --8<-- [end:patients]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from unittest.mock import ANY
 from zoneinfo import ZoneInfo
 
 from flask import Flask
@@ -56,9 +57,22 @@ def test_a_refused_patient_names_the_field_and_nothing_is_written(
         },
     )
     assert refused.status_code == 422
+    assert refused.json["error"] == "invalid"
     assert refused.json["field"] == "gender"
     with data_layer.unit_of_work(actor="test") as uow:
         assert uow.patients.count() == 0
+
+
+def test_an_allergy_refused_at_commit_is_answered_422_and_not_kept(
+    client: FlaskClient, uow: UnitOfWork
+) -> None:
+    patient = PatientFactory(allergies=["penicillin"])
+    uow.commit()
+
+    refused = client.post(f"/patients/{patient.id}/allergies", json={"allergy": "x" * 500})
+    assert refused.status_code == 422  # the view returned; the commit refused the value
+    assert refused.json == {"error": "invalid", "field": "allergies", "message": ANY}
+    assert client.get(f"/patients/{patient.id}").json["allergies"] == ["penicillin"]
 
 
 # --8<-- [end:patients]
@@ -106,7 +120,7 @@ def test_a_booking_overlapping_the_doctors_time_is_refused(
         },
     )
     assert refused.status_code == 409
-    assert refused.json["error"] == "ConflictError"
+    assert refused.json["error"] == "conflict"
     day = client.get(f"/doctors/{doctor.id}/days/{tomorrow_at(10).date()}")
     assert len(day.json["appointments"]) == 1
 
@@ -135,7 +149,7 @@ def test_a_visit_note_is_signed_once_and_then_frozen(
 
     again = client.post(f"/notes/{note.json['id']}/sign")
     assert again.status_code == 409
-    assert again.json["error"] == "ImmutableRecordError"
+    assert again.json["error"] == "immutable"
 
 
 def test_dictation_is_kept_with_its_encounter(
@@ -170,4 +184,4 @@ def test_a_request_without_a_signed_in_user_is_refused(app: Flask) -> None:
 def test_an_unknown_patient_is_not_found(client: FlaskClient) -> None:
     shown = client.get("/patients/00000000-0000-4000-8000-000000000000")
     assert shown.status_code == 404
-    assert shown.json["error"] == "NotFoundError"
+    assert shown.json == {"error": "not_found", "message": "no such patient"}
