@@ -8,6 +8,9 @@ pickle, sealed whole with the data keys (``sealing.py``): Redis never holds a ca
 a caller's value or a login session in clear. ``memory://`` is an in-process Redis of this
 store's own (see ``topology.py``) running the same code.
 
+Every key is named under the database's tag (``namespace.py``), read once per store from
+the ``identity`` it is given; a namespace another database has claimed is refused.
+
 A Redis server that restarted (from an older snapshot, possibly: values and generations from
 before a write come back together) or was replaced by a failover is recognised by its
 ``run_id`` on the first connection to it: the namespace remembers, in one key, the server it
@@ -31,13 +34,14 @@ from dogpile.cache import make_region, register_backend
 from dogpile.cache.region import CacheRegion
 
 from .. import telemetry
-from ..errors import DataLayerError
+from ..errors import ConfigurationError, DataLayerError
 from ..settings import Settings
 from .backends import Generations, GuardedRedisBackend, invalidate_in_redis
 from .breaker import CircuitBreaker
 from .guard import RedisGuard
 from .keys import CacheKeys
 from .metrics import CacheStats
+from .namespace import CLAIM, REFUSAL, tag
 from .sealing import CacheSealer, is_counter
 from .topology import IN_PROCESS_SCHEME, Client, connect, is_cluster, mget, on_new_master
 from .topology import close as close_client
@@ -64,12 +68,21 @@ def dumps(value: Any) -> bytes:
 class CacheStore:
     """Regions, the Redis client, the guard that keeps Redis trouble from the clinic."""
 
-    def __init__(self, settings: Settings, kind_regions: Mapping[str, str] | None = None) -> None:
-        """``kind_regions``: the region of each kind of key (for the per-region counts of
-        invalidations; a key of a kind not named counts as ``general``)."""
+    def __init__(
+        self,
+        settings: Settings,
+        identity: Callable[[], str],
+        kind_regions: Mapping[str, str] | None = None,
+    ) -> None:
+        """``identity``: the database's (``namespace.DatabaseIdentity``), asked once, when
+        a key is first named. ``kind_regions``: the region of each kind of key (for the
+        per-region counts of invalidations; a key of a kind not named counts as
+        ``general``)."""
         self.settings = settings
         self.kind_regions = dict(kind_regions or {})
-        self.keys = CacheKeys(settings.cache_prefix)
+        self._identity = identity
+        self._keys: CacheKeys | None = None
+        self._keys_lock = threading.Lock()
         self.sealer = CacheSealer(settings.keyring)
         self.stats = CacheStats()
         self.embedded = settings.redis_url.startswith(IN_PROCESS_SCHEME)  # reported only
@@ -86,6 +99,16 @@ class CacheStore:
 
     # -- wiring ---------------------------------------------------------------------
 
+    @property
+    def keys(self) -> CacheKeys:
+        """The names of this database's keys; reads its identity the first time
+        (``BackendUnavailableError`` if the database cannot say)."""
+        if self._keys is None:
+            with self._keys_lock:
+                if self._keys is None:
+                    self._keys = CacheKeys(self.settings.cache_prefix, tag(self._identity()))
+        return self._keys
+
     def _connect(self) -> None:
         """(Re)build client, guard and regions; in a forked child the parent's are dropped
         unused (closing them would close sockets the parent still owns)."""
@@ -96,11 +119,15 @@ class CacheStore:
                 return
             if self._closed:
                 raise DataLayerError("this cache store is closed")
+            keys = self.keys  # named before any connection: ``_check_server`` uses them
             breaker = CircuitBreaker(BREAKER_FAILURES, self.settings.cache_breaker_backoff)
             self._client = connect(self.settings, self._check_server)
-            self._guard = RedisGuard(breaker, self.stats, self._deliver, self._flush)
-            on_new_master(self._client, self._guard.owe_flush)  # a failover may lose some
-            self._regions = self._build_regions(self._guard)
+            guard = RedisGuard(
+                breaker, self.stats, self._deliver, self._flush, lambda: self._claim(keys)
+            )
+            self._guard = guard
+            on_new_master(self._client, guard.owe_flush)  # a failover may lose some
+            self._regions = self._build_regions(guard)
             self._pid = os.getpid()
 
     def _build_regions(self, guard: RedisGuard) -> dict[str, CacheRegion]:
@@ -239,16 +266,27 @@ class CacheStore:
                     resealed += replace_value(client, key, stored, sealed)
         return resealed
 
+    def _claim(self, keys: CacheKeys) -> str | None:
+        """Claim the namespace for this database, unless another one has: then why not."""
+        assert self._client is not None
+        identity = self._identity().encode()
+        owner = self._client.eval(CLAIM, 1, keys.claim, identity)
+        return None if owner == identity else REFUSAL
+
     def _check_server(self, connection: Any) -> None:
         """A new connection, before its first use: a server this process has not used
         before moves the guard's epoch (loads in flight store nothing); a server the
-        namespace was not last emptied on is emptied now, through this connection."""
+        namespace was not last emptied on is emptied now, through this connection (unless
+        the namespace belongs to another database: then it is left as it is)."""
         with self._server_lock:
             run_id = _run_id(_command(connection, "INFO", "server"))
             if run_id not in self._servers:
                 self._servers.add(run_id)
                 self.guard.new_epoch()
             if is_cluster(self._client):
+                return
+            identity = self._identity().encode()
+            if _command(connection, "EVAL", CLAIM, 1, self.keys.claim, identity) != identity:
                 return
             if _command(connection, "GET", self.keys.server) != run_id:
                 delete_matching(_OneConnection(connection), self.keys.namespace + "*")
@@ -263,6 +301,8 @@ class CacheStore:
         guard = self.guard
         self.client.ping()
         guard.call("invalidation", lambda: None, None)
+        if guard.refusal is not None:
+            raise ConfigurationError("REDIS_KEY_PREFIX", guard.refusal)
         return {
             "embedded": self.embedded,
             "breaker": "open" if guard.breaker.is_open else "closed",

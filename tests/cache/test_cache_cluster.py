@@ -50,7 +50,7 @@ def test_patients_spread_over_every_master_are_cached_and_read_without_sql(layer
 
     assert [patient.id for patient in found] == ids
     assert queries.count == 0
-    assert all(keys_per_node(cluster_ports, layer.settings.cache_prefix + "v1:patients:*"))
+    assert all(keys_per_node(cluster_ports, layer.cache_store.keys.namespace + "patients:*"))
 
 
 def test_a_commit_invalidates_the_cached_row_on_its_node(layer):
@@ -79,7 +79,7 @@ def test_delete_pattern_removes_matching_keys_on_every_master(layer, cluster_por
     for number in range(60):
         layer.cache.set(f"report:{run}:{number}", number)
     layer.cache.set(f"other:{run}", 1)
-    pattern = f"{layer.settings.cache_prefix}kv:report:{run}:*"
+    pattern = f"{layer.cache_store.keys.prefix}kv:report:{run}:*"
     assert all(keys_per_node(cluster_ports, pattern))
 
     assert layer.cache.delete_pattern(f"report:{run}:*") == 60
