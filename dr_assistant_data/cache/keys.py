@@ -61,10 +61,10 @@ class CacheKeys:
         emptying the cache leaves it)."""
         return f"{self.prefix}database"
 
-    @property
-    def server(self) -> str:
-        """The ``run_id`` of the server the namespace was last emptied on."""
-        return f"{self.namespace}server"
+    def server(self, slot_tag: str = "") -> str:
+        """The ``run_id`` of the server the namespace was last emptied on; on a Cluster,
+        of the node serving the slot ``slot_tag`` hashes to (one such key per node)."""
+        return f"{self.namespace}server" + (f":{{{slot_tag}}}" if slot_tag else "")
 
     def general(self, key: str) -> str:
         """A caller's key for the general cache service (callers must keep PHI out)."""

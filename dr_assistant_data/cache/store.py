@@ -15,8 +15,9 @@ A Redis server that restarted (from an older snapshot, possibly: values and gene
 before a write come back together) or was replaced by a failover is recognised by its
 ``run_id`` on the first connection to it: the namespace remembers, in one key, the server it
 was last emptied on, and a connection to any other server empties the namespace before its
-first command. Not on a Cluster, whose nodes cannot share such a key: there a process only
-stops loads in flight when it meets a server it had not used.
+first command. On a Cluster each node is recognised the same way, by a key of its own (one
+whose hash tag falls in the first slot the node serves), and empties its own part of the
+namespace.
 
 Fork safe: a child process drops the inherited client without touching its sockets and
 connects afresh (on ``memory://``, to a new, empty server).
@@ -24,6 +25,8 @@ connects afresh (on ``memory://``, to a new, empty server).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import os
 import threading
@@ -32,6 +35,7 @@ from typing import Any, TypeVar
 
 from dogpile.cache import make_region, register_backend
 from dogpile.cache.region import CacheRegion
+from redis.crc import key_slot
 
 from .. import telemetry
 from ..errors import ConfigurationError, DataLayerError
@@ -277,20 +281,27 @@ class CacheStore:
         """A new connection, before its first use: a server this process has not used
         before moves the guard's epoch (loads in flight store nothing); a server the
         namespace was not last emptied on is emptied now, through this connection (unless
-        the namespace belongs to another database: then it is left as it is)."""
+        the namespace belongs to another database: then it is left as it is). On a
+        Cluster, each node keeps its own mark and empties only its own keys."""
         with self._server_lock:
             run_id = _run_id(_command(connection, "INFO", "server"))
             if run_id not in self._servers:
                 self._servers.add(run_id)
                 self.guard.new_epoch()
-            if is_cluster(self._client):
-                return
-            identity = self._identity().encode()
-            if _command(connection, "EVAL", CLAIM, 1, self.keys.claim, identity) != identity:
-                return
-            if _command(connection, "GET", self.keys.server) != run_id:
-                delete_matching(_OneConnection(connection), self.keys.namespace + "*")
-                _command(connection, "SET", self.keys.server, run_id)
+            cluster = is_cluster(self._client)
+            if cluster:
+                slot = _first_slot(connection)
+                if slot is None:  # a replica: nothing is written or read there
+                    return
+                server = self.keys.server(slot_tag(slot))
+            else:
+                identity = self._identity().encode()
+                if _command(connection, "EVAL", CLAIM, 1, self.keys.claim, identity) != identity:
+                    return
+                server = self.keys.server()
+            if _command(connection, "GET", server) != run_id:
+                delete_matching(_OneConnection(connection, cluster), self.keys.namespace + "*")
+                _command(connection, "SET", server, run_id)
                 self.guard.new_epoch()
 
     # -- component convention -------------------------------------------------------
@@ -326,10 +337,12 @@ def _command(connection: Any, *arguments: Any) -> Any:
 
 
 class _OneConnection:
-    """The two commands ``delete_matching`` needs, on a connection being set up."""
+    """The two commands ``delete_matching`` needs, on a connection being set up (to a
+    Cluster node: one UNLINK per slot, as a node refuses keys of several slots)."""
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, cluster: bool) -> None:
         self._connection = connection
+        self._cluster = cluster
 
     def scan_iter(self, match: str, count: int) -> Iterator[bytes]:
         cursor = b"0"
@@ -342,7 +355,32 @@ class _OneConnection:
                 return
 
     def unlink(self, *keys: bytes) -> int:
-        return int(_command(self._connection, "UNLINK", *keys))
+        if not self._cluster:
+            return int(_command(self._connection, "UNLINK", *keys))
+        slots: dict[int, list[bytes]] = {}
+        for key in keys:
+            slots.setdefault(key_slot(key), []).append(key)
+        commands = [("UNLINK", *same) for same in slots.values()]
+        self._connection.send_packed_command(self._connection.pack_commands(commands))
+        return sum(int(self._connection.read_response()) for _ in commands)
+
+
+def _first_slot(connection: Any) -> int | None:
+    """The first slot the node at the other end of ``connection`` serves, if any."""
+    nodes = _command(connection, "CLUSTER", "NODES")
+    text = nodes.decode() if isinstance(nodes, bytes) else nodes
+    for line in text.splitlines():
+        fields = line.split()
+        if "myself" in fields[2].split(","):
+            ranges = [field for field in fields[8:] if not field.startswith("[")]
+            return int(ranges[0].split("-")[0]) if ranges else None
+    return None
+
+
+@functools.cache
+def slot_tag(slot: int) -> str:
+    """A hash tag whose key slot is ``slot``."""
+    return next(str(n) for n in itertools.count() if key_slot(str(n).encode()) == slot)
 
 
 def _run_id(info: bytes | str) -> bytes:
