@@ -307,8 +307,10 @@ class CacheStore:
     # -- component convention -------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        """Pings Redis (raises on failure), delivers owed invalidations, and reports the
-        breaker, what is still owed, and the per-region counts."""
+        """Pings Redis (raises on failure, and ``ConfigurationError`` if the namespace
+        belongs to another database), delivers owed invalidations, and reports this
+        database's namespace (the prefix of its keys), the breaker, what is still owed, and
+        the per-region counts."""
         guard = self.guard
         self.client.ping()
         guard.call("invalidation", lambda: None, None)
@@ -316,6 +318,7 @@ class CacheStore:
             raise ConfigurationError("REDIS_KEY_PREFIX", guard.refusal)
         return {
             "embedded": self.embedded,
+            "namespace": self.keys.prefix,
             "breaker": "open" if guard.breaker.is_open else "closed",
             "owed_invalidations": guard.owed,
             "regions": self.stats.snapshot(),

@@ -181,6 +181,14 @@ def test_a_namespace_another_database_has_claimed_is_never_used(original):
         client.close()
 
 
+def test_health_names_the_namespace_of_the_database(original):
+    url, _ = original
+    with DataLayer(settings_for(url, **DEFAULT)) as layer:
+        namespace = layer.health()["redis"]["namespace"]
+    assert namespace == in_process(namespace_of, url)
+    assert namespace.startswith(DEFAULT_PREFIX)
+
+
 def test_processes_of_one_database_share_its_namespace(original):
     url, _ = original
     tags = {in_process(namespace_of, url) for _ in range(2)}
