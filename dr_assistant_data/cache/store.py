@@ -123,12 +123,10 @@ class CacheStore:
                 return
             if self._closed:
                 raise DataLayerError("this cache store is closed")
-            keys = self.keys  # named before any connection: ``_check_server`` uses them
+            self.keys  # noqa: B018 - named before any connection: ``_check_server`` uses them
             breaker = CircuitBreaker(BREAKER_FAILURES, self.settings.cache_breaker_backoff)
             self._client = connect(self.settings, self._check_server)
-            guard = RedisGuard(
-                breaker, self.stats, self._deliver, self._flush, lambda: self._claim(keys)
-            )
+            guard = RedisGuard(breaker, self.stats, self._deliver, self._flush, self._claim)
             self._guard = guard
             on_new_master(self._client, guard.owe_flush)  # a failover may lose some
             self._regions = self._build_regions(guard)
@@ -270,12 +268,16 @@ class CacheStore:
                     resealed += replace_value(client, key, stored, sealed)
         return resealed
 
-    def _claim(self, keys: CacheKeys) -> str | None:
+    def _claim(self) -> str | None:
         """Claim the namespace for this database, unless another one has: then why not."""
         assert self._client is not None
+        return None if self._owns(self._client.eval) else REFUSAL
+
+    def _owns(self, evaluate: Callable[..., Any]) -> bool:
+        """Whether the namespace is this database's (claimed now if no database's),
+        ``evaluate`` running the claim script."""
         identity = self._identity().encode()
-        owner = self._client.eval(CLAIM, 1, keys.claim, identity)
-        return None if owner == identity else REFUSAL
+        return bool(evaluate(CLAIM, 1, self.keys.claim, identity) == identity)
 
     def _check_server(self, connection: Any) -> None:
         """A new connection, before its first use: a server this process has not used
@@ -295,8 +297,7 @@ class CacheStore:
                     return
                 server = self.keys.server(slot_tag(slot))
             else:
-                identity = self._identity().encode()
-                if _command(connection, "EVAL", CLAIM, 1, self.keys.claim, identity) != identity:
+                if not self._owns(functools.partial(_command, connection, "EVAL")):
                     return
                 server = self.keys.server()
             if _command(connection, "GET", server) != run_id:
