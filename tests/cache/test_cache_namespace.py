@@ -159,6 +159,21 @@ def test_one_databases_delivery_marks_never_count_as_anothers(original):
         )
 
 
+def test_a_login_session_or_a_cached_value_of_one_database_is_unknown_to_its_copy(original):
+    url, _ = original
+    with (
+        copy_of(url, by="template") as copy,
+        DataLayer(settings_for(url, **DEFAULT)) as production,
+        DataLayer(settings_for(copy, **DEFAULT)) as staging,
+    ):
+        session = staging.sessions.create("00000000-0000-0000-0000-000000000001")
+        staging.cache.set("report:today", 3)
+
+        assert production.sessions.get(session) is None
+        assert production.cache.get("report:today") is None
+        assert staging.sessions.get(session) is not None
+
+
 def test_a_namespace_another_database_has_claimed_is_never_used(original):
     url, patient = original
     with (
