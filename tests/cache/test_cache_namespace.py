@@ -225,6 +225,21 @@ def test_a_streaming_replica_names_the_same_cache_as_its_primary(primary_and_rep
     assert identities[0] == identities[1]
 
 
+def test_a_role_without_any_privilege_reads_the_identity(throwaway_postgres):
+    admin = create_engine(throwaway_postgres.url, isolation_level="AUTOCOMMIT")
+    role = f"clinic_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE ROLE {role} LOGIN"))
+    ordinary = create_engine(make_url(throwaway_postgres.url).set(username=role))
+    try:
+        assert DatabaseIdentity(ordinary)() == DatabaseIdentity(admin)()
+    finally:
+        ordinary.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP ROLE {role}"))
+        admin.dispose()
+
+
 def test_the_identity_is_read_behind_pgbouncer_as_on_the_server(pgbouncer, original):
     url, _ = original
     identities = []
