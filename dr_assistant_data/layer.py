@@ -159,7 +159,7 @@ class DataLayer:
     def _cache(self) -> CacheStore:
         if self._cache_store is None:
             self._cache_store = CacheStore(
-                self.settings, self._database_identity, regions_by_kind()
+                self.settings, self._database_identity, regions_by_kind(), self._timeline
             )
         return self._cache_store
 
@@ -168,6 +168,10 @@ class DataLayer:
         self.engine  # noqa: B018 - builds the engine and its identity
         assert self._identity is not None
         return self._identity()
+
+    def _timeline(self) -> int | None:
+        """The primary's timeline as of the newest connection (``None`` before one)."""
+        return self._identity.timeline if self._identity is not None else None
 
     def unit_of_work(
         self,

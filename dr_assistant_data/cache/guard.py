@@ -6,9 +6,10 @@ delivered are kept, and delivered before any other call is let through, so a val
 cached before an outage is never served after Redis returns. If more keys are owed than
 ``MAX_OWED`` the whole namespace is dropped instead (the ``flush`` callback).
 
-Before its first call in a process, the guard has ``prepare`` check that the namespace
-belongs to this database (``namespace.py``); if it does not, the guard refuses every call
-from then on (the fallback, no Redis command), and ``require`` raises ``ConfigurationError``.
+Before each call the guard has ``prepare`` check that the namespace belongs to this
+database (``namespace.py``, ``store.py``: cheap once checked); if it does not, the guard
+refuses every call from then on (the fallback, no Redis command), and ``require`` raises
+``ConfigurationError``.
 
 ``epoch`` counts the moments this process learnt that cached values may have survived their
 invalidation (a Redis restart, a failover, an overflow): a load that captured its key's
@@ -52,14 +53,13 @@ class RedisGuard:
         flush: Callable[[], None],
         prepare: Callable[[], str | None] = lambda: None,
     ) -> None:
-        """``prepare``: run before the first call goes through (again until it succeeds);
-        returns why the namespace must not be used, or ``None``."""
+        """``prepare``: run before each call goes through; returns why the namespace must
+        not be used, or ``None``."""
         self.breaker = breaker
         self.stats = stats
         self._deliver = deliver
         self._flush = flush
         self._prepare = prepare
-        self._prepared = False
         self.refusal: str | None = None
         """Why this namespace is not used (it belongs to another database), if so."""
         self._lock = threading.Lock()
@@ -136,12 +136,10 @@ class RedisGuard:
 
     def _settle(self) -> None:
         """Prepare, then deliver what is owed; raises (and keeps owing) if Redis fails."""
-        if not self._prepared:
-            self.refusal = self._prepare()
-            self._prepared = True
-            if self.refusal is not None:
-                logger.error("cache refused: %s", self.refusal)
-                return
+        self.refusal = self._prepare()
+        if self.refusal is not None:
+            logger.error("cache refused: %s", self.refusal)
+            return
         if not self._owed and not self._overflowed and not self._marks:
             return
         with self._lock:

@@ -61,6 +61,12 @@ class CacheKeys:
         emptying the cache leaves it)."""
         return f"{self.prefix}database"
 
+    @property
+    def timeline(self) -> str:
+        """The newest database timeline the namespace was emptied under (outside
+        ``namespace``, as the claim)."""
+        return f"{self.prefix}timeline"
+
     def server(self, slot_tag: str = "") -> str:
         """The ``run_id`` of the server the namespace was last emptied on; on a Cluster,
         of the node serving the slot ``slot_tag`` hashes to (one such key per node)."""

@@ -14,7 +14,12 @@ namespace is derived from the database's identity, which every copy gets anew:
   database, private to its engine, a random identity of its own.
 
 The identity is read once per layer, on the first connection its engine makes (no
-connection of its own is checked out then, so a pool kept busy cannot block it). Its
+connection of its own is checked out then, so a pool kept busy cannot block it). On
+PostgreSQL every new connection also reports the server's timeline: a promoted replica
+(after a failover that may have lost the last commits) or a backup restored to an earlier
+point and promoted holds data older than what was cached, and is on a newer timeline, so
+the cache store empties the namespace when it first meets a newer timeline than the one it
+was last emptied under, and refuses it on an older one (``store.py``). Its
 digest is the namespace's tag; the namespace's claim key holds the identity itself, set by
 the first database to use it: a layer that finds it held by another identity refuses the
 namespace (``RedisGuard``: the databases answer instead, ``health`` says why).
@@ -47,6 +52,12 @@ return owner
 """KEYS: the namespace's claim; ARGV: this database's identity. Claims the namespace if no
 database has, and returns the identity of the database whose namespace it is."""
 
+_TIMELINE = "SELECT pg_walfile_name(pg_current_wal_lsn())"
+
+OLD_TIMELINE = (
+    "this database is on an older timeline than one that has used its cache (a promoted "
+    "replica or restored backup of it): the cache is not used"
+)
 REFUSAL = (
     "this database's cache namespace belongs to another database: the cache is not used "
     "(give one of them its own REDIS_KEY_PREFIX)"
@@ -59,15 +70,17 @@ def tag(identity: str) -> str:
 
 
 class DatabaseIdentity:
-    """The identity of one engine's database, read once."""
+    """The identity of one engine's database, read once, and its timeline, as of its
+    newest connection (``None``: not PostgreSQL, not known yet, or a standby)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._lock = threading.Lock()
         self._value: str | None = None
+        self.timeline: int | None = None
         self._memory = f"memory:{uuid.uuid4().hex}"
         self._failures = (OSError, engine.dialect.loaded_dbapi.Error)
-        event.listen(engine, "connect", self._first_connect)
+        event.listen(engine, "connect", self._on_connect)
 
     def __call__(self) -> str:
         """The identity; connects if the engine never has. ``BackendUnavailableError``
@@ -84,10 +97,12 @@ class DatabaseIdentity:
         assert self._value is not None
         return self._value
 
-    def _first_connect(self, dbapi_connection: Any, _record: object) -> None:
-        if self._value is None:
-            with contextlib.suppress(*self._failures):  # asked again when first needed
+    def _on_connect(self, dbapi_connection: Any, _record: object) -> None:
+        with contextlib.suppress(*self._failures):  # the identity is asked again when needed
+            if self._value is None:
                 self._read(dbapi_connection)
+            if self._engine.dialect.name != "sqlite":
+                self.timeline = _timeline(dbapi_connection)
 
     def _read(self, dbapi_connection: Any) -> None:
         with self._lock:
@@ -110,3 +125,14 @@ class DatabaseIdentity:
         finally:
             cursor.close()
             dbapi_connection.rollback()  # ends the transaction the query began, if any
+
+
+def _timeline(dbapi_connection: Any) -> int:
+    """The timeline the server writes WAL on (raises on a standby)."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(_TIMELINE)
+        return int(cursor.fetchone()[0][:8], 16)
+    finally:
+        cursor.close()
+        dbapi_connection.rollback()

@@ -9,7 +9,9 @@ a caller's value or a login session in clear. ``memory://`` is an in-process Red
 store's own (see ``topology.py``) running the same code.
 
 Every key is named under the database's tag (``namespace.py``), read once per store from
-the ``identity`` it is given; a namespace another database has claimed is refused.
+the ``identity`` it is given; a namespace another database has claimed is refused, and one
+last emptied under an older timeline of the database is emptied (under a newer one:
+refused) before it is used.
 
 A Redis server that restarted (from an older snapshot, possibly: values and generations from
 before a write come back together) or was replaced by a failover is recognised by its
@@ -45,7 +47,7 @@ from .breaker import CircuitBreaker
 from .guard import RedisGuard
 from .keys import CacheKeys
 from .metrics import CacheStats
-from .namespace import CLAIM, REFUSAL, tag
+from .namespace import CLAIM, OLD_TIMELINE, REFUSAL, tag
 from .sealing import CacheSealer, is_counter
 from .topology import IN_PROCESS_SCHEME, Client, connect, is_cluster, mget, on_new_master
 from .topology import close as close_client
@@ -77,14 +79,19 @@ class CacheStore:
         settings: Settings,
         identity: Callable[[], str],
         kind_regions: Mapping[str, str] | None = None,
+        timeline: Callable[[], int | None] = lambda: None,
     ) -> None:
         """``identity``: the database's (``namespace.DatabaseIdentity``), asked once, when
-        a key is first named. ``kind_regions``: the region of each kind of key (for the
+        a key is first named; ``timeline``: its timeline as last seen (``None``: unknown),
+        asked before each call. ``kind_regions``: the region of each kind of key (for the
         per-region counts of invalidations; a key of a kind not named counts as
         ``general``)."""
         self.settings = settings
         self.kind_regions = dict(kind_regions or {})
         self._identity = identity
+        self._timeline = timeline
+        self._claimed = False
+        self._timeline_checked: int | None = None
         self._keys: CacheKeys | None = None
         self._keys_lock = threading.Lock()
         self.sealer = CacheSealer(settings.keyring)
@@ -126,7 +133,8 @@ class CacheStore:
             self.keys  # noqa: B018 - named before any connection: ``_check_server`` uses them
             breaker = CircuitBreaker(BREAKER_FAILURES, self.settings.cache_breaker_backoff)
             self._client = connect(self.settings, self._check_server)
-            guard = RedisGuard(breaker, self.stats, self._deliver, self._flush, self._claim)
+            self._claimed, self._timeline_checked = False, None
+            guard = RedisGuard(breaker, self.stats, self._deliver, self._flush, self._prepare)
             self._guard = guard
             on_new_master(self._client, guard.owe_flush)  # a failover may lose some
             self._regions = self._build_regions(guard)
@@ -268,10 +276,26 @@ class CacheStore:
                     resealed += replace_value(client, key, stored, sealed)
         return resealed
 
-    def _claim(self) -> str | None:
-        """Claim the namespace for this database, unless another one has: then why not."""
+    def _prepare(self) -> str | None:
+        """Before each call (two comparisons once done): claim the namespace for this
+        database, and empty it when the database is first met on a newer timeline than the
+        namespace was emptied under; why the namespace must not be used, if so."""
         assert self._client is not None
-        return None if self._owns(self._client.eval) else REFUSAL
+        if not self._claimed:
+            if not self._owns(self._client.eval):
+                return REFUSAL
+            self._claimed = True
+        timeline = self._timeline()
+        if timeline is not None and timeline != self._timeline_checked:
+            marked = self._client.get(self.keys.timeline)
+            if marked is not None and int(marked) > timeline:
+                return OLD_TIMELINE
+            if marked is None or int(marked) < timeline:
+                self._flush()
+                self._client.set(self.keys.timeline, timeline)
+                self.guard.new_epoch()
+            self._timeline_checked = timeline
+        return None
 
     def _owns(self, evaluate: Callable[..., Any]) -> bool:
         """Whether the namespace is this database's (claimed now if no database's),
