@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import ProgrammingError
 
 from dr_assistant_data import DataLayer
 from tests.helpers.cache_helpers import new_patient
@@ -19,11 +20,14 @@ SHARED = {"cache_prefix": CACHE_PREFIX}
 
 
 def replayed(url: str, patient_id: object) -> bool:
+    """Whether the replica holds the patient (False while it has not replayed the table)."""
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
             query = text("SELECT count(*) FROM patients WHERE id = :id")
             return connection.execute(query, {"id": patient_id}).scalar() == 1
+    except ProgrammingError:
+        return False
     finally:
         engine.dispose()
 
