@@ -25,7 +25,7 @@ from dr_assistant_data import DataLayer
 from dr_assistant_data.errors import DataLayerError
 
 from . import report, servers
-from .checker import check
+from .checker import KILL_WINDOW_BOUND_MS, check
 from .clinic import final_state, open_clinic
 from .editors import Editors
 from .faults import SENTINEL_KINDS, SINGLE_KINDS, FaultScheduler, Targets
@@ -51,6 +51,12 @@ def options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--note-share", type=float, default=0.2, help="share of document work")
     parser.add_argument("--note-threads", type=int, default=2)
     parser.add_argument("--stale-bound-ms", type=float, default=0.0, help="tolerated window")
+    parser.add_argument(
+        "--kill-window-bound-ms",
+        type=float,
+        default=KILL_WINDOW_BOUND_MS,
+        help="tolerated window after a writer died between its COMMIT and its delivery",
+    )
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the history files")
     args = parser.parse_args(argv)
@@ -102,11 +108,14 @@ def campaign(args: argparse.Namespace, folder: Path, stack: ExitStack) -> dict[s
     dl = DataLayer(settings_from({**settings, "db_pool_size": 4}))  # editors' and checker's
     stack.callback(dl.close)
     dl.migrate()
-    clinic, patients = open_clinic(dl, patients=args.patients, encounters=args.patients * 2)
+    clinic, patients = open_clinic(dl, patients=args.patients + 1, encounters=args.patients * 2)
+    probe = patients.pop()  # written only by writer_kill_after_commit's victims
 
     notes_quota = round(args.operations * args.note_share)
     workers = Workers(
-        folder, {"settings": settings, "patients": patients, "rate": args.rate}, seed=args.seed
+        folder,
+        {"settings": settings, "patients": patients, "probe": probe, "rate": args.rate},
+        seed=args.seed,
     )
     stack.callback(workers.stop)
     for index, quota in enumerate(shares(args.operations - notes_quota, args.processes)):
@@ -119,7 +128,7 @@ def campaign(args: argparse.Namespace, folder: Path, stack: ExitStack) -> dict[s
     for index, quota in enumerate(shares(notes_quota, args.note_threads)):
         editors.start(f"notes{index + 1}", quota)
     faults = FaultScheduler(
-        Targets(postgres, redis, proxy, workers, editors, sealers),
+        Targets(postgres, redis, proxy, workers, editors, sealers, dl, probe),
         args.kinds,
         History(folder / "faults.jsonl", "faults"),
         interval=args.interval,
@@ -133,9 +142,14 @@ def campaign(args: argparse.Namespace, folder: Path, stack: ExitStack) -> dict[s
     sealers.stop()
 
     settle(dl)
-    final_reads(settings, patients, folder)
+    final_reads(settings, [*patients, probe], folder)
     ops = load(folder)
-    verdict = check(ops, final_state(dl, patients), stale_bound_ms=args.stale_bound_ms)
+    verdict = check(
+        ops,
+        final_state(dl, [*patients, probe]),
+        stale_bound_ms=args.stale_bound_ms,
+        kill_window_bound_ms=args.kill_window_bound_ms,
+    )
     results = report.summary(ops, verdict, faults.errors)
     results["crashed_workers"] = crashed
     results["passed"] = results["passed"] and not crashed

@@ -21,6 +21,9 @@ INVARIANTS = ("stale_read", "lost_write", "audit", "documents", "gridfs", "raw_e
 NOTE_CONTENT = {"note_create", "note_update", "note_amend"}
 DOCUMENT_WRITES = {*NOTE_CONTENT, "note_sign", "recording", "recording_broken"}
 AUDITED = {"write", *DOCUMENT_WRITES}
+KILL_WINDOW_BOUND_MS = 1000.0
+"""How long after a writer died between its COMMIT and its cache delivery other processes
+may still read the version from before its write (the outbox janitor's window)."""
 CAMPAIGN_ERRORS = {"chaos.notes.UploadInterrupted"}
 """Exceptions the campaign raises itself (a caller's own error passes through the layer)."""
 
@@ -56,19 +59,29 @@ class Verdict:
     violations: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in INVARIANTS})
     stale_reads: int = 0
     max_stale_ms: float = 0.0
+    kill_windows_ms: list[float] = field(default_factory=list)
+    """For each writer killed between its COMMIT and its cache delivery: how long after it
+    died other processes still read the version from before its write (0: never)."""
 
     @property
     def failed(self) -> bool:
         return any(self.violations.values())
 
 
-def check(ops: list[dict[str, Any]], facts: Facts, *, stale_bound_ms: float) -> Verdict:
+def check(
+    ops: list[dict[str, Any]],
+    facts: Facts,
+    *,
+    stale_bound_ms: float,
+    kill_window_bound_ms: float = KILL_WINDOW_BOUND_MS,
+) -> Verdict:
     verdict = Verdict()
     by_correlation = defaultdict(list)
     for correlation, entity_type, entity_id, action in facts.events:
         by_correlation[correlation].append((entity_type, entity_id, action))
     versions = _committed_versions(facts)
     _stale_reads(ops, versions, verdict, stale_bound_ms)
+    _windows_after_kills(ops, versions, verdict, kill_window_bound_ms)
     _lost_writes(ops, facts, versions, verdict)
     _audit(ops, facts, by_correlation, verdict)
     _documents(ops, facts, by_correlation, verdict)
@@ -126,6 +139,36 @@ def _stale_reads(
                 f"{op['id']} read version {seen} {width_ms:.0f} ms after version {version} "
                 f"was {told}"
             )
+
+
+def _windows_after_kills(
+    ops: list[dict[str, Any]], versions: dict[str, int], verdict: Verdict, bound_ms: float
+) -> None:
+    """A writer killed after its COMMIT never returned, so reads after it are not stale by
+    ``_stale_reads``; but from the moment it died its write was committed: a read that
+    began later and saw an older version is in the window, which must stay in the bound."""
+    writes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for op in ops:
+        if op["kind"] == "write" and op["id"] in versions:
+            writes[op.get("process", "")].append(op)
+    for op in (op for op in ops if op["kind"] == "writer_killed"):
+        died = op["start"]
+        before = [write for write in writes[op["process"]] if write["start"] <= died]
+        if not before:
+            continue
+        write = max(before, key=lambda each: each["start"])
+        version, widest = versions[write["id"]], 0.0
+        for read in ops:
+            late = read["kind"] == "read" and read["outcome"] == "ok" and read["start"] > died
+            if late and read["key"] == write["key"] and (read.get("version") or 0) < version:
+                width_ms = (read["start"] - died) * 1000
+                widest = max(widest, width_ms)
+                if width_ms > bound_ms:
+                    verdict.violations["stale_read"].append(
+                        f"{read['id']} read version {read.get('version')} {width_ms:.0f} ms "
+                        f"after the writer of version {version} died before delivering it"
+                    )
+        verdict.kill_windows_ms.append(widest)
 
 
 def _running_max(values: list[int]) -> list[int]:

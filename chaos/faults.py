@@ -17,11 +17,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dr_assistant_data import DataLayer
+
 from .editors import Editors
 from .history import History
 from .processes import Workers
 from .sealers import Sealers
 from .servers import Postgres, PostgresProxy, SentinelRedis, SingleRedis, pause
+from .worker import read
 
 SINGLE_KINDS = (
     "redis_pause",
@@ -32,6 +35,7 @@ SINGLE_KINDS = (
     "commit_reply_drop",
     "commit_drop",
     "worker_kill",
+    "writer_kill_after_commit",
     "editor_kill",
     "sealer_kill",
     "sealer_restart",
@@ -43,11 +47,14 @@ SENTINEL_KINDS = (
     "commit_reply_drop",
     "commit_drop",
     "worker_kill",
+    "writer_kill_after_commit",
     "editor_kill",
     "sentinel_failover",
     "sentinel_master_kill",
 )
 ARMING_WINDOW = 3.0
+PROBE_SECONDS = 5.0
+PROBE_PAUSE = 0.01
 
 
 @dataclass
@@ -58,6 +65,9 @@ class Targets:
     workers: Workers
     editors: Editors
     sealers: Sealers
+    dl: DataLayer
+    probe: str
+    """The patient only ``writer_kill_after_commit`` writes (workers write the others)."""
 
 
 class FaultScheduler(threading.Thread):
@@ -87,6 +97,7 @@ class FaultScheduler(threading.Thread):
             "commit_reply_drop": lambda: self._commit(targets.proxy.arm_drop_commit_reply),
             "commit_drop": lambda: self._commit(targets.proxy.arm_drop_commit),
             "worker_kill": lambda: targets.workers.kill_one(self.rng),
+            "writer_kill_after_commit": self._writer_kill_after_commit,
             "editor_kill": lambda: targets.editors.kill_one(self.rng),
             "sealer_kill": lambda: targets.sealers.kill_leader(graceful=False),
             "sealer_restart": lambda: targets.sealers.kill_leader(graceful=True),
@@ -136,6 +147,23 @@ class FaultScheduler(threading.Thread):
         redis = self.targets.redis
         assert isinstance(redis, SingleRedis)
         return redis.restart(self.rng, from_snapshot=from_snapshot)
+
+    def _writer_kill_after_commit(self) -> bool:
+        """A worker writes the probe patient and dies between its COMMIT and its cache
+        delivery; then the probe is read every ``PROBE_PAUSE`` until its new version is
+        seen (the reads are in the history: the checker measures the window from them)."""
+        before = read(self.targets.dl, self.history, self.targets.probe)  # cached now
+        if before is None or not self.targets.workers.kill_one_after_commit(
+            self.rng, ARMING_WINDOW
+        ):
+            return False
+        deadline = time.monotonic() + PROBE_SECONDS
+        while time.monotonic() < deadline:
+            seen = read(self.targets.dl, self.history, self.targets.probe)
+            if seen is not None and seen > before:
+                break
+            time.sleep(PROBE_PAUSE)
+        return True
 
     def _pg_restart(self) -> bool:
         self.targets.postgres.restart()

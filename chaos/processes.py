@@ -4,6 +4,7 @@ stopped when the campaign ends, however it ends."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import subprocess
@@ -55,12 +56,34 @@ class Workers:
             victim = rng.choice(alive)
             victim.process.send_signal(signal.SIGKILL)
             victim.process.wait()
+            self._replace(victim)
+        return True
+
+    def kill_one_after_commit(self, rng: random.Random, window: float) -> bool:
+        """Arm a running worker to SIGKILL itself between its next write's COMMIT and
+        its cache delivery, and replace it once dead; False if none was at work or it
+        wrote nothing within ``window`` seconds (it is disarmed)."""
+        with self._lock:
+            alive = [w for w in self._running if w.process.poll() is None and _invoked(w.history)]
+        if not alive:
+            return False
+        victim = rng.choice(alive)
+        victim.process.send_signal(signal.SIGUSR1)
+        if not _killed(victim.process, window):
+            victim.process.send_signal(signal.SIGUSR2)
+            if not _killed(victim.process, DISARMING):  # it died as the signal came
+                return False
+        self._replace(victim)
+        return True
+
+    def _replace(self, victim: Worker) -> None:
+        """Start a process for the operations a dead worker had not begun."""
+        with self._lock:
             self._running.remove(victim)
             begun = _invoked(victim.history)
             if begun < victim.quota:
                 self.replaced += 1
                 self.start(f"{victim.name.split('.')[0]}.{self.replaced}", victim.quota - begun)
-        return True
 
     def wait(self) -> list[str]:
         """Wait until every worker has finished; the names of those that failed."""
@@ -77,6 +100,16 @@ class Workers:
                 if worker.process.poll() is None:
                     worker.process.kill()
                     worker.process.wait()
+
+
+DISARMING = 1.0
+
+
+def _killed(process: subprocess.Popen[bytes], within: float) -> bool:
+    """Whether ``process`` is SIGKILLed within ``within`` seconds (not if it exits)."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(within)
+    return process.returncode == -signal.SIGKILL
 
 
 def _invoked(history: Path) -> int:

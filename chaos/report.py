@@ -18,7 +18,7 @@ def summary(ops: list[dict[str, Any]], verdict: Verdict, fault_errors: list[str]
     for op in ops:
         if op["kind"].startswith("fault:"):
             faults[op["kind"].removeprefix("fault:")] += 1
-        else:
+        elif op["kind"] != "writer_killed":  # a mark for the checker, not an operation
             operations[op["kind"]][op["outcome"]] += 1
     return {
         "operations": {kind: dict(counts) for kind, counts in sorted(operations.items())},
@@ -30,6 +30,9 @@ def summary(ops: list[dict[str, Any]], verdict: Verdict, fault_errors: list[str]
         "examples": {name: verdict.violations[name][:EXAMPLES] for name in INVARIANTS},
         "stale_reads": verdict.stale_reads,
         "max_stale_ms": round(verdict.max_stale_ms, 1),
+        "writers_killed_after_commit": len(verdict.kill_windows_ms),
+        "max_window_after_kill_ms": round(max(verdict.kill_windows_ms, default=0.0), 1),
+        "windows_after_kill_ms": [round(width, 1) for width in verdict.kill_windows_ms],
         "passed": not verdict.failed,
     }
 
@@ -53,5 +56,9 @@ def print_table(results: dict[str, Any]) -> None:
     print(
         f"\nstale reads seen: {results['stale_reads']}, "
         f"widest {results['max_stale_ms']} ms after the newer write returned"
+    )
+    print(
+        f"writers killed between COMMIT and delivery: {results['writers_killed_after_commit']}, "
+        f"old value read up to {results['max_window_after_kill_ms']} ms after one died"
     )
     print("PASSED: no violation" if results["passed"] else "FAILED: invariants violated")

@@ -7,18 +7,28 @@ single value names this process and a counter, so every value written is unique)
 operation is in the process's history (``chaos/history.py``) with the version it read or
 wrote; a write's unit of work carries the operation id as its correlation id, so the audit
 trail says which writes committed.
+
+``SIGUSR1`` arms the process: its next operation writes the probe patient (one no other
+worker writes) and it dies (SIGKILL) at that write's cache delivery, between its COMMIT and
+the delivery, leaving a ``writer_killed`` line with the moment it died; ``SIGUSR2``
+disarms it (``processes.Workers.kill_one_after_commit``, ``faults.py``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import sys
+import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from dr_assistant_data import DataLayer, Settings
+from dr_assistant_data.cache.store import CacheStore
 
 from .history import History
 
@@ -40,23 +50,51 @@ def write(dl: DataLayer, history: History, patient: str, rng: random.Random) -> 
         op.result["version"] = written.version
 
 
-def read(dl: DataLayer, history: History, patient: str) -> None:
+def read(dl: DataLayer, history: History, patient: str) -> int | None:
+    """Read the patient; the version read (``None`` if the read failed)."""
     with history.operation("read", key=patient) as op:
         with dl.unit_of_work(read_only=True) as uow:
             found = uow.patients.get(patient)
         if found is not None:
             op.result["version"] = found.version
             op.result["value"] = (found.allergies or [None])[0]
+    version: int | None = op.result.get("version")
+    return version
+
+
+def die_after_a_commit_when_armed(history: History) -> threading.Event:
+    """Install the ``SIGUSR1`` / ``SIGUSR2`` switch of the ``writer_kill_after_commit``
+    fault: armed, the next delivery after a COMMIT kills the process instead."""
+    armed = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda *_: armed.set())
+    signal.signal(signal.SIGUSR2, lambda *_: armed.clear())
+    deliver = CacheStore.invalidate
+
+    def invalidate(store: CacheStore, keys: Collection[str], outbox_row: int | None = None) -> bool:
+        if armed.is_set() and outbox_row is not None:
+            now = time.time()
+            history.write(
+                id=f"{history.process}-killed", process=history.process, kind="writer_killed",
+                start=now, end=now, outcome="ok",
+            )  # fmt: skip
+            os.kill(os.getpid(), signal.SIGKILL)
+        return deliver(store, keys, outbox_row)
+
+    CacheStore.invalidate = invalidate  # type: ignore[method-assign]
+    return armed
 
 
 def run(config: dict[str, Any]) -> None:
     rng = random.Random(config["seed"])
     history = History(Path(config["history"]), config["process"])
+    armed = die_after_a_commit_when_armed(history)
     dl = DataLayer(settings_from(config["settings"]))
     try:
         for _ in range(config["quota"]):
             patient = rng.choice(config["patients"])
-            if rng.random() < WRITE_SHARE:
+            if armed.is_set():
+                write(dl, history, config["probe"], rng)
+            elif rng.random() < WRITE_SHARE:
                 write(dl, history, patient, rng)
             else:
                 read(dl, history, patient)

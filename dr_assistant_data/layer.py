@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import telemetry
 from .cache import CacheService, CacheStore, SessionStore
+from .cache.namespace import DatabaseIdentity
 from .cache.outbox import OutboxListener
 from .documents.store import DocumentStore
 from .documents.sweep import DEFAULT_GRACE, SweepReport, sweep
@@ -53,6 +54,7 @@ class DataLayer:
         self._cache_store: CacheStore | None = None
         self._replicas: replicas.ReplicaRouter | None = None
         self._outbox: OutboxListener | None = None
+        self._identity: DatabaseIdentity | None = None
         self._sealer: Sealer | None = None
         self._direct_engine: Engine | None = None
         self.last_sealed: Sealed | None = None
@@ -71,6 +73,7 @@ class DataLayer:
                     engine.dispose()
                 self._refuse_if_closed()
                 self._engine = engine
+                self._identity = DatabaseIdentity(engine)
                 self._session_factory = build_session_factory(engine)
                 cache_invalidation.install(self._session_factory, self._cache())
                 if engine.dialect.name == "postgresql" and not self._cache().embedded:
@@ -156,8 +159,20 @@ class DataLayer:
 
     def _cache(self) -> CacheStore:
         if self._cache_store is None:
-            self._cache_store = CacheStore(self.settings, regions_by_kind())
+            self._cache_store = CacheStore(
+                self.settings, self._database_identity, regions_by_kind(), self._timeline
+            )
         return self._cache_store
+
+    def _database_identity(self) -> str:
+        """What names this database's cache (``cache/namespace.py``), read once."""
+        self.engine  # noqa: B018 - builds the engine and its identity
+        assert self._identity is not None
+        return self._identity()
+
+    def _timeline(self) -> int | None:
+        """The primary's timeline as of the newest connection (``None`` before one)."""
+        return self._identity.timeline if self._identity is not None else None
 
     def unit_of_work(
         self,

@@ -6,6 +6,11 @@ delivered are kept, and delivered before any other call is let through, so a val
 cached before an outage is never served after Redis returns. If more keys are owed than
 ``MAX_OWED`` the whole namespace is dropped instead (the ``flush`` callback).
 
+Before each call the guard has ``prepare`` check that the namespace belongs to this
+database (``namespace.py``, ``store.py``: cheap once checked); if it does not, the guard
+refuses every call from then on (the fallback, no Redis command), and ``require`` raises
+``ConfigurationError``.
+
 ``epoch`` counts the moments this process learnt that cached values may have survived their
 invalidation (a Redis restart, a failover, an overflow): a load that captured its key's
 generation in an earlier epoch stores nothing (``backends.py``), since the generation it
@@ -14,6 +19,7 @@ captured may have been lost with the server that held it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -22,9 +28,11 @@ from typing import Any, TypeVar, cast
 
 from redis.exceptions import RedisClusterException, RedisError
 
-from ..errors import BackendUnavailableError
+from ..errors import BackendUnavailableError, ConfigurationError
 from .breaker import CircuitBreaker
 from .metrics import CacheStats
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_OWED = 100_000
@@ -43,11 +51,17 @@ class RedisGuard:
         stats: CacheStats,
         deliver: Callable[[Collection[str]], None],
         flush: Callable[[], None],
+        prepare: Callable[[], str | None] = lambda: None,
     ) -> None:
+        """``prepare``: run before each call goes through; returns why the namespace must
+        not be used, or ``None``."""
         self.breaker = breaker
         self.stats = stats
         self._deliver = deliver
         self._flush = flush
+        self._prepare = prepare
+        self.refusal: str | None = None
+        """Why this namespace is not used (it belongs to another database), if so."""
         self._lock = threading.Lock()
         self._owed: set[str] = set()
         self._marks: set[str] = set()  # written with the next delivery; not invalidations
@@ -61,11 +75,14 @@ class RedisGuard:
         return len(self._owed) + (MAX_OWED if self._overflowed else 0)
 
     def call(self, region: str, operation: Callable[[], T], fallback: T) -> T:
-        """``operation()``, or ``fallback`` when Redis fails or the breaker is open."""
-        if not self.breaker.allows():
+        """``operation()``, or ``fallback`` when Redis fails, the breaker is open or the
+        namespace is refused."""
+        if self.refusal is not None or not self.breaker.allows():
             return fallback
         try:
             self._settle()
+            if self.refusal is not None:
+                return fallback
             result = operation()
         except FAILURES:
             self.breaker.failure()
@@ -75,8 +92,11 @@ class RedisGuard:
         return result
 
     def require(self, region: str, operation: Callable[[], T]) -> T:
-        """``operation()``; raises ``BackendUnavailableError`` when Redis cannot answer."""
+        """``operation()``; raises ``BackendUnavailableError`` when Redis cannot answer,
+        ``ConfigurationError`` when the namespace is refused."""
         result = self.call(region, operation, _FAILED)
+        if self.refusal is not None:
+            raise ConfigurationError("REDIS_KEY_PREFIX", self.refusal)
         if result is _FAILED:
             raise BackendUnavailableError("redis", "the cache server is unavailable")
         return cast(T, result)
@@ -115,7 +135,11 @@ class RedisGuard:
                 self._owed.update(keys)
 
     def _settle(self) -> None:
-        """Deliver what is owed; raises (and keeps owing) if Redis fails."""
+        """Prepare, then deliver what is owed; raises (and keeps owing) if Redis fails."""
+        self.refusal = self._prepare()
+        if self.refusal is not None:
+            logger.error("cache refused: %s", self.refusal)
+            return
         if not self._owed and not self._overflowed and not self._marks:
             return
         with self._lock:

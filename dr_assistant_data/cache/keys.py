@@ -1,6 +1,11 @@
-"""Cache key names: ``<prefix>v1:<kind>:<schema tag>:{<id>}[:<date>]``. Ids and dates only,
-never patient data. The schema tag is a digest of the cached table's columns, so a migration
-that changes them moves every key of that table aside instead of reading old shapes.
+"""Cache key names: ``<prefix><database>:v1:<kind>:<schema tag>:{<id>}[:<date>]``. Ids and
+dates only, never patient data. ``<database>`` is the tag of the database whose cache it is
+(``namespace.py``): every key the layer keeps (cached reads, their generations and locks,
+delivery marks, the general service's values, login sessions) is under it, so two
+databases sharing a Redis and a prefix never read each other's, even when their ids agree.
+
+The schema tag is a digest of the cached table's columns, so a migration that changes them
+moves every key of that table aside instead of reading old shapes.
 
 The id in braces is a Redis Cluster hash tag: a key, its generation (``:gen``) and its lock
 (``:lock``) hash to one slot, so the scripts and transactions that touch them together work
@@ -29,11 +34,11 @@ def schema_tag(table: Table) -> str:
 
 
 class CacheKeys:
-    """Every key the layer caches under, from one prefix."""
+    """Every key the layer keeps, from the operator's prefix and the database's tag."""
 
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.namespace = f"{prefix}{FORMAT}:"
+    def __init__(self, prefix: str, database: str) -> None:
+        self.prefix = f"{prefix}{database}:"
+        self.namespace = f"{self.prefix}{FORMAT}:"
 
     def read(self, kind: str, table: Table, *parts: uuid.UUID | date) -> str:
         """A cached read of rows of ``table``, named by ``parts``: the first (an id) is
@@ -51,9 +56,21 @@ class CacheKeys:
         return f"{self.namespace}{DELIVERED_KIND}:{outbox_row}"
 
     @property
-    def server(self) -> str:
-        """The ``run_id`` of the server the namespace was last emptied on."""
-        return f"{self.namespace}server"
+    def claim(self) -> str:
+        """The identity of the database the namespace belongs to (outside ``namespace``:
+        emptying the cache leaves it)."""
+        return f"{self.prefix}database"
+
+    @property
+    def timeline(self) -> str:
+        """The newest database timeline the namespace was emptied under (outside
+        ``namespace``, as the claim)."""
+        return f"{self.prefix}timeline"
+
+    def server(self, slot_tag: str = "") -> str:
+        """The ``run_id`` of the server the namespace was last emptied on; on a Cluster,
+        of the node serving the slot ``slot_tag`` hashes to (one such key per node)."""
+        return f"{self.namespace}server" + (f":{{{slot_tag}}}" if slot_tag else "")
 
     def general(self, key: str) -> str:
         """A caller's key for the general cache service (callers must keep PHI out)."""

@@ -8,12 +8,18 @@ pickle, sealed whole with the data keys (``sealing.py``): Redis never holds a ca
 a caller's value or a login session in clear. ``memory://`` is an in-process Redis of this
 store's own (see ``topology.py``) running the same code.
 
+Every key is named under the database's tag (``namespace.py``), read once per store from
+the ``identity`` it is given; a namespace another database has claimed is refused, and one
+last emptied under an older timeline of the database is emptied (under a newer one:
+refused) before it is used.
+
 A Redis server that restarted (from an older snapshot, possibly: values and generations from
 before a write come back together) or was replaced by a failover is recognised by its
 ``run_id`` on the first connection to it: the namespace remembers, in one key, the server it
 was last emptied on, and a connection to any other server empties the namespace before its
-first command. Not on a Cluster, whose nodes cannot share such a key: there a process only
-stops loads in flight when it meets a server it had not used.
+first command. On a Cluster each node is recognised the same way, by a key of its own (one
+whose hash tag falls in the first slot the node serves), and empties its own part of the
+namespace.
 
 Fork safe: a child process drops the inherited client without touching its sockets and
 connects afresh (on ``memory://``, to a new, empty server).
@@ -21,6 +27,8 @@ connects afresh (on ``memory://``, to a new, empty server).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import os
 import threading
@@ -29,15 +37,17 @@ from typing import Any, TypeVar
 
 from dogpile.cache import make_region, register_backend
 from dogpile.cache.region import CacheRegion
+from redis.crc import key_slot
 
 from .. import telemetry
-from ..errors import DataLayerError
+from ..errors import ConfigurationError, DataLayerError
 from ..settings import Settings
 from .backends import Generations, GuardedRedisBackend, invalidate_in_redis
 from .breaker import CircuitBreaker
 from .guard import RedisGuard
 from .keys import CacheKeys
 from .metrics import CacheStats
+from .namespace import CLAIM, OLD_TIMELINE, REFUSAL, tag
 from .sealing import CacheSealer, is_counter
 from .topology import IN_PROCESS_SCHEME, Client, connect, is_cluster, mget, on_new_master
 from .topology import close as close_client
@@ -64,12 +74,26 @@ def dumps(value: Any) -> bytes:
 class CacheStore:
     """Regions, the Redis client, the guard that keeps Redis trouble from the clinic."""
 
-    def __init__(self, settings: Settings, kind_regions: Mapping[str, str] | None = None) -> None:
-        """``kind_regions``: the region of each kind of key (for the per-region counts of
-        invalidations; a key of a kind not named counts as ``general``)."""
+    def __init__(
+        self,
+        settings: Settings,
+        identity: Callable[[], str],
+        kind_regions: Mapping[str, str] | None = None,
+        timeline: Callable[[], int | None] = lambda: None,
+    ) -> None:
+        """``identity``: the database's (``namespace.DatabaseIdentity``), asked once, when
+        a key is first named; ``timeline``: its timeline as last seen (``None``: unknown),
+        asked before each call. ``kind_regions``: the region of each kind of key (for the
+        per-region counts of invalidations; a key of a kind not named counts as
+        ``general``)."""
         self.settings = settings
         self.kind_regions = dict(kind_regions or {})
-        self.keys = CacheKeys(settings.cache_prefix)
+        self._identity = identity
+        self._timeline = timeline
+        self._claimed = False
+        self._timeline_checked: int | None = None
+        self._keys: CacheKeys | None = None
+        self._keys_lock = threading.Lock()
         self.sealer = CacheSealer(settings.keyring)
         self.stats = CacheStats()
         self.embedded = settings.redis_url.startswith(IN_PROCESS_SCHEME)  # reported only
@@ -86,6 +110,16 @@ class CacheStore:
 
     # -- wiring ---------------------------------------------------------------------
 
+    @property
+    def keys(self) -> CacheKeys:
+        """The names of this database's keys; reads its identity the first time
+        (``BackendUnavailableError`` if the database cannot say)."""
+        if self._keys is None:
+            with self._keys_lock:
+                if self._keys is None:
+                    self._keys = CacheKeys(self.settings.cache_prefix, tag(self._identity()))
+        return self._keys
+
     def _connect(self) -> None:
         """(Re)build client, guard and regions; in a forked child the parent's are dropped
         unused (closing them would close sockets the parent still owns)."""
@@ -96,11 +130,14 @@ class CacheStore:
                 return
             if self._closed:
                 raise DataLayerError("this cache store is closed")
+            self.keys  # noqa: B018 - named before any connection: ``_check_server`` uses them
             breaker = CircuitBreaker(BREAKER_FAILURES, self.settings.cache_breaker_backoff)
             self._client = connect(self.settings, self._check_server)
-            self._guard = RedisGuard(breaker, self.stats, self._deliver, self._flush)
-            on_new_master(self._client, self._guard.owe_flush)  # a failover may lose some
-            self._regions = self._build_regions(self._guard)
+            self._claimed, self._timeline_checked = False, None
+            guard = RedisGuard(breaker, self.stats, self._deliver, self._flush, self._prepare)
+            self._guard = guard
+            on_new_master(self._client, guard.owe_flush)  # a failover may lose some
+            self._regions = self._build_regions(guard)
             self._pid = os.getpid()
 
     def _build_regions(self, guard: RedisGuard) -> dict[str, CacheRegion]:
@@ -239,32 +276,74 @@ class CacheStore:
                     resealed += replace_value(client, key, stored, sealed)
         return resealed
 
+    def _prepare(self) -> str | None:
+        """Before each call (two comparisons once done): claim the namespace for this
+        database, and empty it when the database is first met on a newer timeline than the
+        namespace was emptied under; why the namespace must not be used, if so."""
+        assert self._client is not None
+        if not self._claimed:
+            if not self._owns(self._client.eval):
+                return REFUSAL
+            self._claimed = True
+        timeline = self._timeline()
+        if timeline is not None and timeline != self._timeline_checked:
+            marked = self._client.get(self.keys.timeline)
+            if marked is not None and int(marked) > timeline:
+                return OLD_TIMELINE
+            if marked is None or int(marked) < timeline:
+                self._flush()
+                self._client.set(self.keys.timeline, timeline)
+                self.guard.new_epoch()
+            self._timeline_checked = timeline
+        return None
+
+    def _owns(self, evaluate: Callable[..., Any]) -> bool:
+        """Whether the namespace is this database's (claimed now if no database's),
+        ``evaluate`` running the claim script."""
+        identity = self._identity().encode()
+        return bool(evaluate(CLAIM, 1, self.keys.claim, identity) == identity)
+
     def _check_server(self, connection: Any) -> None:
         """A new connection, before its first use: a server this process has not used
         before moves the guard's epoch (loads in flight store nothing); a server the
-        namespace was not last emptied on is emptied now, through this connection."""
+        namespace was not last emptied on is emptied now, through this connection (unless
+        the namespace belongs to another database: then it is left as it is). On a
+        Cluster, each node keeps its own mark and empties only its own keys."""
         with self._server_lock:
             run_id = _run_id(_command(connection, "INFO", "server"))
             if run_id not in self._servers:
                 self._servers.add(run_id)
                 self.guard.new_epoch()
-            if is_cluster(self._client):
-                return
-            if _command(connection, "GET", self.keys.server) != run_id:
-                delete_matching(_OneConnection(connection), self.keys.namespace + "*")
-                _command(connection, "SET", self.keys.server, run_id)
+            cluster = is_cluster(self._client)
+            if cluster:
+                slot = _first_slot(connection)
+                if slot is None:  # a replica: nothing is written or read there
+                    return
+                server = self.keys.server(slot_tag(slot))
+            else:
+                if not self._owns(functools.partial(_command, connection, "EVAL")):
+                    return
+                server = self.keys.server()
+            if _command(connection, "GET", server) != run_id:
+                delete_matching(_OneConnection(connection, cluster), self.keys.namespace + "*")
+                _command(connection, "SET", server, run_id)
                 self.guard.new_epoch()
 
     # -- component convention -------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        """Pings Redis (raises on failure), delivers owed invalidations, and reports the
-        breaker, what is still owed, and the per-region counts."""
+        """Pings Redis (raises on failure, and ``ConfigurationError`` if the namespace
+        belongs to another database), delivers owed invalidations, and reports this
+        database's namespace (the prefix of its keys), the breaker, what is still owed, and
+        the per-region counts."""
         guard = self.guard
         self.client.ping()
         guard.call("invalidation", lambda: None, None)
+        if guard.refusal is not None:
+            raise ConfigurationError("REDIS_KEY_PREFIX", guard.refusal)
         return {
             "embedded": self.embedded,
+            "namespace": self.keys.prefix,
             "breaker": "open" if guard.breaker.is_open else "closed",
             "owed_invalidations": guard.owed,
             "regions": self.stats.snapshot(),
@@ -286,10 +365,12 @@ def _command(connection: Any, *arguments: Any) -> Any:
 
 
 class _OneConnection:
-    """The two commands ``delete_matching`` needs, on a connection being set up."""
+    """The two commands ``delete_matching`` needs, on a connection being set up (to a
+    Cluster node: one UNLINK per slot, as a node refuses keys of several slots)."""
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, cluster: bool) -> None:
         self._connection = connection
+        self._cluster = cluster
 
     def scan_iter(self, match: str, count: int) -> Iterator[bytes]:
         cursor = b"0"
@@ -302,7 +383,32 @@ class _OneConnection:
                 return
 
     def unlink(self, *keys: bytes) -> int:
-        return int(_command(self._connection, "UNLINK", *keys))
+        if not self._cluster:
+            return int(_command(self._connection, "UNLINK", *keys))
+        slots: dict[int, list[bytes]] = {}
+        for key in keys:
+            slots.setdefault(key_slot(key), []).append(key)
+        commands = [("UNLINK", *same) for same in slots.values()]
+        self._connection.send_packed_command(self._connection.pack_commands(commands))
+        return sum(int(self._connection.read_response()) for _ in commands)
+
+
+def _first_slot(connection: Any) -> int | None:
+    """The first slot the node at the other end of ``connection`` serves, if any."""
+    nodes = _command(connection, "CLUSTER", "NODES")
+    text = nodes.decode() if isinstance(nodes, bytes) else nodes
+    for line in text.splitlines():
+        fields = line.split()
+        if "myself" in fields[2].split(","):
+            ranges = [field for field in fields[8:] if not field.startswith("[")]
+            return int(ranges[0].split("-")[0]) if ranges else None
+    return None
+
+
+@functools.cache
+def slot_tag(slot: int) -> str:
+    """A hash tag whose key slot is ``slot``."""
+    return next(str(n) for n in itertools.count() if key_slot(str(n).encode()) == slot)
 
 
 def _run_id(info: bytes | str) -> bytes:

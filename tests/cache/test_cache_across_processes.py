@@ -79,7 +79,9 @@ def test_an_invalidation_the_writer_could_not_deliver_reaches_every_other_proces
     assert in_process(last_name, dl.settings.database_url, shared(), patient.id) == "Sharma"
 
 
-def test_a_writer_killed_between_commit_and_delivery_leaves_no_stale_value_for_long(dl, reader):
+def test_a_writer_killed_between_commit_and_delivery_leaves_the_old_value_under_a_second(
+    dl, reader
+):
     patient = new_patient(reader)
     assert cached(reader, patient.id) == "Rao"
 
@@ -87,16 +89,17 @@ def test_a_writer_killed_between_commit_and_delivery_leaves_no_stale_value_for_l
         rename_and_die_after_commit, dl.settings.database_url, shared(), patient.id, "Sharma"
     )
     process.join(60)
+    died = time.monotonic()  # a little after the death: the window measured is not wider
     assert process.exitcode == -signal.SIGKILL
     with dl.engine.connect() as connection:
         stored = connection.execute(
             text("SELECT last_name FROM patients WHERE id = :id"), {"id": patient.id}
         ).scalar_one()
     assert stored == "Sharma"  # committed, and never invalidated by its writer
-    died = time.monotonic()
 
     eventually(lambda: read_patient(reader, patient.id).last_name == "Sharma", "the janitor", 10)
-    assert time.monotonic() - died < JANITOR_INTERVAL + JANITOR_GRACE + 2.0
+    assert JANITOR_GRACE + JANITOR_INTERVAL < 0.5  # the bound; the rest is this test's polling
+    assert time.monotonic() - died < 1.0
 
 
 def test_invalidations_owed_when_every_writer_has_exited_are_still_delivered(dl, proxy):

@@ -8,20 +8,27 @@ import uuid
 import pytest
 import redis
 
+from dr_assistant_data.relational.models import Patient
 from dr_assistant_data.testing.queries import counting_queries
 from tests.cache.test_cache_races import commit_while_reading
 from tests.cache.test_cache_service import producer_calls_for_concurrent_misses
 from tests.helpers.cache_helpers import new_patient, read, read_patient, write_and_read_back
 from tests.helpers.layers import layer_with
+from tests.helpers.process_steps import in_process, last_name, rename
 from tests.helpers.redis_servers import cluster_deployment, free_port
 
 pytestmark = pytest.mark.servers
 
 
 @pytest.fixture(scope="module")
-def cluster_ports():
-    with cluster_deployment(3) as ports:
-        yield ports
+def cluster():
+    with cluster_deployment(3) as deployment:
+        yield deployment
+
+
+@pytest.fixture
+def cluster_ports(cluster):
+    return cluster.ports
 
 
 @pytest.fixture
@@ -50,7 +57,7 @@ def test_patients_spread_over_every_master_are_cached_and_read_without_sql(layer
 
     assert [patient.id for patient in found] == ids
     assert queries.count == 0
-    assert all(keys_per_node(cluster_ports, layer.settings.cache_prefix + "v1:patients:*"))
+    assert all(keys_per_node(cluster_ports, layer.cache_store.keys.namespace + "patients:*"))
 
 
 def test_a_commit_invalidates_the_cached_row_on_its_node(layer):
@@ -79,7 +86,7 @@ def test_delete_pattern_removes_matching_keys_on_every_master(layer, cluster_por
     for number in range(60):
         layer.cache.set(f"report:{run}:{number}", number)
     layer.cache.set(f"other:{run}", 1)
-    pattern = f"{layer.settings.cache_prefix}kv:report:{run}:*"
+    pattern = f"{layer.cache_store.keys.prefix}kv:report:{run}:*"
     assert all(keys_per_node(cluster_ports, pattern))
 
     assert layer.cache.delete_pattern(f"report:{run}:*") == 60
@@ -115,3 +122,25 @@ def test_reads_and_writes_succeed_with_every_cluster_node_down(dl):
     with layer_with(dl, redis_cluster_nodes=(f"127.0.0.1:{free_port()}",)) as layer:
         assert write_and_read_back(layer) == "Sharma"
         assert layer.health()["redis"]["ok"] is False
+
+
+def test_a_node_restored_from_an_older_snapshot_serves_nothing_cached_before_it(dl, layer, cluster):
+    settings = {
+        "redis_cluster_nodes": layer.settings.redis_cluster_nodes,
+        "cache_prefix": layer.settings.cache_prefix,
+    }
+    patient = new_patient(dl)
+    assert in_process(last_name, dl.settings.database_url, settings, patient.id) == "Rao"
+    key = layer.cache_store.keys.entity(Patient.__table__, patient.id)
+    holding = keys_per_node(cluster.ports, key)
+    (port,) = [port for port, count in zip(cluster.ports, holding, strict=True) if count]
+    older = cluster.snapshot(port)  # holds the cached row and its generation
+    in_process(rename, dl.settings.database_url, settings, patient.id, "Sharma")
+
+    cluster.restart(port, older)
+
+    node = redis.Redis(port=port)
+    assert node.exists(key)  # it is back
+    node.close()
+    assert in_process(last_name, dl.settings.database_url, settings, patient.id) == "Sharma"
+    assert read_patient(layer, patient.id).last_name == "Sharma"

@@ -68,6 +68,26 @@ def test_a_write_whose_caller_saw_an_error_but_that_committed_makes_older_reads_
     assert violations([unknown, read], facts())["stale_read"] == 1
 
 
+KILLED_WRITE = op("w-1", "write", 1.0, None, "unknown", key=PATIENT, value="a", process="w")
+KILLED = op("w-killed", "writer_killed", 1.2, 1.2, "ok", process="w")
+
+
+def test_the_old_value_read_after_a_writer_died_before_delivering_is_measured_from_its_death():
+    late = op("r-1", "read", 1.5, 1.6, "ok", key=PATIENT, version=1, process="r")
+    fresh = op("r-2", "read", 1.7, 1.8, "ok", key=PATIENT, version=2, process="r")
+    verdict = check([KILLED_WRITE, KILLED, late, fresh], facts(), stale_bound_ms=0)
+    assert [round(width) for width in verdict.kill_windows_ms] == [300]
+    assert not verdict.failed
+
+
+def test_an_old_value_read_beyond_the_bound_after_a_writer_died_is_a_stale_read():
+    late = op("r-1", "read", 2.5, 2.6, "ok", key=PATIENT, version=1, process="r")
+    verdict = check(
+        [KILLED_WRITE, KILLED, late], facts(), stale_bound_ms=0, kill_window_bound_ms=1000
+    )
+    assert len(verdict.violations["stale_read"]) == 1
+
+
 def test_an_acknowledged_write_the_row_does_not_hold_is_a_lost_write():
     assert violations([WRITE], facts(patients={PATIENT: (2, "b")}))["lost_write"] == 1
 

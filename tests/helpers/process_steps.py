@@ -13,7 +13,7 @@ from typing import Any
 
 from dr_assistant_data import DataLayer
 from dr_assistant_data.cache.store import CacheStore
-from tests.helpers.layers import settings_for
+from tests.helpers.layers import patient_fields, settings_for
 
 
 def in_process(step: Callable[..., Any], *arguments: Any, timeout: float = 60.0) -> Any:
@@ -40,6 +40,14 @@ def rename(database_url: str, settings: dict[str, Any], patient_id: uuid.UUID, n
         with layer.unit_of_work(actor="test") as uow:
             uow.patients.update(patient_id, last_name=name)
         return time.time()
+
+
+def new_patient_in(database_url: str, settings: dict[str, Any]) -> uuid.UUID:
+    """Create a patient (its invalidation delivered, its outbox row marked delivered)."""
+    with DataLayer(settings_for(database_url, **settings)) as layer:
+        with layer.unit_of_work(actor="test") as uow:
+            patient_id: uuid.UUID = uow.patients.create(**patient_fields()).id
+        return patient_id
 
 
 def rename_and_die_after_commit(

@@ -4,7 +4,9 @@ proxy that can cut the line while Redis keeps its data."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -111,38 +113,81 @@ def sentinel_deployment(master_name: str = "clinic") -> Iterator[list[int]]:
         yield start_sentinel_set(start, Path(folder), master_name)[2]
 
 
-@contextlib.contextmanager
-def cluster_deployment(masters: int = 3) -> Iterator[list[int]]:
-    """A Redis Cluster of ``masters`` primaries (no replicas), every slot assigned."""
-    cli = shutil.which("redis-cli")
-    assert cli, "redis-cli is not installed"
-    with tempfile.TemporaryDirectory() as folder, redis_processes() as start:
-        ports = []
-        for _ in range(masters):
-            port = free_port()
-            ports.append(
-                start(
-                    *NO_PERSISTENCE,
-                    *("--cluster-enabled", "yes", "--cluster-node-timeout", "2000"),
-                    *("--cluster-config-file", str(Path(folder, f"nodes-{port}.conf"))),
-                    *("--cluster-port", str(free_port())),
-                    port=port,
-                )
-            )
+class Cluster:
+    """A Redis Cluster of primaries (no replicas), every slot assigned, each node writing
+    its RDB file in the cluster's folder: a node can be snapshotted (``SAVE``) and
+    restarted (SIGKILL, then the same node again) from an older snapshot."""
+
+    def __init__(self, start: Callable[..., int], folder: Path, masters: int) -> None:
+        self._start = start
+        self._folder = folder
+        self._buses: dict[int, int] = {}
+        self.ports = [free_port() for _ in range(masters)]
+        for port in self.ports:
+            self._buses[port] = free_port()
+            self._launch(port)
+        cli = shutil.which("redis-cli")
+        assert cli, "redis-cli is not installed"
         subprocess.run(
-            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-yes"],
+            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports), "--cluster-yes"],
             check=True,
             capture_output=True,
             timeout=60,
         )
-        for port in ports:
+        self._wait_until_ok()
+
+    def _launch(self, port: int) -> None:
+        self._start(
+            *NO_PERSISTENCE,
+            *("--cluster-enabled", "yes", "--cluster-node-timeout", "2000"),
+            *("--cluster-config-file", str(self._folder / f"nodes-{port}.conf")),
+            *("--cluster-port", str(self._buses[port])),
+            *("--dir", str(self._folder), "--dbfilename", f"dump-{port}.rdb"),
+            port=port,
+        )
+
+    def _wait_until_ok(self) -> None:
+        for port in self.ports:
             node = redis.Redis(port=port)
             eventually(
                 lambda node=node: node.cluster("info")["cluster_state"] == "ok",
                 "the cluster to be ok",
             )
             node.close()
-        yield ports
+
+    def snapshot(self, port: int) -> Path:
+        """The node's data now, as an RDB file."""
+        node = redis.Redis(port=port)
+        node.save()
+        node.close()
+        kept = self._folder / f"snapshot-{port}-{time.monotonic_ns()}.rdb"
+        shutil.copy(self._folder / f"dump-{port}.rdb", kept)
+        return kept
+
+    def restart(self, port: int, rdb: Path) -> None:
+        """SIGKILL the node and start it again, same node of the cluster, from ``rdb``."""
+        node = redis.Redis(port=port)
+        os.kill(int(node.info("server")["process_id"]), signal.SIGKILL)
+        node.close()
+        eventually(lambda: not _answers(port), f"redis on port {port} to die")
+        shutil.copy(rdb, self._folder / f"dump-{port}.rdb")
+        self._launch(port)
+        self._wait_until_ok()
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.1).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def cluster_deployment(masters: int = 3) -> Iterator[Cluster]:
+    """A :class:`Cluster` of ``masters`` primaries, stopped when the block ends."""
+    with tempfile.TemporaryDirectory() as folder, redis_processes() as start:
+        yield Cluster(start, Path(folder), masters)
 
 
 class Proxy:

@@ -71,6 +71,10 @@ class ThrowawayPostgres:
         """``fast``: a clean shutdown that ends sessions; ``immediate``: a crash."""
         self._pg_ctl("-m", mode, "stop")
 
+    def promote(self) -> None:
+        """End a standby's recovery: it becomes a primary, on a new timeline."""
+        self._pg_ctl("-w", "promote")
+
     def restart(self) -> None:
         self.stop()
         self.start()
