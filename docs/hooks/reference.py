@@ -31,7 +31,7 @@ from functools import cache
 from typing import Any
 
 from mongoengine import fields as me
-from sqlalchemy import JSON, Boolean, Date, Enum, Integer, String, Table, Uuid
+from sqlalchemy import JSON, Boolean, Date, Double, Enum, Integer, String, Table, Uuid
 from sqlalchemy.orm import Mapper
 
 import dr_assistant_data
@@ -40,7 +40,7 @@ from dr_assistant_data.cache.store import REGION_TTLS
 from dr_assistant_data.cli import main as cli_main
 from dr_assistant_data.documents.fields import PlainDictField, UUIDText, expectation
 from dr_assistant_data.environ import Environ, source_of
-from dr_assistant_data.relational import caching, rules
+from dr_assistant_data.relational import caching, chart_values, rules
 from dr_assistant_data.relational.base import SECRET, Base
 from dr_assistant_data.relational.encryption import (
     EncryptedText,
@@ -286,6 +286,7 @@ def _column_type(column: Any) -> str:
         (String, "text"),
         (Boolean, "boolean"),
         (Integer, "integer"),
+        (Double, "number"),
     )
     for sql_type, name in kinds:
         if isinstance(kind, sql_type):
@@ -345,6 +346,14 @@ def _allowed(check: f.Field) -> str:
         return "a UUID"
     if isinstance(check, f.Boolean):
         return "`true` or `false`"
+    if isinstance(check, chart_values.Reactions):
+        return (
+            f"a list of at most {chart_values.MAX_REACTIONS} reactions, each naming 1 to "
+            f"{chart_values.MAX_MANIFESTATIONS} manifestations (`code`, `system`, `display`: "
+            "a code or a display text) and optionally `severity`, `description`, `onset_at`"
+        )
+    if isinstance(check, chart_values.Measurement):
+        return f"a finite number between -{check.limit:g} and {check.limit:g}"
     raise TypeError(f"the entities reference cannot describe a {type(check).__name__} check")
 
 
