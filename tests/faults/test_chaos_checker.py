@@ -102,6 +102,26 @@ def test_a_refused_write_with_an_audit_event_breaks_the_audit_invariant():
     assert violations([refused], facts())["audit"] == 1
 
 
+ALLERGY_ROWS = [("w-1", "allergies", "a1", "insert"), ("w-1", "allergies", "a0", "update")]
+
+
+def test_the_allergy_rows_a_write_keeps_in_step_are_audited_beside_its_own_event():
+    state = facts(events=[("w-1", "patients", PATIENT, "update"), *ALLERGY_ROWS])
+    assert violations([WRITE], state)["audit"] == 0
+
+
+def test_allergy_events_of_a_refused_write_break_the_audit_invariant():
+    refused = {**WRITE, "outcome": "fail"}
+    state = facts(events=ALLERGY_ROWS, patients={PATIENT: (1, None)})
+    assert violations([refused], state)["audit"] == 1
+
+
+def test_allergy_events_without_their_patient_s_event_break_the_audit_invariant():
+    unknown = {**WRITE, "outcome": "unknown"}
+    state = facts(events=ALLERGY_ROWS, patients={PATIENT: (1, None)})
+    assert violations([unknown], state)["audit"] == 1
+
+
 def test_a_note_whose_unit_committed_must_exist_with_its_last_committed_content():
     create = op("n-1", "note_create", 1.0, 2.0, "ok", key="note", value="first")
     update = op("n-2", "note_update", 3.0, 4.0, "unknown", key="note", value="second")
