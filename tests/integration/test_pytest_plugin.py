@@ -8,6 +8,7 @@ another run on the shared server, and they are dropped afterwards.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -156,9 +157,10 @@ def test_reuse_db_keeps_the_template_for_the_next_run(pytester, server_url):
     )
     options = [f"--dr-database-url={server_url}", "--dr-reuse-db"]
     run(pytester, *options, "test_warm.py").assert_outcomes(passed=1)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")  # the inner run inherits it
     execute(
         "CREATE TABLE kept_marker ()",
-        database=f"{make_url(server_url).database}_test_template_main",
+        database=f"{make_url(server_url).database}_test_template_{worker[:8]}",
     )
 
     run(pytester, *options, "test_marker.py").assert_outcomes(passed=1)
