@@ -14,6 +14,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from dr_assistant_data import DataLayer
+from dr_assistant_data.commit import Participants, session_factory
 from dr_assistant_data.relational.models import (
     Order,
     OrderItem,
@@ -26,7 +27,6 @@ from dr_assistant_data.relational.repositories.clinical import (
     OrderRepository,
     PrescriptionRepository,
 )
-from dr_assistant_data.relational.session import build_session_factory
 from dr_assistant_data.testing.queries import counting_queries
 from dr_assistant_data.unit_of_work import UnitOfWork
 
@@ -219,7 +219,7 @@ def get_and_day(
 
 def uncached_units(dl: DataLayer) -> Callable[[], UnitOfWork]:
     """Units of work with the layer's rules and no cache: what a miss costs in SQL."""
-    factory = build_session_factory(dl.engine)
+    factory = session_factory(dl.engine, Participants())
     zone = ZoneInfo(dl.settings.clinic_timezone)
     return lambda: UnitOfWork(factory, dl.documents, dl.engine, actor="bench", clinic_timezone=zone)
 
@@ -281,7 +281,7 @@ def timeline(dl: DataLayer, *, sizes: tuple[int, ...], calls: int) -> dict[str, 
     page at the far end of the longest history. The page is as long as the shortest
     history, so every history fills it: what differs is only the history behind it."""
     page_size = min(sizes)
-    session: Session = build_session_factory(dl.engine)()
+    session: Session = session_factory(dl.engine, Participants())()
     encounters, prescriptions, orders = (
         EncounterRepository(session),
         PrescriptionRepository(session),

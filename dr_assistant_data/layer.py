@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import telemetry
+from . import commit, telemetry
 from .cache import CacheService, CacheStore, SessionStore
 from .cache.namespace import DatabaseIdentity
 from .cache.outbox import OutboxListener
@@ -24,14 +24,14 @@ from .health import store_addresses
 from .migrations import documents as document_migrations
 from .migrations import relational as relational_migrations
 from .progress import ProgressCallback
-from .relational import audit_verify, cache_invalidation, cache_outbox, encryption, replicas
+from .relational import audit_verify, encryption, replicas
 from .relational.audit_checkpoints import CheckpointStore, CheckpointStoreError, checkpoint_store
 from .relational.audit_seal import Sealed, Sealer
 from .relational.audit_verify import AuditReport, InclusionProof
+from .relational.cache_outbox import Outbox
 from .relational.caching import regions_by_kind
 from .relational.engine import build_engine
 from .relational.pool import pool_state
-from .relational.session import build_session_factory
 from .relational.translate import translated
 from .settings import Settings
 from .unit_of_work import UnitOfWork
@@ -74,15 +74,14 @@ class DataLayer:
                 self._refuse_if_closed()
                 self._engine = engine
                 self._identity = DatabaseIdentity(engine)
-                self._session_factory = build_session_factory(engine)
-                cache_invalidation.install(self._session_factory, self._cache())
+                outbox = None
                 if engine.dialect.name == "postgresql" and not self._cache().embedded:
-                    self._outbox = cache_outbox.install(
-                        self._session_factory, engine, self._cache(), self.settings
-                    )
+                    outbox = Outbox(engine, self._cache(), self.settings)
+                    self._outbox = outbox.listener
                 if self.settings.database_replica_urls:
                     self._replicas = replicas.ReplicaRouter(self.settings, build_engine)
-                    replicas.install(self._session_factory, self._replicas)
+                participants = commit.Participants(self._cache(), outbox, self._replicas)
+                self._session_factory = commit.session_factory(engine, participants)
                 if self.settings.audit_sealer and engine.dialect.name == "postgresql":
                     self._sealer = self.audit_sealer()
                     self._sealer.start()

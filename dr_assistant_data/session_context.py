@@ -68,15 +68,6 @@ class SessionContext:
         for row in rows:
             self.held.pop(id(row), None)
 
-    def snapshot(self) -> SessionContext:
-        """A copy, for :meth:`restore`."""
-        return dataclasses.replace(self)
-
-    def restore(self, snapshot: SessionContext) -> None:
-        """Put back every field as ``snapshot`` had it."""
-        for field in dataclasses.fields(self):
-            setattr(self, field.name, getattr(snapshot, field.name))
-
 
 def context_of(session: Session) -> SessionContext:
     """The session's context, made on first use from its factory's services (an empty one

@@ -10,14 +10,17 @@ the exception propagates. A process that dies between the two stores leaves the 
 marked; ``DataLayer.sweep_documents()`` settles them from the relational outcome.
 
 A COMMIT whose answer is lost (the connection drops once it is sent) is not a failure
-until PostgreSQL says so (``documents/outcome.py``): if the unit committed, its documents
+until PostgreSQL says so (``relational/commit_outcome.py``): if the unit committed, its documents
 are made final and ``commit`` returns normally, as for any commit; if it did not, they are
 undone and the error propagates; if PostgreSQL cannot say, they stay marked for the sweep
-and the error (``BackendUnavailableError``) propagates.
+and the error (``BackendUnavailableError``) propagates. The commit, phase by phase:
+``dr_assistant_data/commit.py``.
 """
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 from zoneinfo import ZoneInfo
@@ -25,24 +28,52 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import commit as commit_sequence
 from . import telemetry
 from .documents.journal import DocumentJournal
 from .documents.notes import ClinicalNoteRepository
 from .documents.recordings import VoiceRecordingRepository
 from .documents.store import DocumentStore
-from .protection.audit_key import AuditKey
-from .relational.commit_outcome import Outcome, unit_outcome
-from .relational.unit_of_work import RelationalUnitOfWork
+from .errors import DataLayerError, ValidationError
+from .protection.audit_key import AuditKey, audit_key_from
+from .relational.audit_trail import AuditTrail
+from .relational.repositories.audit import AuditRepository
+from .relational.repositories.chart import (
+    AllergyRepository,
+    ConditionRepository,
+    VitalSignRepository,
+)
+from .relational.repositories.clinical import (
+    EncounterRepository,
+    OrderRepository,
+    PrescriptionRepository,
+)
+from .relational.repositories.people import PatientRepository, UserRepository
+from .relational.repositories.scheduling import AppointmentRepository
+from .relational.repositories.workflow import AlertRepository, TaskRepository
+from .relational.unit_of_work import checked_lsn, close, open_session, rollback
+from .session_context import context_of
 
 
-class UnitOfWork(RelationalUnitOfWork):
-    """The relational repositories (``RelationalUnitOfWork``) and the document ones, in one
-    transaction. ``actor`` and ``correlation_id`` go on every audit event; ``read_only``
-    and ``after_lsn`` route reads to a replica (``DataLayer.unit_of_work`` describes them);
-    ``clinic_timezone``, ``actor_required``, ``audit_reads`` and ``audit_key`` come from
-    the layer's settings.
+class UnitOfWork:
+    """The relational repositories and the document ones, in one transaction. ``actor``
+    and ``correlation_id`` go on every audit event; ``read_only`` and ``after_lsn`` route
+    reads to a replica (``DataLayer.unit_of_work`` describes them); ``clinic_timezone``,
+    ``actor_required``, ``audit_reads`` and ``audit_key`` come from the layer's settings.
     """
 
+    users: UserRepository
+    patients: PatientRepository
+    appointments: AppointmentRepository
+    encounters: EncounterRepository
+    prescriptions: PrescriptionRepository
+    orders: OrderRepository
+    tasks: TaskRepository
+    alerts: AlertRepository
+    conditions: ConditionRepository
+    allergies: AllergyRepository
+    vital_signs: VitalSignRepository
+    audit: AuditRepository
     clinical_notes: ClinicalNoteRepository
     voice_recordings: VoiceRecordingRepository
 
@@ -61,33 +92,82 @@ class UnitOfWork(RelationalUnitOfWork):
         read_only: bool = False,
         after_lsn: str | None = None,
     ) -> None:
-        super().__init__(
-            session_factory,
-            actor=actor,
-            clinic_timezone=clinic_timezone,
-            correlation_id=correlation_id,
-            actor_required=actor_required,
-            audit_reads=audit_reads,
-            audit_key=audit_key,
-            read_only=read_only,
-            after_lsn=after_lsn,
-        )
+        self._session_factory = session_factory
+        self.read_only = read_only
+        self.after_lsn = checked_lsn(after_lsn)
+        self.commit_lsn: str | None = None
+        """With read replicas: the primary's WAL position after the last commit that
+        wrote; give it as ``after_lsn`` to a later read-only unit of work (any process)."""
+        self.actor = actor
+        self.correlation_id = correlation_id or uuid.uuid4().hex
+        self._clinic_timezone = clinic_timezone
+        self._actor_required = actor_required
+        self._audit_reads = audit_reads
+        self._audit_key = audit_key or audit_key_from("", production=False)
+        self._session: Session | None = None
         self._documents = documents
         self._primary = primary
         self._journal = DocumentJournal(lambda: documents.db)
 
+    @property
+    def clinic_timezone(self) -> ZoneInfo:
+        """The clinic's time zone (``CLINIC_TIMEZONE``): the one its days are counted in."""
+        return self._clinic_timezone
+
+    def clinic_time(self, moment: datetime) -> datetime:
+        """``moment`` (as stored: timezone-aware, UTC) on the clinic's clock, for display:
+        an appointment at ``04:30 UTC`` is ``10:00`` in Asia/Kolkata. A naive datetime is
+        refused (``ValidationError``): which clock it was read on is unknown."""
+        if not isinstance(moment, datetime) or moment.utcoffset() is None:
+            raise ValidationError("moment", "must be a timezone-aware datetime")
+        return moment.astimezone(self._clinic_timezone)
+
+    @property
+    def session(self) -> Session:
+        """The SQLAlchemy session, for queries the repositories do not offer."""
+        if self._session is None:
+            raise DataLayerError("the unit of work is not open; use it in a 'with' block")
+        return self._session
+
     def __enter__(self) -> Self:
         self._activity = telemetry.start("unit_of_work", read_only=self.read_only)
+        if self._session is not None:
+            error = DataLayerError("a unit of work cannot be entered twice")
+            self._activity.end("failed", error)
+            raise error
         try:
-            super().__enter__()
+            session = self._open()
         except BaseException as error:
             self._activity.end("failed", error)
             raise
-        self.clinical_notes = ClinicalNoteRepository(self._documents, self._journal, self.session)
-        self.voice_recordings = VoiceRecordingRepository(
-            self._documents, self._journal, self.session
-        )
+        self._session = session
+        self.users = UserRepository(session)
+        self.patients = PatientRepository(session)
+        self.appointments = AppointmentRepository(session, self._clinic_timezone)
+        self.encounters = EncounterRepository(session)
+        self.prescriptions = PrescriptionRepository(session)
+        self.orders = OrderRepository(session)
+        self.conditions = ConditionRepository(session)
+        self.allergies = AllergyRepository(session)
+        self.vital_signs = VitalSignRepository(session)
+        self.tasks = TaskRepository(session)
+        self.alerts = AlertRepository(session)
+        self.audit = AuditRepository(session)
+        self.clinical_notes = ClinicalNoteRepository(self._documents, self._journal, session)
+        self.voice_recordings = VoiceRecordingRepository(self._documents, self._journal, session)
         return self
+
+    def _open(self) -> Session:
+        audit = AuditTrail(
+            actor=self.actor,
+            correlation_id=self.correlation_id,
+            actor_required=self._actor_required,
+            audit_reads=self._audit_reads,
+            key=self._audit_key,
+        )
+        return open_session(
+            self._session_factory, audit, read_only=self.read_only, after_lsn=self.after_lsn
+        )
 
     def __exit__(
         self,
@@ -95,19 +175,34 @@ class UnitOfWork(RelationalUnitOfWork):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        session = self.session
+        failed = exc_type is not None
         try:
             try:
-                super().__exit__(exc_type, exc, traceback)
+                if not failed:
+                    self.commit()
+            except BaseException:
+                failed = True
+                raise
             finally:
-                self._journal.release()  # undoes what was not committed; nothing after a commit
+                self._session = None
+                try:
+                    close(session, failed=failed)
+                finally:
+                    self._journal.release()  # undoes what was not committed
         except BaseException as error:
             self._activity.end("failed", error)
             raise
         self._activity.end("committed" if exc_type is None else "rolled_back", exc)
 
+    def use_primary(self) -> None:
+        """Read from the primary from now on: the caller needs data no replica may lag on
+        (a read-only unit of work reads from a replica until then, or until it writes)."""
+        context_of(self.session).needs_primary = True
+
     def commit(self) -> None:
-        """Commit the relational transaction (with the unit's commit record), then make
-        the unit's document writes final.
+        """Flush, write the audit events, commit; then make the unit's document writes
+        final (``commit.py``, phase by phase). The unit of work stays usable after.
 
         When PostgreSQL stops answering during the commit, the unit's commit record decides:
         committed → this returns normally, the commit completed as if its answer had
@@ -116,22 +211,12 @@ class UnitOfWork(RelationalUnitOfWork):
         unknown → the documents stay marked for the sweep and ``BackendUnavailableError``
         propagates.
         """
-        self._journal.before_commit(self.session)
-        super().commit()
-        self._journal.after_commit()
-
-    def _committed_after_all(self) -> bool:
-        """Ask PostgreSQL whether the commit that lost its answer took effect; when it
-        cannot say, hand the documents to the sweep rather than undo a committed unit."""
-        if not self._journal.written:
-            return False  # no commit record to ask about: nothing of the documents' at stake
-        outcome = unit_outcome(self._primary, self._journal.unit_id)
-        if outcome is Outcome.UNKNOWN:
-            self._journal.abandon()
-        return outcome is Outcome.COMMITTED
+        self.commit_lsn = commit_sequence.commit(
+            self.session, self._journal, self._primary, self.commit_lsn
+        )
 
     def rollback(self) -> None:
-        """Discard the relational changes and undo the document writes since the last
-        commit."""
-        super().rollback()
+        """Discard the relational changes (pending audit events included) and undo the
+        document writes since the last commit."""
+        rollback(self.session)
         self._journal.release()

@@ -1,15 +1,17 @@
-"""Where cached reads are dropped: session listeners, so every write counts however it is
-made (a repository call, a plain attribute change, a factory, a caller's own session).
+"""Where cached reads are dropped: session listeners (registered by ``commit.py``), so every
+write counts however it is made (a repository call, a plain attribute change, a factory, a
+caller's own session).
 
 * ``after_flush`` collects the keys each flushed insert, update or delete affects, as the
   policy declares them (``caching.py``: the row's own key, the doctor's day of an
   appointment, the old and the new doctor and day when it moves, ...) into the session's
   context; from then until the transaction ends the session reads past the shared cache
   (``caching.shared_store``);
-* ``after_commit`` delivers them (generation bump and delete, ``CacheStore.invalidate``):
-  only once the data is committed, so no reader can reload the old row after the drop; on
-  PostgreSQL they were also written into the transaction's outbox row, and a failed
-  delivery is announced to every process (``cache_outbox.py``);
+* after the commit (``commit.committed``), :func:`deliver` delivers them (generation bump
+  and delete, ``CacheStore.invalidate``): only once the data is committed, so no reader
+  can reload the old row after the drop; on PostgreSQL they were also written into the
+  transaction's outbox row, and a failed delivery is announced to every process
+  (``cache_outbox.py``);
 * the end of a transaction that did not commit (a rollback, a closed session) discards
   them: nothing changed, nothing is dropped.
 """
@@ -20,23 +22,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import event, inspect
-from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
+from sqlalchemy import inspect
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.orm.instrumentation import ClassManager
 
 from ..cache.store import CacheStore
-from ..session_context import configure, context_of
+from ..session_context import context_of
 from . import cache_outbox
 from .caching import reads_written_by
-
-
-def install(factory: sessionmaker[Session], store: CacheStore) -> None:
-    """Give every session of ``factory`` the store and its invalidation rules."""
-    configure(factory, cache_store=store)
-    event.listen(factory, "after_flush", _collect)
-    event.listen(factory, "after_commit", _deliver)
-    event.listen(factory, "after_transaction_end", _discard)
-    event.listen(factory, "do_orm_execute", _note_bulk_write)
 
 
 def affected_keys(store: CacheStore, row: object, *, fresh: bool = False) -> Iterator[str]:
@@ -47,7 +40,8 @@ def affected_keys(store: CacheStore, row: object, *, fresh: bool = False) -> Ite
             yield from read.keys_written(store, row)
 
 
-def _collect(session: Session, _context: Any) -> None:
+def collect(session: Session, _context: Any) -> None:
+    """``after_flush``: the flushed rows' keys are pending (``note_written``)."""
     note_written(session, chain(session.new, session.dirty, session.deleted))
 
 
@@ -83,14 +77,15 @@ def note_inserted(session: Session, model: type, rows: Sequence[Mapping[str, Any
     note_written(session, entities, fresh=True)
 
 
-def _deliver(session: Session) -> None:
+def deliver(session: Session) -> None:
+    """After the commit: deliver the pending keys (``cache_outbox.deliver``)."""
     context = context_of(session)
     owed, context.owed = context.owed, None
     if owed and context.cache_store is not None:
         cache_outbox.deliver(session, context.cache_store, owed)
 
 
-def _note_bulk_write(state: ORMExecuteState) -> None:
+def note_bulk_write(state: ORMExecuteState) -> None:
     """A bulk UPDATE or DELETE names no rows: the session stops using the shared cache, but
     only writes through entities (repositories, attribute changes) invalidate keys."""
     context = context_of(state.session)
@@ -98,8 +93,8 @@ def _note_bulk_write(state: ORMExecuteState) -> None:
         context.owed = set()
 
 
-def _discard(session: Session, transaction: SessionTransaction) -> None:
+def discard(session: Session, transaction: SessionTransaction) -> None:
     """The transaction ended without a commit (rolled back, or the session closed): what
-    it wrote never happened. After a commit ``_deliver`` has already taken the keys."""
+    it wrote never happened. After a commit ``deliver`` has already taken the keys."""
     if transaction.parent is None:
         context_of(session).owed = None

@@ -16,8 +16,8 @@ import os
 import threading
 from collections.abc import Collection
 
-from sqlalchemy import Connection, Engine, event, func, select
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from ..cache.outbox import OutboxListener
 from ..cache.store import CacheStore
@@ -29,42 +29,49 @@ from .engine import dedicated_connection
 from .models import CacheInvalidation
 
 
-def install(
-    factory: sessionmaker[Session], engine: Engine, store: CacheStore, settings: Settings
-) -> OutboxListener:
-    """Write each transaction's owed keys into the outbox and announce failed deliveries;
-    returns the process's listener (started on the first transaction, restarted in a fork)."""
-    listener = OutboxListener(engine, store, lambda: dedicated_connection(settings))
-    store.trusted = listener.ready
-    ids = OutboxIds()
-    table = CacheInvalidation.__table__
+class Outbox:
+    """The outbox of one primary and cache store: its listeners write each transaction's
+    pending keys into ``cache_invalidations`` and announce failed deliveries
+    (``commit.py`` registers them); ``listener`` is the process's ``OutboxListener``
+    (started now and on each transaction's begin, restarted in a fork)."""
 
-    def record(session: Session) -> None:
+    def __init__(self, engine: Engine, store: CacheStore, settings: Settings) -> None:
+        self.listener = OutboxListener(engine, store, lambda: dedicated_connection(settings))
+        store.trusted = self.listener.ready
+        self._engine = engine
+        self._store = store
+        self._ids = OutboxIds()
+        self.listener.ensure_running()
+
+    def record(self, session: Session) -> None:
+        """``before_commit``: insert the transaction's pending keys into its outbox row,
+        sent with the COMMIT (``round_trips.deferred``)."""
         session.flush()  # the final flush's keys are owed too
         context = context_of(session)
         if context.owed:
+            table = CacheInvalidation.__table__
             connection = session.connection(bind_arguments={"clause": table.insert()})
-            row_id = ids.take(connection)
+            row_id = self._ids.take(connection)
             row = {"id": row_id, "keys": sorted(context.owed)}
             if not deferred_rows(session, table, [row]):
                 insert_rows(session, table, [row])
             context.outbox_row = row_id
 
-    def announce(session: Session, transaction: SessionTransaction) -> None:
+    def announce(self, session: Session, transaction: SessionTransaction) -> None:
+        """``after_transaction_end``: settle a row whose COMMIT raised (:func:`_settle`),
+        and announce a row whose delivery failed."""
         if transaction.parent is None:
             context = context_of(session)
             unanswered, context.outbox_row = context.outbox_row, None  # its COMMIT raised
             if unanswered is not None:
-                _settle(listener, engine, store, unanswered)
+                _settle(self.listener, self._engine, self._store, unanswered)
             row, context.undelivered_row = context.undelivered_row, None
             if row is not None:
-                listener.announce(row)
+                self.listener.announce(row)
 
-    event.listen(factory, "before_commit", record)
-    event.listen(factory, "after_transaction_end", announce)
-    event.listen(factory, "after_begin", lambda *_: listener.ensure_running())
-    listener.ensure_running()
-    return listener
+    def ensure_running(self, *_: object) -> None:
+        """``after_begin``: the listener runs in this process (again, after a fork)."""
+        self.listener.ensure_running()
 
 
 ID_BLOCK = 100

@@ -31,12 +31,12 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.dml import UpdateBase
 
-from ..session_context import configure, context_of
+from ..session_context import context_of
 from ..settings import Settings
 from .audit_trail import trail_of
 from .models import AuditEvent
@@ -183,19 +183,14 @@ def reads_from_replica(session: Session) -> bool:
     return context.router is not None and context.read_only and not context.needs_primary
 
 
-def install(factory: sessionmaker[Session], router: ReplicaRouter) -> None:
-    """Give every session of ``factory`` the router, and remember who wrote what."""
-    configure(factory, router=router)
-    event.listen(factory, "after_flush", _mark_written)
-    event.listen(factory, "after_commit", _sticky_after_write)
-    event.listen(factory, "after_transaction_end", _forget_write)
-
-
-def _mark_written(session: Session, _context: Any) -> None:
+def mark_written(session: Session, _context: Any) -> None:
+    """``after_flush``: the transaction wrote."""
     context_of(session).wrote = True
 
 
-def _sticky_after_write(session: Session) -> None:
+def committed(session: Session) -> None:
+    """After a commit that wrote: the actor's reads stick to the primary, and the
+    commit's WAL position is due (:func:`commit_lsn`)."""
     context = context_of(session)
     if context.wrote and context.router is not None:
         context.wrote = False
@@ -224,7 +219,7 @@ def _replayed(replica: Engine, lsn: str) -> bool:
         return False
 
 
-def _forget_write(session: Session, transaction: SessionTransaction) -> None:
+def forget_write(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         context_of(session).wrote = False
 

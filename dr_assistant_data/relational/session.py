@@ -1,18 +1,18 @@
 """The session factory and the rules every session of the layer keeps.
 
-Listeners installed here, once, hold for every write however it is made (a repository
-call, a plain attribute change, a factory in a test):
+The listeners defined here hold for every write however it is made (a repository call, a
+plain attribute change, a factory in a test); ``dr_assistant_data/commit.py`` registers
+them, with every other listener of the layer's sessions, in one documented order:
 
-* ``before_flush`` refuses writes without a required actor (production), validates every
-  new and changed row before any SQL is emitted, keeps each chart record with its own
-  patient (``chart_integrity.py``), keeps each patient's allergy names and allergy rows in
-  step (``allergy_list.py``), then computes the blind indexes of its encrypted identifiers
-  (``encryption.py``);
-* ``after_flush`` hands the flushed changes to the unit of work's audit trail;
-* ``after_begin`` tags the connection with the unit of work's correlation id for the
-  slow-query and failure log lines (``query_log.py``);
-* ``do_orm_execute`` hides soft-deleted rows from every top-level read, unless the
-  statement carries ``execution_options(include_deleted=True)``.
+* ``before_flush`` (:func:`validate_rows`) refuses writes without a required actor
+  (production) and validates every new and changed row before any SQL is emitted;
+* ``after_flush`` (:func:`collect_audit`) hands the flushed changes to the unit of work's
+  audit trail;
+* ``after_begin`` (:func:`tag_correlation`) tags the connection with the unit of work's
+  correlation id for the slow-query and failure log lines (``query_log.py``);
+* ``do_orm_execute`` (:func:`hide_deleted`) hides soft-deleted rows from every top-level
+  read, unless the statement carries ``execution_options(include_deleted=True)``;
+* ``loaded_as_persistent`` (:func:`hold`) keeps each loaded entity alive with its session.
 
 Every statement, whoever sends it (a repository, a caller's own query through
 ``uow.session``, a lazy load, the flush at commit), passes through :class:`LayerSession`,
@@ -25,7 +25,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, event, inspect
+from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import (
     ORMExecuteState,
@@ -37,13 +37,9 @@ from sqlalchemy.orm import (
 
 from ..session_context import context_of
 from . import rules
-from .allergy_list import keep_allergy_lists
 from .audit_trail import trail_of
 from .base import SoftDeleted
-from .chart_integrity import check_chart_records
-from .encryption import fill_blind_indexes
 from .query_log import CORRELATION_KEY
-from .round_trips import read_outside_transaction
 from .translate import translated
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -98,28 +94,21 @@ class LayerSession(Session):
 
 def build_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions whose loaded attributes stay readable after commit (``expire_on_commit``
-    off), so entities returned by a unit of work can be used once it has ended."""
+    off), so entities returned by a unit of work can be used once it has ended. Without
+    listeners: ``commit.session_factory`` is the one that registers them."""
     factory: sessionmaker[Session] = sessionmaker(
         bind=engine, class_=LayerSession, expire_on_commit=False
     )
-    event.listen(factory, "before_flush", _validate_rows)
-    event.listen(factory, "before_flush", check_chart_records)
-    event.listen(factory, "before_flush", keep_allergy_lists)  # on the validated values
-    event.listen(factory, "before_flush", fill_blind_indexes)  # on the validated values
-    event.listen(factory, "after_flush", _collect_audit)
-    event.listen(factory, "after_begin", _tag_correlation)
-    event.listen(factory, "after_begin", read_outside_transaction)
-    event.listen(factory, "do_orm_execute", _hide_deleted)
-    event.listen(factory, "loaded_as_persistent", _hold)
     return factory
 
 
-def _hold(session: Session, instance: object) -> None:
+def hold(session: Session, instance: object) -> None:
     """Keep a loaded entity alive as long as its session (``SessionContext.held``)."""
     context_of(session).held[id(instance)] = instance
 
 
-def _validate_rows(session: Session, _context: Any, _instances: Any) -> None:
+def validate_rows(session: Session, _context: Any, _instances: Any) -> None:
+    """The actor is present when required; every new and changed row is valid."""
     trail = trail_of(session)
     if trail is not None and (session.new or session.dirty or session.deleted):
         trail.check_actor()
@@ -136,13 +125,15 @@ def _validate_rows(session: Session, _context: Any, _instances: Any) -> None:
             rules.validate(row, changed=changed)
 
 
-def _collect_audit(session: Session, _context: Any) -> None:
+def collect_audit(session: Session, _context: Any) -> None:
+    """The flushed changes go to the unit of work's audit trail."""
     trail = trail_of(session)
     if trail is not None:
         trail.collect(session)
 
 
-def _tag_correlation(session: Session, _tx: SessionTransaction, connection: Connection) -> None:
+def tag_correlation(session: Session, _tx: SessionTransaction, connection: Connection) -> None:
+    """The connection carries the unit of work's correlation id for the log lines."""
     trail = trail_of(session)
     if trail is not None:
         connection.info[CORRELATION_KEY] = trail.correlation_id
@@ -152,7 +143,8 @@ def _not_deleted(cls: type[SoftDeleted]) -> Any:
     return cls.deleted_at.is_(None)
 
 
-def _hide_deleted(state: ORMExecuteState) -> None:
+def hide_deleted(state: ORMExecuteState) -> None:
+    """Soft-deleted rows are left out of top-level reads unless ``include_deleted``."""
     if (
         state.is_select
         and not state.is_column_load

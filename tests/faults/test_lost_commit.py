@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from dr_assistant_data import BackendUnavailableError, DataLayer
-from dr_assistant_data.relational.models import AuditEvent, DocumentCommit
+from dr_assistant_data.relational.models import AuditEvent, CacheInvalidation, DocumentCommit
 from tests.documents.test_document_unit_of_work import sweep_everything
 from tests.helpers.cache_helpers import new_patient, read_patient
 from tests.helpers.layers import Visit, new_visit, settings_for
@@ -157,3 +157,22 @@ def test_a_change_whose_commit_answer_is_lost_is_seen_by_the_next_read(
     assert proxy.fired.is_set()
 
     assert read_patient(proxied, patient.id).allergies == ["penicillin"]
+
+
+def test_a_change_whose_commit_answer_is_lost_has_its_invalidations_delivered_by_the_writer(
+    dl, proxy, proxied, proxied_visit
+):
+    patient = new_patient(proxied)
+    read_patient(proxied, patient.id)  # cached
+
+    proxy.arm_drop_commit_reply()
+    with proxied.unit_of_work(actor="test") as uow:
+        uow.patients.update(patient.id, allergies=["penicillin"])
+        uow.clinical_notes.create(**proxied_visit.ids, content=FEVER)
+    assert proxy.fired.is_set()
+
+    with dl.engine.connect() as connection:
+        rows = connection.execute(select(CacheInvalidation.id, CacheInvalidation.keys)).all()
+    row = max(row_id for row_id, keys in rows if any(str(patient.id) in key for key in keys))
+    store = proxied.cache_store
+    assert store.client.exists(store.keys.delivered(row)) == 1
