@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import uuid
 import sys
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path

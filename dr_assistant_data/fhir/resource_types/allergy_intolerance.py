@@ -125,12 +125,17 @@ def _reaction(reaction: Any, dropped: list[tuple[str, str]]) -> dict[str, Any]:
     }
 
 
+def _clinical_status(row: Any) -> str | None:
+    """None for an entered-in-error record, whatever it holds: FHIR forbids one then."""
+    return None if row.verification_status == "entered_in_error" else row.clinical_status
+
+
 def outbound(row: Any) -> JSON:
     fields = {
         "resourceType": "AllergyIntolerance",
         "id": str(row.id),
         "meta": meta(row),
-        "clinicalStatus": status_concept(codes.ALLERGY_CLINICAL, row.clinical_status),
+        "clinicalStatus": status_concept(codes.ALLERGY_CLINICAL, _clinical_status(row)),
         "verificationStatus": status_concept(codes.ALLERGY_VERIFICATION, row.verification_status),
         "type": fhir_code(row.allergy_type),
         "category": [row.category] if row.category else [],

@@ -87,6 +87,11 @@ def build(raw: Raw, c: Any, keys: list[str]) -> Draft:
     return Draft(raw, "Condition", fields, keys, refs, optional, dropped=dropped)
 
 
+def _clinical_status(row: Any) -> str | None:
+    """None for an entered-in-error record, whatever it holds: FHIR forbids one then."""
+    return None if row.verification_status == "entered_in_error" else row.clinical_status
+
+
 def outbound(row: Any) -> JSON:
     category = (
         [{"coding": [{"system": codes.CONDITION_CATEGORY, "code": row.category.replace("_", "-")}]}]
@@ -97,7 +102,7 @@ def outbound(row: Any) -> JSON:
         "resourceType": "Condition",
         "id": str(row.id),
         "meta": meta(row),
-        "clinicalStatus": status_concept(codes.CONDITION_CLINICAL, row.clinical_status),
+        "clinicalStatus": status_concept(codes.CONDITION_CLINICAL, _clinical_status(row)),
         "verificationStatus": status_concept(codes.CONDITION_VERIFICATION, row.verification_status),
         "category": category,
         "code": concept(row.code_system, row.code, row.display),
