@@ -243,6 +243,9 @@ def test_bulk_export_lines_are_valid_fhir_r4(layer, tmp_path):
         "MedicationRequest": 2,
         "ServiceRequest": 2,
         "Composition": 2,
+        "AllergyIntolerance": 2,
+        "Condition": 2,
+        "Observation": 2,
     }
     for path in report.files:
         for line in path.read_text().splitlines():
@@ -305,7 +308,10 @@ def test_exports_are_read_audited_like_chart_reads(database_url, dl, tmp_path):
         with audited.unit_of_work(actor="test") as uow:
             events = uow.audit.for_entity("patients", ids["patient"])
     reads = {e.changed_fields[0] for e in events if e.action == "read" and e.actor == "export:test"}
-    assert reads == {"demographics", "clinical_notes", "encounters", "prescriptions", "orders"}
+    assert reads == {
+        *("demographics", "clinical_notes", "encounters", "prescriptions", "orders"),
+        *("allergies", "conditions", "vital_signs"),
+    }
 
 
 def test_the_bulk_export_holds_no_item_it_has_written(layer):

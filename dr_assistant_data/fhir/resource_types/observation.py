@@ -94,6 +94,7 @@ def build(raw: Raw, o: Any, keys: list[str]) -> Draft:
         measured = [m for m in (_measured(*part, dropped) for part in parts) if m]
         if not measured:
             raise Refusal("Observation.component", REQUIRED)
+        measured.sort(key=lambda reading: VITAL_SIGN_KINDS.index(reading["kind"]))
         extra = {"components": [common | m for m in measured], "panel_id": uuid.uuid4()}
         return Draft(raw, "Observation", {}, keys, refs, optional, extra, dropped)
     one = _measured(o.code, o.valueQuantity, "Observation.code", None)
@@ -141,25 +142,30 @@ _PRECEDENCE = (CREATED, UPDATED, LINKED, SKIPPED)
 
 
 def write(run: Run, items: list[Resolved]) -> Written:
-    """Each measurement of each resource written as its own row (a panel's component
-    known by the resource's keys and its kind); the resource's outcome is its first
-    refusal, else the strongest of its rows' (created, updated, linked, skipped)."""
+    """Each measurement of each resource written as its own row, the first (in kind
+    order: systolic before diastolic) known by the resource's keys, the others by its
+    keys and their kind; the resource's outcome is its first refusal, else the strongest
+    of its rows' (created, updated, linked, skipped)."""
     rows: list[Resolved] = []
     owner: dict[int, int] = {}
     for index, item in enumerate(items):
         draft = item.draft
-        panel = "panel_id" in draft.extra
-        for fields in draft.extra["components"]:
-            keys = [f"{key}|{fields['kind']}" for key in draft.keys] if panel else draft.keys
+        for position, fields in enumerate(draft.extra["components"]):
+            keys = [f"{key}|{fields['kind']}" for key in draft.keys] if position else draft.keys
             one = Draft(draft.raw, "Observation", fields, keys, draft.refs, extra=draft.extra)
             owner[len(rows)] = index
             rows.append(Resolved(one, item.ids))
     outcomes: dict[int, list[str | Refusal]] = {index: [] for index in range(len(items))}
-    position = {id(row): n for n, row in enumerate(rows)}
+    index_of = {id(row): n for n, row in enumerate(rows)}
     for written, outcome in _write_rows(run, rows):
-        outcomes[owner[position[id(written)]]].append(outcome)
+        outcomes[owner[index_of[id(written)]]].append(outcome)
     for index, item in enumerate(items):
         yield item, _folded(outcomes[index])
+
+
+def _in_order(readings: list[Any]) -> list[Any]:
+    """A panel's readings (rows) in kind order: systolic first, the one naming it."""
+    return sorted(readings, key=lambda reading: VITAL_SIGN_KINDS.index(reading.kind))
 
 
 def _folded(outcomes: list[str | Refusal]) -> str | Refusal:
@@ -221,16 +227,16 @@ def observation(
         code, display = BLOOD_PRESSURE_PANEL
         fields["code"] = {"coding": [{"system": codes.LOINC, "code": code, "display": display}]}
         fields["component"] = [
-            {"code": _code(r), "valueQuantity": _quantity(r)}
-            for r in sorted(readings, key=lambda r: VITAL_SIGN_KINDS.index(r.kind))
+            {"code": _code(r), "valueQuantity": _quantity(r)} for r in _in_order(readings)
         ]
     return resource(fields)
 
 
 def outbound(rows: list[Any]) -> JSON:
-    """The Observation of a vital sign row, or of the rows of one blood pressure panel."""
-    first = rows[0]
-    return observation(first.panel_id or first.id, first, rows, status=first.status)
+    """The Observation of a vital sign row, or of the rows of one blood pressure panel
+    (its id the first row's, as an import maps it: ``write``)."""
+    first = _in_order(rows)[0]
+    return observation(first.id, first, rows, status=first.status)
 
 
 def in_panels(rows: Iterable[Any]) -> Iterator[list[Any]]:
@@ -283,7 +289,7 @@ def export(uow: Any, fresh: Callable[[Any], bool]) -> Iterator[list[JSON]]:
         rows = [row]
         if row.panel_id is not None:
             statement = select(VitalSign).where(VitalSign.panel_id == row.panel_id)
-            rows = sorted(uow.session.scalars(statement), key=lambda r: str(r.id))
+            rows = _in_order(list(uow.session.scalars(statement)))
             if rows[0].id != row.id:
                 continue  # the panel goes out once, with its first row
         uow.vital_signs.record_chart_read(row.patient_id)
