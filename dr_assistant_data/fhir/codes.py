@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..relational.vocabulary import ENCOUNTER_CLASS_OF, ENCOUNTER_CLASSES
+
 BASE = "https://dr-assistant.in/fhir"
 """The namespace of the layer's own systems (identifiers, codes, extensions)."""
 
@@ -18,6 +20,9 @@ ORDER_SYSTEM = f"{BASE}/sid/order"
 NOTE_SECTION_SYSTEM = f"{BASE}/CodeSystem/note-section"
 STATUS_EXTENSION = f"{BASE}/StructureDefinition/record-status"
 """The layer's own status of a prescription or order, where FHIR's statuses are coarser."""
+NOTE_VITALS_TAG = {"system": f"{BASE}/CodeSystem/record-origin", "code": "clinical-note"}
+"""The ``meta.tag`` of a vital-signs Observation exported from a clinical note's content:
+the note holds the measurement, so an import of the record skips it (no duplicate)."""
 DURATION_EXTENSION = f"{BASE}/StructureDefinition/duration-text"
 """A prescription item's duration as written (\"5 days\", \"till review\")."""
 
@@ -27,14 +32,17 @@ ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
+UCUM = "http://unitsofmeasure.org"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 
-ENCOUNTER_CLASS = {
-    "AMB": "office_visit",
-    "VR": "telemedicine",
-    "EMER": "emergency",
-    "HH": "home_visit",
-}
-ENCOUNTER_CLASS_OUT = {value: key for key, value in ENCOUNTER_CLASS.items()}
+ENCOUNTER_CLASS = ENCOUNTER_CLASSES
+"""Every v3 ActEncounterCode class, one encounter type each (``vocabulary``)."""
+ENCOUNTER_CLASS_OUT = ENCOUNTER_CLASS_OF
 ENCOUNTER_STATUS = {
     "planned": "in_progress",
     "arrived": "in_progress",
@@ -53,18 +61,26 @@ ENCOUNTER_STATUS_OUT = {
 PRESCRIPTION_STATUS = {
     "draft": "draft",
     "active": "signed",
-    "on-hold": "signed",
-    "completed": "dispensed",
+    "on-hold": "on_hold",
+    "completed": "completed",
     "cancelled": "cancelled",
-    "stopped": "cancelled",
+    "stopped": "stopped",
+    "entered-in-error": "entered_in_error",
 }
+"""FHIR's MedicationRequest status as the clinic's, each kept as it was (``stopped`` is not
+``cancelled``); ``sent`` and ``dispensed``, finer than FHIR, travel in ``STATUS_EXTENSION``."""
 PRESCRIPTION_STATUS_OUT = {
     "draft": "draft",
     "signed": "active",
     "sent": "active",
     "dispensed": "completed",
     "cancelled": "cancelled",
+    "on_hold": "on-hold",
+    "stopped": "stopped",
+    "completed": "completed",
+    "entered_in_error": "entered-in-error",
 }
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ORDER_STATUS = {
     "draft": "draft",
     "active": "ordered",

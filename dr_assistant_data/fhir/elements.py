@@ -79,6 +79,16 @@ def moment(value: Any, path: str) -> datetime | None:
     return value
 
 
+def optional_moment(value: Any, path: str, dropped: list[tuple[str, str]]) -> datetime | None:
+    """``moment`` of an optional element: one that cannot be placed on the clock (a bare
+    date) is dropped (listed in ``dropped``), never the resource."""
+    try:
+        return moment(value, path)
+    except Refusal:
+        dropped.append((path, INVALID))
+        return None
+
+
 def day(value: Any, path: str) -> date | None:
     if value is None:
         return None
@@ -95,6 +105,38 @@ def status_in(codes_in: dict[str, str], value: Any, path: str) -> str:
     if value not in codes_in:
         raise Refusal(path, UNSUPPORTED_CODE)
     return codes_in[value]
+
+
+def clinic_code(value: Any, allowed: tuple[str, ...], path: str) -> str | None:
+    """A FHIR code as the clinic spells it (``entered-in-error``: ``entered_in_error``);
+    ``None`` when absent, ``UNSUPPORTED_CODE`` when the clinic has no such code."""
+    if value is None:
+        return None
+    code = str(value).replace("-", "_")
+    if code not in allowed:
+        raise Refusal(path, UNSUPPORTED_CODE)
+    return code
+
+
+def concept_code(concept: Any, allowed: tuple[str, ...], path: str) -> str | None:
+    """The clinic's code of a status CodeableConcept (its first coding with a code)."""
+    code = next((code for _, code in codings(concept) if code), None)
+    return clinic_code(code, allowed, path)
+
+
+def fhir_code(value: str | None) -> str | None:
+    """The clinic's code as FHIR spells it (``entered_in_error``: ``entered-in-error``)."""
+    return value.replace("_", "-") if value is not None else None
+
+
+def first_coding(concept: Any) -> dict[str, str | None]:
+    """``{"code", "system", "display"}`` of a CodeableConcept's first coding with a code
+    (the display falling back on the concept's text); all ``None`` without one."""
+    for coding in (concept.coding or []) if concept is not None else []:
+        if coding.code:
+            display = coding.display or concept.text
+            return {"code": coding.code, "system": coding.system, "display": display}
+    return {"code": None, "system": None, "display": concept.text if concept else None}
 
 
 def own_status(resource: Any, allowed: tuple[str, ...]) -> str | None:

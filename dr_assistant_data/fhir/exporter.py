@@ -26,14 +26,20 @@ from . import codes
 from .export_rows import PAGE
 from .outbound import JSON, reference
 from .resource_types import REGISTRY
+from .resource_types import allergy_intolerance as allergy_type
 from .resource_types import composition as note_type
+from .resource_types import condition as condition_type
 from .resource_types import encounter as encounter_type
 from .resource_types import medication_request as prescription_type
+from .resource_types import observation as observation_type
 from .resource_types import patient as patient_type
 from .resource_types import practitioner as practitioner_type
 from .resource_types import service_request as order_type
 
 ENCOUNTERS_SECTION = (codes.LOINC, "46240-8", "History of encounters")
+ALLERGIES_SECTION = (codes.LOINC, "48765-2", "Allergies and adverse reactions Document")
+PROBLEMS_SECTION = (codes.LOINC, "11450-4", "Problem list - Reported")
+VITAL_SIGNS_SECTION = (codes.LOINC, "8716-3", "Vital signs")
 BULK_TYPES = tuple(name for name, kind in REGISTRY.items() if kind.export is not None)
 """The resource types a bulk export writes (``ResourceType.export``), in import order."""
 
@@ -42,24 +48,32 @@ def patient_record(uow: Any, patient_id: Any) -> JSON:
     """The patient's record as a FHIR document ``Bundle``: a ``Composition`` whose
     sections list the signed notes (each a ``Composition`` of SOAP sections), the
     prescriptions (a ``MedicationRequest`` per item), the orders (a ``ServiceRequest`` per
-    item) and the encounters, then every resource it names. ``NotFoundError`` when there
-    is no such patient."""
+    item), the allergies, the problem list, the vital signs (those recorded as such and
+    those the signed notes record, tagged as the notes') and the encounters, then every
+    resource it names. ``NotFoundError`` when there is no such patient."""
     patient = uow.patients.get(patient_id)
     if patient is None:
         raise NotFoundError("no patients record with that id")
     encounters = list(_pages(uow.encounters, patient.id))
     prescriptions = list(_pages(uow.prescriptions, patient.id))
     orders = list(_pages(uow.orders, patient.id))
-    notes = [note for note in _notes(uow, patient.id) if note.is_signed]
+    notes = [note for note in _chart(uow.clinical_notes, patient.id) if note.is_signed]
     doctors = {row.doctor_id for row in [*encounters, *prescriptions, *orders]}
     doctors |= {uuid.UUID(str(note.signed_by)) for note in notes if note.signed_by}
     practitioners = uow.users.get_many(sorted(doctors, key=str)) if doctors else []
+    vital_signs = _chart(uow.vital_signs, patient.id)
     parts: dict[str, list[JSON]] = {
         "notes": [note_type.outbound(note, transcript=False) for note in notes],
         "medications": [
             r for row in prescriptions for r in prescription_type.outbound(row, row.items)
         ],
         "orders": [r for row in orders for r in order_type.outbound(row, row.items)],
+        "allergies": [allergy_type.outbound(row) for row in _chart(uow.allergies, patient.id)],
+        "problems": [condition_type.outbound(row) for row in _chart(uow.conditions, patient.id)],
+        "vital_signs": [
+            *map(observation_type.outbound, observation_type.in_panels(vital_signs)),
+            *(r for note in notes for r in observation_type.from_note(note)),
+        ],
         "encounters": [encounter_type.outbound(row) for row in encounters],
     }
     composition = _record_composition(patient, encounters, parts)
@@ -71,6 +85,9 @@ def patient_record(uow: Any, patient_id: Any) -> JSON:
         *parts["notes"],
         *parts["medications"],
         *parts["orders"],
+        *parts["allergies"],
+        *parts["problems"],
+        *parts["vital_signs"],
     ]
     bundle_id = str(uuid.uuid4())
     return {
@@ -88,6 +105,9 @@ def _record_composition(patient: Any, encounters: list[Any], parts: dict[str, li
         ((codes.SNOMED, *codes.ABDM_CONSULTATION), parts["notes"]),
         ((codes.SNOMED, *codes.ABDM_MEDICATIONS_SECTION), parts["medications"]),
         ((codes.SNOMED, *codes.ABDM_ORDERS_SECTION), parts["orders"]),
+        (ALLERGIES_SECTION, parts["allergies"]),
+        (PROBLEMS_SECTION, parts["problems"]),
+        (VITAL_SIGNS_SECTION, parts["vital_signs"]),
         (ENCOUNTERS_SECTION, parts["encounters"]),
     ]
     latest = max(encounters, key=lambda row: row.start_time, default=None)
@@ -138,9 +158,11 @@ def _pages(repository: Any, patient_id: uuid.UUID) -> Iterator[Any]:
         after = page.next_cursor
 
 
-def _notes(uow: Any, patient_id: uuid.UUID) -> Iterator[Any]:
+def _chart(repository: Any, patient_id: uuid.UUID) -> Iterator[Any]:
+    """Every record of the patient in ``repository`` (notes, allergies, problems, vital
+    signs), a page at a time."""
     offset = 0
-    while batch := uow.clinical_notes.for_patient(patient_id, limit=PAGE, offset=offset):
+    while batch := repository.for_patient(patient_id, limit=PAGE, offset=offset):
         yield from batch
         offset += len(batch)
         if len(batch) < PAGE:

@@ -58,7 +58,8 @@ MAX_DROPPED = 20
 
 
 def draft(raw: Raw, *, strict: bool = False) -> Draft:
-    """The ``Draft`` of a resource, or ``Refusal``."""
+    """The ``Draft`` of a resource, or ``Refusal``; the elements its builder dropped
+    (``Draft.dropped``) are listed with the others."""
     if raw.resource is None:
         raise Refusal(raw.field, raw.problem or INVALID)
     kind = raw.resource_type
@@ -71,7 +72,7 @@ def draft(raw: Raw, *, strict: bool = False) -> Draft:
     resource = _checked(kind, raw.resource, dropped, strict)
     keys = own_keys(kind, raw.resource.get("id"), raw.full_url)
     built = REGISTRY[kind].build(raw, resource, keys)
-    built.dropped = dropped + _invalid_fields(built, strict)
+    built.dropped = dropped + built.dropped + _invalid_fields(built, strict)
     return built
 
 

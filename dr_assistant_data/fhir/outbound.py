@@ -19,6 +19,17 @@ def reference(kind: str, id: object) -> JSON:
     return {"reference": f"{kind}/{id}"}
 
 
+def concept(system: str | None, code: str | None, display: str | None = None) -> JSON:
+    """A CodeableConcept of one coding; its display also as its text."""
+    coding = {"system": system, "code": code, "display": display} if code else {}
+    return {"coding": [coding], "text": display}
+
+
+def status_concept(system: str, code: str | None) -> JSON | None:
+    """A status CodeableConcept of FHIR's ``system`` from the clinic's code, or ``None``."""
+    return {"coding": [{"system": system, "code": code.replace("_", "-")}]} if code else None
+
+
 def meta(row: Any) -> JSON:
     return {"lastUpdated": when(row.updated_at)}
 

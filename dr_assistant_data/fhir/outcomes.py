@@ -41,6 +41,7 @@ NOT_JSON = "not_json"  # a line or entry that is not a JSON object
 DUPLICATE = "duplicate"  # a unique value (MRN, ABHA number, email) taken by another record
 CONFLICT = "conflict"  # the record it maps to cannot take it
 NOT_A_RECORD = "not_a_record"  # skipped: an index of other resources (a record's Composition)
+HELD_BY_NOTE = "held_by_note"  # skipped: a vital sign exported from a note, which holds it
 # reason codes of a conflict
 OTHER_SOURCE = "held_by_other_source"  # a record another source brought holds other values
 SAME_RUN = "differs_within_run"  # this run wrote the record already, with other values

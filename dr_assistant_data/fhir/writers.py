@@ -150,6 +150,28 @@ def simple_writer(spec: Simple) -> Writer:
     return write
 
 
+def chart_writer(spec: Simple) -> Writer:
+    """The writer of chart records (an allergy, a problem, a vital sign), which may name
+    an encounter: one naming an encounter of another patient than its subject is refused
+    (``cross_patient_reference``) before anything is written; the others are written as
+    ``simple_writer`` writes them."""
+    write_simple = simple_writer(spec)
+
+    def write(run: Run, items: list[Resolved]) -> Written:
+        named = {item.ids["encounter_id"] for item in items if "encounter_id" in item.ids}
+        patient_of = {row.id: row.patient_id for row in _many(run.uow.encounters, named)}
+        same_patient = []
+        for item in items:
+            encounter = item.ids.get("encounter_id")
+            if encounter is not None and patient_of.get(encounter) != item.ids["patient_id"]:
+                yield item, Refusal(f"{item.draft.resource_type}.encounter", CROSS_PATIENT)
+            else:
+                same_patient.append(item)
+        yield from write_simple(run, same_patient)
+
+    return write
+
+
 def _rounds(items: list[Resolved], same: Callable[[Draft], set[str]]) -> Iterator[list[Resolved]]:
     """``items`` in rounds where no two share a key (a record twice in one batch: the
     second is written after the first, and so finds it)."""

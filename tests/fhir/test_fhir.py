@@ -25,9 +25,15 @@ from dr_assistant_data.fhir.export_rows import with_items
 from dr_assistant_data.fhir.exporter import export_bulk, patient_record
 from dr_assistant_data.fhir.identity import Mapping
 from dr_assistant_data.relational.models import AuditEvent, PrescriptionItem
+from dr_assistant_data.relational.vocabulary import (
+    BLOOD_PRESSURE_PANEL,
+    ENCOUNTER_CLASSES,
+    VITAL_SIGNS,
+)
 from tests.helpers.fhir_population import PEOPLE, as_ndjson, full_clinic, generate, resources
 from tests.helpers.layers import scratch_database, settings_for
 
+VITAL_SIGN_CODES = {code for code, _ in VITAL_SIGNS.values()} | {BLOOD_PRESSURE_PANEL[0]}
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -55,7 +61,10 @@ def test_a_synthea_population_lands_field_by_field(layer, population):
     report = import_files(layer, population, actor="import:test")
 
     assert report.total("refused") == 0, report.refusals[:5]
-    kept = ("Patient", "Practitioner", "Encounter", "MedicationRequest", "DocumentReference")
+    kept = (
+        *("Patient", "Practitioner", "Encounter", "MedicationRequest", "DocumentReference"),
+        *("AllergyIntolerance", "Condition", "Observation"),
+    )
     assert {kind for (kind, outcome) in report.counts if outcome == "created"} == set(kept)
     with layer.unit_of_work(actor="test") as uow:
         synthea_patients = list(resources(population, "Patient"))
@@ -91,9 +100,8 @@ def test_a_synthea_population_lands_field_by_field(layer, population):
                 datetime.fromisoformat(e["period"]["start"]) for e in encounters
             )
             assert {e.status for e in stored} == {"completed"}
-            kinds = {"AMB": "office_visit", "EMER": "emergency"}
             assert Counter(e.encounter_type for e in stored) == Counter(
-                kinds[e["class"]["code"]] for e in encounters
+                ENCOUNTER_CLASSES[e["class"]["code"]] for e in encounters
             )
             medications = [
                 m["medicationCodeableConcept"]["coding"][0]["display"]
@@ -113,6 +121,34 @@ def test_a_synthea_population_lands_field_by_field(layer, population):
             assert sorted(n.raw_transcription for n in notes) == sorted(texts)
             assert {n.status for n in notes} == {"signed"}
             assert all(n.content.subjective.chief_complaint for n in notes)
+
+
+def _is_vital_sign(observation: dict) -> bool:
+    categories = {c["code"] for k in observation.get("category", []) for c in k["coding"]}
+    codes = {c["code"] for c in observation["code"]["coding"]}
+    return "vital-signs" in categories and bool(codes & VITAL_SIGN_CODES)
+
+
+def test_a_synthea_populations_chart_lands_and_what_is_not_read_is_counted_unsupported(
+    layer, population
+):
+    report = import_files(layer, population, actor="import:test")
+
+    for kind in ("AllergyIntolerance", "Condition"):
+        expected = len(list(resources(population, kind)))
+        assert expected, kind
+        assert report.counts[(kind, "created")] == expected, kind
+    observations = list(resources(population, "Observation"))
+    vitals = sum(map(_is_vital_sign, observations))
+    assert vitals
+    assert report.counts[("Observation", "created")] == vitals
+    assert report.counts[("Observation", "unsupported")] == len(observations) - vitals
+    for kind in ("Immunization", "Procedure"):
+        assert report.counts[(kind, "unsupported")] == len(list(resources(population, kind)))
+    with layer.unit_of_work(actor="test") as uow:
+        assert uow.allergies.count() + uow.conditions.count() == sum(
+            report.counts[(kind, "created")] for kind in ("AllergyIntolerance", "Condition")
+        )
 
 
 def test_importing_the_same_files_again_changes_nothing(layer, population):
@@ -207,6 +243,9 @@ def test_bulk_export_lines_are_valid_fhir_r4(layer, tmp_path):
         "MedicationRequest": 2,
         "ServiceRequest": 2,
         "Composition": 2,
+        "AllergyIntolerance": 2,
+        "Condition": 2,
+        "Observation": 2,
     }
     for path in report.files:
         for line in path.read_text().splitlines():
@@ -269,7 +308,10 @@ def test_exports_are_read_audited_like_chart_reads(database_url, dl, tmp_path):
         with audited.unit_of_work(actor="test") as uow:
             events = uow.audit.for_entity("patients", ids["patient"])
     reads = {e.changed_fields[0] for e in events if e.action == "read" and e.actor == "export:test"}
-    assert reads == {"demographics", "clinical_notes", "encounters", "prescriptions", "orders"}
+    assert reads == {
+        *("demographics", "clinical_notes", "encounters", "prescriptions", "orders"),
+        *("allergies", "conditions", "vital_signs"),
+    }
 
 
 def test_the_bulk_export_holds_no_item_it_has_written(layer):

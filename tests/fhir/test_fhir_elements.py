@@ -31,35 +31,37 @@ def _patient(**changes: Any) -> dict[str, Any]:
     }
 
 
-def _allergy() -> dict[str, Any]:
+def _immunization() -> dict[str, Any]:
     return {
-        "resourceType": "AllergyIntolerance",
-        "id": "a1",
+        "resourceType": "Immunization",
+        "id": "i1",
+        "status": "completed",
+        "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "140"}]},
         "patient": {"reference": "Patient/1"},
-        "code": {"text": "penicillin"},
+        "occurrenceDateTime": "2026-11-20T10:00:00+05:30",
     }
 
 
 def test_a_resource_type_the_import_does_not_read_is_unsupported_never_skipped(layer, tmp_path):
-    path = _write(tmp_path / "all.ndjson", _patient(), _allergy())
+    path = _write(tmp_path / "all.ndjson", _patient(), _immunization())
 
     first = import_files(layer, [path], actor="import:test")
     again = import_files(layer, [path], actor="import:test")
 
     for report in (first, again):
-        assert report.counts[("AllergyIntolerance", "unsupported")] == 1
-        assert report.counts[("AllergyIntolerance", "skipped")] == 0
+        assert report.counts[("Immunization", "unsupported")] == 1
+        assert report.counts[("Immunization", "skipped")] == 0
     assert again.counts[("Patient", "skipped")] == 1
 
 
 def test_the_summary_has_a_column_of_unsupported_resources(layer, tmp_path, capsys):
-    path = _write(tmp_path / "all.ndjson", _patient(), _allergy())
+    path = _write(tmp_path / "all.ndjson", _patient(), _immunization())
 
     run_with(layer, ["fhir", "import", str(path)])
 
     table = capsys.readouterr().out
     assert re.search(r"^resource\s.*\bskipped\b.*\bunsupported\b", table, re.MULTILINE)
-    assert re.search(r"^AllergyIntolerance(\s+0){5}\s+1\s+0$", table, re.MULTILINE)
+    assert re.search(r"^Immunization(\s+0){5}\s+1\s+0$", table, re.MULTILINE)
 
 
 def test_an_email_that_does_not_parse_is_dropped_and_the_patient_kept(layer, tmp_path):

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -104,6 +105,9 @@ def full_clinic(dl: DataLayer) -> dict[str, Any]:
             end_time=start + timedelta(minutes=20),
             chief_complaint="fever for three days",
             status="completed",
+            type_code="185345009",
+            type_system="http://snomed.info/sct",
+            type_display="Encounter for symptom",
         )
         uow.prescriptions.create(
             encounter_id=encounter.id,
@@ -118,6 +122,8 @@ def full_clinic(dl: DataLayer) -> dict[str, Any]:
             items=[
                 {
                     "medication_name": "Paracetamol 500 mg",
+                    "medication_code": "313782",
+                    "medication_system": "http://www.nlm.nih.gov/research/umls/rxnorm",
                     "dosage": "1 tablet",
                     "frequency": "three times a day",
                     "duration": "5 days",
@@ -142,6 +148,85 @@ def full_clinic(dl: DataLayer) -> dict[str, Any]:
                 {"item_code": "58410-2", "item_name": "CBC", "instructions": "morning sample"},
                 {"item_name": "Dengue NS1"},
             ],
+        )
+        uow.allergies.create(
+            patient_id=patient.id,
+            encounter_id=encounter.id,
+            substance="Penicillin",
+            substance_code="7980",
+            substance_system="http://www.nlm.nih.gov/research/umls/rxnorm",
+            category="medication",
+            allergy_type="allergy",
+            criticality="high",
+            verification_status="confirmed",
+            reactions=[
+                {
+                    "manifestations": [
+                        {
+                            "code": "247472004",
+                            "system": "http://snomed.info/sct",
+                            "display": "Hives",
+                        }
+                    ],
+                    "severity": "moderate",
+                    "description": "rash within an hour",
+                }
+            ],
+            onset_at=datetime(2010, 3, 1, tzinfo=UTC),
+            recorded_at=start,
+        )
+        uow.allergies.create(
+            patient_id=patient.id,
+            substance="Sulfa drugs",
+            clinical_status=None,
+            verification_status="entered_in_error",
+        )
+        uow.conditions.create(
+            patient_id=patient.id,
+            encounter_id=encounter.id,
+            code="38362002",
+            code_system="http://snomed.info/sct",
+            display="Dengue",
+            category="encounter_diagnosis",
+            clinical_status="resolved",
+            verification_status="differential",
+            onset_at=start - timedelta(days=3),
+            abatement_at=start + timedelta(days=7),
+            recorded_at=start,
+        )
+        uow.conditions.create(
+            patient_id=patient.id,
+            code="E11.9",
+            code_system="http://hl7.org/fhir/sid/icd-10",
+            display="Type 2 diabetes mellitus without complications",
+            category="problem_list_item",
+            verification_status="confirmed",
+            onset_at=datetime(2019, 6, 1, tzinfo=UTC),
+        )
+        panel = uuid.uuid4()
+        for kind, value, unit in (
+            ("systolic_bp", 128.0, "mm[Hg]"),
+            ("diastolic_bp", 84.0, "mm[Hg]"),
+        ):
+            uow.vital_signs.create(
+                patient_id=patient.id,
+                encounter_id=encounter.id,
+                kind=kind,
+                value=value,
+                unit=unit,
+                effective_at=start + timedelta(minutes=5),
+                panel_id=panel,
+            )
+        uow.vital_signs.create(
+            patient_id=patient.id,
+            encounter_id=encounter.id,
+            kind="temperature",
+            value=38.6,
+            unit="Cel",
+            effective_at=start + timedelta(minutes=5),
+            code="8331-1",
+            code_system="http://loinc.org",
+            code_display="Oral temperature",
         )
         content = {
             "subjective": {

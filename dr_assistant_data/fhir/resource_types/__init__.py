@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from ..resource_type import ResourceType
 from . import (
+    allergy_intolerance,
     composition,
+    condition,
     document_reference,
     encounter,
     medication_request,
+    observation,
     patient,
     practitioner,
     service_request,
@@ -28,6 +31,9 @@ MODULES = (
     service_request,
     document_reference,
     composition,
+    allergy_intolerance,
+    condition,
+    observation,
 )
 REGISTRY: dict[str, ResourceType] = {
     module.RESOURCE.name: module.RESOURCE

@@ -7,16 +7,27 @@ from typing import Any
 
 from ...relational.models import Encounter
 from .. import codes
-from ..elements import Draft, codings, moment, reference_to, status_in, text_of
-from ..outbound import JSON, meta, reference, resource, when
+from ..elements import Draft, codings, first_coding, moment, reference_to, status_in, text_of
+from ..outbound import JSON, concept, meta, reference, resource, when
 from ..outcomes import REQUIRED, Refusal
 from ..reading import Raw
 from ..resource_type import ResourceType
 from ..writers import Simple, simple_writer
 
-KEPT = (*("identifier", "status", "class", "subject", "participant", "period", "reasonCode"),)
+KEPT = (
+    *("identifier", "status", "class", "type", "subject", "participant", "period"),
+    "reasonCode",
+)
 ESSENTIAL = frozenset({"status", "class", "subject", "participant", "period"})
-CHECKED = (Encounter, {"chief_complaint": "Encounter.reasonCode"})
+CHECKED = (
+    Encounter,
+    {
+        "chief_complaint": "Encounter.reasonCode",
+        "type_code": "Encounter.type",
+        "type_system": "Encounter.type",
+        "type_display": "Encounter.type",
+    },
+)
 
 PATHS = {
     "encounter_type": "Encounter.class",
@@ -24,6 +35,9 @@ PATHS = {
     "start_time": "Encounter.period.start",
     "end_time": "Encounter.period.end",
     "chief_complaint": "Encounter.reasonCode",
+    "type_code": "Encounter.type",
+    "type_system": "Encounter.type",
+    "type_display": "Encounter.type",
     "patient_id": "Encounter.subject",
     "doctor_id": "Encounter.participant",
 }
@@ -49,8 +63,12 @@ def build(raw: Raw, e: Any, keys: list[str]) -> Draft:
     if start is None:
         raise Refusal("Encounter.period.start", REQUIRED)
     end = moment(e.period.end, "Encounter.period.end")
+    kind_of_visit = first_coding(e.type[0] if e.type else None)
     fields = {
         "encounter_type": kind,
+        "type_code": kind_of_visit["code"],
+        "type_system": kind_of_visit["system"],
+        "type_display": kind_of_visit["display"],
         "status": status_in(codes.ENCOUNTER_STATUS, e.status, "Encounter.status"),
         "start_time": start,
         "end_time": end if end is not None and end > start else None,
@@ -77,6 +95,7 @@ def outbound(row: Any) -> JSON:
         "meta": meta(row),
         "status": codes.ENCOUNTER_STATUS_OUT[row.status],
         "class": {"system": codes.ACT_CODE, "code": codes.ENCOUNTER_CLASS_OUT[row.encounter_type]},
+        "type": [concept(row.type_system, row.type_code, row.type_display)],
         "subject": reference("Patient", row.patient_id),
         "participant": [
             {

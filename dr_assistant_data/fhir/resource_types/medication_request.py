@@ -12,6 +12,7 @@ from ..elements import (
     Draft,
     annotation_text,
     day,
+    first_coding,
     identifier_value,
     moment,
     ordered_item,
@@ -20,7 +21,7 @@ from ..elements import (
     text_of,
 )
 from ..export_rows import with_items
-from ..outbound import JSON, meta, reference, resource, when
+from ..outbound import JSON, concept, meta, reference, resource, when
 from ..outcomes import REQUIRED, UNSUPPORTED_TYPE, Refusal
 from ..reading import Raw
 from ..resource_type import ResourceType
@@ -73,8 +74,11 @@ def build(raw: Raw, m: Any, keys: list[str]) -> Draft:
         "pharmacy_id": identifier_value(dispense.performer if dispense else None),
         "notes": annotation_text(m.note),
     }
+    coded = first_coding(m.medicationCodeableConcept)
     item = {
         "medication_name": medication,
+        "medication_code": coded["code"],
+        "medication_system": coded["system"],
         "dosage": _dosage(dose),
         "frequency": _frequency(dose),
         "duration": _duration(dose, m),
@@ -145,7 +149,9 @@ def outbound(row: Any, items: list[Any]) -> list[JSON]:
             "extension": extensions,
             "status": codes.PRESCRIPTION_STATUS_OUT[row.status],
             "intent": "order",
-            "medicationCodeableConcept": {"text": item.medication_name},
+            "medicationCodeableConcept": concept(
+                item.medication_system, item.medication_code, item.medication_name
+            ),
             "subject": reference("Patient", row.patient_id),
             "encounter": reference("Encounter", row.encounter_id),
             "authoredOn": when(row.signed_at),
