@@ -4,32 +4,18 @@ proxy that can cut the line while Redis keeps its data."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import socket
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import redis
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def eventually(check: Callable[[], object], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(redis.RedisError, OSError):
-            if check():
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+from .ports import eventually, free_port, listening
 
 
 @contextlib.contextmanager
@@ -43,11 +29,9 @@ def redis_processes() -> Iterator[Callable[..., int]]:
     def start(*arguments: str, port: int | None = None) -> int:
         port = port or free_port()
         command = [binary, *arguments, "--port", str(port), "--bind", "127.0.0.1"]
-        processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
-        eventually(
-            lambda: socket.create_connection(("127.0.0.1", port), 0.1).close() or True,
-            f"redis on port {port}",
-        )
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603 - redis-server
+        processes.append(server)
+        eventually(lambda: listening(port), f"redis on port {port}")
         return port
 
     try:
@@ -129,7 +113,7 @@ def cluster_deployment(masters: int = 3) -> Iterator[list[int]]:
                     port=port,
                 )
             )
-        subprocess.run(
+        subprocess.run(  # noqa: S603 - redis-cli on the ports just started
             [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-yes"],
             check=True,
             capture_output=True,
@@ -137,12 +121,13 @@ def cluster_deployment(masters: int = 3) -> Iterator[list[int]]:
         )
         for port in ports:
             node = redis.Redis(port=port)
-            eventually(
-                lambda node=node: node.cluster("info")["cluster_state"] == "ok",
-                "the cluster to be ok",
-            )
+            eventually(functools.partial(_cluster_ok, node), "the cluster to be ok")
             node.close()
         yield ports
+
+
+def _cluster_ok(node: redis.Redis) -> bool:
+    return bool(node.cluster("info")["cluster_state"] == "ok")
 
 
 class Proxy:
