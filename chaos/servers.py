@@ -1,6 +1,7 @@
-"""The campaign's own servers, built on the test suite's helpers: a throwaway PostgreSQL,
-and a Redis that can be paused, killed, restarted empty or from an older RDB snapshot, or
-a Sentinel set (master, replica, three sentinels) that can fail over or lose its master.
+"""The campaign's own servers, built on ``dr_assistant_data.testing.servers``: a throwaway
+PostgreSQL, and a Redis that can be paused, killed, restarted empty or from an older RDB
+snapshot, or a Sentinel set (master, replica, three sentinels) that can fail over or lose
+its master.
 
 Every server started is stopped, and its files removed, when the ``with`` block ends,
 also on an exception or Ctrl-C.
@@ -13,7 +14,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -22,14 +22,19 @@ from pathlib import Path
 import redis
 from sqlalchemy import create_engine, text
 
-from tests.helpers.redis_servers import (
+from dr_assistant_data.testing.servers.ports import eventually, listening
+from dr_assistant_data.testing.servers.redis_servers import (
     NO_PERSISTENCE,
-    eventually,
     redis_processes,
     start_sentinel_set,
 )
-from tests.helpers.tcp_proxy import PostgresProxy as PostgresProxy  # (the COMMIT faults)
-from tests.helpers.throwaway_postgres import ThrowawayPostgres, own_root
+from dr_assistant_data.testing.servers.tcp_proxy import (
+    PostgresProxy as PostgresProxy,  # (the COMMIT faults)
+)
+from dr_assistant_data.testing.servers.throwaway_postgres import (
+    ThrowawayPostgres,
+    postgres_server,
+)
 
 DATABASE = "chaos"
 MASTER_NAME = "clinic"
@@ -72,35 +77,19 @@ class Postgres:
 
 @contextlib.contextmanager
 def postgres() -> Iterator[Postgres]:
-    root = own_root()
-    server = ThrowawayPostgres(root)
-    try:
-        server.init()
-        server.start()
+    with postgres_server() as server:
         admin = create_engine(server.url, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{DATABASE}"'))
         admin.dispose()
         yield Postgres(server)
-    finally:
-        if server.running:
-            server.stop("immediate")
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _kill(port: int) -> None:
     """SIGKILL the Redis on ``port`` and wait until the port is closed."""
     pid = redis.Redis(port=port, socket_timeout=2).info("server")["process_id"]
     os.kill(int(pid), signal.SIGKILL)
-    eventually(lambda: not _listening(port), f"redis on port {port} to die")
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.1).close()
-    except OSError:
-        return False
-    return True
+    eventually(lambda: not listening(port), f"redis on port {port} to die")
 
 
 def pause(port: int, rng: random.Random) -> int:

@@ -1,5 +1,6 @@
 """One way the campaign starts a process of its own: ``python -m chaos.<module> CONFIG``
-from the checkout, its configuration in a JSON file and its output in a log beside it."""
+from the folder that holds this ``chaos`` (a checkout, or the installed project's
+site-packages), its configuration in a JSON file and its output in a log beside it."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 The server comes from ``TEST_DATABASE_ADMIN_URL`` (default: the local ``postgres``
 database over TCP with trust auth). If it cannot be reached the run stops with an error:
 database tests are never skipped. The functions these fixtures are built on are in
-``tests.helpers.layers``; the servers tests start of their own in ``tests.helpers``.
+``tests.helpers.layers``; the servers tests start of their own in
+``dr_assistant_data.testing.servers``, their fixtures in ``tests.helpers.server_fixtures``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ from tests.helpers.layers import (
 )
 
 pytest_plugins = (
-    "tests.helpers.throwaway_postgres",
-    "tests.helpers.pgbouncer_servers",
+    "tests.helpers.server_fixtures",
     "pytester",
 )
 

@@ -22,14 +22,15 @@ and finds each ``.patient`` through the patient cache, a timeline finds each ``.
 through the user cache; a patient edit therefore invalidates one key, not every schedule
 the patient appears in.
 
-Not cached, on purpose: the problem list, the allergy rows and the vital signs
-(``models/chart.py``). Each is read once per chart opening in one indexed query, so a cache
-would save little, and a stale problem or allergy list is a safety defect rather than a
-slow page. The allergies that matter at a glance are cached all the same, with the patient:
-``Patient.allergies``, the names of the active ones, is a column of the patient row, kept
-in step with the rows in the same flush (``allergy_list.py``), so any allergy write is a
-patient write and drops ``PATIENTS`` (and the schedules and views that hold the patient)
-after its commit.
+Every other model is not cached, on purpose: ``NOT_CACHED`` names each with its reason, so
+a new model is a decision one way or the other (a test checks every model has one). The
+problem list, the allergy rows and the vital signs (``models/chart.py``) are each read once
+per chart opening in one indexed query, so a cache would save little, and a stale problem
+or allergy list is a safety defect rather than a slow page. The allergies that matter at a
+glance are cached all the same, with the patient: ``Patient.allergies``, the names of the
+active ones, is a column of the patient row, kept in step with the rows in the same flush
+(``allergy_list.py``), so any allergy write is a patient write and drops ``PATIENTS`` (and
+the schedules and views that hold the patient) after its commit.
 """
 
 from __future__ import annotations
@@ -52,7 +53,21 @@ from ..cache.store import CacheStore
 from ..session_context import context_of
 from .base import Entity
 from .cached_rows import Row, codec_for
-from .models import Alert, Appointment, Encounter, Patient, User
+from .models import (
+    Alert,
+    Allergy,
+    Appointment,
+    Condition,
+    Encounter,
+    Order,
+    OrderItem,
+    Patient,
+    Prescription,
+    PrescriptionItem,
+    Task,
+    User,
+    VitalSign,
+)
 from .replicas import reads_from_replica
 from .views import view_from_columns, view_from_row, view_of
 
@@ -308,6 +323,18 @@ UNREAD_ALERTS = CachedCount("unread", "counts", Alert, ("user_id",))
 """How many alerts a user has not read."""
 
 POLICY: tuple[CachedRead, ...] = (PATIENTS, USERS, SCHEDULES, TIMELINES, UNREAD_ALERTS)
+
+NOT_CACHED: tuple[tuple[type[Entity], str], ...] = (
+    (Condition, "read once per chart opening, in one indexed query; stale would be unsafe"),
+    (Allergy, "as conditions; the active allergies' names are cached with the patient"),
+    (VitalSign, "read once per chart opening, in one indexed query"),
+    (Prescription, "read when one is worked on, not on every page; a stale dose is unsafe"),
+    (PrescriptionItem, "read and written with its prescription"),
+    (Order, "read when one is worked on, not on every page; a stale status misleads"),
+    (OrderItem, "read and written with its order"),
+    (Task, "its status changes about as often as it is read: a cache would be dropped"),
+)
+"""The models no read caches, each with why: with ``POLICY``, a decision for every model."""
 
 _ENTITIES = {read.model: read for read in POLICY if isinstance(read, CachedEntity)}
 _WRITTEN_BY = {read.model: [each for each in POLICY if each.model is read.model] for read in POLICY}

@@ -10,6 +10,9 @@ table written by callers, bound to a unit of work.
 The binding lives in a context variable, so each thread (and each asyncio task) has its own
 and parallel tests never write into each other's session. Factories flush through the
 layer's session, so the layer's validation and audit rules apply to them too.
+
+Servers of one's own for fault tests (a throwaway PostgreSQL, PgBouncer, Redis, a proxy that
+loses a COMMIT) are in ``dr_assistant_data.testing.servers``, imported on their own.
 """
 
 from .documents import ClinicalNoteFactory, VoiceRecordingFactory

@@ -21,6 +21,8 @@ from dr_assistant_data.cache.outbox import JANITOR_GRACE, JANITOR_INTERVAL
 from dr_assistant_data.relational.cache_outbox import ID_BLOCK, OutboxIds
 from dr_assistant_data.relational.models import Patient
 from dr_assistant_data.testing.queries import counting_queries
+from dr_assistant_data.testing.servers.ports import eventually, free_port
+from dr_assistant_data.testing.servers.redis_servers import Proxy
 from tests.helpers.cache_helpers import new_patient, read_patient
 from tests.helpers.layers import CACHE_PREFIX, REDIS_URL, layer_with, patient_fields
 from tests.helpers.process_steps import (
@@ -31,7 +33,6 @@ from tests.helpers.process_steps import (
     rename_and_die_after_commit,
     spawned,
 )
-from tests.helpers.redis_servers import Proxy, eventually, free_port
 
 pytestmark = pytest.mark.servers
 

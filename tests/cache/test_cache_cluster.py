@@ -10,12 +10,13 @@ import redis
 
 from dr_assistant_data.relational.models import Patient
 from dr_assistant_data.testing.queries import counting_queries
+from dr_assistant_data.testing.servers.ports import free_port
+from dr_assistant_data.testing.servers.redis_servers import cluster_deployment
 from tests.cache.test_cache_races import commit_while_reading
 from tests.cache.test_cache_service import producer_calls_for_concurrent_misses
 from tests.helpers.cache_helpers import new_patient, read, read_patient, write_and_read_back
 from tests.helpers.layers import layer_with
 from tests.helpers.process_steps import in_process, last_name, rename
-from tests.helpers.redis_servers import cluster_deployment, free_port
 
 pytestmark = pytest.mark.servers
 

@@ -21,6 +21,7 @@ from dr_assistant_data import DataLayer, Settings
 from dr_assistant_data.cache.namespace import DatabaseIdentity
 from dr_assistant_data.cache.store import delete_matching
 from dr_assistant_data.testing.queries import counting_queries
+from dr_assistant_data.testing.servers.ports import eventually
 from tests.helpers.cache_helpers import new_patient, read_patient
 from tests.helpers.layers import ADMIN_URL, scratch_database, settings_for
 from tests.helpers.process_steps import (
@@ -32,7 +33,6 @@ from tests.helpers.process_steps import (
     rename_and_die_after_commit,
     spawned,
 )
-from tests.helpers.redis_servers import eventually
 
 pytestmark = pytest.mark.servers
 

@@ -11,11 +11,12 @@ from sqlalchemy import text
 
 from dr_assistant_data.cache.topology import MASTER_CHECK_INTERVAL
 from dr_assistant_data.testing.queries import counting_queries
+from dr_assistant_data.testing.servers.ports import eventually, free_port
+from dr_assistant_data.testing.servers.redis_servers import sentinel_deployment
 from tests.cache.test_cache_service import producer_calls_for_concurrent_misses
 from tests.helpers.cache_helpers import new_patient, read_patient, write_and_read_back
 from tests.helpers.layers import CACHE_PREFIX, layer_with
 from tests.helpers.process_steps import read_every_10_ms, spawned
-from tests.helpers.redis_servers import eventually, free_port, sentinel_deployment
 
 pytestmark = pytest.mark.servers
 

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from dr_assistant_data import BackendUnavailableError, DataLayer
+from dr_assistant_data.testing.servers.ports import free_port
 from tests.helpers.layers import settings_for
-from tests.helpers.redis_servers import free_port
 
 
 @pytest.fixture

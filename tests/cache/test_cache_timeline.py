@@ -9,10 +9,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import ProgrammingError
 
 from dr_assistant_data import DataLayer
+from dr_assistant_data.testing.servers.ports import eventually
 from tests.helpers.cache_helpers import new_patient
 from tests.helpers.layers import CACHE_PREFIX, settings_for
 from tests.helpers.process_steps import in_process, last_name, rename
-from tests.helpers.redis_servers import eventually
 
 pytestmark = pytest.mark.servers
 

@@ -15,11 +15,12 @@ import redis
 from dr_assistant_data import DataLayer, Settings
 from dr_assistant_data.errors import ConfigurationError
 from dr_assistant_data.testing.queries import counting_queries
+from dr_assistant_data.testing.servers.ports import free_port
+from dr_assistant_data.testing.servers.redis_servers import NO_PERSISTENCE, redis_processes
 from tests.helpers.cache_helpers import new_patient, read_patient
 from tests.helpers.certificates import self_signed
 from tests.helpers.layers import layer_with
 from tests.helpers.process_steps import listening
-from tests.helpers.redis_servers import NO_PERSISTENCE, free_port, redis_processes
 
 pytestmark = pytest.mark.servers
 

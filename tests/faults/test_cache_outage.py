@@ -8,9 +8,10 @@ import pytest
 from redis import exceptions
 
 from dr_assistant_data import DataLayer
+from dr_assistant_data.testing.servers.ports import free_port
+from dr_assistant_data.testing.servers.redis_servers import Proxy, throwaway_redis
 from tests.helpers.cache_helpers import new_patient, read_patient
 from tests.helpers.layers import settings_for
-from tests.helpers.redis_servers import Proxy, free_port, throwaway_redis
 
 pytestmark = pytest.mark.servers
 

@@ -11,8 +11,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from dr_assistant_data import BackendUnavailableError, DataLayer
+from dr_assistant_data.testing.servers.throwaway_postgres import ThrowawayPostgres
 from tests.helpers.layers import patient_fields, settings_for
-from tests.helpers.throwaway_postgres import ThrowawayPostgres
 
 pytestmark = pytest.mark.servers
 

@@ -14,10 +14,10 @@ from sqlalchemy.engine import make_url
 
 from dr_assistant_data import BackendUnavailableError, DataLayer
 from dr_assistant_data.relational.models import AuditEvent, CacheInvalidation, DocumentCommit
+from dr_assistant_data.testing.servers.tcp_proxy import PostgresProxy
 from tests.documents.test_document_unit_of_work import sweep_everything
 from tests.helpers.cache_helpers import new_patient, read_patient
 from tests.helpers.layers import Visit, new_visit, settings_for
-from tests.helpers.tcp_proxy import PostgresProxy
 
 pytestmark = pytest.mark.servers
 

@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from dr_assistant_data import DataLayer
 from dr_assistant_data.errors import ValidationError
 from dr_assistant_data.relational.audit_seal import Sealed
+from dr_assistant_data.testing.servers.ports import free_port
 from tests.helpers.cache_helpers import new_patient, read_patient
 from tests.helpers.layers import (
     CACHE_PREFIX,
@@ -35,7 +36,6 @@ from tests.helpers.layers import (
     patient_fields,
     settings_for,
 )
-from tests.helpers.redis_servers import free_port
 
 PATIENT = {"first_name": "Vaidehi", "last_name": "Ramaswamy", "mrn": "MRN-OTEL-4242"}
 PHONE, EMAIL = "+919812345678", "vaidehi.r@example.in"

@@ -18,9 +18,9 @@ from sqlalchemy.exc import ProgrammingError
 
 from dr_assistant_data import DataLayer
 from dr_assistant_data.errors import BackendUnavailableError
+from dr_assistant_data.testing.servers.throwaway_postgres import OS_USER, ThrowawayPostgres
 from tests.helpers.certificates import self_signed
 from tests.helpers.layers import ADMIN_URL, patient_fields, settings_for
-from tests.helpers.throwaway_postgres import OS_USER, ThrowawayPostgres
 
 pytestmark = pytest.mark.servers
 

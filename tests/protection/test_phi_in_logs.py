@@ -24,10 +24,10 @@ from dr_assistant_data.errors import DataLayerError
 from dr_assistant_data.protection.redaction import RedactingFilter, install_redaction, redact
 from dr_assistant_data.relational.models import Patient
 from dr_assistant_data.testing import DoctorFactory, EncounterFactory, bind_factories
+from dr_assistant_data.testing.servers.redis_servers import throwaway_redis
 from dr_assistant_data.unit_of_work import UnitOfWork
 from tests.helpers.layers import layer_with, patient_fields, settings_for
 from tests.helpers.process_steps import listening
-from tests.helpers.redis_servers import throwaway_redis
 
 pytestmark = pytest.mark.servers
 

@@ -14,9 +14,9 @@ from sqlalchemy.engine import make_url
 
 from dr_assistant_data import DataLayer, ValidationError
 from dr_assistant_data.relational import fork_safety
+from dr_assistant_data.testing.servers.throwaway_postgres import ThrowawayPostgres
 from tests.helpers.cache_helpers import new_patient, read_patient
 from tests.helpers.layers import patient_fields, settings_for
-from tests.helpers.throwaway_postgres import ThrowawayPostgres
 
 pytestmark = pytest.mark.servers
 

@@ -4,6 +4,7 @@ proxy that can cut the line while Redis keeps its data."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -17,21 +18,7 @@ from pathlib import Path
 
 import redis
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def eventually(check: Callable[[], object], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(redis.RedisError, OSError):
-            if check():
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+from .ports import eventually, free_port, listening
 
 
 @contextlib.contextmanager
@@ -45,11 +32,9 @@ def redis_processes() -> Iterator[Callable[..., int]]:
     def start(*arguments: str, port: int | None = None) -> int:
         port = port or free_port()
         command = [binary, *arguments, "--port", str(port), "--bind", "127.0.0.1"]
-        processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
-        eventually(
-            lambda: socket.create_connection(("127.0.0.1", port), 0.1).close() or True,
-            f"redis on port {port}",
-        )
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603 - redis-server
+        processes.append(server)
+        eventually(lambda: listening(port), f"redis on port {port}")
         return port
 
     try:
@@ -128,7 +113,7 @@ class Cluster:
             self._launch(port)
         cli = shutil.which("redis-cli")
         assert cli, "redis-cli is not installed"
-        subprocess.run(
+        subprocess.run(  # noqa: S603 - redis-cli on the ports just started
             [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports), "--cluster-yes"],
             check=True,
             capture_output=True,
@@ -149,10 +134,7 @@ class Cluster:
     def _wait_until_ok(self) -> None:
         for port in self.ports:
             node = redis.Redis(port=port)
-            eventually(
-                lambda node=node: node.cluster("info")["cluster_state"] == "ok",
-                "the cluster to be ok",
-            )
+            eventually(functools.partial(_cluster_ok, node), "the cluster to be ok")
             node.close()
 
     def snapshot(self, port: int) -> Path:
@@ -169,18 +151,10 @@ class Cluster:
         node = redis.Redis(port=port)
         os.kill(int(node.info("server")["process_id"]), signal.SIGKILL)
         node.close()
-        eventually(lambda: not _answers(port), f"redis on port {port} to die")
+        eventually(lambda: not listening(port), f"redis on port {port} to die")
         shutil.copy(rdb, self._folder / f"dump-{port}.rdb")
         self._launch(port)
         self._wait_until_ok()
-
-
-def _answers(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.1).close()
-    except OSError:
-        return False
-    return True
 
 
 @contextlib.contextmanager
@@ -259,3 +233,7 @@ class Proxy:
         for sock in (source, sink):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+def _cluster_ok(node: redis.Redis) -> bool:
+    return bool(node.cluster("info")["cluster_state"] == "ok")

@@ -14,9 +14,10 @@ the frontend stream as PostgreSQL's wire protocol (the untyped startup and SSL/G
 then typed messages) to find a simple query ending with ``COMMIT``; use ``sslmode=disable`` so the
 stream stays readable. An armed fault fires once, on the first COMMIT of any connection.
 
-Run as a program (``python -m tests.helpers.tcp_proxy TARGET_PORT``) it prints its port, then reads
-commands, one a line, on its standard input: ``drop-commit-reply``, ``drop-commit``, ``cut``,
-``down``, ``up``, so a process of a fault campaign can drive it through a pipe.
+Run as a program (``python -m dr_assistant_data.testing.servers.tcp_proxy TARGET_PORT``) it
+prints its port, then reads commands, one a line, on its standard input:
+``drop-commit-reply``, ``drop-commit``, ``cut``, ``down``, ``up``, so a process of a fault
+campaign can drive it through a pipe.
 """
 
 from __future__ import annotations
@@ -222,7 +223,7 @@ class _FrontendParser:
 
     def feed(self, data: bytes) -> list[bytes]:
         self._buffer += data
-        messages = []
+        messages: list[bytes] = []
         while True:
             header = 4 if not self._started else 5
             if len(self._buffer) < header:

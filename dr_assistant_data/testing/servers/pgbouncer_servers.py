@@ -1,32 +1,29 @@
-"""A PgBouncer of the tests' own, in transaction mode, in front of the shared PostgreSQL.
+"""A PgBouncer of one's own, in transaction mode, in front of a PostgreSQL server.
 
 Started like the throwaway PostgreSQL servers: a configuration in a temporary directory, a
-free port, trust authentication to the local server, run as the ``postgres`` OS user
-(PgBouncer refuses to run as root). It forwards every database name (``*``) to the
-server of ``TEST_DATABASE_ADMIN_URL``, keeps one server connection per database and user
-(so consecutive transactions share it, as they do on a busy production pooler), and refuses startup
+free port, trust authentication to the server, run as the ``postgres`` OS user (PgBouncer
+refuses to run as root). It forwards every database name (``*``) to the server of the URL
+it is given, keeps one server connection per database and user (so consecutive
+transactions share it, as they do on a busy production pooler), and refuses startup
 parameters it does not know, ``options`` included, as PgBouncer does by default. Stopped by
-the PID it recorded, and its directory removed, at the end of the module.
+the PID it recorded, and its directory removed, when the ``with`` block ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy.engine import make_url
 
-from tests.helpers.layers import ADMIN_URL
-from tests.helpers.throwaway_postgres import OS_USER, free_port, own_root
-
-SERVER = make_url(ADMIN_URL)
+from .ports import free_port, listening
+from .throwaway_postgres import OS_USER, own_root
 
 BINARY = os.environ.get("PGBOUNCER_BIN", "/usr/sbin/pgbouncer")
 
@@ -49,8 +46,12 @@ pidfile = {root}/pgbouncer.pid
 
 
 class PgBouncer:
-    def __init__(self, root: Path) -> None:
+    """A PgBouncer in ``root`` forwarding to the server of ``server_url`` (any database
+    URL on it)."""
+
+    def __init__(self, root: Path, server_url: str) -> None:
         self.root = root
+        self.server = make_url(server_url)
         self.port = free_port()
 
     def url(self, database_url: str) -> str:
@@ -64,15 +65,17 @@ class PgBouncer:
             CONFIG.format(
                 port=self.port,
                 root=self.root,
-                server_host=SERVER.host or "127.0.0.1",
-                server_port=SERVER.port or 5432,
+                server_host=self.server.host or "127.0.0.1",
+                server_port=self.server.port or 5432,
             )
         )
         (self.root / "users.txt").write_text('"postgres" ""\n')
         prefix = ["runuser", "-u", OS_USER, "--"] if os.geteuid() == 0 else []
-        subprocess.run([*prefix, BINARY, "-d", str(config)], check=True, timeout=30)
+        subprocess.run(  # noqa: S603 - pgbouncer on a configuration of ours
+            [*prefix, BINARY, "-d", str(config)], check=True, timeout=30
+        )
         deadline = time.monotonic() + 30
-        while not _listening(self.port):
+        while not listening(self.port):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"pgbouncer is not listening on port {self.port}")
             time.sleep(0.1)
@@ -83,17 +86,13 @@ class PgBouncer:
             os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-@pytest.fixture(scope="module")
-def pgbouncer() -> Iterator[PgBouncer]:
+@contextlib.contextmanager
+def pgbouncer_server(server_url: str) -> Iterator[PgBouncer]:
+    """A running PgBouncer in front of the server of ``server_url``."""
     if not Path(BINARY).exists():
-        pytest.fail(f"{BINARY} is missing: apt-get install pgbouncer (.ci/run does)")
+        raise RuntimeError("pgbouncer is not installed: set PGBOUNCER_BIN or apt-get install it")
     root = own_root()
-    bouncer = PgBouncer(root)
+    bouncer = PgBouncer(root, server_url)
     try:
         bouncer.start()
         yield bouncer

@@ -1,33 +1,28 @@
-"""PostgreSQL servers of the tests' own, for faults the shared server must not suffer, and
-a primary with a streaming replica (``pg_basebackup -R``) for the read-replica tests.
+"""PostgreSQL servers of one's own, for faults a shared server must not suffer, and a
+primary with a streaming replica (``pg_basebackup -R``) for the read-replica tests.
 
 ``initdb`` refuses to run as root, so the server runs as the ``postgres`` OS user (through
-``runuser`` when the tests run as root), in a temporary directory, on a free port, with
-trust authentication on 127.0.0.1 only. Tests stop, kill and restart it; the fixture
-brings it back up between tests and removes it at the end of the run.
+``runuser`` when run as root), in a temporary directory, on a free port, with trust
+authentication on 127.0.0.1 only. Callers stop, kill and restart it; the context managers
+stop it (a crash stop: nothing is worth a checkpoint) and remove its directory when the
+block ends, also on an exception.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from .ports import free_port
 
 BIN = Path(os.environ.get("POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
 OS_USER = "postgres"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class ThrowawayPostgres:
@@ -39,7 +34,7 @@ class ThrowawayPostgres:
 
     def _run(self, *command: str) -> None:
         prefix = ["runuser", "-u", OS_USER, "--"] if os.geteuid() == 0 else []
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - the PostgreSQL programs of BIN
             [*prefix, *command], capture_output=True, text=True, timeout=60, check=False
         )
         if result.returncode != 0:
@@ -92,22 +87,21 @@ def own_root() -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def throwaway_postgres_server() -> Iterator[ThrowawayPostgres]:
+@contextlib.contextmanager
+def postgres_server(options: str = "") -> Iterator[ThrowawayPostgres]:
+    """A running server of one's own (``options``: extra server options)."""
     root = own_root()
-    server = ThrowawayPostgres(root)
+    server = ThrowawayPostgres(root, options=options)
     try:
         server.init()
         server.start()
         yield server
     finally:
-        if server.running:
-            server.stop("immediate")
-        shutil.rmtree(root, ignore_errors=True)
+        _remove(root, server)
 
 
-@pytest.fixture(scope="module")
-def primary_and_replica() -> Iterator[tuple[ThrowawayPostgres, ThrowawayPostgres]]:
+@contextlib.contextmanager
+def primary_with_replica() -> Iterator[tuple[ThrowawayPostgres, ThrowawayPostgres]]:
     """A primary and a hot-standby streaming replica of it, each on a port of its own."""
     root = own_root()
     primary, replica = ThrowawayPostgres(root, "primary"), ThrowawayPostgres(root, "replica")
@@ -118,15 +112,11 @@ def primary_and_replica() -> Iterator[tuple[ThrowawayPostgres, ThrowawayPostgres
         replica.start()
         yield primary, replica
     finally:
-        for server in (replica, primary):
-            if server.running:
-                server.stop("immediate")
-        shutil.rmtree(root, ignore_errors=True)
+        _remove(root, replica, primary)
 
 
-@pytest.fixture
-def throwaway_postgres(throwaway_postgres_server: ThrowawayPostgres) -> ThrowawayPostgres:
-    """The throwaway server, running at the start of the test (a test may have stopped it)."""
-    if not throwaway_postgres_server.running:
-        throwaway_postgres_server.start()
-    return throwaway_postgres_server
+def _remove(root: Path, *servers: ThrowawayPostgres) -> None:
+    for server in servers:
+        if server.running:
+            server.stop("immediate")
+    shutil.rmtree(root, ignore_errors=True)
