@@ -5,8 +5,9 @@ rules), run in a worker process while the importer writes what came before.
 the order the raws came, so the report reads as if every check ran in line. The worker
 only computes: it reads no file and opens no connection (the layer's engines get a
 fresh pool in a forked child, ``relational/fork_safety.py``, and it never uses them).
-At most ``AHEAD_BYTES`` of resources (``Raw.size``) are in the worker's hands at once,
-so memory stays bounded by that and the importer's own batch.
+At most ``AHEAD_BYTES`` of resources (``Raw.size``), and the chunk that crosses it, are
+read ahead of what the importer has taken, so memory stays bounded by that and the
+importer's own batch.
 
 A small import is checked in line: the worker is started once ``CHUNK`` resources are
 waiting. Where no worker can be started (no ``fork`` on the platform, a daemonic process
@@ -33,7 +34,7 @@ from .resource_types import REGISTRY
 CHUNK = 256
 """Resources sent to the worker at once."""
 AHEAD_BYTES = 64 * 1024 * 1024
-"""Resources in the worker's hands, by what they weigh in memory (``Raw.size``)."""
+"""Resources read ahead of the importer, by what they weigh in memory (``Raw.size``)."""
 logger = logging.getLogger(__name__)
 Checked = Draft | Refusal
 _Chunk = tuple[list[Raw], "Future[list[Any]] | None", int]
@@ -91,7 +92,7 @@ class Checks:
     def _submit(self, chunk: list[Raw], start: bool = True) -> _Chunk:
         """``chunk`` handed to the worker (started if ``start``), or kept to be checked
         in line when there is none."""
-        weight = sum(raw.size for raw in chunk if _modelled(raw))
+        weight = sum(raw.size for raw in chunk)  # held here until its results are taken
         pool = self._worker() if start else self._pool
         if pool is not None:
             try:
@@ -99,7 +100,7 @@ class Checks:
                 return chunk, pool.submit(_check_all, sent, self.strict, self.source), weight
             except Exception:  # a pool that cannot take work: in line from here
                 self._give_up()
-        return chunk, None, 0
+        return chunk, None, weight
 
     def _results(self, item: _Chunk) -> Iterator[tuple[Raw, Checked]]:
         chunk, future, _ = item
