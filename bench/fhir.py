@@ -111,6 +111,11 @@ def import_export(dl: DataLayer, *, count: int, batch_size: int) -> dict[str, An
     }
 
 
+def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """The table of a run of this section alone (``--only fhir``)."""
+    return table_rows(results["figures"])
+
+
 def table_rows(f: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     return [
         (

@@ -147,5 +147,11 @@ class Mapping:
             return
         dialect = self.session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = insert(SourceIdentifier).on_conflict_do_nothing(index_elements=["source_key"])
+        statement = (
+            insert(SourceIdentifier)
+            .on_conflict_do_nothing(index_elements=["source_key"])
+            # RETURNING lets SQLAlchemy send many rows per statement ("insertmanyvalues"),
+            # which it does not do for ON CONFLICT without it: a statement per row
+            .returning(SourceIdentifier.source_key)
+        )
         self.session.execute(statement, list(values.values()))

@@ -45,18 +45,15 @@ from ..errors import BackendUnavailableError, DataLayerError, ValidationError
 from ..layer import DataLayer
 from ..progress import ProgressCallback
 from . import reading
+from .checks import Checked, Checks
 from .elements import Draft
-from .identity import Mapping, Target, scoped
-from .inbound import draft
+from .identity import Mapping, Target
 from .outcomes import (
     CREATED,
-    INVALID,
     LINKED,
     SKIPPED,
     STOPPED,
     UNRESOLVED_REFERENCE,
-    UNSUPPORTED,
-    UNSUPPORTED_TYPE,
     UPDATED,
     Dropped,
     ImportReport,
@@ -83,7 +80,9 @@ class FhirImport:
     identifiers are its own; ``""`` is the default source). ``update_linked`` lets a
     resource update a record it matches from another source (a patient by ABHA number or
     MRN) instead of reporting what differs as a conflict. ``strict`` refuses a resource
-    with an optional element that is not valid instead of keeping it without it."""
+    with an optional element that is not valid instead of keeping it without it.
+    ``workers`` processes check the resources while the run writes (``checks.py``; 0:
+    in this process, one after the other)."""
 
     def __init__(
         self,
@@ -94,15 +93,19 @@ class FhirImport:
         source: str = "",
         update_linked: bool = False,
         strict: bool = False,
+        workers: int = 1,
         progress: ProgressCallback | None = None,
     ) -> None:
         if not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
             raise ValidationError("batch_size", "must be a whole number from 1 to 10000")
+        if not isinstance(workers, int) or not 0 <= workers <= 8:
+            raise ValidationError("workers", "must be a whole number from 0 to 8")
         if not isinstance(source, str) or len(source) > 100 or "|" in source:
             raise ValidationError("source", "must be a name of at most 100 characters, no '|'")
         self.source = source
         self.update_linked = update_linked
         self.strict = strict
+        self.workers = workers
         self._touched: set[uuid.UUID] = set()
         self.dl = dl
         self.actor = actor
@@ -135,16 +138,17 @@ class FhirImport:
         return self.report
 
     def _import(self, ordered: list[tuple[int, Path]], deferred: IO[bytes]) -> None:
-        for index, path in ordered:
-            for raw in reading.read(path, index):
-                self._take(raw, deferred)
-        self._flush(deferred)
-        for kind in TYPE_ORDER:  # all encounters before what names them, and so on
-            deferred.seek(0)
-            for raw in _replayed(deferred, kind):
-                self._replayed[kind] += 1
-                self._take(raw, None)
-        self._flush(None)
+        with Checks(strict=self.strict, source=self.source, workers=self.workers) as checks:
+            read = (raw for index, path in ordered for raw in reading.read(path, index))
+            for raw, checked in checks.drafts(read):
+                self._take(raw, checked, deferred)
+            self._flush(deferred)
+            for kind in TYPE_ORDER:  # all encounters before what names them, and so on
+                deferred.seek(0)
+                for raw, checked in checks.drafts(_replayed(deferred, kind)):
+                    self._replayed[kind] += 1
+                    self._take(raw, checked, None)
+            self._flush(None)
 
     def _stop(self, deferred: IO[bytes], reason: str) -> None:
         """End the run early: what is buffered, and what was set aside and not tried
@@ -164,20 +168,11 @@ class FhirImport:
                 if seen[kind] > self._replayed[kind]:
                     self._count(raw, kind, stopped)
 
-    def _take(self, raw: reading.Raw, deferred: IO[bytes] | None) -> None:
-        if raw.resource is not None and raw.resource_type not in TYPE_ORDER:
-            refusal = Refusal("resourceType", UNSUPPORTED_TYPE, UNSUPPORTED)
-            self._count(raw, raw.resource_type, refusal)
+    def _take(self, raw: reading.Raw, checked: Checked, deferred: IO[bytes] | None) -> None:
+        if isinstance(checked, Refusal):
+            self._count(raw, raw.resource_type, checked)
             return
-        try:
-            item = scoped(draft(raw, strict=self.strict), self.source)
-        except Refusal as refusal:
-            self._count(raw, raw.resource_type, refusal)
-            return
-        except Exception:  # whatever a resource does, it is its own outcome
-            self._count(raw, raw.resource_type, Refusal(raw.resource_type, INVALID))
-            return
-        self._buffers[item.resource_type].append(item)
+        self._buffers[checked.resource_type].append(checked)
         self._buffered += 1
         self._buffered_bytes += raw.size
         if self._buffered >= self.batch_size or self._buffered_bytes >= MAX_BATCH_BYTES:

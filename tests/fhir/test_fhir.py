@@ -23,7 +23,6 @@ from dr_assistant_data.fhir import import_files
 from dr_assistant_data.fhir.codes import ABHA_SYSTEM, RECORD_TYPE
 from dr_assistant_data.fhir.export_rows import with_items
 from dr_assistant_data.fhir.exporter import export_bulk, patient_record
-from dr_assistant_data.fhir.identity import Mapping
 from dr_assistant_data.relational.models import AuditEvent, PrescriptionItem
 from dr_assistant_data.relational.vocabulary import (
     BLOOD_PRESSURE_PANEL,
@@ -31,10 +30,11 @@ from dr_assistant_data.relational.vocabulary import (
     VITAL_SIGNS,
 )
 from tests.helpers.fhir_population import PEOPLE, as_ndjson, full_clinic, generate, resources
+from tests.helpers.fhir_round_trip import differences, ids_in
+from tests.helpers.fhir_schema import assert_valid, assert_valid_files
 from tests.helpers.layers import scratch_database, settings_for
 
 VITAL_SIGN_CODES = {code for code, _ in VITAL_SIGNS.values()} | {BLOOD_PRESSURE_PANEL[0]}
-UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @pytest.fixture(scope="module")
@@ -190,45 +190,10 @@ def test_an_export_imported_into_another_database_exports_the_same(layer, popula
         report = import_files(other, first.files, actor="import:test")
         assert report.total("refused") == 0, report.refusals[:5]
         second = export_bulk(other, tmp_path / "second", actor="export:test")
-        renamed = _ids_in(other, first.files)
+        renamed = ids_in(other, first.files)
 
-    for path in first.files:
-        ours = {_stable(line, renamed) for line in path.read_text().splitlines()}
-        theirs = {
-            _stable(line, {}) for line in (tmp_path / "second" / path.name).read_text().splitlines()
-        }
-        assert ours == theirs, path.name
+    assert differences(first.files, tmp_path / "second", renamed) == {}
     assert first.counts == second.counts
-
-
-def _ids_in(dl: DataLayer, files: list[Path]) -> dict[str, str]:
-    """The ids the first export's records got in the database it was imported into."""
-    keys: dict[str, str] = {}
-    for path in files:
-        for line in path.read_text().splitlines():
-            resource = json.loads(line)
-            kind, id = resource["resourceType"], resource["id"]
-            keys[f"{kind}|id|{id}"] = id
-            keys[f"item|{kind}|id|{id}"] = id
-            for group in ("groupIdentifier", "requisition"):
-                if group in resource:
-                    value = resource[group]
-                    keys[f"{kind}-group|{value['system']}|{value['value']}"] = value["value"]
-    with dl.unit_of_work(actor="test") as uow:
-        found = Mapping(uow.session).find(keys)
-    return {keys[key]: str(id) for key, (_, id) in found.items()}
-
-
-def _stable(line: str, renamed: dict[str, str]) -> str:
-    """The resource with the first database's ids as the second's, without what records
-    the moment of writing (meta.lastUpdated, a document's date, the signing time)."""
-    resource = json.loads(UUID.sub(lambda m: renamed.get(m.group(0), m.group(0)), line))
-    resource.pop("meta", None)
-    if resource["resourceType"] == "Composition":
-        resource.pop("date")
-        for attester in resource.get("attester", []):
-            attester.pop("time")
-    return json.dumps(resource, sort_keys=True)
 
 
 def test_bulk_export_lines_are_valid_fhir_r4(layer, tmp_path):
@@ -251,6 +216,7 @@ def test_bulk_export_lines_are_valid_fhir_r4(layer, tmp_path):
         for line in path.read_text().splitlines():
             resource = json.loads(line)
             get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    assert_valid_files(report.files)
 
 
 def test_a_patient_record_is_a_valid_abdm_shaped_document(layer):
@@ -260,6 +226,7 @@ def test_a_patient_record_is_a_valid_abdm_shaped_document(layer):
         bundle = patient_record(uow, ids["patient"])
 
     Bundle.model_validate(bundle)
+    assert_valid([bundle])
     assert bundle["type"] == "document"
     entries = [entry["resource"] for entry in bundle["entry"]]
     index = entries[0]

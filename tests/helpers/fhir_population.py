@@ -15,13 +15,16 @@ from typing import Any
 
 from dr_assistant_data import DataLayer
 
-SEED, PEOPLE = 11, 4
+SEED, PEOPLE, AGES = 11, 4, "2-9"
 
 
-def generate(folder: Path) -> list[Path]:
-    """Synthea FHIR transaction Bundles of ``PEOPLE`` children, the same for every run."""
+def generate(
+    folder: Path, *, seed: int = SEED, people: int = PEOPLE, ages: str = AGES
+) -> list[Path]:
+    """Synthea FHIR transaction Bundles of ``people`` aged ``ages`` (by default
+    ``PEOPLE`` children), the same for every run with the same ``seed``."""
     command = "from synthea.cli import main; main()"
-    arguments = ["-p", str(PEOPLE), "-s", str(SEED), "-a", "2-9", "-r", "20250101"]
+    arguments = ["-p", str(people), "-s", str(seed), "-a", ages, "-r", "20250101"]
     subprocess.run(
         [sys.executable, "-c", command, *arguments, "-o", str(folder), "--log-level", "error"],
         check=True,
