@@ -23,15 +23,19 @@ from .health import store_addresses
 from .migrations import documents as document_migrations
 from .migrations import relational as relational_migrations
 from .progress import ProgressCallback
-from .relational import audit_verify, cache_invalidation, cache_outbox, encryption, replicas
-from .relational.audit_checkpoints import CheckpointStore, CheckpointStoreError, checkpoint_store
-from .relational.audit_seal import Sealed, Sealer
-from .relational.audit_verify import AuditReport, InclusionProof
-from .relational.caching import regions_by_kind
-from .relational.engine import build_engine
-from .relational.pool import pool_state
+from .relational import encryption
+from .relational.audit import verify as audit_verify
+from .relational.audit.checkpoints import CheckpointStore, CheckpointStoreError, checkpoint_store
+from .relational.audit.seal import Sealed, Sealer
+from .relational.audit.verify import AuditReport, InclusionProof
+from .relational.caching import invalidation as cache_invalidation
+from .relational.caching import outbox as cache_outbox
+from .relational.caching.policy import regions_by_kind
+from .relational.connection import replicas
+from .relational.connection.engine import build_engine
+from .relational.connection.pool import pool_state
+from .relational.driver.translate import translated
 from .relational.session import build_session_factory
-from .relational.translate import translated
 from .settings import Settings
 from .unit_of_work import UnitOfWork
 

@@ -19,8 +19,8 @@ if TYPE_CHECKING:  # types only: the context is the lowest layer, its contents a
     from sqlalchemy import Engine
 
     from .cache.store import CacheStore
-    from .relational.audit_trail import AuditTrail
-    from .relational.replicas import ReplicaRouter
+    from .relational.audit.trail import AuditTrail
+    from .relational.connection.replicas import ReplicaRouter
 
 INFO_KEY = "dr_assistant"
 """The one key of ``session.info`` the layer uses."""

@@ -40,13 +40,14 @@ from dr_assistant_data.cache.store import REGION_TTLS
 from dr_assistant_data.cli import main as cli_main
 from dr_assistant_data.documents.fields import PlainDictField, UUIDText, expectation
 from dr_assistant_data.environ import Environ, source_of
-from dr_assistant_data.relational import caching, rules
 from dr_assistant_data.relational.base import SECRET, Base
+from dr_assistant_data.relational.caching import policy as caching
 from dr_assistant_data.relational.encryption import (
     EncryptedText,
     blind_indexes,
     encrypted_columns,
 )
+from dr_assistant_data.relational.rules import validation as rules
 from dr_assistant_data.relational.types import MutableJSONDict, MutableJSONList, UTCDateTime
 from dr_assistant_data.settings import Settings
 from dr_assistant_data.unit_of_work import UnitOfWork

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 from ..errors import ConfigurationError, DataLayerError
 from ..health import failing_required
 from ..layer import DataLayer
-from ..relational.audit_verify import AuditReport, check_proof
+from ..relational.audit.verify import AuditReport, check_proof
 from ..settings import Settings
 from . import fhir
 from .cache_demo import describe_caching

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ConflictError, ImmutableRecordError, ValidationError
-from ..relational.audit_trail import trail_of
+from ..relational.audit.trail import trail_of
 from ..relational.bulk import check_batch_size
 from ..values.clock import utcnow
 from ..values.fields import as_uuid

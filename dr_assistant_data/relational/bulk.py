@@ -34,12 +34,12 @@ from ..errors import (
 )
 from ..protection.keyring import Keyring
 from ..values.clock import utcnow
-from . import rules
-from .audit_trail import Change, trail_of, written_fields
+from .audit.trail import Change, trail_of, written_fields
 from .base import Entity, Versioned
-from .cache_invalidation import note_inserted
-from .copy_rows import insert_rows
+from .caching.invalidation import note_inserted
+from .driver.copy_rows import insert_rows
 from .encryption import blind_indexes, index_value, session_keyring
+from .rules import validation as rules
 
 MAX_BATCH = 10_000
 

@@ -36,15 +36,15 @@ from sqlalchemy.orm import (
 )
 
 from ..session_context import context_of
-from . import rules
 from .allergy_list import keep_allergy_lists
-from .audit_trail import trail_of
+from .audit.trail import trail_of
 from .base import SoftDeleted
-from .chart_integrity import check_chart_records
+from .connection.query_log import CORRELATION_KEY
+from .driver.round_trips import read_outside_transaction
+from .driver.translate import translated
 from .encryption import fill_blind_indexes
-from .query_log import CORRELATION_KEY
-from .round_trips import read_outside_transaction
-from .translate import translated
+from .rules import validation as rules
+from .rules.chart_integrity import check_chart_records
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -28,15 +28,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..errors import BackendUnavailableError, DataLayerError, ValidationError
 from ..protection.audit_key import AuditKey, audit_key_from
 from ..session_context import context_of
-from .audit_trail import AuditTrail, trail_of
-from .replicas import commit_lsn
+from .audit.trail import AuditTrail, trail_of
+from .connection.replicas import commit_lsn
+from .driver.translate import translated
 from .repositories.audit import AuditRepository
 from .repositories.chart import AllergyRepository, ConditionRepository, VitalSignRepository
 from .repositories.clinical import EncounterRepository, OrderRepository, PrescriptionRepository
 from .repositories.people import PatientRepository, UserRepository
 from .repositories.scheduling import AppointmentRepository
 from .repositories.workflow import AlertRepository, TaskRepository
-from .translate import translated
 
 WAL_POSITION = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.types import JSON
 
-from dr_assistant_data.relational.attach import attach_as_loaded
+from dr_assistant_data.relational.caching.attach import attach_as_loaded
 
 
 class Base(DeclarativeBase):

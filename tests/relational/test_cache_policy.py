@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from dr_assistant_data.cache.store import REGION_TTLS
-from dr_assistant_data.relational.caching import (
+from dr_assistant_data.relational.caching.policy import (
     PATIENTS,
     POLICY,
     SCHEDULES,

@@ -24,12 +24,13 @@ from ...session_context import context_of
 from ...values.clock import utcnow
 from ...values.fields import as_uuid
 from ...values.pages import check_page
-from .. import bulk, rules
-from ..audit_trail import trail_of
+from .. import bulk
+from ..audit.trail import trail_of
 from ..base import SECRET, Entity, SoftDeleted, Versioned
-from ..caching import entity_read
+from ..caching.policy import entity_read
+from ..driver.translate import translated
 from ..encryption import blind_indexes, index_value, session_keyring
-from ..translate import translated
+from ..rules import validation as rules
 from . import keyset
 
 M = TypeVar("M", bound=Entity)

@@ -12,9 +12,9 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, joinedload
 
 from ...values.fields import Day, as_uuid
-from ..caching import SCHEDULES
+from ..caching.policy import SCHEDULES
+from ..caching.views import AppointmentView
 from ..models import Appointment
-from ..views import AppointmentView
 from ..vocabulary import INACTIVE_APPOINTMENT_STATUSES
 from .base import Repository
 

@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import DataLayerError
-from ..protection.audit_key import AuditKey
-from ..values.clock import utcnow
+from ...errors import DataLayerError
+from ...protection.audit_key import AuditKey
+from ...values.clock import utcnow
 
 FILE_NAME = "audit-checkpoints.jsonl"
 

@@ -47,13 +47,13 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import get_history, set_committed_value
 
-from ..cache.reads import read_many, read_through
-from ..cache.store import CacheStore
-from ..session_context import context_of
-from .base import Entity
-from .cached_rows import Row, codec_for
-from .models import Alert, Appointment, Encounter, Patient, User
-from .replicas import reads_from_replica
+from ...cache.reads import read_many, read_through
+from ...cache.store import CacheStore
+from ...session_context import context_of
+from ..base import Entity
+from ..connection.replicas import reads_from_replica
+from ..models import Alert, Appointment, Encounter, Patient, User
+from .rows import Row, codec_for
 from .views import view_from_columns, view_from_row, view_of
 
 E = TypeVar("E", bound=Entity)

@@ -17,9 +17,9 @@ from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any
 
-from .base import Entity
-from .cached_rows import Row, codec_for
-from .models import Appointment, Patient
+from ..base import Entity
+from ..models import Appointment, Patient
+from .rows import Row, codec_for
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,10 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
 from sqlalchemy.orm.instrumentation import ClassManager
 
-from ..cache.store import CacheStore
-from ..session_context import configure, context_of
-from . import cache_outbox
-from .caching import reads_written_by
+from ...cache.store import CacheStore
+from ...session_context import configure, context_of
+from . import outbox as cache_outbox
+from .policy import reads_written_by
 
 
 def install(factory: sessionmaker[Session], store: CacheStore) -> None:

@@ -28,13 +28,13 @@ from typing import Any
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
-from ..errors import ValidationError
-from ..protection.audit_key import AuditKey, audit_key_from, canonical
-from ..session_context import context_of
-from ..values.clock import utcnow
-from .base import SoftDeleted
-from .copy_rows import deferred_rows, insert_rows
-from .models import AuditEvent
+from ...errors import ValidationError
+from ...protection.audit_key import AuditKey, audit_key_from, canonical
+from ...session_context import context_of
+from ...values.clock import utcnow
+from ..base import SoftDeleted
+from ..driver.copy_rows import deferred_rows, insert_rows
+from ..models import AuditEvent
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of the first event chained before revision 0008."""

@@ -41,13 +41,13 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import DataLayerError
-from ..protection.audit_key import AuditKey
-from ..values.clock import utcnow
-from .audit_checkpoints import Checkpoint, CheckpointStore, CheckpointStoreError, described
-from .audit_trail import GENESIS
+from ...errors import DataLayerError
+from ...protection.audit_key import AuditKey
+from ...values.clock import utcnow
+from ..models import AuditEvent, AuditSeal
+from .checkpoints import Checkpoint, CheckpointStore, CheckpointStoreError, described
 from .merkle import RootBuilder, leaf_hash
-from .models import AuditEvent, AuditSeal
+from .trail import GENESIS
 
 SEALER_LOCK = 0x6472_6173_7365_616C
 """The session advisory lock of the sealer's role (any constant shared by every sealer)."""

@@ -9,8 +9,10 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from ..settings import Settings
-from . import encryption, fork_safety, query_log, round_trips, row_logging
+from ...settings import Settings
+from .. import encryption
+from ..driver import round_trips
+from . import fork_safety, query_log, row_logging
 from .pool import ReportingQueuePool
 
 APPLICATION_NAME = "dr-assistant-data"

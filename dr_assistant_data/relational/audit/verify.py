@@ -31,15 +31,15 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Row, func, select
 
-from ..errors import NotFoundError
-from ..progress import ProgressCallback, Tally
-from ..protection.audit_key import AuditKey
-from ..values.clock import utcnow
-from .audit_checkpoints import Checkpoint
-from .audit_seal import event_leaf, seal_content
-from .audit_trail import GENESIS, chain_hash, event_content
+from ...errors import NotFoundError
+from ...progress import ProgressCallback, Tally
+from ...protection.audit_key import AuditKey
+from ...values.clock import utcnow
+from ..models import AuditEvent, AuditSeal
+from .checkpoints import Checkpoint
 from .merkle import RootBuilder, audit_path, root_from_path
-from .models import AuditEvent, AuditSeal
+from .seal import event_leaf, seal_content
+from .trail import GENESIS, chain_hash, event_content
 
 EVENTS = AuditEvent.__table__
 CHECKPOINT_LAG = timedelta(minutes=1)
