@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import telemetry
+from . import metrics, telemetry
 from .cache import CacheService, CacheStore, SessionStore
 from .cache.outbox import OutboxListener
 from .documents.store import DocumentStore
@@ -62,7 +62,7 @@ class DataLayer:
         self.last_sealed: Sealed | None = None
         """The last audit batch a sealer of this layer sealed (for metrics)."""
         self._closed = False
-        telemetry.observe(self)
+        metrics.observe(self)
 
     @property
     def engine(self) -> Engine:

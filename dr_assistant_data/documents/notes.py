@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ConflictError, ImmutableRecordError, ValidationError
 from ..relational.audit.trail import trail_of
-from ..relational.bulk import check_batch_size
+from ..values.batches import check_batch_size
 from ..values.clock import utcnow
 from ..values.fields import as_uuid
 from ..values.pages import check_page

@@ -45,8 +45,8 @@ from ..errors import BackendUnavailableError, DataLayerError, ValidationError
 from ..layer import DataLayer
 from ..progress import ProgressCallback
 from . import reading
-from .elements import Draft
-from .identity import Mapping, Target, scoped
+from .elements import Draft, scoped
+from .identity import Mapping, Target
 from .inbound import draft
 from .outcomes import (
     CREATED,

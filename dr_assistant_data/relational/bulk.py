@@ -33,6 +33,7 @@ from ..errors import (
     schema_field,
 )
 from ..protection.keyring import Keyring
+from ..values.batches import check_batch_size
 from ..values.clock import utcnow
 from .audit.trail import Change, trail_of, written_fields
 from .base import Entity, Versioned
@@ -40,8 +41,6 @@ from .caching.invalidation import note_inserted
 from .driver.copy_rows import insert_rows
 from .encryption import blind_indexes, index_value, session_keyring
 from .rules import validation as rules
-
-MAX_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -119,13 +118,6 @@ def create_many(
         outer.commit()
         _record(session, model, written)
     return result
-
-
-def check_batch_size(batch_size: int) -> None:
-    """Refuse a ``batch_size`` that is not a whole number from 1 to ``MAX_BATCH``."""
-    whole = isinstance(batch_size, int) and not isinstance(batch_size, bool)
-    if not whole or not 1 <= batch_size <= MAX_BATCH:
-        raise ValidationError("batch_size", f"must be a whole number from 1 to {MAX_BATCH}")
 
 
 @dataclass(frozen=True)

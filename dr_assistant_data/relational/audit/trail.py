@@ -188,7 +188,8 @@ def written_fields(values: Mapping[str, object]) -> tuple[str, ...]:
 
 def trail_of(session: Session) -> AuditTrail | None:
     """The audit trail of the unit of work owning ``session``, if any."""
-    return context_of(session).audit
+    trail = context_of(session).audit
+    return trail if isinstance(trail, AuditTrail) else None
 
 
 def event_content(row: Mapping[str, object]) -> dict[str, object]:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import QueryableAttribute, Session
 from ... import telemetry
 from ...errors import ConflictError, NotFoundError, ValidationError, schema_field
 from ...session_context import context_of
+from ...values.batches import check_batch_size
 from ...values.clock import utcnow
 from ...values.fields import as_uuid
 from ...values.pages import check_page
@@ -148,7 +149,7 @@ class Repository(Generic[M]):
         a reference to an entity edited in place, ``row.allergies.append(...)``, until the
         commit). Filters, ordering and the soft-delete rule are those of ``list``;
         failures are the contract's errors."""
-        bulk.check_batch_size(batch_size)
+        check_batch_size(batch_size)
         statement = self._filtered(select(self.model), filters).order_by(*self._ordering(order_by))
         context = context_of(self.session)
         for row in _streamed(
@@ -169,7 +170,7 @@ class Repository(Generic[M]):
         like ``iterate``: decoded as an entity's would be (decrypted, JSON parsed, UTC), but
         without building entities, which an export does not need and which cost most of
         its time. Credentials are never exported (``ValidationError("fields")``)."""
-        bulk.check_batch_size(batch_size)
+        check_batch_size(batch_size)
         if isinstance(fields, str) or not isinstance(fields, Sequence):
             raise ValidationError("fields", "must be a list of field names")
         columns = [self._exported(name) for name in fields]
