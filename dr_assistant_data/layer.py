@@ -177,9 +177,9 @@ class DataLayer:
         writes it makes; ``correlation_id`` ties them to a request (one is generated when
         omitted). In production a write without an actor is refused
         (``ValidationError("actor")``); elsewhere it is recorded as ``"unknown"``.
-        ``read_only`` lets its reads go to a read replica (see ``relational/replicas.py``):
-        it may see data a little behind the primary, never behind ``after_lsn`` (a
-        writer's ``uow.commit_lsn``).
+        ``read_only`` lets its reads go to a read replica (see
+        ``relational/connection/replicas.py``): it may see data a little behind the primary,
+        never behind ``after_lsn`` (a writer's ``uow.commit_lsn``).
         """
         return UnitOfWork(
             self.session_factory,
@@ -202,8 +202,8 @@ class DataLayer:
 
     def verify_audit_chain(self, progress: ProgressCallback | None = None) -> AuditReport:
         """Check every event and sealed batch of the audit log against the latest exported
-        checkpoint; the report names the first problem (``audit_verify.py``), a checkpoint
-        store that cannot be read or holds what is not a checkpoint among them.
+        checkpoint; the report names the first problem (``relational/audit/verify.py``), a
+        checkpoint store that cannot be read or holds what is not a checkpoint among them.
         ``progress`` hears of the events checked (``progress.py``)."""
         store = self.audit_checkpoints
         try:

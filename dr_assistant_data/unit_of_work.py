@@ -10,7 +10,7 @@ the exception propagates. A process that dies between the two stores leaves the 
 marked; ``DataLayer.sweep_documents()`` settles them from the relational outcome.
 
 A COMMIT whose answer is lost (the connection drops once it is sent) is not a failure
-until PostgreSQL says so (``documents/outcome.py``): if the unit committed, its documents
+until PostgreSQL says so (``relational/commit_outcome.py``): if the unit committed, its documents
 are made final and ``commit`` returns normally, as for any commit; if it did not, they are
 undone and the error propagates; if PostgreSQL cannot say, they stay marked for the sweep
 and the error (``BackendUnavailableError``) propagates.

@@ -5,8 +5,8 @@ replaces it with what the generator of that name returns, so a page can never dr
 the code it describes:
 
 - ``entities``: every field of every mapped table (the SQLAlchemy mappers, the checks of
-  ``relational/rules.py``, the encrypted columns, the caching policy of
-  ``relational/caching.py``) and of every document (the MongoEngine classes);
+  ``relational/rules/validation.py``, the encrypted columns, the caching policy of
+  ``relational/caching/policy.py``) and of every document (the MongoEngine classes);
 - ``settings``: every ``Settings`` field, from the metadata ``environ.variable`` keeps;
 - ``cli``: every command and flag, from the argument parser;
 - ``errors``: every error a caller can meet, from the classes and their docstrings.

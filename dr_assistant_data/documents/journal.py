@@ -12,7 +12,7 @@ relational side committed. Then:
   its marker, newest unit first (``undo``): inserts deleted, updates replaced by the
   before-image;
 * the answer to the COMMIT was lost → PostgreSQL is asked whether the row exists
-  (``outcome.py``): committed → finalized; not committed → undone; no answer → the
+  (``relational/commit_outcome.py``): committed → finalized; not committed → undone; no answer → the
   documents stay marked (``abandon``) for the sweep to settle;
 * the process died in between → :func:`dr_assistant_data.documents.sweep.sweep` later
   finalizes markers whose unit has a ``document_commits`` row and undoes the others.

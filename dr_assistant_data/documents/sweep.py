@@ -4,9 +4,9 @@ and remove audio chunks no file owns (``orphaned_audio.py``).
 A marker older than ``grace`` belongs to a unit of work that should long have ended. If
 its unit has a ``document_commits`` row, the relational side committed: the documents are
 finalized. If not, PostgreSQL is asked as a unit whose COMMIT's answer was lost asks it
-(``outcome.py``), which waits for a transaction still holding the row: not committed → the
-documents are undone from their before-images; no answer → they are left for a later
-sweep (``SweepReport.undecided``). ``grace`` must exceed the longest unit of work (a longer
+(``relational/commit_outcome.py``), which waits for a transaction still holding the row: not
+committed → the documents are undone from their before-images; no answer → they are left for
+a later sweep (``SweepReport.undecided``). ``grace`` must exceed the longest unit of work (a longer
 one would be undone under its feet) and the longest audio upload (its chunks would be
 removed under its feet).
 """

@@ -6,7 +6,7 @@ built), before any SQL. Valid rows go to the
 database ``batch_size`` at a time, one ``COPY`` per batch on PostgreSQL (a multi-row
 ``INSERT`` elsewhere), each batch in a savepoint. Their audit events join the
 unit of work's trail (written in bulk, chained, at commit) and their cache keys join the
-keys the session owes (``cache_invalidation.py``), delivered once, after the commit.
+keys the session owes (``caching/invalidation.py``), delivered once, after the commit.
 
 A refused row is reported with its position in the input and the field at fault, and the
 others are kept; with ``all_or_nothing`` the first refusal raises ``ValidationError``

@@ -5,12 +5,12 @@ call, a plain attribute change, a factory in a test):
 
 * ``before_flush`` refuses writes without a required actor (production), validates every
   new and changed row before any SQL is emitted, keeps each chart record with its own
-  patient (``chart_integrity.py``), keeps each patient's allergy names and allergy rows in
+  patient (``rules/chart_integrity.py``), keeps each patient's allergy names and allergy rows in
   step (``allergy_list.py``), then computes the blind indexes of its encrypted identifiers
   (``encryption.py``);
 * ``after_flush`` hands the flushed changes to the unit of work's audit trail;
 * ``after_begin`` tags the connection with the unit of work's correlation id for the
-  slow-query and failure log lines (``query_log.py``);
+  slow-query and failure log lines (``connection/query_log.py``);
 * ``do_orm_execute`` hides soft-deleted rows from every top-level read, unless the
   statement carries ``execution_options(include_deleted=True)``.
 
@@ -51,7 +51,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def retried_once(method: F) -> F:
     """``method`` run again once when its statement began the session's transaction, on a
-    connection found dead as it ran (``round_trips.py``), with nothing pending to flush:
+    connection found dead as it ran (``driver/round_trips.py``), with nothing pending to flush:
     no part of that transaction can have taken effect, and a fresh connection replaces
     the dead one."""
 
@@ -72,7 +72,7 @@ def retried_once(method: F) -> F:
 
 
 class LayerSession(Session):
-    """A session whose failures are the contract's errors (see ``translate.py``).
+    """A session whose failures are the contract's errors (see ``driver/translate.py``).
 
     SQLAlchemy routes ``get``, ``refresh``, lazy and eager loads through ``execute``, and
     autoflush through ``flush``, so these five methods are the whole boundary.
@@ -87,7 +87,7 @@ class LayerSession(Session):
     commit = translated(Session.commit)
 
     def get_bind(self, mapper: Any = None, *, clause: Any = None, **kw: Any) -> Any:
-        """A read replica when ``replicas.py`` routes the statement there, else the
+        """A read replica when ``connection/replicas.py`` routes the statement there, else the
         primary (SQLAlchemy's documented routing-session recipe)."""
         router = context_of(self).router
         replica = None if router is None else router.route(self, clause)

@@ -1,4 +1,4 @@
-"""``relational/attach.py`` is the layer's one use of SQLAlchemy's private API. These tests
+"""``relational/caching/attach.py`` is the layer's one use of SQLAlchemy's private API. These tests
 name each private attribute it relies on and check its effect, so a SQLAlchemy release that
 changes one fails here, by name, rather than as a wrong cached entity somewhere else."""
 

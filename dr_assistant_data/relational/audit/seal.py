@@ -1,6 +1,6 @@
 """The sealer: orders committed audit events into batches, hashes and anchors them.
 
-Writers append events without a lock (``audit_trail.py``), so the log gets its order
+Writers append events without a lock (``trail.py``), so the log gets its order
 afterwards, from one sealer at a time. Each round, in one transaction on PostgreSQL:
 
 1. the horizon ``H = pg_snapshot_xmin(pg_current_snapshot())``: every transaction with an

@@ -8,7 +8,7 @@ Each event carries its HMAC under the audit key (``row_hash``), so a login of th
 application role that inserts an event without the key (crediting another actor, say) is
 found by :func:`~.audit_verify.verify`. Writers take no lock and read nothing: ``seq``
 comes from a sequence and ``xid`` (the transaction) from its column default; the sealer
-(``audit_seal.py``) orders and anchors events after their transactions have ended. The
+(``seal.py``) orders and anchors events after their transactions have ended. The
 database refuses to change or remove a row (revision 0004).
 
 A trail whose ``actor_required`` is set (production) refuses any write without an actor

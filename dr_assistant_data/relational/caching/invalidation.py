@@ -2,14 +2,14 @@
 made (a repository call, a plain attribute change, a factory, a caller's own session).
 
 * ``after_flush`` collects the keys each flushed insert, update or delete affects, as the
-  policy declares them (``caching.py``: the row's own key, the doctor's day of an
+  policy declares them (``policy.py``: the row's own key, the doctor's day of an
   appointment, the old and the new doctor and day when it moves, ...) into the session's
   context; from then until the transaction ends the session reads past the shared cache
   (``caching.shared_store``);
 * ``after_commit`` delivers them (generation bump and delete, ``CacheStore.invalidate``):
   only once the data is committed, so no reader can reload the old row after the drop; on
   PostgreSQL they were also written into the transaction's outbox row, and a failed
-  delivery is announced to every process (``cache_outbox.py``);
+  delivery is announced to every process (``outbox.py``);
 * the end of a transaction that did not commit (a rollback, a closed session) discards
   them: nothing changed, nothing is dropped.
 """

@@ -4,11 +4,11 @@
 its region (a ``CACHE_TTL_*`` of the store), its model and the attributes of a row of that
 model that name its key. A flushed insert, update or delete of a row of the model drops
 the key its attributes name, before and after the write (an appointment moved to another
-doctor or day drops both days: ``cache_invalidation.py``). Repositories read through the
+doctor or day drops both days: ``invalidation.py``). Repositories read through the
 entries: a model with a :class:`CachedEntity` has ``get`` and ``get_many`` cached, a list
 or a count is read through its entry. Adding a cached read is one entry (and its test).
 
-A hit runs no SQL and yields session-attached entities (``cached_rows.py``), or for a list
+A hit runs no SQL and yields session-attached entities (``rows.py``), or for a list
 read as views (``CachedList.views``), frozen views decoded from the same entries
 (``views.py``). The shared cache is bypassed, neither read nor written, while the store
 cannot hear other processes' invalidations (``cache/outbox.py``), by a session that has

@@ -66,7 +66,7 @@ class Repository(Generic[M]):
 
     def _find(self, id: Any) -> M | None:
         key = as_uuid(id)
-        cached = entity_read(self.model)  # the policy (``caching.py``)
+        cached = entity_read(self.model)  # the policy (``caching/policy.py``)
         if cached is not None:
             return cached.get(self.session, key, self._load)
         return self._load(key)

@@ -45,10 +45,10 @@ class AppointmentRepository(Repository[Appointment]):
     def schedule_view(
         self, doctor_id: Any, day: date | str, *, include_cancelled: bool = False
     ) -> tuple[AppointmentView, ...]:
-        """``schedule_for``'s day as frozen views (``views.py``), each with ``.patient``: the
-        same rows and cache entries, no entity built for a cached row, so a cached day
-        costs a fraction of ``schedule_for``'s. A view cannot be edited: to change an
-        appointment or its patient, load it (``uow.appointments.get(view.id)``,
+        """``schedule_for``'s day as frozen views (``caching/views.py``), each with
+        ``.patient``: the same rows and cache entries, no entity built for a cached row, so
+        a cached day costs a fraction of ``schedule_for``'s. A view cannot be edited: to
+        change an appointment or its patient, load it (``uow.appointments.get(view.id)``,
         ``uow.patients.get(view.patient_id)``) and edit that."""
         parts, statement = self._day(doctor_id, day, include_cancelled)
         return SCHEDULES.views(self.session, parts, statement, cached=not include_cancelled)
