@@ -21,7 +21,7 @@ from dr_assistant_data.migrations import database_objects  # noqa: F401 - compar
 from dr_assistant_data.migrations.locking import LockPolicy, migrating
 from dr_assistant_data.migrations.numbering import number_new_revisions
 from dr_assistant_data.relational.base import Base
-from dr_assistant_data.relational.engine import build_engine
+from dr_assistant_data.relational.connection.engine import build_engine
 from dr_assistant_data.settings import Settings
 
 config = context.config

@@ -33,9 +33,9 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 from dr_assistant_data import DataLayer, Settings
-from dr_assistant_data.relational import audit_trail
-from dr_assistant_data.relational.audit_checkpoints import FileCheckpointStore
-from dr_assistant_data.relational.audit_seal import Sealer
+from dr_assistant_data.relational.audit import trail as audit_trail
+from dr_assistant_data.relational.audit.checkpoints import FileCheckpointStore
+from dr_assistant_data.relational.audit.seal import Sealer
 from dr_assistant_data.relational.models import AuditEvent, AuditSeal
 
 from .scratch import raw_postgres, scratch_layer

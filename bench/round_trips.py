@@ -15,7 +15,7 @@ from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from redis.connection import AbstractConnection
 from sqlalchemy import Engine, event
 
-from dr_assistant_data.relational.round_trips import is_open
+from dr_assistant_data.relational.driver.round_trips import is_open
 
 
 @dataclass

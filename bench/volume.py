@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import text
 
 from dr_assistant_data import DataLayer, Settings
-from dr_assistant_data.relational import copy_rows
+from dr_assistant_data.relational.driver import copy_rows
 
 from .scratch import raw_postgres
 

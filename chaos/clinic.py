@@ -8,7 +8,7 @@ import time
 from sqlalchemy import func, select
 
 from dr_assistant_data import DataLayer
-from dr_assistant_data.relational.audit_verify import AuditReport
+from dr_assistant_data.relational.audit.verify import AuditReport
 from dr_assistant_data.relational.models import AuditEvent, AuditSeal, Patient
 from dr_assistant_data.testing.factories import (
     DoctorFactory,

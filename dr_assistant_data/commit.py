@@ -4,24 +4,24 @@ A unit of work commits in these phases (:func:`commit`), each done by the module
 
 1. flush and validate — ``session.flush()``: the ``before_flush`` rules (actor, row
    values: ``relational/session.py``, ``relational/rules.py``; chart records:
-   ``relational/chart_integrity.py``; allergy lists: ``relational/allergy_list.py``; blind
+   ``relational/rules/chart_integrity.py``; allergy lists: ``relational/allergy_list.py``; blind
    indexes: ``relational/encryption.py``); the flushed rows' audit changes and pending
    cache keys are collected (``after_flush``);
-2. audit events — written, signed, into the transaction (``relational/audit_trail.py``);
+2. audit events — written, signed, into the transaction (``relational/audit/trail.py``);
    with the unit's ``document_commits`` row when it wrote documents
    (``documents/journal.py``);
 3. cache outbox — the pending keys in the transaction's outbox row, sent with the COMMIT
-   (``relational/cache_outbox.py``; ``before_commit``);
+   (``relational/caching/outbox.py``; ``before_commit``);
 4. COMMIT;
 5. decide an ambiguous outcome — a COMMIT whose answer was lost is asked of PostgreSQL by
    the unit's commit row (``relational/commit_outcome.py``): committed → the phases below
    run as after any COMMIT; not committed or unknown → the error propagates (the outbox row
-   is settled the same way when the transaction ends, ``relational/cache_outbox.py``);
+   is settled the same way when the transaction ends, ``relational/caching/outbox.py``);
 6. deliver invalidations — :func:`committed`: the pending keys are dropped from the cache
-   (``relational/cache_invalidation.py``);
+   (``relational/caching/invalidation.py``);
 7. finalize documents — their pending markers removed (``documents/journal.py``);
 8. record the commit position for replicas — the writer's reads stick to the primary and
-   the commit's WAL position becomes ``uow.commit_lsn`` (``relational/replicas.py``).
+   the commit's WAL position becomes ``uow.commit_lsn`` (``relational/connection/replicas.py``).
 
 Phases 3 and 6 run for any session of the layer (a caller's own, a factory's), so they are
 SQLAlchemy listeners: :func:`listeners` declares every listener, with who takes part
@@ -40,14 +40,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from .cache.store import CacheStore
 from .documents.journal import DocumentJournal
 from .errors import BackendUnavailableError
-from .relational import cache_invalidation, replicas
 from .relational.allergy_list import keep_allergy_lists
-from .relational.cache_outbox import Outbox
-from .relational.chart_integrity import check_chart_records
+from .relational.caching import invalidation as cache_invalidation
+from .relational.caching.outbox import Outbox
 from .relational.commit_outcome import Outcome, unit_outcome
+from .relational.connection import replicas
+from .relational.connection.replicas import ReplicaRouter
+from .relational.driver.round_trips import read_outside_transaction
 from .relational.encryption import fill_blind_indexes
-from .relational.replicas import ReplicaRouter
-from .relational.round_trips import read_outside_transaction
+from .relational.rules.chart_integrity import check_chart_records
 from .relational.session import (
     build_session_factory,
     collect_audit,
@@ -66,7 +67,7 @@ class Participants:
     session keeps. ``None``: that part is not configured."""
 
     cache_store: CacheStore | None = None
-    """Pending keys collected and delivered (``relational/cache_invalidation.py``)."""
+    """Pending keys collected and delivered (``relational/caching/invalidation.py``)."""
     outbox: Outbox | None = None
     """Each transaction's keys in its outbox row (PostgreSQL with a shared cache)."""
     router: ReplicaRouter | None = None
@@ -129,18 +130,18 @@ def listeners(participants: Participants) -> Iterator[Listener]:
     cache, outbox, router = participants.cache_store, participants.outbox, participants.router
     # every flush, before any SQL: refuse what is invalid, then derive from valid values
     yield "before_flush", validate_rows  # relational/session.py, relational/rules.py
-    yield "before_flush", check_chart_records  # relational/chart_integrity.py
+    yield "before_flush", check_chart_records  # relational/rules/chart_integrity.py
     yield "before_flush", keep_allergy_lists  # relational/allergy_list.py
     yield "before_flush", fill_blind_indexes  # relational/encryption.py
     # every flush, after its SQL: what it wrote is owed to the audit, the cache, the router
-    yield "after_flush", collect_audit  # relational/audit_trail.py
+    yield "after_flush", collect_audit  # relational/audit/trail.py
     if cache is not None:
         yield "after_flush", cache_invalidation.collect
     if router is not None:
         yield "after_flush", replicas.mark_written
     # every transaction's first connection
-    yield "after_begin", tag_correlation  # relational/query_log.py
-    yield "after_begin", read_outside_transaction  # relational/round_trips.py
+    yield "after_begin", tag_correlation  # relational/connection/query_log.py
+    yield "after_begin", read_outside_transaction  # relational/driver/round_trips.py
     if outbox is not None:
         yield "after_begin", outbox.ensure_running
     # every ORM statement and loaded row

@@ -2,7 +2,7 @@
 
 Every message is written by this layer and names fields, never their values: a patient's
 name, phone, email, ABHA id, MRN or note text never appears in ``str(error)``. Driver
-exceptions are translated at one boundary (:mod:`dr_assistant_data.relational.translate`)
+exceptions are translated at one boundary (:mod:`dr_assistant_data.relational.driver.translate`)
 and never chained, so a traceback printed by a web framework cannot leak the driver's
 ``DETAIL: Key (mrn)=(...)`` line either.
 """

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import commit, telemetry
+from . import commit, metrics, telemetry
 from .cache import CacheService, CacheStore, SessionStore
 from .cache.namespace import DatabaseIdentity
 from .cache.outbox import OutboxListener
@@ -24,15 +24,17 @@ from .health import store_addresses
 from .migrations import documents as document_migrations
 from .migrations import relational as relational_migrations
 from .progress import ProgressCallback
-from .relational import audit_verify, encryption, replicas
-from .relational.audit_checkpoints import CheckpointStore, CheckpointStoreError, checkpoint_store
-from .relational.audit_seal import Sealed, Sealer
-from .relational.audit_verify import AuditReport, InclusionProof
-from .relational.cache_outbox import Outbox
-from .relational.caching import regions_by_kind
-from .relational.engine import build_engine
-from .relational.pool import pool_state
-from .relational.translate import translated
+from .relational import encryption
+from .relational.audit import verify as audit_verify
+from .relational.audit.checkpoints import CheckpointStore, CheckpointStoreError, checkpoint_store
+from .relational.audit.seal import Sealed, Sealer
+from .relational.audit.verify import AuditReport, InclusionProof
+from .relational.caching.outbox import Outbox
+from .relational.caching.policy import regions_by_kind
+from .relational.connection import replicas
+from .relational.connection.engine import build_engine
+from .relational.connection.pool import pool_state
+from .relational.driver.translate import translated
 from .settings import Settings
 from .unit_of_work import UnitOfWork
 
@@ -60,7 +62,7 @@ class DataLayer:
         self.last_sealed: Sealed | None = None
         """The last audit batch a sealer of this layer sealed (for metrics)."""
         self._closed = False
-        telemetry.observe(self)
+        metrics.observe(self)
 
     @property
     def engine(self) -> Engine:
@@ -187,9 +189,9 @@ class DataLayer:
         writes it makes; ``correlation_id`` ties them to a request (one is generated when
         omitted). In production a write without an actor is refused
         (``ValidationError("actor")``); elsewhere it is recorded as ``"unknown"``.
-        ``read_only`` lets its reads go to a read replica (see ``relational/replicas.py``):
-        it may see data a little behind the primary, never behind ``after_lsn`` (a
-        writer's ``uow.commit_lsn``).
+        ``read_only`` lets its reads go to a read replica (see
+        ``relational/connection/replicas.py``): it may see data a little behind the primary,
+        never behind ``after_lsn`` (a writer's ``uow.commit_lsn``).
         """
         return UnitOfWork(
             self.session_factory,
@@ -212,8 +214,8 @@ class DataLayer:
 
     def verify_audit_chain(self, progress: ProgressCallback | None = None) -> AuditReport:
         """Check every event and sealed batch of the audit log against the latest exported
-        checkpoint; the report names the first problem (``audit_verify.py``), a checkpoint
-        store that cannot be read or holds what is not a checkpoint among them.
+        checkpoint; the report names the first problem (``relational/audit/verify.py``), a
+        checkpoint store that cannot be read or holds what is not a checkpoint among them.
         ``progress`` hears of the events checked (``progress.py``)."""
         store = self.audit_checkpoints
         try:

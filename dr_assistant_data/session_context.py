@@ -11,16 +11,33 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-if TYPE_CHECKING:  # types only: the context is the lowest layer, its contents are not
-    from sqlalchemy import Engine
+from .cache.store import CacheStore
 
-    from .cache.store import CacheStore
-    from .relational.audit_trail import AuditTrail
-    from .relational.replicas import ReplicaRouter
+
+class Trail(Protocol):
+    """The audit trail of the unit of work owning a session (``relational/audit/trail.py``,
+    which reads it back as its own class)."""
+
+    actor: str | None
+
+
+class Router(Protocol):
+    """Where a session's reads go (``relational/connection/replicas.py``)."""
+
+    def route(self, session: Session, clause: Any) -> Engine | None:
+        """The replica for this statement of ``session``, or ``None``: the primary."""
+
+    def wrote(self, actor: str | None) -> None:
+        """``actor`` just committed a write: its reads go to the primary for a while."""
+
+    def primary_lsn(self, session: Session) -> str | None:
+        """The primary's WAL position, read through ``session``."""
+
 
 INFO_KEY = "dr_assistant"
 """The one key of ``session.info`` the layer uses."""
@@ -31,11 +48,11 @@ class SessionContext:
     # the factory's services
     cache_store: CacheStore | None = None
     """Where the session's cached reads live and its invalidations go."""
-    router: ReplicaRouter | None = None
+    router: Router | None = None
     """Routes the session's reads to a replica (when replicas are configured)."""
 
     # set by the unit of work that owns the session
-    audit: AuditTrail | None = None
+    audit: Trail | None = None
     read_only: bool = False
     after_lsn: str | None = None
     """The primary's WAL position a replica must have replayed to serve the reads."""
@@ -85,7 +102,7 @@ def configure(
     factory: sessionmaker[Any],
     *,
     cache_store: CacheStore | None = None,
-    router: ReplicaRouter | None = None,
+    router: Router | None = None,
 ) -> None:
     """Give every new session of ``factory`` this cache store or this replica router."""
     info = factory.kw.get("info", {})
@@ -99,4 +116,4 @@ class _Services:
     """A factory's services, in its ``info`` (which each new session copies)."""
 
     cache_store: CacheStore | None = None
-    router: ReplicaRouter | None = None
+    router: Router | None = None

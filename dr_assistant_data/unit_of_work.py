@@ -36,7 +36,7 @@ from .documents.recordings import VoiceRecordingRepository
 from .documents.store import DocumentStore
 from .errors import DataLayerError, ValidationError
 from .protection.audit_key import AuditKey, audit_key_from
-from .relational.audit_trail import AuditTrail
+from .relational.audit.trail import AuditTrail
 from .relational.repositories.audit import AuditRepository
 from .relational.repositories.chart import (
     AllergyRepository,

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import Concatenate, ParamSpec, TypeVar, cast
 
 from .layer import DataLayer
-from .relational.fork_safety import release_inherited_pools
+from .relational.connection.fork_safety import release_inherited_pools
 from .unit_of_work import UnitOfWork
 
 _P = ParamSpec("_P")

@@ -7,7 +7,7 @@ Create Date: 2026-11-28
 ``audit_events`` gains ``xid`` (the writing transaction, ``pg_current_xact_id()``; 0 for
 the rows already there) and takes ``seq`` from a sequence, so writers no longer read the
 last row under a lock; ``prev_hash`` is kept for the rows chained before this revision and
-is empty for later ones. ``audit_seals`` holds the sealer's batches (``audit_seal.py``);
+is empty for later ones. ``audit_seals`` holds the sealer's batches (``relational/audit/seal.py``);
 it is append-only like the events (the same trigger function) and the application role may
 only read and append to it.
 

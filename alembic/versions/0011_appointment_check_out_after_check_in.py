@@ -4,7 +4,7 @@ Revision ID: 0011
 Revises: 0010
 Create Date: 2026-11-28
 
-The layer's rules already refuse it (``relational/rules.py``); rows written by other
+The layer's rules already refuse it (``relational/rules/validation.py``); rows written by other
 means now are too. Written for a live database: the constraint is added ``NOT VALID``
 (a brief ACCESS EXCLUSIVE lock, no scan, under the migration's ``lock_timeout``), its
 addition committed, then validated in a transaction of its own, which scans the table

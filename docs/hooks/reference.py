@@ -5,8 +5,8 @@ replaces it with what the generator of that name returns, so a page can never dr
 the code it describes:
 
 - ``entities``: every field of every mapped table (the SQLAlchemy mappers, the checks of
-  ``relational/rules.py``, the encrypted columns, the caching policy of
-  ``relational/caching.py``) and of every document (the MongoEngine classes);
+  ``relational/rules/validation.py``, the encrypted columns, the caching policy of
+  ``relational/caching/policy.py``) and of every document (the MongoEngine classes);
 - ``settings``: every ``Settings`` field, from the metadata ``environ.variable`` keeps;
 - ``cli``: every command and flag, from the argument parser;
 - ``errors``: every error a caller can meet, from the classes and their docstrings.
@@ -40,13 +40,15 @@ from dr_assistant_data.cache.store import REGION_TTLS
 from dr_assistant_data.cli import main as cli_main
 from dr_assistant_data.documents.fields import PlainDictField, UUIDText, expectation
 from dr_assistant_data.environ import Environ, source_of
-from dr_assistant_data.relational import caching, chart_values, rules
 from dr_assistant_data.relational.base import SECRET, Base
+from dr_assistant_data.relational.caching import policy as caching
 from dr_assistant_data.relational.encryption import (
     EncryptedText,
     blind_indexes,
     encrypted_columns,
 )
+from dr_assistant_data.relational.rules import chart_values
+from dr_assistant_data.relational.rules import validation as rules
 from dr_assistant_data.relational.types import MutableJSONDict, MutableJSONList, UTCDateTime
 from dr_assistant_data.settings import Settings
 from dr_assistant_data.unit_of_work import UnitOfWork

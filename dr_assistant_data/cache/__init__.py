@@ -12,7 +12,7 @@
 * ``service.py`` / ``sessions.py`` — the general cache service and the auth session store.
 
 What is cached, under which key, and which writes drop it is the relational store's
-policy (``relational/caching.py``), which depends on this package, never the reverse.
+policy (``relational/caching/policy.py``), which depends on this package, never the reverse.
 """
 
 from .service import CacheService

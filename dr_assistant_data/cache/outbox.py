@@ -1,7 +1,7 @@
 """Invalidations that no single process can lose: an outbox in PostgreSQL.
 
 A writer delivers its invalidations to Redis right after its COMMIT
-(``relational/cache_invalidation.py``).
+(``relational/caching/invalidation.py``).
 That alone is not enough across processes: if Redis is briefly unreachable from the writer,
 or the writer dies between its COMMIT and the delivery, other processes would go on serving
 the value from before the write. So, on PostgreSQL with a shared Redis:
@@ -9,7 +9,7 @@ the value from before the write. So, on PostgreSQL with a shared Redis:
 * the keys a transaction owes are inserted into ``cache_invalidations`` *in that
   transaction*: they exist exactly when the write committed; a writer whose COMMIT raised
   (its answer lost) asks PostgreSQL whether the row committed and, if it did, delivers
-  the keys as the commit would have (``relational/cache_outbox.py``, which maps the table);
+  the keys as the commit would have (``relational/caching/outbox.py``, which maps the table);
 * if the writer's delivery fails, the writer sends ``NOTIFY`` with the row's id before its
   commit returns to the caller; every process LISTENs on a connection of its own
   (:class:`OutboxListener`), reads the keys and owes them: its guard delivers them before

@@ -6,7 +6,7 @@ every process, expiring after ``CACHE_LOCK_TIMEOUT``) and captures its generatio
 one key therefore cause one load: the others wait for its value, and load themselves only
 if the lock is released or expires without one. What is read this way, under which key,
 and when the shared cache must be bypassed is the caller's policy
-(``relational/caching.py``).
+(``relational/caching/policy.py``).
 """
 
 from __future__ import annotations

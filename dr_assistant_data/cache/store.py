@@ -3,7 +3,7 @@
 Built from :class:`~dr_assistant_data.settings.Settings` and connected lazily. Regions:
 ``entities`` (rows by id), ``schedules``, ``timelines`` (lists of rows), ``counts``; each
 expires after its ``CACHE_TTL_*``. What is cached in which region is the caller's policy
-(``relational/caching.py``), which names each kind of key's region. Values are JSON, never
+(``relational/caching/policy.py``), which names each kind of key's region. Values are JSON, never
 pickle, sealed whole with the data keys (``sealing.py``): Redis never holds a cached value,
 a caller's value or a login session in clear. ``memory://`` is an in-process Redis of this
 store's own (see ``topology.py``) running the same code.

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 from ..errors import ConfigurationError, DataLayerError
 from ..health import failing_required
 from ..layer import DataLayer
-from ..relational.audit_verify import AuditReport, check_proof
+from ..relational.audit.verify import AuditReport, check_proof
 from ..settings import Settings
 from . import fhir
 from .cache_demo import describe_caching
@@ -340,7 +340,7 @@ def _seal_audit(dl: DataLayer, args: argparse.Namespace) -> int:
     """Seal once and print what was sealed, or keep sealing (``--follow``) until
     interrupted, as one of the deployment's candidate sealers: a round the database or the
     checkpoint store failed is a warning on stderr, and sealing goes on (a refused
-    checkpoint is tried again, backing off: ``audit_seal.py``)."""
+    checkpoint is tried again, backing off: ``relational/audit/seal.py``)."""
     if not args.follow:
         sealed = dl.seal_audit()
         print(json.dumps(dataclasses.asdict(sealed) if sealed else None))

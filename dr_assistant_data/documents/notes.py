@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ConflictError, ImmutableRecordError, ValidationError
-from ..relational.audit_trail import trail_of
-from ..relational.bulk import check_batch_size
+from ..relational.audit.trail import trail_of
+from ..values.batches import check_batch_size
 from ..values.clock import utcnow
 from ..values.fields import as_uuid
 from ..values.pages import check_page

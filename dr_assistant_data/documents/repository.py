@@ -20,7 +20,7 @@ from ..errors import (
     ValidationError,
     schema_field,
 )
-from ..relational.audit_trail import trail_of
+from ..relational.audit.trail import trail_of
 from ..session_context import context_of
 from ..values.fields import as_uuid
 from .journal import DocumentJournal, Raw

@@ -4,7 +4,7 @@ rules), run in a worker process while the importer writes what came before.
 ``Checks.drafts(raws)`` gives each ``Raw`` back with its ``Draft`` or its ``Refusal``, in
 the order the raws came, so the report reads as if every check ran in line. The worker
 only computes: it reads no file and opens no connection (the layer's engines get a
-fresh pool in a forked child, ``relational/fork_safety.py``, and it never uses them).
+fresh pool in a forked child, ``relational/connection/fork_safety.py``, and it never uses them).
 At most ``AHEAD_BYTES`` of resources (``Raw.size``), and the chunk that crosses it, are
 read ahead of what the importer has taken, so memory stays bounded by that and the
 importer's own batch.
@@ -24,8 +24,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-from .elements import Draft
-from .identity import scoped
+from .elements import Draft, scoped
 from .inbound import draft
 from .outcomes import INVALID, Refusal
 from .reading import Raw

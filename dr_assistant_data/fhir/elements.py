@@ -7,7 +7,8 @@ naming it; nothing of its value goes into the refusal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -33,6 +34,22 @@ class Draft:
     extra: dict[str, Any] = field(default_factory=dict)
     dropped: list[tuple[str, str]] = field(default_factory=list)
     """``(FHIR element, reason)`` of each element left out."""
+
+
+def scoped(draft: Draft, source: str) -> Draft:
+    """``draft`` with its keys, and those of its references, given to the system
+    ``source`` (``""``: the default source, whose keys carry no prefix)."""
+    if not source:
+        return draft
+
+    def local(keys: Iterable[str]) -> list[str]:
+        return [f"{source}|{key}" for key in keys]
+
+    draft.keys = local(draft.keys)
+    draft.refs = {name: replace(t, keys=tuple(local(t.keys))) for name, t in draft.refs.items()}
+    if draft.extra.get("group"):
+        draft.extra["group"] = f"{source}|{draft.extra['group']}"
+    return draft
 
 
 def text_of(concept: Any) -> str | None:

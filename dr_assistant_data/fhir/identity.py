@@ -22,8 +22,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -32,9 +31,6 @@ from sqlalchemy.orm import Session
 
 from ..relational.models import SourceIdentifier
 from ..values.clock import utcnow
-
-if TYPE_CHECKING:
-    from .elements import Draft
 
 _RELATIVE = re.compile(r"(?:.*/)?([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/.*)?")
 _GLOBAL = ("urn:uuid:", "urn:oid:", "http://", "https://")
@@ -82,22 +78,6 @@ def target(reference: str) -> Target | None:
     kind, logical_id = match.groups()
     keys.append(f"{kind}|id|{logical_id}")
     return Target(kind, tuple(keys))
-
-
-def scoped(draft: Draft, source: str) -> Draft:
-    """``draft`` with its keys, and those of its references, given to the system
-    ``source`` (``""``: the default source, whose keys carry no prefix)."""
-    if not source:
-        return draft
-
-    def local(keys: Iterable[str]) -> list[str]:
-        return [f"{source}|{key}" for key in keys]
-
-    draft.keys = local(draft.keys)
-    draft.refs = {name: replace(t, keys=tuple(local(t.keys))) for name, t in draft.refs.items()}
-    if draft.extra.get("group"):
-        draft.extra["group"] = f"{source}|{draft.extra['group']}"
-    return draft
 
 
 def _owner_key(source: str, entity_type: str, id: object) -> str:

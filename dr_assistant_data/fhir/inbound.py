@@ -25,7 +25,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError as ModelError
 
 from ..errors import ValidationError
-from ..relational.rules import columns_of
+from ..relational.rules.validation import columns_of
 from . import codes
 from .elements import Draft
 from .identity import own_keys

@@ -36,7 +36,7 @@ class Refusal:
 
     Both are the revision's constants, never caller input; the message names the revision
     and says "cannot be downgraded" (or "cannot be applied"), by which the error boundary
-    shows it as it is (``relational/translate.py``), never a value. ``dialect`` limits
+    shows it as it is (``relational/driver/translate.py``), never a value. ``dialect`` limits
     the refusal to the one database its step runs on."""
 
     rows_exist: str

@@ -34,7 +34,7 @@ from sqlalchemy import exc as sa_exc
 from ..errors import DataLayerError
 from ..progress import ProgressCallback, Tally
 from ..relational.base import Base
-from ..relational.translate import contract_error, translated
+from ..relational.driver.translate import contract_error, translated
 from . import database_objects  # noqa: F401 - adds triggers, functions, grants to drift()
 from .locking import (
     MIGRATION_LOCK,

@@ -38,8 +38,9 @@ from typing import Any
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from . import bulk, rules
+from . import bulk
 from .models import Allergy, Patient
+from .rules import validation as rules
 
 CHUNK = 1000
 """Patients read per query after a bulk insert."""

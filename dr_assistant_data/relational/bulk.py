@@ -6,7 +6,7 @@ built), before any SQL. Valid rows go to the
 database ``batch_size`` at a time, one ``COPY`` per batch on PostgreSQL (a multi-row
 ``INSERT`` elsewhere), each batch in a savepoint. Their audit events join the
 unit of work's trail (written in bulk, chained, at commit) and their cache keys join the
-keys the session owes (``cache_invalidation.py``), delivered once, after the commit.
+keys the session owes (``caching/invalidation.py``), delivered once, after the commit.
 
 A refused row is reported with its position in the input and the field at fault, and the
 others are kept; with ``all_or_nothing`` the first refusal raises ``ValidationError``
@@ -33,15 +33,14 @@ from ..errors import (
     schema_field,
 )
 from ..protection.keyring import Keyring
+from ..values.batches import check_batch_size
 from ..values.clock import utcnow
-from . import rules
-from .audit_trail import Change, trail_of, written_fields
+from .audit.trail import Change, trail_of, written_fields
 from .base import Entity, Versioned
-from .cache_invalidation import note_inserted
-from .copy_rows import insert_rows
+from .caching.invalidation import note_inserted
+from .driver.copy_rows import insert_rows
 from .encryption import blind_indexes, index_value, session_keyring
-
-MAX_BATCH = 10_000
+from .rules import validation as rules
 
 
 @dataclass(frozen=True)
@@ -119,13 +118,6 @@ def create_many(
         outer.commit()
         _record(session, model, written)
     return result
-
-
-def check_batch_size(batch_size: int) -> None:
-    """Refuse a ``batch_size`` that is not a whole number from 1 to ``MAX_BATCH``."""
-    whole = isinstance(batch_size, int) and not isinstance(batch_size, bool)
-    if not whole or not 1 <= batch_size <= MAX_BATCH:
-        raise ValidationError("batch_size", f"must be a whole number from 1 to {MAX_BATCH}")
 
 
 @dataclass(frozen=True)

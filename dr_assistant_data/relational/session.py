@@ -36,18 +36,18 @@ from sqlalchemy.orm import (
 )
 
 from ..session_context import context_of
-from . import rules
-from .audit_trail import trail_of
+from .audit.trail import trail_of
 from .base import SoftDeleted
-from .query_log import CORRELATION_KEY
-from .translate import translated
+from .connection.query_log import CORRELATION_KEY
+from .driver.translate import translated
+from .rules import validation as rules
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def retried_once(method: F) -> F:
     """``method`` run again once when its statement began the session's transaction, on a
-    connection found dead as it ran (``round_trips.py``), with nothing pending to flush:
+    connection found dead as it ran (``driver/round_trips.py``), with nothing pending to flush:
     no part of that transaction can have taken effect, and a fresh connection replaces
     the dead one."""
 
@@ -68,7 +68,7 @@ def retried_once(method: F) -> F:
 
 
 class LayerSession(Session):
-    """A session whose failures are the contract's errors (see ``translate.py``).
+    """A session whose failures are the contract's errors (see ``driver/translate.py``).
 
     SQLAlchemy routes ``get``, ``refresh``, lazy and eager loads through ``execute``, and
     autoflush through ``flush``, so these five methods are the whole boundary.
@@ -83,7 +83,7 @@ class LayerSession(Session):
     commit = translated(Session.commit)
 
     def get_bind(self, mapper: Any = None, *, clause: Any = None, **kw: Any) -> Any:
-        """A read replica when ``replicas.py`` routes the statement there, else the
+        """A read replica when ``connection/replicas.py`` routes the statement there, else the
         primary (SQLAlchemy's documented routing-session recipe)."""
         router = context_of(self).router
         replica = None if router is None else router.route(self, clause)

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import BackendUnavailableError, ValidationError
 from ..session_context import context_of
-from .audit_trail import AuditTrail, trail_of
-from .translate import translated
+from .audit.trail import AuditTrail, trail_of
+from .driver.translate import translated
 
 WAL_POSITION = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
 

@@ -32,7 +32,7 @@ from sqlalchemy.exc import OperationalError
 
 from ..errors import DataLayerError
 from ..layer import DataLayer
-from ..relational.translate import translated
+from ..relational.driver.translate import translated
 from ..settings import Settings
 
 OBJECT_IN_USE = "55006"

@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from dr_assistant_data.cache.backends import expecting
 from dr_assistant_data.cache.outbox import JANITOR_GRACE, JANITOR_INTERVAL
-from dr_assistant_data.relational.cache_outbox import ID_BLOCK, OutboxIds
+from dr_assistant_data.relational.caching.outbox import ID_BLOCK, OutboxIds
 from dr_assistant_data.relational.models import Patient
 from dr_assistant_data.testing.queries import counting_queries
 from dr_assistant_data.testing.servers.ports import eventually, free_port

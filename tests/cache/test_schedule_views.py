@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from dr_assistant_data.relational.cached_rows import codec_for
+from dr_assistant_data.relational.caching.rows import codec_for
+from dr_assistant_data.relational.caching.views import AppointmentView, PatientView
 from dr_assistant_data.relational.models import Appointment, Patient
-from dr_assistant_data.relational.views import AppointmentView, PatientView
 from dr_assistant_data.testing import AppointmentFactory, DoctorFactory, bind_factories
 from tests.helpers.cache_helpers import DAY, NINE_IN_KOLKATA, read
 

@@ -14,7 +14,7 @@ from dr_assistant_data.fhir import import_files, resource_types
 from dr_assistant_data.fhir.exporter import BULK_TYPES, export_bulk
 from dr_assistant_data.fhir.importer import TYPE_ORDER
 from dr_assistant_data.fhir.resource_types import MODULES, REGISTRY
-from dr_assistant_data.relational.rules import columns_of
+from dr_assistant_data.relational.rules.validation import columns_of
 from tests.helpers.fhir_population import full_clinic
 from tests.helpers.layers import scratch_database, settings_for
 

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dr_assistant_data import DataLayer
-from dr_assistant_data.relational import audit_verify
+from dr_assistant_data.relational.audit import verify as audit_verify
 from dr_assistant_data.relational.models import AuditEvent, Patient, User
 from tests.documents.test_document_unit_of_work import (
     FEVER,

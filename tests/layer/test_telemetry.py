@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from dr_assistant_data import DataLayer
 from dr_assistant_data.errors import ValidationError
-from dr_assistant_data.relational.audit_seal import Sealed
+from dr_assistant_data.relational.audit.seal import Sealed
 from dr_assistant_data.testing.servers.ports import free_port
 from tests.helpers.cache_helpers import new_patient, read_patient
 from tests.helpers.layers import (

@@ -26,7 +26,7 @@ from pytest_alembic.tests.experimental import test_downgrade_leaves_no_trace
 from sqlalchemy import Engine
 
 from dr_assistant_data.migrations.relational import script_location
-from dr_assistant_data.relational.engine import build_engine
+from dr_assistant_data.relational.connection.engine import build_engine
 from tests.helpers.layers import scratch_database, settings_for
 
 __all__ = [

@@ -15,7 +15,7 @@ from alembic.config import Config
 
 from dr_assistant_data import DataLayer
 from dr_assistant_data.migrations import relational as relational_migrations
-from dr_assistant_data.relational.engine import build_engine
+from dr_assistant_data.relational.connection.engine import build_engine
 from tests.helpers.layers import scratch_database, settings_for
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]

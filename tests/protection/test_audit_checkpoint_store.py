@@ -23,13 +23,13 @@ from dr_assistant_data import DataLayer
 from dr_assistant_data.cli.main import main
 from dr_assistant_data.errors import DataLayerError
 from dr_assistant_data.protection.audit_key import AuditKey
-from dr_assistant_data.relational import audit_verify
-from dr_assistant_data.relational.audit_checkpoints import (
+from dr_assistant_data.relational.audit import verify as audit_verify
+from dr_assistant_data.relational.audit.checkpoints import (
     FILE_NAME,
     Checkpoint,
     FileCheckpointStore,
 )
-from dr_assistant_data.relational.audit_seal import Sealer
+from dr_assistant_data.relational.audit.seal import Sealer
 from tests.helpers.layers import layer_with
 from tests.protection.test_audit_seals import create_patients, sealed_log
 

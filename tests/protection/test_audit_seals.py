@@ -17,11 +17,11 @@ from dr_assistant_data import DataLayer
 from dr_assistant_data.cli.main import main
 from dr_assistant_data.errors import NotFoundError
 from dr_assistant_data.protection.audit_key import AuditKey, audit_key_from
-from dr_assistant_data.relational.audit_checkpoints import Checkpoint, FileCheckpointStore
-from dr_assistant_data.relational.audit_seal import event_leaf, seal_content
-from dr_assistant_data.relational.audit_trail import chain_hash
-from dr_assistant_data.relational.audit_verify import check_proof
-from dr_assistant_data.relational.merkle import RootBuilder
+from dr_assistant_data.relational.audit.checkpoints import Checkpoint, FileCheckpointStore
+from dr_assistant_data.relational.audit.merkle import RootBuilder
+from dr_assistant_data.relational.audit.seal import event_leaf, seal_content
+from dr_assistant_data.relational.audit.trail import chain_hash
+from dr_assistant_data.relational.audit.verify import check_proof
 from dr_assistant_data.relational.models import AuditEvent, AuditSeal
 from dr_assistant_data.testing import PatientFactory, bind_factories
 from tests.protection.test_least_privilege import app_login_url  # noqa: F401 - a fixture used below

@@ -9,7 +9,7 @@ import threading
 from sqlalchemy import select
 
 from dr_assistant_data.protection.audit_key import audit_key_from
-from dr_assistant_data.relational.audit_trail import event_content
+from dr_assistant_data.relational.audit.trail import event_content
 from dr_assistant_data.relational.models import AuditEvent
 from dr_assistant_data.testing import PatientFactory, PrescriptionFactory, bind_factories
 

@@ -20,7 +20,7 @@ from dr_assistant_data.documents.clinical_note import Subjective
 from dr_assistant_data.errors import NotFoundError, ValidationError
 from dr_assistant_data.relational.models import AuditEvent, Patient
 from dr_assistant_data.relational.repositories.people import PatientRepository
-from dr_assistant_data.relational.rules import field_names
+from dr_assistant_data.relational.rules.validation import field_names
 from dr_assistant_data.unit_of_work import UnitOfWork
 from dr_assistant_data.values.pages import MAX_OFFSET
 from tests.helpers.error_chains import assert_carries_no_caller_value

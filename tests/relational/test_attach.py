@@ -1,4 +1,4 @@
-"""``relational/attach.py`` is the layer's one use of SQLAlchemy's private API. These tests
+"""``relational/caching/attach.py`` is the layer's one use of SQLAlchemy's private API. These tests
 name each private attribute it relies on and check its effect, so a SQLAlchemy release that
 changes one fails here, by name, rather than as a wrong cached entity somewhere else."""
 
@@ -10,7 +10,7 @@ from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.types import JSON
 
-from dr_assistant_data.relational.attach import attach_as_loaded
+from dr_assistant_data.relational.caching.attach import attach_as_loaded
 
 
 class Base(DeclarativeBase):

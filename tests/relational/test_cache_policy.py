@@ -1,4 +1,4 @@
-"""The caching policy (``relational/caching.py``): one table says what is cached, where,
+"""The caching policy (``relational/caching/policy.py``): one table says what is cached, where,
 under which key, and which writes drop it; the store and the listeners follow it."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from dr_assistant_data.cache.store import REGION_TTLS
-from dr_assistant_data.relational.caching import (
+from dr_assistant_data.relational.caching.policy import (
     PATIENTS,
     POLICY,
     SCHEDULES,

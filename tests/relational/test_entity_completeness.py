@@ -10,7 +10,7 @@ import inspect
 
 import dr_assistant_data.testing
 from dr_assistant_data.relational.base import Base, Entity
-from dr_assistant_data.relational.caching import NOT_CACHED, POLICY
+from dr_assistant_data.relational.caching.policy import NOT_CACHED, POLICY
 from dr_assistant_data.relational.repositories.base import Repository
 
 ENTITIES = {

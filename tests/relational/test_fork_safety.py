@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from dr_assistant_data import DataLayer
-from dr_assistant_data.relational.fork_safety import release_inherited_pools
+from dr_assistant_data.relational.connection.fork_safety import release_inherited_pools
 from tests.helpers.layers import settings_for
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dr_assistant_data import ValidationError
-from dr_assistant_data.relational.caching import reads_written_by
+from dr_assistant_data.relational.caching.policy import reads_written_by
 from dr_assistant_data.relational.models import Condition
 from dr_assistant_data.testing import ConditionFactory, EncounterFactory, bind_factories
 from tests.helpers.cache_helpers import read

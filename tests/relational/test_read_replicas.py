@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from dr_assistant_data import DataLayer, ValidationError
-from dr_assistant_data.relational import fork_safety
+from dr_assistant_data.relational.connection import fork_safety
 from dr_assistant_data.testing.servers.throwaway_postgres import ThrowawayPostgres
 from tests.helpers.cache_helpers import new_patient, read_patient
 from tests.helpers.layers import patient_fields, settings_for

@@ -1,4 +1,10 @@
-"""Every mapped table of the relational store."""
+"""Every mapped table of the relational store, one module per area of the clinic.
+
+Owns the declarative classes and their columns, constraints and indexes; revisions under
+``alembic/versions`` follow them. It may import the declarative foundation of
+``relational`` (``base.py``, ``types.py``, ``vocabulary.py``, ``encryption.py``) and
+``values``; nothing that reads, writes, caches or validates.
+"""
 
 from .audit import AuditEvent, AuditSeal
 from .cache_invalidations import CacheInvalidation

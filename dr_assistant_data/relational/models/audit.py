@@ -20,7 +20,7 @@ class AuditEvent(Base):
     ``row_hash`` is the event's HMAC under the audit key (``protection/audit_key.py``),
     written with it by the unit of work; ``seq`` (a sequence, gaps allowed) orders events
     within a seal and ``xid`` is the writing transaction (``pg_current_xact_id()``), which
-    decides the seal that covers the event (``audit_seal.py``). Rows written before
+    decides the seal that covers the event (``audit/seal.py``). Rows written before
     revision 0008 keep their SHA-256 chain (``prev_hash``) and ``xid`` 0.
     """
 

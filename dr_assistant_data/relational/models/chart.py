@@ -47,7 +47,7 @@ from .people import Patient
 def same_patients_encounter() -> ForeignKeyConstraint:
     """``(encounter_id, patient_id)`` references an encounter *of this patient*: the
     database refuses a record joining another patient's encounter, however it is written
-    (``chart_integrity.py`` refuses it first, before SQL, for writes through a session)."""
+    (``rules/chart_integrity.py`` refuses it first, before SQL, for writes through a session)."""
     return ForeignKeyConstraint(
         ["encounter_id", "patient_id"], ["encounters.id", "encounters.patient_id"]
     )
@@ -107,7 +107,7 @@ class Allergy(Versioned, Entity):
     """One entry of a patient's allergy list (FHIR AllergyIntolerance): the substance as
     text and, when known, as a code in ``substance_system``; ``reactions`` is a list of
     ``{"manifestations": [{"code", "system", "display"}], "severity", "description"}``
-    (``relational/chart_values.py``). The patient's ``allergies`` list of names is kept
+    (``relational/rules/chart_values.py``). The patient's ``allergies`` list of names is kept
     from these rows (``relational/allergy_list.py``)."""
 
     __tablename__ = "allergies"

@@ -21,15 +21,17 @@ from sqlalchemy.orm import QueryableAttribute, Session
 from ... import telemetry
 from ...errors import ConflictError, NotFoundError, ValidationError, schema_field
 from ...session_context import context_of
+from ...values.batches import check_batch_size
 from ...values.clock import utcnow
 from ...values.fields import as_uuid
 from ...values.pages import check_page
-from .. import bulk, rules
-from ..audit_trail import trail_of
+from .. import bulk
+from ..audit.trail import trail_of
 from ..base import SECRET, Entity, SoftDeleted, Versioned
-from ..caching import entity_read
+from ..caching.policy import entity_read
+from ..driver.translate import translated
 from ..encryption import blind_indexes, index_value, session_keyring
-from ..translate import translated
+from ..rules import validation as rules
 from . import keyset
 
 M = TypeVar("M", bound=Entity)
@@ -64,7 +66,7 @@ class Repository(Generic[M]):
 
     def _find(self, id: Any) -> M | None:
         key = as_uuid(id)
-        cached = entity_read(self.model)  # the policy (``caching.py``)
+        cached = entity_read(self.model)  # the policy (``caching/policy.py``)
         if cached is not None:
             return cached.get(self.session, key, self._load)
         return self._load(key)
@@ -147,7 +149,7 @@ class Repository(Generic[M]):
         a reference to an entity edited in place, ``row.allergies.append(...)``, until the
         commit). Filters, ordering and the soft-delete rule are those of ``list``;
         failures are the contract's errors."""
-        bulk.check_batch_size(batch_size)
+        check_batch_size(batch_size)
         statement = self._filtered(select(self.model), filters).order_by(*self._ordering(order_by))
         context = context_of(self.session)
         for row in _streamed(
@@ -168,7 +170,7 @@ class Repository(Generic[M]):
         like ``iterate``: decoded as an entity's would be (decrypted, JSON parsed, UTC), but
         without building entities, which an export does not need and which cost most of
         its time. Credentials are never exported (``ValidationError("fields")``)."""
-        bulk.check_batch_size(batch_size)
+        check_batch_size(batch_size)
         if isinstance(fields, str) or not isinstance(fields, Sequence):
             raise ValidationError("fields", "must be a list of field names")
         columns = [self._exported(name) for name in fields]

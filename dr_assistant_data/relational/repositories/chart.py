@@ -1,7 +1,7 @@
 """Problem list, allergies and vital signs: parts of the patient's chart, read with it.
 
 Each ``for_patient`` is a read of the chart (audited as one when reads are audited, under
-the table's name) and runs one indexed query; none is cached (``caching.py`` says why).
+the table's name) and runs one indexed query; none is cached (``caching/policy.py`` says why).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from ...errors import ValidationError, schema_field
 from ...values.fields import as_uuid
 from ...values.pages import check_page
-from ..caching import TIMELINES
+from ..caching.policy import TIMELINES
 from ..models import Encounter, Order, OrderItem, Prescription, PrescriptionItem
 from .base import Repository
 from .keyset import Page

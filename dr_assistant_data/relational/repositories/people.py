@@ -14,7 +14,7 @@ from ...values.clock import utcnow
 from ...values.fields import USERNAME, Text, as_uuid
 from ...values.pages import check_page
 from .. import allergy_list, bulk
-from ..audit_trail import trail_of
+from ..audit.trail import trail_of
 from ..models import Patient, User
 from .base import Repository
 from .name_search import name_search

@@ -12,9 +12,9 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, joinedload
 
 from ...values.fields import Day, as_uuid
-from ..caching import SCHEDULES
+from ..caching.policy import SCHEDULES
+from ..caching.views import AppointmentView
 from ..models import Appointment
-from ..views import AppointmentView
 from ..vocabulary import INACTIVE_APPOINTMENT_STATUSES
 from .base import Repository
 
@@ -45,10 +45,10 @@ class AppointmentRepository(Repository[Appointment]):
     def schedule_view(
         self, doctor_id: Any, day: date | str, *, include_cancelled: bool = False
     ) -> tuple[AppointmentView, ...]:
-        """``schedule_for``'s day as frozen views (``views.py``), each with ``.patient``: the
-        same rows and cache entries, no entity built for a cached row, so a cached day
-        costs a fraction of ``schedule_for``'s. A view cannot be edited: to change an
-        appointment or its patient, load it (``uow.appointments.get(view.id)``,
+        """``schedule_for``'s day as frozen views (``caching/views.py``), each with
+        ``.patient``: the same rows and cache entries, no entity built for a cached row, so
+        a cached day costs a fraction of ``schedule_for``'s. A view cannot be edited: to
+        change an appointment or its patient, load it (``uow.appointments.get(view.id)``,
         ``uow.patients.get(view.patient_id)``) and edit that."""
         parts, statement = self._day(doctor_id, day, include_cancelled)
         return SCHEDULES.views(self.session, parts, statement, cached=not include_cancelled)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import joinedload
 from ...values.clock import utcnow
 from ...values.fields import as_uuid
 from ...values.pages import check_page
-from ..caching import UNREAD_ALERTS
+from ..caching.policy import UNREAD_ALERTS
 from ..models import Alert, Task
 from ..vocabulary import ALERT_SEVERITIES, OPEN_TASK_STATUSES, TASK_PRIORITIES
 from .base import Repository

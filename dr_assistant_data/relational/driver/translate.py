@@ -18,8 +18,8 @@ from sqlalchemy import Constraint, Index
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm.exc import StaleDataError
 
-from ..boundary import boundary
-from ..errors import (
+from ...boundary import boundary
+from ...errors import (
     BackendUnavailableError,
     ConflictError,
     DataLayerError,
@@ -28,7 +28,7 @@ from ..errors import (
     SchemaNotMigratedError,
     ValidationError,
 )
-from .base import Base
+from ..base import Base
 
 OVERLAP = "ex_appointments_doctor_overlap"
 """The exclusion constraint on PostgreSQL and the trigger's message on SQLite."""

@@ -4,11 +4,11 @@
 its region (a ``CACHE_TTL_*`` of the store), its model and the attributes of a row of that
 model that name its key. A flushed insert, update or delete of a row of the model drops
 the key its attributes name, before and after the write (an appointment moved to another
-doctor or day drops both days: ``cache_invalidation.py``). Repositories read through the
+doctor or day drops both days: ``invalidation.py``). Repositories read through the
 entries: a model with a :class:`CachedEntity` has ``get`` and ``get_many`` cached, a list
 or a count is read through its entry. Adding a cached read is one entry (and its test).
 
-A hit runs no SQL and yields session-attached entities (``cached_rows.py``), or for a list
+A hit runs no SQL and yields session-attached entities (``rows.py``), or for a list
 read as views (``CachedList.views``), frozen views decoded from the same entries
 (``views.py``). The shared cache is bypassed, neither read nor written, while the store
 cannot hear other processes' invalidations (``cache/outbox.py``), by a session that has
@@ -48,12 +48,12 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import get_history, set_committed_value
 
-from ..cache.reads import read_many, read_through
-from ..cache.store import CacheStore
-from ..session_context import context_of
-from .base import Entity
-from .cached_rows import Row, codec_for
-from .models import (
+from ...cache.reads import read_many, read_through
+from ...cache.store import CacheStore
+from ...session_context import context_of
+from ..base import Entity
+from ..connection.replicas import reads_from_replica
+from ..models import (
     Alert,
     Allergy,
     Appointment,
@@ -68,7 +68,7 @@ from .models import (
     User,
     VitalSign,
 )
-from .replicas import reads_from_replica
+from .rows import Row, codec_for
 from .views import view_from_columns, view_from_row, view_of
 
 E = TypeVar("E", bound=Entity)

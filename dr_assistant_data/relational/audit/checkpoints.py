@@ -2,7 +2,7 @@
 
 A checkpoint names the last sealed batch, its head and the number of events sealed up to
 it, under the audit key's HMAC. The sealer appends one after every batch it seals
-(``audit_seal.py``); :func:`~.audit_verify.verify` checks the database against the latest,
+(``seal.py``); :func:`~.verify.verify` checks the database against the latest,
 so removing sealed events, seals, or everything at once is found even by someone who holds
 the whole database (they cannot reach the store, and cannot sign without the key).
 
@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import DataLayerError
-from ..protection.audit_key import AuditKey
-from ..values.clock import utcnow
+from ...errors import DataLayerError
+from ...protection.audit_key import AuditKey
+from ...values.clock import utcnow
 
 FILE_NAME = "audit-checkpoints.jsonl"
 

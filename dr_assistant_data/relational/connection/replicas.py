@@ -36,10 +36,10 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.dml import UpdateBase
 
-from ..session_context import context_of
-from ..settings import Settings
-from .audit_trail import trail_of
-from .models import AuditEvent
+from ...session_context import context_of
+from ...settings import Settings
+from ..audit.trail import trail_of
+from ..models import AuditEvent
 from .pool import pool_state
 
 AUDIT_EVENTS = AuditEvent.__table__

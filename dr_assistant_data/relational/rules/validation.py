@@ -18,10 +18,9 @@ from sqlalchemy import Date, Enum, Integer, String, Uuid
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapper
 
-from ..errors import ValidationError
-from ..values import fields as f
-from .chart_values import UCUM_UNIT, Measurement, Reactions
-from .models import (
+from ...errors import ValidationError
+from ...values import fields as f
+from ..models import (
     Allergy,
     Appointment,
     Condition,
@@ -34,7 +33,8 @@ from .models import (
     User,
     VitalSign,
 )
-from .types import MutableJSONDict, MutableJSONList, UTCDateTime
+from ..types import MutableJSONDict, MutableJSONList, UTCDateTime
+from .chart_values import UCUM_UNIT, Measurement, Reactions
 
 NOT_FUTURE = f.Timestamp(not_future=True)
 

@@ -8,7 +8,7 @@ Each event carries its HMAC under the audit key (``row_hash``), so a login of th
 application role that inserts an event without the key (crediting another actor, say) is
 found by :func:`~.audit_verify.verify`. Writers take no lock and read nothing: ``seq``
 comes from a sequence and ``xid`` (the transaction) from its column default; the sealer
-(``audit_seal.py``) orders and anchors events after their transactions have ended. The
+(``seal.py``) orders and anchors events after their transactions have ended. The
 database refuses to change or remove a row (revision 0004).
 
 A trail whose ``actor_required`` is set (production) refuses any write without an actor
@@ -28,13 +28,13 @@ from typing import Any
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
-from ..errors import ValidationError
-from ..protection.audit_key import AuditKey, audit_key_from, canonical
-from ..session_context import context_of
-from ..values.clock import utcnow
-from .base import SoftDeleted
-from .copy_rows import deferred_rows, insert_rows
-from .models import AuditEvent
+from ...errors import ValidationError
+from ...protection.audit_key import AuditKey, audit_key_from, canonical
+from ...session_context import context_of
+from ...values.clock import utcnow
+from ..base import SoftDeleted
+from ..driver.copy_rows import deferred_rows, insert_rows
+from ..models import AuditEvent
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of the first event chained before revision 0008."""
@@ -188,7 +188,8 @@ def written_fields(values: Mapping[str, object]) -> tuple[str, ...]:
 
 def trail_of(session: Session) -> AuditTrail | None:
     """The audit trail of the unit of work owning ``session``, if any."""
-    return context_of(session).audit
+    trail = context_of(session).audit
+    return trail if isinstance(trail, AuditTrail) else None
 
 
 def event_content(row: Mapping[str, object]) -> dict[str, object]:

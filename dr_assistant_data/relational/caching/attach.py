@@ -1,7 +1,7 @@
 """The one place the layer uses SQLAlchemy's private API: attaching a row read elsewhere
 (the cache) to a session exactly as its loader attaches a row it read.
 
-``tests/test_attach.py`` checks every private name used here and its effect, so a
+``tests/relational/test_attach.py`` checks every private name used here and its effect, so a
 SQLAlchemy release that changes them fails there, by name, before anything else.
 """
 

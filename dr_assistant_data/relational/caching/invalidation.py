@@ -3,7 +3,7 @@ write counts however it is made (a repository call, a plain attribute change, a 
 caller's own session).
 
 * ``after_flush`` collects the keys each flushed insert, update or delete affects, as the
-  policy declares them (``caching.py``: the row's own key, the doctor's day of an
+  policy declares them (``policy.py``: the row's own key, the doctor's day of an
   appointment, the old and the new doctor and day when it moves, ...) into the session's
   context; from then until the transaction ends the session reads past the shared cache
   (``caching.shared_store``);
@@ -11,7 +11,7 @@ caller's own session).
   and delete, ``CacheStore.invalidate``): only once the data is committed, so no reader
   can reload the old row after the drop; on PostgreSQL they were also written into the
   transaction's outbox row, and a failed delivery is announced to every process
-  (``cache_outbox.py``);
+  (``outbox.py``);
 * the end of a transaction that did not commit (a rollback, a closed session) discards
   them: nothing changed, nothing is dropped.
 """
@@ -26,10 +26,10 @@ from sqlalchemy import inspect
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.orm.instrumentation import ClassManager
 
-from ..cache.store import CacheStore
-from ..session_context import context_of
-from . import cache_outbox
-from .caching import reads_written_by
+from ...cache.store import CacheStore
+from ...session_context import context_of
+from . import outbox as cache_outbox
+from .policy import reads_written_by
 
 
 def affected_keys(store: CacheStore, row: object, *, fresh: bool = False) -> Iterator[str]:

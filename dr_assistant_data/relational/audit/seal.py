@@ -1,6 +1,6 @@
 """The sealer: orders committed audit events into batches, hashes and anchors them.
 
-Writers append events without a lock (``audit_trail.py``), so the log gets its order
+Writers append events without a lock (``trail.py``), so the log gets its order
 afterwards, from one sealer at a time. Each round, in one transaction on PostgreSQL:
 
 1. the horizon ``H = pg_snapshot_xmin(pg_current_snapshot())``: every transaction with an
@@ -41,13 +41,13 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import DataLayerError
-from ..protection.audit_key import AuditKey
-from ..values.clock import utcnow
-from .audit_checkpoints import Checkpoint, CheckpointStore, CheckpointStoreError, described
-from .audit_trail import GENESIS
+from ...errors import DataLayerError
+from ...protection.audit_key import AuditKey
+from ...values.clock import utcnow
+from ..models import AuditEvent, AuditSeal
+from .checkpoints import Checkpoint, CheckpointStore, CheckpointStoreError, described
 from .merkle import RootBuilder, leaf_hash
-from .models import AuditEvent, AuditSeal
+from .trail import GENESIS
 
 SEALER_LOCK = 0x6472_6173_7365_616C
 """The session advisory lock of the sealer's role (any constant shared by every sealer)."""

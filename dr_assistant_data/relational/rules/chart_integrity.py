@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.orm import InstanceState, Session
 
-from ..errors import ValidationError
-from .models import Allergy, Condition, Encounter, VitalSign
+from ...errors import ValidationError
+from ..models import Allergy, Condition, Encounter, VitalSign
 
 CHART_RECORDS = (Allergy, Condition, VitalSign)
 ChartRecord = Allergy | Condition | VitalSign

@@ -19,14 +19,14 @@ from collections.abc import Collection
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session, SessionTransaction
 
-from ..cache.outbox import OutboxListener
-from ..cache.store import CacheStore
-from ..session_context import context_of
-from ..settings import Settings
-from .commit_outcome import Outcome, outbox_outcome
-from .copy_rows import deferred_rows, insert_rows
-from .engine import dedicated_connection
-from .models import CacheInvalidation
+from ...cache.outbox import OutboxListener
+from ...cache.store import CacheStore
+from ...session_context import context_of
+from ...settings import Settings
+from ..commit_outcome import Outcome, outbox_outcome
+from ..connection.engine import dedicated_connection
+from ..driver.copy_rows import deferred_rows, insert_rows
+from ..models import CacheInvalidation
 
 
 class Outbox:

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ValidationError
-from ..values import fields as f
-from .vocabulary import REACTION_SEVERITIES
+from ...errors import ValidationError
+from ...values import fields as f
+from ..vocabulary import REACTION_SEVERITIES
 
 MAX_REACTIONS = 20
 MAX_MANIFESTATIONS = 10

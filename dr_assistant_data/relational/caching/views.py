@@ -4,7 +4,7 @@ A view holds the columns its entity exposes (never a secret column) and cannot b
 its attributes are read-only and its JSON values are tuples and read-only mappings, so an
 in-place edit such as ``view.patient.allergies.append(...)`` raises instead of being lost.
 To change a row, load its entity in the unit of work (``uow.appointments.get(view.id)``)
-and edit that. Views are built from the same cached rows as entities (``cached_rows.py``),
+and edit that. Views are built from the same cached rows as entities (``rows.py``),
 or from entities a query loaded when the cache is not used.
 """
 
@@ -17,9 +17,9 @@ from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any
 
-from .base import Entity
-from .cached_rows import Row, codec_for
-from .models import Appointment, Patient
+from ..base import Entity
+from ..models import Appointment, Patient
+from .rows import Row, codec_for
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,7 @@ def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) ->
     server defaults) in one COPY, in the session's transaction."""
     statement, encode = _encoder(session.get_bind().dialect, table, tuple(rows[0]))
     # described as the INSERT it is, so a session that routes reads to a replica writes here
-    # on the primary (``replicas.py``)
+    # on the primary (``connection/replicas.py``)
     connection = session.connection(bind_arguments={"clause": table.insert()})
     transactional(connection)  # the COPY belongs to the unit's transaction
     send_copy(connection, statement, "".join([encode(row) for row in rows]))

@@ -9,8 +9,10 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from ..settings import Settings
-from . import encryption, fork_safety, query_log, round_trips, row_logging
+from ...settings import Settings
+from .. import encryption
+from ..driver import round_trips
+from . import fork_safety, query_log, row_logging
 from .pool import ReportingQueuePool
 
 APPLICATION_NAME = "dr-assistant-data"
@@ -19,7 +21,7 @@ APPLICATION_NAME = "dr-assistant-data"
 def build_engine(settings: Settings) -> Engine:
     """PostgreSQL: a ``QueuePool`` of ``db_pool_size`` connections (no overflow, so the
     size is the ceiling the old ``DB_POOL_MAX`` promised), checked before use without a
-    round trip and units of work reading without BEGIN and COMMIT (``round_trips.py``),
+    round trip and units of work reading without BEGIN and COMMIT (``driver/round_trips.py``),
     recycled after ``db_pool_recycle`` seconds, with a server-side statement timeout: a
     startup option of each connection, or, behind a transaction pooler
     (``db_transaction_pooler``: PgBouncer refuses startup options and hands each transaction

@@ -25,8 +25,8 @@ from typing import Any
 from sqlalchemy import JSON, inspect
 from sqlalchemy.orm import Mapper, Session
 
+from ..base import SECRET, Entity
 from .attach import attach_as_loaded
-from .base import SECRET, Entity
 
 Encode = Callable[[Any], Any]
 Decode = Callable[[Any], Any]
