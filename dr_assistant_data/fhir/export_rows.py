@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from ..session_context import context_of
+from .outbound import JSON
 
 PAGE = 500
 
@@ -35,3 +36,19 @@ def with_items(
             yield row, items[row.id]
         # streamed like the records they belong to: the unit of work need not hold them
         context_of(uow.session).let_go(item for group in items.values() for item in group)
+
+
+def one_resource_each(
+    repository: str, outbound: Callable[[Any], JSON]
+) -> Callable[[Any, Callable[[Any], bool]], Iterator[list[JSON]]]:
+    """A bulk export of ``uow.<repository>``'s records, oldest first, one resource each,
+    for the records ``fresh`` accepts, each patient's chart read recorded."""
+
+    def export(uow: Any, fresh: Callable[[Any], bool]) -> Iterator[list[JSON]]:
+        records = getattr(uow, repository)
+        for row in records.iterate(order_by="created_at"):
+            if fresh(row):
+                records.record_chart_read(row.patient_id)
+                yield [outbound(row)]
+
+    return export

@@ -10,7 +10,6 @@ an allergy the file does not rule out stays in front of the doctor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 from ...relational.models import Allergy
@@ -34,6 +33,7 @@ from ..elements import (
     reference_to,
     text_of,
 )
+from ..export_rows import one_resource_each
 from ..outbound import JSON, concept, meta, reference, resource, status_concept, when
 from ..outcomes import REQUIRED, Refusal
 from ..reading import Raw
@@ -161,13 +161,6 @@ def outbound(row: Any) -> JSON:
     return resource(fields)
 
 
-def export(uow: Any, fresh: Callable[[Any], bool]) -> Iterator[list[JSON]]:
-    for allergy in uow.allergies.iterate(order_by="created_at"):
-        if fresh(allergy):
-            uow.allergies.record_chart_read(allergy.patient_id)
-            yield [outbound(allergy)]
-
-
 WRITER = Simple("allergies", "allergies", PATHS, subject="patient_id")
 RESOURCE = ResourceType(
     "AllergyIntolerance",
@@ -177,5 +170,5 @@ RESOURCE = ResourceType(
     build=build,
     write=chart_writer(WRITER),
     checked=CHECKED,
-    export=export,
+    export=one_resource_each("allergies", outbound),
 )

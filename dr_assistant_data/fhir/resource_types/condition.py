@@ -4,7 +4,6 @@ entered-in-error condition has no clinical status, as FHIR requires, in and out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 from ...relational.models import Condition
@@ -24,6 +23,7 @@ from ..elements import (
     reference_to,
     text_of,
 )
+from ..export_rows import one_resource_each
 from ..outbound import JSON, concept, meta, reference, resource, status_concept, when
 from ..outcomes import REQUIRED, Refusal
 from ..reading import Raw
@@ -115,13 +115,6 @@ def outbound(row: Any) -> JSON:
     return resource(fields)
 
 
-def export(uow: Any, fresh: Callable[[Any], bool]) -> Iterator[list[JSON]]:
-    for condition in uow.conditions.iterate(order_by="created_at"):
-        if fresh(condition):
-            uow.conditions.record_chart_read(condition.patient_id)
-            yield [outbound(condition)]
-
-
 WRITER = Simple("conditions", "conditions", PATHS, subject="patient_id")
 RESOURCE = ResourceType(
     "Condition",
@@ -131,5 +124,5 @@ RESOURCE = ResourceType(
     build=build,
     write=chart_writer(WRITER),
     checked=CHECKED,
-    export=export,
+    export=one_resource_each("conditions", outbound),
 )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 from ...relational.models import Encounter
 from .. import codes
 from ..elements import Draft, codings, first_coding, moment, reference_to, status_in, text_of
+from ..export_rows import one_resource_each
 from ..outbound import JSON, concept, meta, reference, resource, when
 from ..outcomes import REQUIRED, Refusal
 from ..reading import Raw
@@ -109,13 +109,6 @@ def outbound(row: Any) -> JSON:
     return resource(fields)
 
 
-def export(uow: Any, fresh: Callable[[Any], bool]) -> Iterator[list[JSON]]:
-    for encounter in uow.encounters.iterate(order_by="created_at"):
-        if fresh(encounter):
-            uow.encounters.record_chart_read(encounter.patient_id)
-            yield [outbound(encounter)]
-
-
 WRITER = Simple("encounters", "encounters", PATHS, subject="patient_id")
 RESOURCE = ResourceType(
     "Encounter",
@@ -126,5 +119,5 @@ RESOURCE = ResourceType(
     write=simple_writer(WRITER),
     referable_as="encounters",
     checked=CHECKED,
-    export=export,
+    export=one_resource_each("encounters", outbound),
 )
