@@ -105,6 +105,7 @@ class CacheStore:
         self._closed = False
         self._servers: set[bytes] = set()
         self._server_lock = threading.Lock()
+        self._prepare_lock = threading.Lock()
         self.trusted: Callable[[], bool] = lambda: True
         """False while cached reads could miss another process's invalidation."""
 
@@ -279,7 +280,17 @@ class CacheStore:
     def _prepare(self) -> str | None:
         """Before each call (two comparisons once done): claim the namespace for this
         database, and empty it when the database is first met on a newer timeline than the
-        namespace was emptied under; why the namespace must not be used, if so."""
+        namespace was emptied under; why the namespace must not be used, if so. One thread
+        prepares while the others wait: concurrent first calls must not each empty the
+        namespace and move the epoch (the loads of a stampede would then store nothing and
+        load again)."""
+        timeline = self._timeline()
+        if self._claimed and (timeline is None or timeline == self._timeline_checked):
+            return None
+        with self._prepare_lock:
+            return self._prepare_locked()
+
+    def _prepare_locked(self) -> str | None:
         assert self._client is not None
         if not self._claimed:
             if not self._owns(self._client.eval):
@@ -290,7 +301,12 @@ class CacheStore:
             marked = self._client.get(self.keys.timeline)
             if marked is not None and int(marked) > timeline:
                 return OLD_TIMELINE
-            if marked is None or int(marked) < timeline:
+            if marked is None:
+                # every value in the namespace was written after its timeline was marked
+                # (this runs before every call): nothing to empty, and emptying would take
+                # the server marks with it, so every other process would empty it again
+                self._client.set(self.keys.timeline, timeline, nx=True)
+            elif int(marked) < timeline:
                 self._flush()
                 self._client.set(self.keys.timeline, timeline)
                 self.guard.new_epoch()
