@@ -45,6 +45,9 @@ def _run(connection: Connection) -> None:
     _configure(
         connection=connection,
         render_as_batch=connection.dialect.name == "sqlite",
+        # each revision commits on its own: a lock one takes (ACCESS EXCLUSIVE for a moment)
+        # is released when it is done, not held while the later revisions run
+        transaction_per_migration=True,
         # the layer's upgrade() counts applied revisions to name the one that failed
         on_version_apply=config.attributes.get("on_version_apply", ()),
     )

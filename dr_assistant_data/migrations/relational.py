@@ -144,7 +144,8 @@ def _naming_the_failed_revision(
     else:
         return
     raise DataLayerError(
-        f"migration: revision {failed} failed; the upgrade was rolled back ({reason})"
+        f"migration: revision {failed} failed and was rolled back; the revisions before it "
+        f"are applied ({reason})"
     )
 
 

@@ -5,10 +5,7 @@ a scan; meanwhile writer threads book appointments through the layer's unit of w
 timing every request. The revision is written for a live database (``NOT VALID``, then
 ``VALIDATE CONSTRAINT`` in a transaction of its own), so no request may fail, and none
 may wait on a lock longer than the migration's lock timeout.
-
-Lock waits are read from PostgreSQL itself (``pg_locks.waitstart``, sampled by a monitor
-thread), not from the client's clock: on a loaded machine a request's wall time also holds
-the scheduler's delays and the interpreter lock, which are not what a revision controls.
+(read from PostgreSQL: ``tests/helpers/lock_waits.py``).
 """
 
 from __future__ import annotations
@@ -26,11 +23,9 @@ from sqlalchemy import text
 from dr_assistant_data import DataLayer
 from dr_assistant_data.migrations import relational as relational_migrations
 from tests.helpers.layers import scratch_database, settings_for
+from tests.helpers.lock_waits import SAMPLE_EVERY, SAMPLING_SLACK, LockWaits, lock_waits
 
 LOCK_TIMEOUT = 0.5
-SAMPLING_SLACK = 0.25
-"""Seconds allowed on top of the timeout: the monitor's sampling period and its own delays."""
-SAMPLE_EVERY = 0.02
 WRITERS = 4
 STORED_APPOINTMENTS = 60_000
 WORKLOAD_AROUND_MIGRATION = 0.5
@@ -44,9 +39,7 @@ class Workload:
     """(start, duration) of each successful request."""
     failures: list[BaseException] = field(default_factory=list)
     migration: tuple[float, float] = (0.0, 0.0)
-    longest_lock_wait: float = 0.0
-    """Seconds, the longest any backend of the database was seen waiting on a lock."""
-    lock_samples: int = 0
+    lock_waits: LockWaits = field(default_factory=LockWaits)
 
 
 def seed(layer: DataLayer) -> list[tuple[object, object]]:
@@ -109,24 +102,6 @@ def book_until(
         workload.waits.append((begun - workload.started, time.monotonic() - begun))
 
 
-LONGEST_LOCK_WAIT = text(
-    "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - l.waitstart)), 0) "
-    "FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid "
-    "WHERE NOT l.granted AND a.datname = current_database() AND a.pid <> pg_backend_pid()"
-)
-
-
-def watch_lock_waits(layer: DataLayer, stop: threading.Event, workload: Workload) -> None:
-    with layer.engine.connect() as connection:
-        connection.execute(text("SET application_name = 'lock-monitor'"))
-        while not stop.is_set():
-            wait = float(connection.scalar(LONGEST_LOCK_WAIT) or 0)
-            connection.rollback()
-            workload.longest_lock_wait = max(workload.longest_lock_wait, wait)
-            workload.lock_samples += 1
-            time.sleep(SAMPLE_EVERY)
-
-
 @pytest.fixture(scope="module")
 def workload() -> Iterator[Workload]:
     with scratch_database("dr_assistant_live_migration") as url:
@@ -136,8 +111,7 @@ def workload() -> Iterator[Workload]:
             parties = seed(layer)
             run = Workload(started=time.monotonic())
             stop = threading.Event()
-            with ThreadPoolExecutor(WRITERS + 1) as pool:
-                monitor = pool.submit(watch_lock_waits, layer, stop, run)
+            with lock_waits(layer.engine) as run.lock_waits, ThreadPoolExecutor(WRITERS) as pool:
                 writers = [pool.submit(book_until, layer, p, stop, run) for p in parties]
                 time.sleep(WORKLOAD_AROUND_MIGRATION)
                 begun = time.monotonic() - run.started
@@ -145,7 +119,7 @@ def workload() -> Iterator[Workload]:
                 run.migration = (begun, time.monotonic() - run.started)
                 time.sleep(WORKLOAD_AROUND_MIGRATION)
                 stop.set()
-                for writer in [monitor, *writers]:
+                for writer in writers:
                     writer.result(timeout=60)
             with layer.engine.connect() as connection:
                 assert connection.scalar(
@@ -174,10 +148,10 @@ def test_no_request_fails_while_the_example_revision_runs(workload):
 
 def test_the_lock_waits_were_sampled_throughout_the_migration(workload):
     start, end = workload.migration
-    assert workload.lock_samples >= (end - start) / (SAMPLE_EVERY + SAMPLING_SLACK)
+    assert workload.lock_waits.samples >= (end - start) / (SAMPLE_EVERY + SAMPLING_SLACK)
 
 
 def test_no_request_waits_on_a_lock_past_the_lock_timeout_while_the_example_revision_runs(
     workload,
 ):
-    assert workload.longest_lock_wait < LOCK_TIMEOUT + SAMPLING_SLACK
+    assert workload.lock_waits.longest < LOCK_TIMEOUT + SAMPLING_SLACK
