@@ -4,13 +4,15 @@ what it could do with any loaded one."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from dr_assistant_data import ConflictError, DataLayer
 from dr_assistant_data.commit import Participants, session_factory
@@ -18,7 +20,7 @@ from dr_assistant_data.relational.models import Patient
 from dr_assistant_data.testing import AlertFactory, AppointmentFactory, bind_factories
 from dr_assistant_data.testing.queries import counting_queries
 from dr_assistant_data.unit_of_work import UnitOfWork
-from tests.helpers.layers import patient_fields
+from tests.helpers.layers import patient_fields, settings_for
 
 Units = Callable[[], UnitOfWork]
 
@@ -135,3 +137,18 @@ def test_committing_an_edit_to_a_read_entity_drops_its_cached_value(dl, patient_
         read.first_name = "Meera"
     with dl.unit_of_work(actor="test") as uow:
         assert uow.patients.get(patient_id).first_name == "Meera"
+
+
+def test_a_slow_read_by_id_is_logged_with_its_units_correlation_id(dl, patient_id, caplog):
+    slow = settings_for(dl.settings.database_url, db_slow_query_ms=100)
+    with DataLayer(slow) as layer, dl.engine.connect() as locker:
+        locker.execute(text("LOCK TABLE patients IN ACCESS EXCLUSIVE MODE"))
+        threading.Timer(0.3, locker.rollback).start()  # the read waits for the lock
+        with caplog.at_level(logging.DEBUG), layer.unit_of_work(actor="test") as uow:
+            assert uow.patients.get(patient_id) is not None
+    [entry] = [
+        record.query  # type: ignore[attr-defined]
+        for record in caplog.records
+        if record.getMessage().startswith("slow query")
+    ]
+    assert entry["correlation_id"] == uow.correlation_id
