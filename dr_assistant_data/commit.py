@@ -139,7 +139,8 @@ def listeners(participants: Participants) -> Iterator[Listener]:
         yield "after_flush", cache_invalidation.collect
     if router is not None:
         yield "after_flush", replicas.mark_written
-    # every transaction's first connection
+    # every transaction's first connection, and the one a read by id runs alone on
+    # (relational/repositories/by_id.py)
     yield "after_begin", tag_correlation  # relational/connection/query_log.py
     yield "after_begin", read_outside_transaction  # relational/driver/round_trips.py
     if outbox is not None:

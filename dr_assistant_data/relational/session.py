@@ -16,7 +16,9 @@ them, with every other listener of the layer's sessions, in one documented order
 
 Every statement, whoever sends it (a repository, a caller's own query through
 ``uow.session``, a lazy load, the flush at commit), passes through :class:`LayerSession`,
-the one place where database failures become the contract's errors.
+the one place where database failures become the contract's errors; a repository's read
+by id, which skips the ORM query (``repositories/by_id.py``), translates and retries its
+SELECT the same way and applies the soft-delete rule in its own WHERE.
 """
 
 from __future__ import annotations

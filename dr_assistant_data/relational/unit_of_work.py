@@ -25,6 +25,9 @@ from .driver.translate import translated
 
 WAL_POSITION = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
 
+_close = translated(Session.close)
+"""``Session.close`` behind the error boundary, wrapped once rather than at every close."""
+
 
 def checked_lsn(after_lsn: str | None) -> str | None:
     """``after_lsn`` if it is a WAL position (or ``None``); else ``ValidationError``."""
@@ -74,7 +77,7 @@ def close(session: Session, *, failed: bool) -> None:
     contract's ``BackendUnavailableError``; after a failure it is dropped, so the exception
     the caller's block or the commit raised is the one that propagates."""
     try:
-        translated(session.close)()
+        _close(session)
     except BackendUnavailableError:
         if not failed:
             raise

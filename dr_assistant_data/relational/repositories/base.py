@@ -33,6 +33,7 @@ from ..driver.translate import translated
 from ..encryption import blind_indexes, index_value, session_keyring
 from ..rules import validation as rules
 from . import keyset
+from .by_id import read_by_id
 
 M = TypeVar("M", bound=Entity)
 
@@ -72,7 +73,7 @@ class Repository(Generic[M]):
         return self._load(key)
 
     def _load(self, key: uuid.UUID) -> M | None:
-        row = self.session.get(self.model, key)
+        row = read_by_id(self.session, self.model, key)
         return None if row is None or self._is_deleted(row) else row
 
     def get_many(self, ids: Iterable[Any]) -> list[M]:
