@@ -4,9 +4,9 @@ caller's own session).
 
 * ``after_flush`` collects the keys each flushed insert, update or delete affects, as the
   policy declares them (``policy.py``: the row's own key, the doctor's day of an
-  appointment, the old and the new doctor and day when it moves, ...) into the session's
-  context; from then until the transaction ends the session reads past the shared cache
-  (``caching.shared_store``);
+  appointment, the old and the new doctor and day when it moves, the days that embed an
+  edited patient, ...) into the session's context; from then until the transaction ends
+  the session reads past the shared cache (``caching.shared_store``);
 * after the commit (``commit.committed``), :func:`deliver` delivers them (generation bump
   and delete, ``CacheStore.invalidate``): only once the data is committed, so no reader
   can reload the old row after the drop; on PostgreSQL they were also written into the
@@ -29,7 +29,7 @@ from sqlalchemy.orm.instrumentation import ClassManager
 from ...cache.store import CacheStore
 from ...session_context import context_of
 from . import outbox as cache_outbox
-from .policy import reads_written_by
+from .policy import CachedList, lists_embedding, reads_written_by
 
 
 def affected_keys(store: CacheStore, row: object, *, fresh: bool = False) -> Iterator[str]:
@@ -59,8 +59,14 @@ def note_written(session: Session, rows: Iterable[object], *, fresh: bool = Fals
         return
     if context.owed is None:
         context.owed = set()
+    embedded: dict[CachedList, set[Any]] = {}
     for row in rows:
         context.owed.update(affected_keys(store, row, fresh=fresh))
+        if not fresh and row not in session.new:  # a new row is in no list's entry yet
+            for read in lists_embedding(type(row)):
+                embedded.setdefault(read, set()).add(row.id)  # type: ignore[attr-defined]
+    for read, ids in embedded.items():
+        context.owed.update(read.keys_embedding(store, session, ids))
 
 
 def note_inserted(session: Session, model: type, rows: Sequence[Mapping[str, Any]]) -> None:
