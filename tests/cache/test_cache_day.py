@@ -20,9 +20,15 @@ from tests.helpers.layers import CACHE_PREFIX
 from tests.helpers.process_steps import in_process, rename
 
 
-def booked_day(dl, appointments=2):
-    dl.engine  # noqa: B018 - starts the outbox listener: the cache is used once it hears
+def heard(dl):
+    """Wait until the layer hears other processes' invalidations: until then (its listener
+    reconnecting, say) it reads past the shared cache."""
+    dl.engine  # noqa: B018 - starts the outbox listener
     eventually(dl._outbox.ready, "the layer to hear other processes' invalidations")
+
+
+def booked_day(dl, appointments=2):
+    heard(dl)
     with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
         doctor = DoctorFactory()
         booked = [
@@ -65,6 +71,8 @@ def decodes(monkeypatch):
 
 def test_a_cached_day_reads_its_appointments_and_their_patients_from_one_entry(dl, decodes):
     doctor, _ = booked_day(dl, appointments=3)
+    day_of(dl, doctor)
+    heard(dl)
     day_of(dl, doctor)
     before = dl.cache_stats()
     decodes.update(open=0, parse=0)
@@ -126,6 +134,24 @@ def test_a_patient_edited_in_another_process_shows_in_every_cached_day_they_are_
         ).last_name
         == "Sharma"
     )
+
+
+def test_a_patient_booked_onto_a_day_while_their_edit_commits_shows_edited_in_it(dl):
+    doctor, _booked = booked_day(dl, appointments=1)
+    with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
+        patient = AppointmentFactory(start_time=NINE_IN_KOLKATA + timedelta(days=2)).patient
+    with dl.unit_of_work(actor="test") as editing:
+        editing.patients.get(patient.id).last_name = "Sharma"
+        editing.session.flush()  # its days are looked up: not yet on the doctor's day
+        with dl.unit_of_work(actor="test") as booking:
+            booking.appointments.create(
+                doctor_id=doctor.id,
+                patient_id=patient.id,
+                start_time=NINE_IN_KOLKATA + timedelta(hours=3),
+                end_time=NINE_IN_KOLKATA + timedelta(hours=3, minutes=15),
+            )
+        assert names_on(dl, doctor)[1] != "Sharma"  # cached before the edit commits
+    assert names_on(dl, doctor)[1] == "Sharma"
 
 
 def test_a_tampered_day_entry_is_refused_and_the_day_read_from_the_database(dl):

@@ -48,7 +48,7 @@ from itertools import chain, product
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import Connection, Select, select
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import get_history, set_committed_value
 
@@ -308,14 +308,14 @@ class CachedList(CachedRead):
         entry = read_through(store, self.region, self.name(store, *parts), load)
         return (entry[0], entry[1]) if self.embeds else (entry, None)
 
-    def keys_embedding(self, store: CacheStore, session: Session, ids: set[Any]) -> set[str]:
+    def keys_embedding(self, store: CacheStore, connection: Connection, ids: set[Any]) -> set[str]:
         """The keys of the entries that may hold the related rows ``ids``: those of every
-        row of ``model`` naming one of them (one query, in the session's transaction)."""
+        row of ``model`` naming one of them, whatever its status (one indexed query)."""
         foreign = getattr(self.model, self._column)
         found = select(*(getattr(self.model, _attribute(part)) for part in self.key))
         zone = ZoneInfo(store.settings.clinic_timezone)
         keys = set()
-        for parts in session.connection().execute(found.where(foreign.in_(ids))):
+        for parts in connection.execute(found.where(foreign.in_(ids))):
             values = (
                 _local_day(value, zone) if isinstance(part, LocalDay) else value
                 for part, value in zip(self.key, parts, strict=True)
