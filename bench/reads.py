@@ -112,7 +112,7 @@ def get_and_day(
     client = raw_redis()
     key = dl.cache_store.keys.entity(Patient.__table__, patient_id)
     sealer = dl.cache_store.sealer
-    unsealed = key + ":unsealed"  # the same envelope in clear: the baseline of the target
+    unsealed = key + ":unsealed"  # the same JSON in clear: the baseline of the target
     client.set(unsealed, sealer.open(key, client.get(key)))
     raw_key = key + ":raw"
     connection = raw_postgres(dl)
@@ -125,10 +125,10 @@ def get_and_day(
     by_id = select(Patient).where(Patient.id == patient_id)
 
     def raw_get() -> object:
-        return json.loads(client.get(unsealed).partition(b"|")[2])  # dogpile's envelope|payload
+        return json.loads(client.get(unsealed))
 
     def raw_sealed_get() -> object:
-        return json.loads(sealer.open(key, client.get(key)).partition(b"|")[2])
+        return json.loads(sealer.open(key, client.get(key)))
 
     def raw_select() -> object:
         cursor.execute("SELECT * FROM patients WHERE id = %s", (str(patient_id),))

@@ -26,7 +26,7 @@ from dr_assistant_data.errors import DataLayerError
 
 from . import report, servers
 from .checker import KILL_WINDOW_BOUND_MS, check
-from .clinic import final_state, open_clinic
+from .clinic import DAY, final_state, open_clinic
 from .editors import Editors
 from .faults import SENTINEL_KINDS, SINGLE_KINDS, FaultScheduler, Targets
 from .history import History, load
@@ -114,7 +114,14 @@ def campaign(args: argparse.Namespace, folder: Path, stack: ExitStack) -> dict[s
     notes_quota = round(args.operations * args.note_share)
     workers = Workers(
         folder,
-        {"settings": settings, "patients": patients, "probe": probe, "rate": args.rate},
+        {
+            "settings": settings,
+            "patients": patients,
+            "probe": probe,
+            "rate": args.rate,
+            "doctor": clinic.doctor,
+            "day": DAY.isoformat(),
+        },
         seed=args.seed,
     )
     stack.callback(workers.stop)

@@ -83,8 +83,9 @@ def check(
     for correlation, entity_type, entity_id, action in facts.events:
         by_correlation[correlation].append((entity_type, entity_id, action))
     versions = _committed_versions(facts)
-    _stale_reads(ops, versions, verdict, stale_bound_ms)
-    _windows_after_kills(ops, versions, verdict, kill_window_bound_ms)
+    reads = [*ops, *_patients_of_days(ops)]
+    _stale_reads(reads, versions, verdict, stale_bound_ms)
+    _windows_after_kills(reads, versions, verdict, kill_window_bound_ms)
     _lost_writes(ops, facts, versions, verdict)
     _audit(ops, facts, by_correlation, verdict)
     _documents(ops, facts, by_correlation, verdict)
@@ -95,6 +96,17 @@ def check(
 
 def committed(op: dict[str, Any], by_correlation: dict[str, list[Any]]) -> bool:
     return op["outcome"] == "ok" or (op["outcome"] == "unknown" and bool(by_correlation[op["id"]]))
+
+
+def _patients_of_days(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A doctor's day read (``read_day``, one cache entry holding the patients too) is a
+    read of each patient it showed, at the same moment, of the version it showed."""
+    return [
+        {**op, "id": f"{op['id']}:{patient}", "kind": "read", "key": patient, "version": version}
+        for op in ops
+        if op["kind"] == "read_day"
+        for patient, version in (op.get("seen") or {}).items()
+    ]
 
 
 def _committed_versions(facts: Facts) -> dict[str, int]:

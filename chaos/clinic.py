@@ -4,6 +4,7 @@ stores, read back for the checker after the sweep."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -11,6 +12,7 @@ from dr_assistant_data import DataLayer
 from dr_assistant_data.relational.audit.verify import AuditReport
 from dr_assistant_data.relational.models import AuditEvent, AuditSeal, Patient
 from dr_assistant_data.testing.factories import (
+    AppointmentFactory,
     DoctorFactory,
     EncounterFactory,
     PatientFactory,
@@ -21,14 +23,22 @@ from .checker import Facts
 from .notes import Clinic
 
 INITIAL_VERSION = 1
+DAY = date(2030, 6, 3)
+"""The doctor's day every patient is booked on, from 9:00 in Kolkata (3:30 UTC)."""
+FIRST_SLOT = datetime(2030, 6, 3, 3, 30, tzinfo=UTC)
 
 
 def open_clinic(dl: DataLayer, *, patients: int, encounters: int) -> tuple[Clinic, list[str]]:
-    """A doctor, ``patients`` patients (the workers' keys) and ``encounters`` encounters
-    (the notes' parents); returns the clinic and the patient ids."""
+    """A doctor, ``patients`` patients (the workers' keys) each booked on the doctor's
+    ``DAY``, and ``encounters`` encounters (the notes' parents); returns the clinic and
+    the patient ids."""
     with dl.unit_of_work(actor="chaos", correlation_id="setup") as uow, bind_factories(uow):
         doctor = DoctorFactory()
         people = PatientFactory.create_batch(patients)
+        for slot, patient in enumerate(people):
+            start = FIRST_SLOT + timedelta(minutes=10 * slot)
+            end = start + timedelta(minutes=5)
+            AppointmentFactory(doctor=doctor, patient=patient, start_time=start, end_time=end)
         visits = [
             EncounterFactory(doctor=doctor, patient=people[i % patients]) for i in range(encounters)
         ]

@@ -2,7 +2,8 @@
 
 It builds its own ``DataLayer`` on the shared servers, then runs its quota of operations
 on the shared patients, each in a unit of work of its own as a Flask request would: reads
-(``uow.patients.get``, the cached path, read-only) and writes (a new allergy list whose
+(``uow.patients.get``, or the doctor's day every patient is booked on, ``schedule_for``:
+both cached, read-only) and writes (a new allergy list whose
 single value names this process and a counter, so every value written is unique). Each
 operation is in the process's history (``chaos/history.py``) with the version it read or
 wrote; a write's unit of work carries the operation id as its correlation id, so the audit
@@ -33,6 +34,8 @@ from dr_assistant_data.cache.store import CacheStore
 from .history import History
 
 WRITE_SHARE = 0.3
+DAY_SHARE = 0.3
+"""Of the reads, those of the doctor's day (one cache entry with every patient of the day)."""
 
 
 def settings_from(config: dict[str, Any]) -> Settings:
@@ -60,6 +63,13 @@ def read(dl: DataLayer, history: History, patient: str) -> int | None:
             op.result["value"] = (found.allergies or [None])[0]
     version: int | None = op.result.get("version")
     return version
+
+
+def read_day(dl: DataLayer, history: History, doctor: str, day: str) -> None:
+    """Read the doctor's day; the version of each patient it showed."""
+    with history.operation("read_day", key=doctor) as op, dl.unit_of_work(read_only=True) as uow:
+        booked = uow.appointments.schedule_for(doctor, day)
+        op.result["seen"] = {str(a.patient_id): a.patient.version for a in booked}
 
 
 def die_after_a_commit_when_armed(history: History) -> threading.Event:
@@ -96,6 +106,8 @@ def run(config: dict[str, Any]) -> None:
                 write(dl, history, config["probe"], rng)
             elif rng.random() < WRITE_SHARE:
                 write(dl, history, patient, rng)
+            elif rng.random() < DAY_SHARE:
+                read_day(dl, history, config["doctor"], config["day"])
             else:
                 read(dl, history, patient)
             time.sleep(rng.expovariate(config["rate"]))

@@ -18,7 +18,8 @@ A unit of work commits in these phases (:func:`commit`), each done by the module
    run as after any COMMIT; not committed or unknown → the error propagates (the outbox row
    is settled the same way when the transaction ends, ``relational/caching/outbox.py``);
 6. deliver invalidations — :func:`committed`: the pending keys are dropped from the cache
-   (``relational/caching/invalidation.py``);
+   (``relational/caching/invalidation.py``); once the transaction has ended, the cached
+   days that embed a written patient are looked up again and dropped (``after_transaction_end``);
 7. finalize documents — their pending markers removed (``documents/journal.py``);
 8. record the commit position for replicas — the writer's reads stick to the primary and
    the commit's WAL position becomes ``uow.commit_lsn`` (``relational/connection/replicas.py``).
@@ -157,6 +158,7 @@ def listeners(participants: Participants) -> Iterator[Listener]:
     # the end of every transaction, committed or not
     if cache is not None:
         yield "after_transaction_end", cache_invalidation.discard
+        yield "after_transaction_end", cache_invalidation.deliver_embedding
     if outbox is not None:
         yield "after_transaction_end", outbox.announce  # a lost COMMIT's outbox row settled
     if router is not None:

@@ -61,6 +61,11 @@ class SessionContext:
     owed: set[str] | None = None
     """Cache keys owed since the last commit; not ``None`` once the session has written
     (it then reads past the shared cache until the transaction ends)."""
+    embedded: dict[Any, set[Any]] | None = None
+    """The ids of rows written since the last commit that cached lists embed, by list."""
+    embedded_committed: dict[Any, set[Any]] | None = None
+    """Those of the transaction just committed: the entries that hold them are looked up
+    again once it has ended."""
     outbox_row: int | None = None
     """The transaction's ``cache_invalidations`` row."""
     undelivered_row: int | None = None

@@ -19,6 +19,13 @@ miss, a write is skipped, a claim loads without storing, and the general service
 falls back to a process-local one. Every value is sealed on its way to Redis and opened on
 its way back (``sealing.py``); one that cannot be opened (its key was removed after a
 rotation) is a miss.
+
+Cached reads are stored as their JSON alone (:meth:`GuardedRedisBackend.get_value`,
+:meth:`~GuardedRedisBackend.set_values`), not in dogpile's region envelope (a JSON header
+of creation time and format version before the payload): Redis expires them (``PX``), and
+the read-through does its own locking, so a hit is one GET, one AES-GCM open and one JSON
+parse (``orjson``). A stored value that does not parse as JSON (one written in dogpile's
+envelope, say) is a miss.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+import orjson
 from dogpile.cache.api import NO_VALUE, CacheMutex
 from dogpile.cache.backends.redis import RedisBackend
 
@@ -187,17 +195,43 @@ class GuardedRedisBackend(RedisBackend):
         opened = self.sealer.open(key, stored)
         return NO_VALUE if opened is None else opened
 
+    def get_value(self, key: str) -> Any:
+        """The value stored under ``key`` by :meth:`set_values`, or ``NO_VALUE``."""
+        return decode(self.get_serialized(key))
+
+    def get_values(self, keys: Sequence[str]) -> list[Any]:
+        """As :meth:`get_value`, for each of ``keys``, in one multi-get."""
+        return [decode(payload) for payload in self.get_serialized_multi(keys)]
+
+    def set_values(self, mapping: Mapping[str, Any]) -> None:
+        """Store each value as JSON (sealed, guarded as :meth:`set_serialized_multi`); a
+        value JSON cannot carry exactly (an integer beyond 64 bits) is not stored, its lock
+        released."""
+        encoded: dict[str, bytes | None] = {}
+        for key, value in mapping.items():
+            try:
+                encoded[key] = orjson.dumps(value)
+            except orjson.JSONEncodeError:
+                encoded[key] = None
+        self.set_serialized_multi(encoded)
+
     def set_serialized(self, key: str, value: bytes) -> None:
         self.set_serialized_multi({key: value})
 
-    def set_serialized_multi(self, mapping: Mapping[str, bytes]) -> None:
+    def set_serialized_multi(self, mapping: Mapping[str, bytes | None]) -> None:
+        """Store each payload (``None``: nothing, the key's lock released)."""
         expected = _expected.get() or Generations()
         lost = expected.epoch is not None and expected.epoch != self.guard.epoch
         locks = expected.locks or {}
-        plain = {key: payload for key, payload in mapping.items() if key not in expected}
+        plain = {
+            key: payload
+            for key, payload in mapping.items()
+            if key not in expected and payload is not None
+        }
         guarded = [
-            # a lost generation never matches: the script then only releases the lock
-            (key, payload, UNKNOWN if lost else expected[key], locks.get(key, b""))
+            # a lost generation (or no payload) never matches: the script then only
+            # releases the lock
+            (key, payload, UNKNOWN if lost or payload is None else expected[key], locks.get(key))
             for key, payload in mapping.items()
             if key in expected and ((expected[key] != UNKNOWN and not lost) or key in locks)
         ]
@@ -209,10 +243,11 @@ class GuardedRedisBackend(RedisBackend):
             pipe = None if single else self.client.pipeline(transaction=False)
             for key, payload in plain.items():
                 (pipe or self.client).set(key, self.sealer.seal(key, payload), px=self._ttl_ms)
-            for key, payload, generation, token in guarded:
+            for key, stored, generation, token in guarded:
+                sealed = b"" if stored is None else self.sealer.seal(key, stored)
                 self._set_if_generation(
                     keys=[key, key + GENERATION_SUFFIX, key + LOCK_SUFFIX],
-                    args=[generation, self.sealer.seal(key, payload), self._ttl_ms, token],
+                    args=[generation, sealed, self._ttl_ms, token or b""],
                     # a cluster pipeline takes no scripts: one call each, to its node
                     client=self.client if self.cluster or pipe is None else pipe,
                 )
@@ -249,6 +284,16 @@ class GuardedRedisBackend(RedisBackend):
         except FAILURES:
             lock = None
         return FailSafeLock(lock, self.guard, self.region_name)
+
+
+def decode(payload: Any) -> Any:
+    """A stored payload's value: ``NO_VALUE`` for none, or one that is not JSON."""
+    if payload is NO_VALUE:
+        return NO_VALUE
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return NO_VALUE
 
 
 def invalidate_in_redis(client: Client, keys: Collection[str], namespace: str) -> None:

@@ -6,7 +6,8 @@ every process, expiring after ``CACHE_LOCK_TIMEOUT``) and captures its generatio
 one key therefore cause one load: the others wait for its value, and load themselves only
 if the lock is released or expires without one. What is read this way, under which key,
 and when the shared cache must be bypassed is the caller's policy
-(``relational/caching/policy.py``).
+(``relational/caching/policy.py``). Values go straight through the region's backend
+(``backends.py``: one GET, one open, one JSON parse per hit), not dogpile's value envelope.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from dogpile.cache.api import NO_VALUE
-from dogpile.cache.region import CacheRegion
 
 from .. import telemetry
 from .backends import FILLED, TAKEN, Generations, GuardedRedisBackend, expecting
@@ -31,19 +31,22 @@ WAIT = 0.01
 def read_through(store: CacheStore, region_name: str, key: str, create: Callable[[], T]) -> T:
     """The cached value of ``key``, or ``create()``'s, stored only if the key was not
     invalidated between the capture of its generation and the store."""
-    region = store.region(region_name)
+    backend = store.backend(region_name)
     with telemetry.Span("cache", **{"cache.region": region_name, "operation": "read"}) as span:
-        value, span.outcome = _read_through(store, region, region_name, key, create)
+        value, span.outcome = _read_through(store, backend, region_name, key, create)
     return value
 
 
 def _read_through(
-    store: CacheStore, region: CacheRegion, region_name: str, key: str, create: Callable[[], T]
+    store: CacheStore,
+    backend: GuardedRedisBackend,
+    region_name: str,
+    key: str,
+    create: Callable[[], T],
 ) -> tuple[T, str]:
-    backend: GuardedRedisBackend = region.backend
-    unusable = False  # a value is stored that does not open (or has expired for dogpile)
+    unusable = False  # a value is stored that does not open or parse
     while True:
-        cached = region.get(key)  # the hit path: one GET, no lock
+        cached = backend.get_value(key)  # the hit path: one GET, no lock
         if cached is not NO_VALUE:
             store.stats.count(region_name, "hit")
             return cached, "hit"
@@ -62,7 +65,7 @@ def _read_through(
         backend.release(claimed)
         raise
     with expecting(claimed):
-        region.set(key, value)  # releases the lock
+        backend.set_values({key: value})  # releases the lock
     store.stats.count(region_name, "miss")
     return value, "miss"
 
@@ -89,9 +92,9 @@ def _read_many(
     keys: Mapping[K, str],
     load: Callable[[list[K]], Mapping[K, Any]],
 ) -> tuple[dict[K, Any], int]:
-    region = store.region(region_name)
+    backend = store.backend(region_name)
     names: Sequence[str] = list(keys.values())
-    cached = dict(zip(keys, region.get_multi(names), strict=True))
+    cached = dict(zip(keys, backend.get_values(names), strict=True))
     missing = [id for id, value in cached.items() if value is NO_VALUE]
     store.stats.count(region_name, "hit", len(keys) - len(missing))
     if missing:
@@ -101,6 +104,6 @@ def _read_many(
         loaded = load(missing)
         fresh = {id: loaded.get(id) for id in missing}
         with expecting(generations):
-            region.set_multi({keys[id]: value for id, value in fresh.items()})
+            backend.set_values({keys[id]: value for id, value in fresh.items()})
         cached.update(fresh)
     return cached, len(missing)

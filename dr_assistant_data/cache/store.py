@@ -178,6 +178,11 @@ class CacheStore:
         self._connect()
         return self._regions[name]
 
+    def backend(self, region: str) -> GuardedRedisBackend:
+        """The backend of ``region``: cached reads go through it (``reads.py``)."""
+        backend: GuardedRedisBackend = self.region(region).backend
+        return backend
+
     def guard_state(self) -> dict[str, int]:
         """``breaker_open`` (0 or 1) and ``owed`` invalidations, read without connecting:
         empty before this process first used Redis."""
@@ -242,8 +247,7 @@ class CacheStore:
         return self.kind_regions.get(kind, "general")
 
     def generations(self, region: str, keys: Sequence[str]) -> Generations:
-        backend: GuardedRedisBackend = self.region(region).backend
-        return backend.generations(keys)
+        return self.backend(region).generations(keys)
 
     def _deliver(self, keys: Collection[str]) -> None:
         assert self._client is not None

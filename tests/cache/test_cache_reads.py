@@ -120,3 +120,11 @@ def test_hits_misses_and_loads_are_counted_per_region(dl):
     assert after["load"] - before["load"] == 1
     assert after["hit"] - before["hit"] == 1
     assert dl.health()["redis"]["regions"]["entities"]["hit"] >= 1
+
+
+def test_a_row_holding_an_integer_beyond_64_bits_reads_back_exactly_and_is_not_cached(dl):
+    huge = 2**70 + 1  # JSON allows it; the cache's encoding does not carry it exactly
+    patient = new_patient(dl, address={"city": "Pune", "ward": huge})
+    for _ in range(2):
+        assert read(dl, lambda uow: uow.patients.get(patient.id).address["ward"]) == huge
+    assert dl.cache_stats()["entities"]["hit"] == 0

@@ -57,6 +57,13 @@ def test_a_stale_read_within_the_stated_bound_is_measured_but_tolerated():
     assert verdict.stale_reads == 1
 
 
+def test_a_doctors_day_that_showed_a_patient_older_than_an_acknowledged_write_is_stale():
+    day = op("d-1", "read_day", 2.5, 2.6, "ok", key="doctor", seen={PATIENT: 1})
+    assert violations([WRITE, day], facts())["stale_read"] == 1
+    fresh = {**day, "start": 3.0, "seen": {PATIENT: 2}}
+    assert not check([WRITE, fresh], facts(), stale_bound_ms=0).failed
+
+
 def test_a_read_that_began_before_the_write_returned_may_see_the_old_version():
     read = op("r-1", "read", 1.5, 2.6, "ok", key=PATIENT, version=1)
     assert not check([WRITE, read], facts(), stale_bound_ms=0).failed

@@ -65,14 +65,14 @@ def test_patients_are_found_by_mrn_and_by_abha_number_in_any_format(dl):
             uow.patients.find_by_abha_id("%")
 
 
-def test_schedule_for_is_two_queries_with_patients_loaded_whatever_the_day_holds(dl, count_queries):
+def test_schedule_for_is_one_query_with_patients_loaded_whatever_the_day_holds(dl, count_queries):
     with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
         doctor = DoctorFactory()
         booked = book(doctor, 30)
     with dl.unit_of_work(actor="test") as uow, count_queries() as queries:
         schedule = uow.appointments.schedule_for(doctor.id, DAY)
         names = [appointment.patient.last_name for appointment in schedule]
-    assert queries.count == 2  # appointments, then their patients (each cached on its own)
+    assert queries.count == 1  # appointments with their patients, cached as one entry
     assert [a.id for a in schedule] == [a.id for a in booked]
     assert len(names) == 30
 

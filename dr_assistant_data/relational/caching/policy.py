@@ -17,10 +17,14 @@ data), by a session that may read from a lagging replica (its row may predate an
 invalidation already delivered, so must not be stored under the new generation), and for
 rows the session already holds (they are returned as the session knows them).
 
-Lists cache ids and rows of their own table only: a doctor's day stores its appointments
-and finds each ``.patient`` through the patient cache, a timeline finds each ``.doctor``
-through the user cache; a patient edit therefore invalidates one key, not every schedule
-the patient appears in.
+A timeline caches rows of its own table only and finds each ``.doctor`` through the user
+cache (a doctor's edit would otherwise drop every timeline the doctor appears in). A
+doctor's day is read far more often than its patients change, so its entry holds its
+appointments *and* their patients (``CachedList.embeds``): a cached day is one GET. A write
+of a patient therefore drops, besides the patient's own key, the day of each appointment
+the patient has (any status: a cancelled one may be restored), found by one indexed query
+in the writing transaction (``keys_embedding``), so the days are owed, recorded in the
+outbox and delivered with the rest of the commit's keys.
 
 Every other model is not cached, on purpose: ``NOT_CACHED`` names each with its reason, so
 a new model is a decision one way or the other (a test checks every model has one). The
@@ -44,7 +48,7 @@ from itertools import chain, product
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import Connection, Select, select
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import get_history, set_committed_value
 
@@ -190,6 +194,10 @@ class CachedList(CachedRead):
     relation: str
     related: CachedEntity
     size: int | None = None
+    embeds: bool = False
+    """The entry holds the related rows too (one GET for the list and its relations); a
+    write of a related row then drops the entries of the rows that name it
+    (``keys_embedding``)."""
 
     def rows(
         self,
@@ -208,12 +216,15 @@ class CachedList(CachedRead):
         if store is None or beyond:
             return self._loaded(session, statement, limit, offset)
         codec = codec_for(self.model)
-        cached = self._cached(session, store, parts, statement)[offset:end]
-        rows = [codec.restore(session, values) for values in cached]
+        cached, embedded = self._cached(session, store, parts, statement)
+        rows = [codec.restore(session, values) for values in cached[offset:end]]
         ids = [getattr(row, self._column) for row in rows]
-        related = {
-            row.id: row for row in self.related.get_many(session, ids, self._load_related(session))
-        }
+        if embedded is None:
+            found = self.related.get_many(session, ids, self._load_related(session))
+        else:
+            restore = codec_for(self.related.model).restore
+            found = [restore(session, values) for values in embedded]
+        related = {row.id: row for row in found}
         for row in rows:  # as an eager load sets it
             set_committed_value(row, self.relation, related.get(getattr(row, self._column)))
         return rows
@@ -237,14 +248,14 @@ class CachedList(CachedRead):
                 for row in self._loaded(session, statement, None, 0)
             )
         codec = codec_for(self.model)
-        columns = [
-            codec.decode(values) for values in self._cached(session, store, parts, statement)
-        ]
+        entry, embedded = self._cached(session, store, parts, statement)
+        columns = [codec.decode(values) for values in entry]
         ids = [each[self._column] for each in columns]
-        related = {
-            view.id: view
-            for view in self.related.views_many(session, ids, self._load_related(session))
-        }
+        if embedded is None:
+            views = self.related.views_many(session, ids, self._load_related(session))
+        else:
+            views = [view_from_row(self.related.model, values) for values in embedded]
+        related = {view.id: view for view in views}
         return tuple(
             view_from_columns(self.model, each, **{self.relation: related.get(each[self._column])})
             for each in columns
@@ -273,20 +284,44 @@ class CachedList(CachedRead):
         store: CacheStore,
         parts: Parts,
         statement: Callable[[], Select[Any]],
-    ) -> list[Row]:
-        """The encoded rows of the list's entry, read through."""
+    ) -> tuple[list[Row], list[Row] | None]:
+        """The encoded rows of the list's entry, read through, and the encoded related rows
+        it embeds (``None``: it does not)."""
         codec = codec_for(self.model)
 
-        def load() -> list[Row]:
+        def load() -> list[Any]:
             # The session is clean (shared_store), so refreshing rows it holds loses nothing
             # and keeps an older copy in its identity map from being cached under a newer
             # generation.
             limited = statement() if self.size is None else statement().limit(self.size)
+            if self.embeds:
+                limited = limited.options(joinedload(getattr(self.model, self.relation)))
             fresh = limited.execution_options(populate_existing=True)
-            return [codec.encode(row) for row in session.scalars(fresh)]
+            rows = list(session.scalars(fresh))
+            encoded = [codec.encode(row) for row in rows]
+            if not self.embeds:
+                return encoded
+            related = {each.id: each for row in rows if (each := getattr(row, self.relation))}
+            encode = codec_for(self.related.model).encode
+            return [encoded, [encode(each) for each in related.values()]]
 
-        rows: list[Row] = read_through(store, self.region, self.name(store, *parts), load)
-        return rows
+        entry = read_through(store, self.region, self.name(store, *parts), load)
+        return (entry[0], entry[1]) if self.embeds else (entry, None)
+
+    def keys_embedding(self, store: CacheStore, connection: Connection, ids: set[Any]) -> set[str]:
+        """The keys of the entries that may hold the related rows ``ids``: those of every
+        row of ``model`` naming one of them, whatever its status (one indexed query)."""
+        foreign = getattr(self.model, self._column)
+        found = select(*(getattr(self.model, _attribute(part)) for part in self.key))
+        zone = ZoneInfo(store.settings.clinic_timezone)
+        keys = set()
+        for parts in connection.execute(found.where(foreign.in_(ids))):
+            values = (
+                _local_day(value, zone) if isinstance(part, LocalDay) else value
+                for part, value in zip(self.key, parts, strict=True)
+            )
+            keys.add(self.name(store, *values))
+        return keys
 
     def _load_related(self, session: Session) -> Callable[[list[uuid.UUID]], Sequence[Any]]:
         model = self.related.model
@@ -313,8 +348,9 @@ SCHEDULES = CachedList(
     ("doctor_id", LocalDay("start_time")),
     relation="patient",
     related=PATIENTS,
+    embeds=True,
 )
-"""A doctor's day: its active appointments, each with ``.patient``."""
+"""A doctor's day: its active appointments, each with ``.patient``, in one entry."""
 TIMELINES = CachedList(
     "encounters", "timelines", Encounter, ("patient_id",), relation="doctor", related=USERS, size=50
 )
@@ -338,6 +374,11 @@ NOT_CACHED: tuple[tuple[type[Entity], str], ...] = (
 
 _ENTITIES = {read.model: read for read in POLICY if isinstance(read, CachedEntity)}
 _WRITTEN_BY = {read.model: [each for each in POLICY if each.model is read.model] for read in POLICY}
+_EMBEDDING = [read for read in POLICY if isinstance(read, CachedList) and read.embeds]
+_EMBEDDED_IN = {
+    read.related.model: [each for each in _EMBEDDING if each.related.model is read.related.model]
+    for read in _EMBEDDING
+}
 
 
 def entity_read(model: type[Entity]) -> CachedEntity | None:
@@ -348,6 +389,11 @@ def entity_read(model: type[Entity]) -> CachedEntity | None:
 def reads_written_by(model: type) -> list[CachedRead]:
     """The cached reads a write of a row of ``model`` may change."""
     return _WRITTEN_BY.get(model, [])
+
+
+def lists_embedding(model: type) -> list[CachedList]:
+    """The cached lists whose entries embed rows of ``model``."""
+    return _EMBEDDED_IN.get(model, [])
 
 
 def regions_by_kind() -> dict[str, str]:
@@ -385,9 +431,13 @@ def _same(row: T) -> T:
     return row
 
 
+def _attribute(part: KeyPart) -> str:
+    return part.attribute if isinstance(part, LocalDay) else part
+
+
 def _part_values(row: object, part: KeyPart, zone: ZoneInfo) -> set[Any]:
     """The key part's values before and after the flush (both, when it changed)."""
-    attribute = part.attribute if isinstance(part, LocalDay) else part
+    attribute = _attribute(part)
     history = get_history(row, attribute)
     values = {
         value

@@ -35,8 +35,9 @@ class AppointmentRepository(Repository[Appointment]):
         self, doctor_id: Any, day: date | str, *, include_cancelled: bool = False
     ) -> list[Appointment]:
         """The doctor's appointments starting on ``day`` (the clinic's local date), in time
-        order, with ``.patient`` loaded: at most two queries, whatever the day holds, none
-        when cached (``caching.SCHEDULES``; with ``include_cancelled``, one query, uncached)."""
+        order, with ``.patient`` loaded: one query, whatever the day holds, none when cached
+        (``caching.SCHEDULES``: the day and its patients are one entry; with
+        ``include_cancelled``, uncached)."""
         parts, statement = self._day(doctor_id, day, include_cancelled)
         if include_cancelled:
             return list(self.session.scalars(statement().options(joinedload(Appointment.patient))))
