@@ -10,7 +10,7 @@ from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.types import JSON
 
-from dr_assistant_data.relational.caching.attach import attach_as_loaded
+from dr_assistant_data.relational.caching.attach import attach_as_inserted, attach_as_loaded
 
 
 class Base(DeclarativeBase):
@@ -102,3 +102,17 @@ def test_lazy_loads_and_edits_work_like_a_loaded_row(session):
     session.commit()
     session.expunge_all()
     assert session.get(Visit, 7).notes == {"bp": "110/70"}
+
+
+def test_a_row_attached_as_inserted_is_transient_again_once_its_transaction_rolls_back(session):
+    session.execute(Visit.__table__.insert(), {"id": 8, "doctor_id": 1, "notes": {}})
+    transaction = session._transaction
+    assert hasattr(transaction, "_new"), "SessionTransaction._new is gone"
+    mapper = inspect(Visit)
+    identity = mapper.identity_key_from_primary_key([8])
+    visit = attach_as_inserted(session, mapper, identity, {"id": 8, "doctor_id": 1, "notes": {}})
+    assert instance_state(visit).persistent
+    session.rollback()
+    assert instance_state(visit).transient
+    assert visit.notes == {}
+    assert session.get(Visit, 8) is None

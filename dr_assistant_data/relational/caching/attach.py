@@ -1,5 +1,6 @@
 """The one place the layer uses SQLAlchemy's private API: attaching a row read elsewhere
-(the cache) to a session exactly as its loader attaches a row it read.
+(the cache) to a session exactly as its loader attaches a row it read, and a row inserted
+without a flush (``repositories/inserted.py``) as a flush leaves a row it inserts.
 
 ``tests/relational/test_attach.py`` checks every private name used here and its effect, so a
 SQLAlchemy release that changes them fails there, by name, before anything else.
@@ -40,4 +41,19 @@ def attach_as_loaded(
         session.dispatch.loaded_as_persistent(session, state)
     if state.modified:
         state._commit_all(state.dict, session.identity_map)
+    return row
+
+
+def attach_as_inserted(
+    session: Session, mapper: Mapper[Any], identity: Any, values: Mapping[str, Any]
+) -> Any:
+    """:func:`attach_as_loaded` for a row the session's transaction has just inserted
+    without a flush: also recorded, as a flush records a row it inserts, as new in the
+    current transaction (``SessionTransaction._new``), so that the transaction's (or
+    savepoint's) rollback makes it transient again, its attributes readable, rather than
+    leaving it in the session expired. The caller makes sure a transaction is open."""
+    row = attach_as_loaded(session, mapper, identity, values)
+    transaction = session._transaction
+    assert transaction is not None, "the INSERT began it"
+    transaction._new[instance_state(row)] = True
     return row
