@@ -1,6 +1,6 @@
 """The one place the layer uses SQLAlchemy's private API: attaching a row read elsewhere
 (the cache) to a session exactly as its loader attaches a row it read, and a row inserted
-without a flush (``repositories/inserted.py``) as a flush leaves a row it inserts.
+without a flush (``repositories/inserted.py``) as a flush inserts and leaves one.
 
 ``tests/relational/test_attach.py`` checks every private name used here and its effect, so a
 SQLAlchemy release that changes them fails there, by name, before anything else.
@@ -8,7 +8,8 @@ SQLAlchemy release that changes them fails there, by name, before anything else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.orm import Mapper, Session
@@ -57,3 +58,18 @@ def attach_as_inserted(
     assert transaction is not None, "the INSERT began it"
     transaction._new[instance_state(row)] = True
     return row
+
+
+@contextmanager
+def as_flushed(session: Session) -> Iterator[None]:
+    """Run the block as SQLAlchemy runs a flush's SQL (``Session._flush``): in a
+    subtransaction of the session's, so that a failure rolls the session's transaction back
+    and leaves it spent (each later use refused until the unit of work ends, as after a
+    refused flush) rather than open on an aborted database transaction."""
+    transaction = session._autobegin_t()._begin()
+    try:
+        yield
+    except BaseException:
+        transaction.rollback(_capture_exception=True)
+        raise
+    transaction.commit()

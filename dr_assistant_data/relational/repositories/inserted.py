@@ -13,7 +13,7 @@ set of columns (``copy_rows.insert_row``):
    ``ValidationError(field)`` before any SQL and the session is left as it was;
 2. the INSERT, in the unit's transaction (begun with it in one round trip, as a flush's
    INSERT is: ``round_trips.py``); a refusal by the database is the contract's error, from
-   this call, as from a flush;
+   this call, and leaves the unit of work spent, as a refused flush does;
 3. the entity, persistent in the session as if the flush had inserted it
    (``caching/attach.py``): edits to it are flushed, audited and version-checked as to
    any entity, ``get`` returns it from the identity map, and a rollback makes it transient;
@@ -34,7 +34,7 @@ from sqlalchemy.orm import Mapper, Session
 from .. import bulk
 from ..audit.trail import trail_of
 from ..base import Entity
-from ..caching.attach import attach_as_inserted
+from ..caching.attach import as_flushed, attach_as_inserted
 from ..caching.invalidation import note_written
 from ..driver.copy_rows import insert_row
 from ..encryption import blind_indexes, session_keyring
@@ -51,7 +51,8 @@ def insert_new(session: Session, model: type[M], fields: dict[str, Any]) -> M:
     session.flush()  # what is pending goes first, as the create's own flush would send it
     keyring = session_keyring(session) if blind_indexes(model) else None
     values = bulk.new_row(model, keyring, dict(fields))
-    insert_row(session, model.__table__, values)
+    with as_flushed(session):  # a refusal leaves the unit spent, as a refused flush does
+        insert_row(session, model.__table__, values)
     mapper: Mapper[M] = model.__mapper__
     identity = mapper.identity_key_from_primary_key((values["id"],))
     entity: M = attach_as_inserted(session, mapper, identity, values)
