@@ -6,7 +6,10 @@ A unit of work commits in these phases (:func:`commit`), each done by the module
    values: ``relational/session.py``, ``relational/rules.py``; chart records:
    ``relational/rules/chart_integrity.py``; allergy lists: ``relational/allergy_list.py``; blind
    indexes: ``relational/encryption.py``); the flushed rows' audit changes and pending
-   cache keys are collected (``after_flush``);
+   cache keys are collected (``after_flush``). A ``create`` whose row only its own rules
+   apply to went out when it was made, by an INSERT compiled once, checked by the same
+   rules and with its audit change and keys collected the same way
+   (``relational/repositories/inserted.py``);
 2. audit events — written, signed, into the transaction (``relational/audit/trail.py``);
    with the unit's ``document_commits`` row when it wrote documents
    (``documents/journal.py``);

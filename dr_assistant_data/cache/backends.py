@@ -299,19 +299,56 @@ def decode(payload: Any) -> Any:
 def invalidate_in_redis(client: Client, keys: Collection[str], namespace: str) -> None:
     """Delete the keys, atomically, bumping the generation of those under ``namespace``
     (the cached reads; the general service's keys have no generation), and set the
-    delivery marks among them (``CacheKeys.delivered``). On a cluster the keys span slots:
-    each key's commands reach its node in order, without MULTI."""
+    delivery marks among them (``CacheKeys.delivered``): one script on one server (a
+    transaction's commands cost the client several times more to send and read back). On a
+    cluster the keys span slots: each key's commands reach its node in order, without
+    MULTI."""
     delivered = f"{namespace}{DELIVERED_KIND}:"
-    pipe = transaction(client)
+    if is_cluster(client):
+        pipe = transaction(client)
+        for key in keys:
+            if key.startswith(delivered):
+                pipe.set(key, b"1", px=DELIVERED_TTL_MS)
+                continue
+            if key.startswith(namespace):
+                pipe.incr(key + GENERATION_SUFFIX)
+                pipe.pexpire(key + GENERATION_SUFFIX, GENERATION_TTL_MS)
+            pipe.delete(key)
+        pipe.execute()
+        return
+    names: list[str] = []
+    steps: list[str | int] = []
     for key in keys:
         if key.startswith(delivered):
-            pipe.set(key, b"1", px=DELIVERED_TTL_MS)
+            names.append(key)
+            steps.append("mark")
             continue
         if key.startswith(namespace):
-            pipe.incr(key + GENERATION_SUFFIX)
-            pipe.pexpire(key + GENERATION_SUFFIX, GENERATION_TTL_MS)
-        pipe.delete(key)
-    pipe.execute()
+            names.append(key + GENERATION_SUFFIX)
+            steps.append("bump")
+        names.append(key)
+        steps.append("delete")
+    client.register_script(INVALIDATE)(
+        keys=names, args=[*steps, GENERATION_TTL_MS, DELIVERED_TTL_MS]
+    )
+
+
+INVALIDATE = """
+local generation_ttl, mark_ttl = ARGV[#KEYS + 1], ARGV[#KEYS + 2]
+for i, key in ipairs(KEYS) do
+  if ARGV[i] == 'bump' then
+    redis.call('INCR', key)
+    redis.call('PEXPIRE', key, generation_ttl)
+  elseif ARGV[i] == 'mark' then
+    redis.call('SET', key, '1', 'PX', mark_ttl)
+  else
+    redis.call('DEL', key)
+  end
+end
+return 1
+"""
+"""KEYS: the keys to change, in order; ARGV: each one's step (``bump`` its generation,
+``mark`` a delivery, ``delete`` a value), then the generation's and the mark's TTLs in ms."""
 
 
 class FailSafeLock(CacheMutex):

@@ -38,6 +38,7 @@ from ..values.clock import utcnow
 from .audit.trail import Change, trail_of, written_fields
 from .base import Entity, Versioned
 from .caching.invalidation import note_inserted
+from .connection.replicas import mark_written
 from .driver.copy_rows import insert_rows
 from .encryption import blind_indexes, index_value, session_keyring
 from .rules import validation as rules
@@ -95,7 +96,7 @@ def create_many(
             valid = []
             for index, fields in chunk:
                 try:
-                    valid.append(_built(model, table, keyring, index, fields))
+                    valid.append(_built(model, keyring, index, fields))
                 except ValidationError as error:
                     if all_or_nothing:
                         raise ValidationError(
@@ -129,18 +130,12 @@ class Pending:
 
 def _built(
     model: type[Entity],
-    table: Table,
     keyring: Keyring | None,
     index: int,
     fields: Mapping[str, Any],
 ) -> Pending:
-    """The row's column values, checked by the rules a flush applies to a new row
-    (``rules.validate_new``), then given the blind indexes of its encrypted values
-    (``encryption.py``), as a flush would. Its values are sealed on the way to the
-    database by their column types.
-
-    No entity is built (nor joins the session): only column fields are accepted, child
-    rows have no bulk path."""
+    """Row ``index`` as :func:`new_row` makes it, once its fields are known to be column
+    fields: no entity is built (nor joins the session), child rows have no bulk path."""
     if not isinstance(fields, Mapping):
         raise ValidationError("row", "must be a mapping of field names to values")
     writable = rules.columns_of(model)
@@ -148,35 +143,45 @@ def _built(
         if key not in writable:
             field = schema_field(key, rules.field_names(model), "fields")
             raise ValidationError(field, "is not a field this record can be bulk created with")
-    given = dict(fields)
+    return Pending(index, new_row(model, keyring, dict(fields)))
+
+
+def new_row(model: type[Entity], keyring: Keyring | None, given: dict[str, Any]) -> dict[str, Any]:
+    """Every column value of a new row of ``model`` from ``given`` (column fields, normalized
+    in place): checked by the rules a flush applies to a new row (``rules.validate_new``),
+    then given the blind indexes of its encrypted values (``encryption.py``) and the
+    column defaults of the fields left out, as a flush would. Its values are sealed on the
+    way to the database by their column types."""
     rules.validate_new(model, given)
     if keyring is not None:
         for key, index_key in blind_indexes(model).items():
             given[index_key] = index_value(keyring, model, key, given.get(key))
-    columns, defaults = _layout(table, issubclass(model, Versioned))
+    columns, defaults = _layout(model.__table__, issubclass(model, Versioned))
     values = {key: given.get(key) for key in columns}
-    for key, default in defaults:
-        if key not in given:
+    for key, default, none_is_absent in defaults:
+        if key not in given or (none_is_absent and given[key] is None):
             values[key] = default()
-    return Pending(index, values)
+    return values
 
 
 @functools.cache
 def _layout(
     table: Table, versioned: bool
-) -> tuple[tuple[str, ...], tuple[tuple[str, Callable[[], Any]], ...]]:
+) -> tuple[tuple[str, ...], tuple[tuple[str, Callable[[], Any], bool], ...]]:
     """The table's columns, and how to fill those left out, as the ORM would at flush
-    (column defaults, a new id among them; version 1), worked out once per table."""
-    defaults: dict[str, Callable[[], Any]] = {}
+    (column defaults, a new id among them; version 1; a ``None`` counts as left out
+    unless the column's type stores it, as JSON does), worked out once per table."""
+    defaults: list[tuple[str, Callable[[], Any], bool]] = []
     for column in table.columns:
         default = column.default
+        none_is_absent = not column.type.should_evaluate_none
         if isinstance(default, ColumnDefault) and default.is_scalar:
-            defaults[column.key] = functools.partial(_constant, default.arg)
+            defaults.append((column.key, functools.partial(_constant, default.arg), none_is_absent))
         elif isinstance(default, ColumnDefault) and default.is_callable:
-            defaults[column.key] = functools.partial(default.arg, None)
+            defaults.append((column.key, functools.partial(default.arg, None), none_is_absent))
     if versioned:
-        defaults["version"] = functools.partial(_constant, 1)
-    return tuple(column.key for column in table.columns), tuple(defaults.items())
+        defaults.append(("version", functools.partial(_constant, 1), True))
+    return tuple(column.key for column in table.columns), tuple(defaults)
 
 
 def _constant(value: Any) -> Any:
@@ -237,18 +242,24 @@ def _row_error(index: int, error: DataLayerError) -> RowError:
 
 
 def _record(session: Session, model: type[Entity], written: list[Pending]) -> None:
-    """Give rows now in the transaction their audit events and owed cache keys, so that a
+    """Give rows now in the transaction their owed cache keys and audit events, so that a
     commit carries both even if the caller stops the import midway and commits."""
-    note_inserted(session, model, [entry.values for entry in written])
+    rows = [entry.values for entry in written]
+    note_inserted(session, model, rows)
+    record_created(session, model, rows)
+
+
+def record_created(session: Session, model: type[Entity], rows: list[dict[str, Any]]) -> None:
+    """What a flush records of the new rows it wrote (given as their column values),
+    beyond their cache keys: an audit event each, and that the transaction wrote."""
+    mark_written(session, None)
     trail = trail_of(session)
     if trail is None:
         return
     now = utcnow()
     table = model.__tablename__
-    for entry in written:
-        trail.changes.append(
-            Change("create", table, str(entry.values["id"]), written_fields(entry.values), now)
-        )
+    for row in rows:
+        trail.changes.append(Change("create", table, str(row["id"]), written_fields(row), now))
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

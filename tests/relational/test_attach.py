@@ -4,13 +4,18 @@ changes one fails here, by name, rather than as a wrong cached entity somewhere 
 
 import pytest
 from sqlalchemy import ForeignKey, create_engine, event, inspect
+from sqlalchemy.exc import IntegrityError, PendingRollbackError
 from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.types import JSON
 
-from dr_assistant_data.relational.caching.attach import attach_as_loaded
+from dr_assistant_data.relational.caching.attach import (
+    as_flushed,
+    attach_as_inserted,
+    attach_as_loaded,
+)
 
 
 class Base(DeclarativeBase):
@@ -102,3 +107,24 @@ def test_lazy_loads_and_edits_work_like_a_loaded_row(session):
     session.commit()
     session.expunge_all()
     assert session.get(Visit, 7).notes == {"bp": "110/70"}
+
+
+def test_a_row_attached_as_inserted_is_transient_again_once_its_transaction_rolls_back(session):
+    session.execute(Visit.__table__.insert(), {"id": 8, "doctor_id": 1, "notes": {}})
+    transaction = session._transaction
+    assert hasattr(transaction, "_new"), "SessionTransaction._new is gone"
+    mapper = inspect(Visit)
+    identity = mapper.identity_key_from_primary_key([8])
+    visit = attach_as_inserted(session, mapper, identity, {"id": 8, "doctor_id": 1, "notes": {}})
+    assert instance_state(visit).persistent
+    session.rollback()
+    assert instance_state(visit).transient
+    assert visit.notes == {}
+    assert session.get(Visit, 8) is None
+
+
+def test_a_statement_failing_as_flushed_leaves_the_session_spent_as_a_failed_flush_does(session):
+    with pytest.raises(IntegrityError), as_flushed(session):
+        session.execute(Visit.__table__.insert(), {"id": 7, "doctor_id": 1, "notes": {}})
+    with pytest.raises(PendingRollbackError):
+        session.get(Visit, 7)

@@ -33,7 +33,7 @@ from ...protection.audit_key import AuditKey, audit_key_from, canonical
 from ...session_context import context_of
 from ...values.clock import utcnow
 from ..base import SoftDeleted
-from ..driver.copy_rows import deferred_rows, insert_rows
+from ..driver.copy_rows import deferred_rows, insert_into, insert_rows
 from ..models import AuditEvent
 
 GENESIS = "0" * 64
@@ -154,7 +154,7 @@ class AuditTrail:
         if not self.changes:
             return
         rows = [self._event(change) for change in self.changes]
-        if session.get_bind(clause=AuditEvent.__table__.insert()).dialect.name != "postgresql":
+        if session.get_bind(clause=insert_into(AuditEvent.__table__)).dialect.name != "postgresql":
             last = session.scalar(select(func.max(AuditEvent.seq))) or 0
             for seq, row in enumerate(rows, start=last + 1):
                 row.update(seq=seq, xid=0)

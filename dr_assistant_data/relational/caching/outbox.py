@@ -25,7 +25,7 @@ from ...session_context import context_of
 from ...settings import Settings
 from ..commit_outcome import Outcome, outbox_outcome
 from ..connection.engine import dedicated_connection
-from ..driver.copy_rows import deferred_rows, insert_rows
+from ..driver.copy_rows import deferred_rows, insert_rows, primary_connection
 from ..models import CacheInvalidation
 
 
@@ -50,7 +50,7 @@ class Outbox:
         context = context_of(session)
         if context.owed:
             table = CacheInvalidation.__table__
-            connection = session.connection(bind_arguments={"clause": table.insert()})
+            connection = primary_connection(session, table)
             row_id = self._ids.take(connection)
             row = {"id": row_id, "keys": sorted(context.owed)}
             if not deferred_rows(session, table, [row]):

@@ -16,17 +16,18 @@ import io
 import operator
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import psycopg2
-from sqlalchemy import Connection, Dialect, Table, insert
+from sqlalchemy import Connection, Dialect, Insert, Table, insert
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from .round_trips import deferred, transactional
-from .translate import contract_error
+from .translate import contract_error, translated
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -51,34 +52,76 @@ def deferred_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]
     most ``DEFERRED_ROWS`` and the transaction allows; ``False``: insert them now."""
     if len(rows) > DEFERRED_ROWS:
         return False
-    connection = session.connection(bind_arguments={"clause": table.insert()})
-    statement, processors = _insert_of(connection.dialect, table, tuple(rows[0]))
-    bound = [
-        {
-            key: value if (bind := processors.get(key)) is None else bind(value)
-            for key, value in row.items()
-        }
-        for row in rows
-    ]
-    return deferred(connection, [(statement, values) for values in bound])
+    connection = primary_connection(session, table)
+    statement = _insert_of(connection.dialect, table, tuple(rows[0]))
+    return deferred(connection, [(statement.sql, statement.bound(row)) for row in rows])
+
+
+def primary_connection(session: Session, table: Table) -> Connection:
+    """The session's connection for a write into ``table``: asked for as the INSERT it is,
+    so that a session routing reads to a replica writes on the primary
+    (``connection/replicas.py``)."""
+    return session.connection(bind_arguments={"clause": insert_into(table)})
 
 
 @functools.cache
-def _insert_of(
-    dialect: Dialect, table: Table, keys: tuple[str, ...]
-) -> tuple[str, Mapping[str, Any]]:
+def insert_into(table: Table) -> Insert:
+    """``table.insert()``, built once per table: what a session routes a write by."""
+    return table.insert()
+
+
+def insert_row(session: Session, table: Table, row: dict[str, Any]) -> None:
+    """Insert ``row`` (a value for every column of ``table`` it sets) now, in the session's
+    transaction, by its INSERT compiled once per table and set of columns: no statement is
+    built, compiled or looked up in a cache per call. Bound as any statement's values
+    (sealed, serialized), through the engine's events (``round_trips.py`` begins the
+    transaction with it, the query log times it); failures are the contract's errors."""
+    connection = primary_connection(session, table)
+    statement = _insert_of(connection.dialect, table, tuple(row))
+    _send_now(connection, statement.sql, statement.driver_parameters(row))
+
+
+_send_now = translated(Connection.exec_driver_sql)
+
+
+@dataclass(frozen=True)
+class _Insert:
+    """The INSERT of one row of given columns, compiled, with its bind processors."""
+
+    sql: str
+    processors: Mapping[str, Any]
+    positions: tuple[str, ...] | None
+    """The order of the values of a positional paramstyle (SQLite's ``?``)."""
+
+    def bound(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """``row``'s values as the statement binds them."""
+        processors = self.processors
+        return {
+            key: value if (bind := processors.get(key)) is None else bind(value)
+            for key, value in row.items()
+        }
+
+    def driver_parameters(self, row: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
+        """``bound(row)`` in the form the driver's paramstyle takes."""
+        bound = self.bound(row)
+        if self.positions is None:
+            return bound
+        return tuple(bound[name] for name in self.positions)
+
+
+@functools.cache
+def _insert_of(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _Insert:
     """The INSERT of one row of ``keys``, compiled once, and its bind processors."""
     compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
-    return compiled.string, compiled._bind_processors
+    positions = tuple(compiled.positiontup or ()) if compiled.positional else None
+    return _Insert(compiled.string, compiled._bind_processors, positions)
 
 
 def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Write ``rows`` (dicts keyed by the same columns of ``table``; the others take their
     server defaults) in one COPY, in the session's transaction."""
     statement, encode = _encoder(session.get_bind().dialect, table, tuple(rows[0]))
-    # described as the INSERT it is, so a session that routes reads to a replica writes here
-    # on the primary (``connection/replicas.py``)
-    connection = session.connection(bind_arguments={"clause": table.insert()})
+    connection = primary_connection(session, table)
     transactional(connection)  # the COPY belongs to the unit's transaction
     send_copy(connection, statement, "".join([encode(row) for row in rows]))
 

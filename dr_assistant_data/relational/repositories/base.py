@@ -34,6 +34,7 @@ from ..encryption import blind_indexes, index_value, session_keyring
 from ..rules import validation as rules
 from . import keyset
 from .by_id import read_by_id
+from .inserted import insert_new
 
 M = TypeVar("M", bound=Entity)
 
@@ -205,7 +206,10 @@ class Repository(Generic[M]):
     def create(self, **fields: Any) -> M:
         """Validate and insert; returns the entity with its id assigned."""
         self._check_writable(fields)
-        row = self.model(**self._prepare(fields))
+        prepared = self._prepare(fields)
+        if self._inserts_alone(prepared):
+            return insert_new(self.session, self.model, prepared)  # ``inserted.py``
+        row = self.model(**prepared)
         self.session.add(row)
         try:
             self.session.flush()
@@ -283,6 +287,12 @@ class Repository(Generic[M]):
     def _prepare(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Turn caller input into attribute values (subclasses build child rows here)."""
         return fields
+
+    def _inserts_alone(self, fields: Mapping[str, Any]) -> bool:
+        """Whether a new row with ``fields`` is written by an INSERT of its own
+        (``inserted.py``) rather than a flush: it sets column values only (no child rows),
+        and no rule reads other rows for it (a subclass says when one does)."""
+        return fields.keys() <= rules.columns_of(self.model).keys()
 
     def _check_writable(self, fields: Mapping[str, Any]) -> None:
         writable = rules.columns_of(self.model).keys() | self._extra_fields()

@@ -28,6 +28,12 @@ class _ChartRecords(Repository[R]):
     newest_first: ClassVar[tuple[str, ...]]
     """The columns ``for_patient`` sorts on, newest first (then ``id``)."""
 
+    def _inserts_alone(self, fields: Mapping[str, Any]) -> bool:
+        """Never: a new record is checked against its encounter's patient
+        (``rules/chart_integrity.py``), an allergy kept in its patient's list
+        (``allergy_list.py``), both by the flush."""
+        return False
+
     def for_patient(
         self, patient_id: Any, *, active_only: bool = False, limit: int = 50, offset: int = 0
     ) -> builtins.list[R]:

@@ -1,0 +1,137 @@
+"""A create is one INSERT compiled once (``repositories/inserted.py``), not a flush: the
+same validation, audit event, outbox row, defaults and version, and an entity that behaves
+as one the flush inserted."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import inspect, text
+
+from dr_assistant_data import DuplicateError, ValidationError
+from dr_assistant_data.testing import DoctorFactory, PatientFactory, bind_factories
+from dr_assistant_data.testing.factories import clinic_day_start
+from tests.helpers.layers import patient_fields
+
+XID_BITS = 0xFFFFFFFF
+"""``pg_current_xact_id()`` (the audit event's ``xid``) wraps to a row's ``xmin`` here."""
+
+
+def _scalar(dl, sql: str, **params: object) -> object:
+    with dl.engine.connect() as connection:
+        return connection.execute(text(sql), params).scalar()
+
+
+def _stored_count(dl, table: str) -> int:
+    return int(_scalar(dl, f"SELECT count(*) FROM {table}"))  # a table name of the test's own
+
+
+def test_the_insert_its_audit_event_and_its_outbox_row_commit_in_one_transaction(dl):
+    with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
+        doctor, patient = DoctorFactory(), PatientFactory()
+    start = clinic_day_start() + timedelta(hours=2)
+    with dl.unit_of_work(actor="test") as uow:
+        appointment = uow.appointments.create(
+            doctor_id=doctor.id,
+            patient_id=patient.id,
+            start_time=start,
+            end_time=start + timedelta(minutes=15),
+        )
+    row_xid = _scalar(
+        dl, "SELECT xmin::text::bigint FROM appointments WHERE id = :id", id=appointment.id
+    )
+    event_xid = _scalar(
+        dl, "SELECT xid FROM audit_events WHERE entity_id = :id", id=str(appointment.id)
+    )
+    outbox_rows = _scalar(  # the doctor's day is owed: the outbox row names it
+        dl,
+        "SELECT count(*) FROM cache_invalidations WHERE xmin::text::bigint = :xid"
+        " AND keys::text LIKE :doctor",
+        xid=row_xid,
+        doctor=f"%{doctor.id}%",
+    )
+    assert int(event_xid) & XID_BITS == row_xid
+    assert outbox_rows == 1
+
+
+def test_a_create_refused_by_validation_sends_no_sql_and_its_unit_writes_nothing(dl, count_queries):
+    with dl.unit_of_work(actor="test") as uow:
+        with count_queries() as log, pytest.raises(ValidationError) as refused:
+            uow.patients.create(**patient_fields(gender="unknown"))
+        assert not uow.session.identity_map
+    assert refused.value.field == "gender"
+    assert log.count == 0
+    assert _stored_count(dl, "patients") == 0
+    assert _stored_count(dl, "audit_events") == 0
+
+
+def test_a_create_refused_by_the_database_raises_from_the_call_and_its_unit_writes_nothing(dl):
+    with dl.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields(mrn="MRN-1001"))
+    with pytest.raises(DuplicateError), dl.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields(first_name="Other"))
+        try:
+            uow.patients.create(**patient_fields(mrn="MRN-1001"))
+        except DuplicateError:
+            raised_by_the_call = True
+            raise
+    assert raised_by_the_call
+    assert _stored_count(dl, "patients") == 1
+    assert _stored_count(dl, "audit_events") == 1
+
+
+def test_an_edit_after_a_create_in_the_same_unit_is_saved_version_checked_and_audited(dl):
+    with dl.unit_of_work(actor="test") as uow:
+        patient = uow.patients.create(**patient_fields(address={"city": "Pune"}))
+        patient.first_name = "Meera"
+        patient.address["city"] = "Mumbai"  # in place: tracked as on a loaded entity
+    with dl.unit_of_work(actor="test") as uow:
+        saved = uow.patients.get(patient.id)
+        assert (saved.first_name, saved.address, saved.version) == ("Meera", {"city": "Mumbai"}, 2)
+        events = uow.audit.for_entity("patients", patient.id)
+    created = ["address", "allergies", "date_of_birth", "first_name", "gender", "id", "last_name"]
+    assert [(event.action, event.changed_fields) for event in events] == [
+        ("create", [*created, "status"]),
+        ("update", ["address", "first_name"]),
+    ]
+
+
+def test_a_create_then_a_get_in_the_same_unit_returns_the_same_object_without_a_query(
+    dl, count_queries
+):
+    with dl.unit_of_work(actor="test") as uow:
+        patient = uow.patients.create(**patient_fields())
+        with count_queries() as log:
+            found = uow.patients.get(patient.id)
+            listed = uow.patients.list(filters={"gender": "female"})
+    assert found is patient
+    assert listed == [patient]  # a query in the unit sees the row, as the same object
+    assert log.count == 1  # the list's query; the get sends none
+
+
+def test_a_created_entity_holds_its_defaults_and_version_as_stored(dl):
+    with dl.unit_of_work(actor="test") as uow:
+        patient = uow.patients.create(**patient_fields(phone="+91 98000 00001"))
+        held = (patient.version, patient.status, patient.allergies, patient.phone)
+        assert held == (1, "active", [], "+919800000001")
+        assert patient.created_at is not None
+        assert patient.updated_at is not None
+    with dl.unit_of_work(actor="test") as uow:
+        stored = uow.session.execute(
+            text("SELECT version, status, created_at FROM patients WHERE id = :id"),
+            {"id": patient.id},
+        ).one()
+        assert tuple(stored) == (1, "active", patient.created_at)
+        assert uow.patients.find_by_phone("+919800000001") == [uow.patients.get(patient.id)]
+
+
+def test_a_rolled_back_create_leaves_nothing_written_and_its_entity_readable_and_transient(dl):
+    with dl.unit_of_work(actor="test") as uow:
+        patient = uow.patients.create(**patient_fields())
+        uow.rollback()
+        assert inspect(patient).transient
+        assert patient.first_name == "Ananya"
+        assert uow.patients.get(patient.id) is None
+    assert _stored_count(dl, "patients") == 0
+    assert _stored_count(dl, "audit_events") == 0
