@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain, islice
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnDefault, Table
 from sqlalchemy.orm import Session
@@ -54,7 +54,7 @@ from .audit.trail import (
     written_fields,
 )
 from .base import Entity, Versioned
-from .caching.invalidation import note_inserted
+from .caching.invalidation import inserted_values_needed, note_inserted
 from .driver.copy_rows import copy_lines, insert_rows, line_encoder
 from .encryption import blind_indexes, index_value, session_keyring
 from .models import AuditEvent
@@ -152,15 +152,19 @@ def create_many(
     return result
 
 
-@dataclass(frozen=True)
-class Pending:
-    index: int
-    values: dict[str, Any]
-    """Every column of the table, as written."""
+class Pending(NamedTuple):
+    """A row ready to be written, as a worker sends it back: a tuple, cheap to pickle."""
+
+    position: int
+    id: uuid.UUID
     line: str | None
     """Its line of the table's COPY (PostgreSQL)."""
-    event: ReadyEvent | None
-    """Its audit event, made with it (when the session has a trail)."""
+    values: dict[str, Any] | None
+    """Every column of the table, as written: for an INSERT (where there is no line) and
+    for the cache keys it affects (``note_inserted``) when a cached read needs them."""
+    event: str | dict[str, object] | None
+    """Its audit event, made with it when the session has a trail: its COPY line
+    (PostgreSQL) or its row."""
 
 
 _Piece = tuple[bool, list[tuple[int, Any]]]
@@ -182,6 +186,8 @@ class _Encoding:
     trail: AuditTrail | None
     encode_event: Callable[[dict[str, Any]], str] | None
     """An audit event's COPY line (PostgreSQL)."""
+    keep_values: bool
+    """Whether the values go back with the line (``Pending.values``)."""
 
     @classmethod
     def of(cls, session: Session, model: type[Entity], trail: AuditTrail | None) -> _Encoding:
@@ -196,6 +202,7 @@ class _Encoding:
             line_encoder(dialect, table, columns) if postgresql else None,
             trail,
             line_encoder(dialect, AuditEvent.__table__, EVENT_COLUMNS) if postgresql else None,
+            not postgresql or inserted_values_needed(model),
         )
 
     def piece(self, piece: _Piece) -> _Encoded:
@@ -211,19 +218,20 @@ class _Encoding:
             entries.append(
                 Pending(
                     index,
-                    values,
+                    values["id"],
                     None if self.encode is None else self.encode(values),
+                    values if self.keep_values else None,
                     self._event(values, now),
                 )
             )
         return entries, errors
 
-    def _event(self, values: dict[str, Any], now: datetime) -> ReadyEvent | None:
+    def _event(self, values: dict[str, Any], now: datetime) -> str | dict[str, object] | None:
         if self.trail is None:
             return None
         change = Change("create", self.table.name, str(values["id"]), written_fields(values), now)
         row = self.trail.event_row(change)
-        return ReadyEvent(row, None if self.encode_event is None else self.encode_event(row))
+        return row if self.encode_event is None else self.encode_event(row)
 
 
 _installed: _Encoding | None = None
@@ -333,25 +341,26 @@ def _written(
             if refused is None:
                 kept.append(entry)
             elif all_or_nothing:
-                raise _naming_row(entry.index, refused)
+                raise _naming_row(entry.position, refused)
             else:
-                result.errors.append(_row_error(entry.index, refused))
-    result.created.extend(entry.values["id"] for entry in kept)
+                result.errors.append(_row_error(entry.position, refused))
+    result.created.extend(entry.id for entry in kept)
     return kept
 
 
 def _insert(session: Session, encoding: _Encoding, batch: list[Pending]) -> DataLayerError | None:
     """Insert ``batch`` in a savepoint; the database's refusal, if any, rolled back.
 
-    On PostgreSQL a batch of several rows goes by ``COPY`` of the lines made with them;
-    a refused batch names no row, so the caller retries it row by row."""
+    On PostgreSQL it goes by ``COPY`` of the lines made with the rows; a refused batch
+    names no row, so the caller retries it row by row."""
     table = encoding.table
     try:
         with session.begin_nested():
-            if len(batch) > 1 and encoding.encode is not None:
-                copy_lines(session, table, tuple(batch[0].values), [e.line or "" for e in batch])
+            if encoding.encode is not None:
+                columns, _ = _layout(table, issubclass(encoding.model, Versioned))
+                copy_lines(session, table, columns, [entry.line or "" for entry in batch])
             else:
-                insert_rows(session, table, [entry.values for entry in batch])
+                insert_rows(session, table, [entry.values or {} for entry in batch])
     except (ValidationError, ConflictError) as error:
         return error
     return None
@@ -377,10 +386,16 @@ def _row_error(index: int, error: DataLayerError) -> RowError:
 def _record(session: Session, model: type[Entity], written: list[Pending]) -> None:
     """Give rows now in the transaction their audit events and owed cache keys, so that a
     commit carries both even if the caller stops the import midway and commits."""
-    note_inserted(session, model, [entry.values for entry in written])
+    note_inserted(session, model, [entry.values for entry in written if entry.values is not None])
     trail = trail_of(session)
     if trail is not None:
-        trail.changes.extend(entry.event for entry in written if entry.event is not None)
+        trail.changes.extend(
+            ReadyEvent(None, entry.event)
+            if isinstance(entry.event, str)
+            else ReadyEvent(entry.event, None)
+            for entry in written
+            if entry.event is not None
+        )
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

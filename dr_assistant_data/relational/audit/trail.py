@@ -71,10 +71,10 @@ class Change:
 @dataclass(frozen=True)
 class ReadyEvent:
     """An event made before the commit (a bulk import's, in its worker processes,
-    ``bulk.py``): its row, HMAC included (``event_row``), and its line of a COPY of
-    ``EVENT_COLUMNS`` (``None`` where the database is not PostgreSQL)."""
+    ``bulk.py``): its line of a COPY of ``EVENT_COLUMNS`` on PostgreSQL, else its row,
+    HMAC included (``event_row``)."""
 
-    row: dict[str, object]
+    row: dict[str, object] | None
     line: str | None
 
 
@@ -166,25 +166,29 @@ class AuditTrail:
         if not self.changes:
             return
         table = AuditEvent.__table__
-        rows = [
-            change.row if isinstance(change, ReadyEvent) else self.event_row(change)
-            for change in self.changes
-        ]
         if session.get_bind(clause=table.insert()).dialect.name != "postgresql":
+            rows = [
+                change.row or {} if isinstance(change, ReadyEvent) else self.event_row(change)
+                for change in self.changes
+            ]
             last = session.scalar(select(func.max(AuditEvent.seq))) or 0
             for seq, row in enumerate(rows, start=last + 1):
                 row.update(seq=seq, xid=0)
             insert_rows(session, table, rows)
-        elif not deferred_rows(session, table, rows):  # else sent with the COMMIT
-            # a bulk import's thousands: one COPY, its events' lines already made
+        elif any(isinstance(change, ReadyEvent) for change in self.changes):
+            # a bulk import's thousands: one COPY, their lines made with their rows
             encode = line_encoder(session.get_bind().dialect, table, EVENT_COLUMNS)
             lines = [
-                change.line
-                if isinstance(change, ReadyEvent) and change.line is not None
-                else encode(row)
-                for change, row in zip(self.changes, rows, strict=True)
+                change.line or ""
+                if isinstance(change, ReadyEvent)
+                else encode(self.event_row(change))
+                for change in self.changes
             ]
             copy_lines(session, table, EVENT_COLUMNS, lines)
+        else:
+            rows = [self.event_row(change) for change in self.changes if isinstance(change, Change)]
+            if not deferred_rows(session, table, rows):  # else sent with the COMMIT
+                insert_rows(session, table, rows)
         self.changes.clear()
 
     def event_row(self, change: Change) -> dict[str, object]:
