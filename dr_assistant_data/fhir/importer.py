@@ -139,7 +139,9 @@ class FhirImport:
 
     def _import(self, ordered: list[tuple[int, Path]], deferred: IO[bytes]) -> None:
         with Checks(strict=self.strict, source=self.source, workers=self.workers) as checks:
-            read = (raw for index, path in ordered for raw in reading.read(path, index))
+            read = (
+                item for index, path in ordered for item in reading.read(path, index, parse=False)
+            )
             for raw, checked in checks.drafts(read):
                 self._take(raw, checked, deferred)
             self._flush(deferred)
