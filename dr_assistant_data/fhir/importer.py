@@ -81,8 +81,8 @@ class FhirImport:
     resource update a record it matches from another source (a patient by ABHA number or
     MRN) instead of reporting what differs as a conflict. ``strict`` refuses a resource
     with an optional element that is not valid instead of keeping it without it.
-    ``workers`` processes check the resources while the run writes (``checks.py``; 0:
-    in this process, one after the other)."""
+    ``workers`` processes parse NDJSON lines and check the resources while the run
+    writes (``checks.py``; 0: in this process, one after the other)."""
 
     def __init__(
         self,
