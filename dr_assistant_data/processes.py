@@ -15,6 +15,7 @@ a prefork task worker) or one dies, the work runs in line from that point:
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import signal
@@ -120,6 +121,8 @@ def _result(
 
 
 def _started_worker(initializer: Callable[[], None] | None) -> None:
+    # what the fork inherited is never garbage: collections in the worker skip it
+    gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
     if initializer is not None:
         initializer()
