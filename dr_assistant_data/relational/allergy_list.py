@@ -85,7 +85,10 @@ def record_listed_in_bulk(session: Session, patient_ids: Sequence[uuid.UUID]) ->
     def rows() -> Iterator[dict[str, Any]]:
         for start in range(0, len(patient_ids), CHUNK):
             chunk = patient_ids[start : start + CHUNK]
-            statement = select(Patient.id, Patient.allergies).where(Patient.id.in_(chunk))
+            statement = select(Patient.id, Patient.allergies).where(
+                Patient.id.in_(chunk),
+                Patient.allergies != [],  # the others have nothing to add
+            )
             for patient_id, names in session.execute(statement):
                 for name in names or []:
                     yield {"patient_id": patient_id, "substance": name, "clinical_status": "active"}
