@@ -81,8 +81,8 @@ class FhirImport:
     resource update a record it matches from another source (a patient by ABHA number or
     MRN) instead of reporting what differs as a conflict. ``strict`` refuses a resource
     with an optional element that is not valid instead of keeping it without it.
-    ``workers`` processes check the resources while the run writes (``checks.py``; 0:
-    in this process, one after the other)."""
+    ``workers`` processes parse NDJSON lines and check the resources while the run
+    writes (``checks.py``; 0: in this process, one after the other)."""
 
     def __init__(
         self,
@@ -139,7 +139,9 @@ class FhirImport:
 
     def _import(self, ordered: list[tuple[int, Path]], deferred: IO[bytes]) -> None:
         with Checks(strict=self.strict, source=self.source, workers=self.workers) as checks:
-            read = (raw for index, path in ordered for raw in reading.read(path, index))
+            read = (
+                item for index, path in ordered for item in reading.read(path, index, parse=False)
+            )
             for raw, checked in checks.drafts(read):
                 self._take(raw, checked, deferred)
             self._flush(deferred)

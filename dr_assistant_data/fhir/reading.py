@@ -24,7 +24,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, overload
 
 import ijson
 
@@ -87,10 +87,29 @@ class _FileProblem(Exception):
         self.code = code
 
 
-def read(path: Path, source: int) -> Iterator[Raw]:
+@dataclass(frozen=True)
+class Line:
+    """An NDJSON line read but not parsed yet (``read(..., parse=False)``): ``raw()``
+    parses it, within the same limits, wherever that is done (a worker process,
+    ``checks.py``)."""
+
+    source: int
+    position: int
+    text: bytes
+
+    def raw(self) -> Raw:
+        return _parsed(self.text).raw(self.source, self.position)
+
+
+@overload
+def read(path: Path, source: int) -> Iterator[Raw]: ...
+@overload
+def read(path: Path, source: int, *, parse: bool) -> Iterator[Raw | Line]: ...
+def read(path: Path, source: int, *, parse: bool = True) -> Iterator[Raw | Line]:
     """The resources of the file at ``path``: a Bundle if it is one JSON object whose
     ``resourceType`` is ``Bundle``, NDJSON otherwise. Never raises for the file's sake:
-    what cannot be read is a ``Raw`` with its problem."""
+    what cannot be read is a ``Raw`` with its problem. Without ``parse``, an NDJSON line
+    within the size limit comes out as a ``Line``, to be parsed later."""
     try:
         stream = _opened(path)
     except _FileProblem as problem:
@@ -101,7 +120,10 @@ def read(path: Path, source: int) -> Iterator[Raw]:
             start = stream.tell()
             bundle = _is_bundle(stream)
             stream.seek(start)
-            yield from (_bundle(stream, start, source) if bundle else _ndjson(stream, source))
+            if bundle:
+                yield from _bundle(stream, start, source)
+            else:
+                yield from _ndjson(stream, source, parse)
         except OSError:  # a read error in the middle of the file (EIO...)
             yield Raw(source, 0, None, problem=UNREADABLE, where=(FILE, "file"))
 
@@ -170,7 +192,7 @@ def _is_bundle(stream: BinaryIO) -> bool:
     return False
 
 
-def _ndjson(stream: BinaryIO, source: int) -> Iterator[Raw]:
+def _ndjson(stream: BinaryIO, source: int, parse: bool) -> Iterator[Raw | Line]:
     number = 0
     while True:
         line = stream.readline(MAX_RESOURCE_BYTES + 1)
@@ -183,7 +205,7 @@ def _ndjson(stream: BinaryIO, source: int) -> Iterator[Raw]:
             continue
         if not line.strip():
             continue
-        yield _parsed(line).raw(source, number)
+        yield _parsed(line).raw(source, number) if parse else Line(source, number, line)
 
 
 def _parsed(line: bytes) -> _Built:

@@ -31,7 +31,7 @@ written without the flush (``create_many``) are kept in step by their repository
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 from typing import Any
 
@@ -78,18 +78,22 @@ def rebuild_lists(session: Session, patient_ids: Iterable[uuid.UUID]) -> None:
 
 def record_listed_in_bulk(session: Session, patient_ids: Sequence[uuid.UUID]) -> None:
     """Give patients just inserted without a flush (``create_many``) an allergy row per
-    name they list: one query and one bulk insert per ``CHUNK`` patients. New patients have no
+    name they list: one query per ``CHUNK`` patients, read as the rows are written by one
+    bulk insert (so a large import's are encoded by its workers). New patients have no
     rows to reconcile, so nothing else is read."""
-    for start in range(0, len(patient_ids), CHUNK):
-        chunk = patient_ids[start : start + CHUNK]
-        listed = session.execute(select(Patient.id, Patient.allergies).where(Patient.id.in_(chunk)))
-        rows = [
-            {"patient_id": patient_id, "substance": name, "clinical_status": "active"}
-            for patient_id, names in listed
-            for name in names or []
-        ]
-        if rows:
-            bulk.create_many(session, Allergy, rows, all_or_nothing=True)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for start in range(0, len(patient_ids), CHUNK):
+            chunk = patient_ids[start : start + CHUNK]
+            statement = select(Patient.id, Patient.allergies).where(
+                Patient.id.in_(chunk),
+                Patient.allergies != [],  # the others have nothing to add
+            )
+            for patient_id, names in session.execute(statement):
+                for name in names or []:
+                    yield {"patient_id": patient_id, "substance": name, "clinical_status": "active"}
+
+    bulk.create_many(session, Allergy, rows(), all_or_nothing=True)
 
 
 def _record_listed(session: Session, patient: Patient) -> None:

@@ -41,7 +41,7 @@ def test_resources_checked_in_a_worker_come_back_as_in_line_and_in_order(lines):
         expected = _outcomes(in_line.drafts(reading.read(lines, 0)))
     with Checks(strict=False, source="lab", workers=1) as worker:
         found = _outcomes(worker.drafts(reading.read(lines, 0)))
-        assert worker._pool is not None  # the checks did run in another process
+        assert worker.workers.started  # the checks did run in another process
 
     assert found == expected
     assert [item[0] for item in found] == sorted(item[0] for item in found)
@@ -84,7 +84,7 @@ def test_when_the_worker_dies_the_rest_is_checked_in_line_with_the_same_outcomes
 
     with Checks(strict=False, source="", workers=1) as worker:
         found = _outcomes(worker.drafts(reading.read(lines, 0)))
-        assert worker.workers == 0
+        assert worker.workers.count == 0
 
     assert found == expected
 
@@ -99,3 +99,15 @@ def test_a_refusal_from_the_worker_keeps_its_field_code_and_outcome(lines):
         ("resource", "not_json", "refused"),
         ("resourceType", "unsupported_type", "unsupported"),
     }
+
+
+def test_lines_parsed_in_the_worker_come_back_as_resources_parsed_in_line(lines):
+    with Checks(strict=False, source="lab", workers=0) as in_line:
+        expected = [(raw, outcome) for raw, outcome in in_line.drafts(reading.read(lines, 0))]
+    with Checks(strict=False, source="lab", workers=1) as worker:
+        found = list(worker.drafts(reading.read(lines, 0, parse=False)))
+        assert worker.workers.started
+
+    assert [raw for raw, _ in found] == [raw for raw, _ in expected]
+    assert _outcomes(iter(found)) == _outcomes(iter(expected))
+    assert all(o.raw is raw for raw, o in found if isinstance(o, Draft))

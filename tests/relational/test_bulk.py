@@ -3,18 +3,54 @@
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import os
 import weakref
 from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select, text
 
-from dr_assistant_data import DuplicateError, ValidationError
+from dr_assistant_data import DuplicateError, ValidationError, processes
+from dr_assistant_data.relational import bulk
 from dr_assistant_data.relational.models import AuditEvent, Patient
 from dr_assistant_data.testing import DoctorFactory, PatientFactory, bind_factories
 from tests.helpers.cache_helpers import DAY, NINE_IN_KOLKATA, read
 from tests.helpers.layers import patient_fields
 from tests.protection.test_audit_trail import assert_chain_intact, chain_rows
+
+
+@pytest.fixture(autouse=True, params=["in line", "in worker processes"])
+def encoding(request, monkeypatch) -> str:
+    """Every behaviour holds whether the rows are encoded in line or by the workers (made
+    to take even the smallest import here, a few rows at a time)."""
+    if request.param == "in worker processes":
+        monkeypatch.setattr(bulk, "PARALLEL_ROWS", 1)
+        monkeypatch.setattr(bulk, "PIECE", 3)
+        monkeypatch.setattr(bulk, "WORKERS", 2)
+        started = []
+        monkeypatch.setattr(bulk, "Workers", _recording(started))
+        yield request.param
+        assert all(workers.ran for workers in started)  # the rows did go through them
+        return
+    yield request.param
+
+
+def _recording(started: list[processes.Workers]) -> type[processes.Workers]:
+    class Recorded(processes.Workers):
+        ran = False
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            if self.count:
+                started.append(self)
+
+        def submit(self, function, *args):
+            future = super().submit(function, *args)
+            self.ran = self.ran or future is not None
+            return future
+
+    return Recorded
 
 
 def many_patients(count: int, **overrides: object) -> list[dict[str, object]]:
@@ -256,3 +292,35 @@ def test_streamed_entities_are_not_held_by_the_unit_of_work(dl):
         gc.collect()
         assert len(streamed) == 30
         assert [ref() for ref in streamed if ref() not in (None, held)] == []
+
+
+def test_ctrl_c_during_an_import_leaves_no_worker_process_and_nothing_written(dl, encoding):
+    def interrupt(progress):
+        if progress.done == 10:
+            raise KeyboardInterrupt
+
+    with dl.unit_of_work(actor="importer") as uow, pytest.raises(KeyboardInterrupt):
+        uow.patients.create_many(
+            many_patients(40), batch_size=10, all_or_nothing=True, progress=interrupt
+        )
+    assert multiprocessing.active_children() == []
+    assert stored_patients(dl) == []
+    assert chain_rows(dl) == []
+
+
+def _dies(piece: object) -> object:
+    os._exit(1)
+
+
+def test_when_a_worker_dies_the_import_finishes_in_line_with_the_same_outcome(
+    dl, encoding, monkeypatch
+):
+    monkeypatch.setattr(bulk, "_encode_piece", _dies)
+    rows = many_patients(25)
+    rows[17]["gender"] = "unknown"
+    with dl.unit_of_work(actor="importer") as uow:
+        result = uow.patients.create_many(rows, batch_size=10)
+    assert [(e.index, e.field) for e in result.errors] == [(17, "gender")]
+    assert len(stored_patients(dl)) == 24
+    assert_chain_intact(chain_rows(dl))
+    assert multiprocessing.active_children() == []

@@ -33,7 +33,7 @@ from ...protection.audit_key import AuditKey, audit_key_from, canonical
 from ...session_context import context_of
 from ...values.clock import utcnow
 from ..base import SoftDeleted
-from ..driver.copy_rows import deferred_rows, insert_into, insert_rows
+from ..driver.copy_rows import copy_lines, deferred_rows, insert_into, insert_rows, line_encoder
 from ..models import AuditEvent
 
 GENESIS = "0" * 64
@@ -51,6 +51,8 @@ EVENT_FIELDS = (
 )
 """What an event's HMAC covers (``seq`` and ``xid`` are the database's; the seal covers
 them)."""
+EVENT_COLUMNS = (*EVENT_FIELDS, "row_hash", "prev_hash")
+"""The columns an event is written with (``seq`` and ``xid`` are the database's)."""
 _BOOKKEEPING = frozenset({"version", "updated_at", "created_at"})
 ANONYMOUS = "unknown"
 """The actor recorded outside production when none was given."""
@@ -66,6 +68,16 @@ class Change:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class ReadyEvent:
+    """An event made before the commit (a bulk import's, in its worker processes,
+    ``bulk.py``): its line of a COPY of ``EVENT_COLUMNS`` on PostgreSQL, else its row,
+    HMAC included (``event_row``)."""
+
+    row: dict[str, object] | None
+    line: str | None
+
+
 @dataclass
 class AuditTrail:
     """The pending audit events of one unit of work."""
@@ -75,7 +87,7 @@ class AuditTrail:
     actor_required: bool = False
     audit_reads: bool = False
     key: AuditKey = field(default_factory=lambda: audit_key_from("", production=False))
-    changes: list[Change] = field(default_factory=list)
+    changes: list[Change | ReadyEvent] = field(default_factory=list)
     reasons: dict[tuple[str, str], str] = field(default_factory=dict)
     """Erasure reason codes by (entity type, id): their change is a ``delete``."""
     _reads: set[tuple[str, str, str]] = field(default_factory=set)
@@ -153,18 +165,34 @@ class AuditTrail:
         SQLite file (one writer at a time) numbers them here."""
         if not self.changes:
             return
-        rows = [self._event(change) for change in self.changes]
-        if session.get_bind(clause=insert_into(AuditEvent.__table__)).dialect.name != "postgresql":
+        table = AuditEvent.__table__
+        if session.get_bind(clause=insert_into(table)).dialect.name != "postgresql":
+            rows = [
+                change.row or {} if isinstance(change, ReadyEvent) else self.event_row(change)
+                for change in self.changes
+            ]
             last = session.scalar(select(func.max(AuditEvent.seq))) or 0
             for seq, row in enumerate(rows, start=last + 1):
                 row.update(seq=seq, xid=0)
-        elif deferred_rows(session, AuditEvent.__table__, rows):
-            self.changes.clear()  # sent with the COMMIT, in the same round trip
-            return
-        insert_rows(session, AuditEvent.__table__, rows)  # a bulk import's thousands: COPY
+            insert_rows(session, table, rows)
+        elif any(isinstance(change, ReadyEvent) for change in self.changes):
+            # a bulk import's thousands: one COPY, their lines made with their rows
+            encode = line_encoder(session.get_bind().dialect, table, EVENT_COLUMNS)
+            lines = [
+                change.line or ""
+                if isinstance(change, ReadyEvent)
+                else encode(self.event_row(change))
+                for change in self.changes
+            ]
+            copy_lines(session, table, EVENT_COLUMNS, lines)
+        else:
+            rows = [self.event_row(change) for change in self.changes if isinstance(change, Change)]
+            if not deferred_rows(session, table, rows):  # else sent with the COMMIT
+                insert_rows(session, table, rows)
         self.changes.clear()
 
-    def _event(self, change: Change) -> dict[str, object]:
+    def event_row(self, change: Change) -> dict[str, object]:
+        """The row of ``change``'s event (``EVENT_COLUMNS``), with its HMAC."""
         row: dict[str, object] = {
             "id": uuid.uuid4(),
             "occurred_at": change.occurred_at,

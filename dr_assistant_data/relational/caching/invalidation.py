@@ -81,13 +81,19 @@ def note_inserted(session: Session, model: type, rows: Sequence[Mapping[str, Any
     inserts, ``bulk.py``), given as their column values: entities are built for the
     policy's key parts only when a read other than the row's own can hold them."""
     entities = []
-    if any(not read.names_its_row for read in reads_written_by(model)):
+    if inserted_values_needed(model):
         manager: ClassManager[Any] = inspect(model).class_manager
         for values in rows:
             entity = manager.new_instance()
             entity.__dict__.update(values)
             entities.append(entity)
     note_written(session, entities, fresh=True)
+
+
+def inserted_values_needed(model: type) -> bool:
+    """Whether ``note_inserted`` reads the values of rows of ``model`` (else it is given
+    none): when a read other than the row's own can hold them."""
+    return any(not read.names_its_row for read in reads_written_by(model))
 
 
 def deliver(session: Session) -> None:

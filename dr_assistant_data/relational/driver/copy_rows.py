@@ -120,10 +120,26 @@ def _insert_of(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _Insert
 def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Write ``rows`` (dicts keyed by the same columns of ``table``; the others take their
     server defaults) in one COPY, in the session's transaction."""
-    statement, encode = _encoder(session.get_bind().dialect, table, tuple(rows[0]))
+    keys = tuple(rows[0])
+    encode = line_encoder(session.get_bind().dialect, table, keys)
+    copy_lines(session, table, keys, [encode(row) for row in rows])
+
+
+def line_encoder(
+    dialect: Dialect, table: Table, keys: Sequence[str]
+) -> Callable[[dict[str, Any]], str]:
+    """The function that makes a row's line of a COPY of ``keys`` into ``table``: what
+    ``copy_rows`` sends, made beforehand (in a worker process, ``bulk.py``) if need be."""
+    return _encoder(dialect, table, tuple(keys))[1]
+
+
+def copy_lines(session: Session, table: Table, keys: Sequence[str], lines: Sequence[str]) -> None:
+    """Write rows made into COPY lines by ``line_encoder`` for ``keys`` in one COPY, in the
+    session's transaction."""
+    statement, _ = _encoder(session.get_bind().dialect, table, tuple(keys))
     connection = primary_connection(session, table)
     transactional(connection)  # the COPY belongs to the unit's transaction
-    send_copy(connection, statement, "".join([encode(row) for row in rows]))
+    send_copy(connection, statement, "".join(lines))
 
 
 def send_copy(connection: Connection, statement: str, data: str) -> None:
