@@ -125,6 +125,7 @@ def test_hits_misses_and_loads_are_counted_per_region(dl):
 def test_a_row_holding_an_integer_beyond_64_bits_reads_back_exactly_and_is_not_cached(dl):
     huge = 2**70 + 1  # JSON allows it; the cache's encoding does not carry it exactly
     patient = new_patient(dl, address={"city": "Pune", "ward": huge})
+    hits_before = dl.cache_stats()["entities"]["hit"]
     for _ in range(2):
         assert read(dl, lambda uow: uow.patients.get(patient.id).address["ward"]) == huge
-    assert dl.cache_stats()["entities"]["hit"] == 0
+    assert dl.cache_stats()["entities"]["hit"] == hits_before
