@@ -135,6 +135,18 @@ def clinic_code(value: Any, allowed: tuple[str, ...], path: str) -> str | None:
     return code
 
 
+def optional_code(
+    value: Any, allowed: tuple[str, ...], path: str, dropped: list[tuple[str, str]]
+) -> str | None:
+    """``clinic_code`` of an optional element: a code the clinic has no equivalent for is
+    dropped (listed in ``dropped``), never the resource."""
+    try:
+        return clinic_code(value, allowed, path)
+    except Refusal as refusal:
+        dropped.append((path, refusal.code))
+        return None
+
+
 def concept_code(concept: Any, allowed: tuple[str, ...], path: str) -> str | None:
     """The clinic's code of a status CodeableConcept (its first coding with a code)."""
     code = next((code for _, code in codings(concept) if code), None)

@@ -53,6 +53,11 @@ its narrative (a rendering of the elements themselves)."""
 EXTENSIONS_READ = frozenset({codes.STATUS_EXTENSION, codes.DURATION_EXTENSION})
 
 
+DROPPED_INVALID = frozenset({INVALID, UNSUPPORTED_CODE})
+"""The reasons an element dropped by a builder has that refuse its resource under
+``strict`` (an element the note's fields cannot hold is kept as text, not refused)."""
+
+
 MAX_DROPPED = 20
 """Invalid elements dropped from one resource before it is refused whole."""
 
@@ -72,6 +77,9 @@ def draft(raw: Raw, *, strict: bool = False) -> Draft:
     resource = _checked(kind, raw.resource, dropped, strict)
     keys = own_keys(kind, raw.resource.get("id"), raw.full_url)
     built = REGISTRY[kind].build(raw, resource, keys)
+    invalid = next((d for d in built.dropped if d[1] in DROPPED_INVALID), None)
+    if strict and invalid is not None:
+        raise Refusal(*invalid)
     built.dropped = dropped + built.dropped + _invalid_fields(built, strict)
     return built
 
