@@ -34,6 +34,12 @@ class Draft:
     extra: dict[str, Any] = field(default_factory=dict)
     dropped: list[tuple[str, str]] = field(default_factory=list)
     """``(FHIR element, reason)`` of each element left out."""
+    held: dict[str, dict[int, frozenset[str]]] = field(default_factory=dict)
+    """List elements read in part: ``{element: {item index (in the model): the keys of
+    the item kept}}``; the other items and keys are listed as dropped (``not_kept``)."""
+    paths: dict[str, str] = field(default_factory=dict)
+    """The element a field was read from, where finer than its type's path for that field
+    (``{"email": "Patient.telecom[1].value"}``): how a dropped field is named."""
 
 
 def scoped(draft: Draft, source: str) -> Draft:
@@ -187,9 +193,15 @@ def phone_number(value: str, country: str | None) -> str:
 
 
 def telecom_value(points: Any, system: str) -> str | None:
-    for point in points or []:
+    index = telecom_at(points, system)
+    return str(points[index].value) if index is not None else None
+
+
+def telecom_at(points: Any, system: str) -> int | None:
+    """The index of the first contact point of ``system`` with a value."""
+    for index, point in enumerate(points or []):
         if point.system == system and point.value:
-            return str(point.value)
+            return index
     return None
 
 
