@@ -35,8 +35,9 @@ class Draft:
     dropped: list[tuple[str, str]] = field(default_factory=list)
     """``(FHIR element, reason)`` of each element left out."""
     held: dict[str, dict[int, frozenset[str]]] = field(default_factory=dict)
-    """List elements read in part: ``{element: {item index (in the model): the keys of
-    the item kept}}``; the other items and keys are listed as dropped (``not_kept``)."""
+    """Elements read in part: ``{element: {item index (in the model): the keys of the
+    item kept}}`` (an element that is no list: item 0); the other items and keys are
+    listed as dropped (``not_kept``)."""
     paths: dict[str, str] = field(default_factory=dict)
     """The element a field was read from, where finer than its type's path for that field
     (``{"email": "Patient.telecom[1].value"}``): how a dropped field is named."""

@@ -165,18 +165,21 @@ def _left_out(
     held: dict[str, dict[int, frozenset[str]]],
     positions: dict[str, list[int]],
 ) -> list[tuple[str, str]]:
-    """The parts of the list elements a builder read in part (``Draft.held``): each item
-    not read (``Patient.name[1]``), and each key of an item read that is not kept
-    (``Patient.name[0].prefix``). Items are named by their place in the resource, and
-    those the model refused are listed already."""
+    """The parts of the elements a builder read in part (``Draft.held``): each item of a
+    list not read (``Patient.name[1]``), and each key of an item read that is not kept
+    (``Patient.name[0].prefix``; of an element that is no list, item 0's). Items are named
+    by their place in the resource, and those the model refused are listed already."""
     dropped = []
     for element, kept in held.items():
         items = resource.get(element)
+        path = f"{kind}.{element}"
+        if isinstance(items, dict) and 0 in kept:  # an element that is no list
+            dropped += [(f"{path}.{key}", NOT_KEPT) for key in items if key not in kept[0]]
+            continue
         if not isinstance(items, list):
             continue
         places = positions.get(element, list(range(len(items))))
         read = {places[index]: keys for index, keys in kept.items() if index < len(places)}
-        path = f"{kind}.{element}"
         for place in places:
             item = items[place]
             if place not in read:

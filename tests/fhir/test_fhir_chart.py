@@ -517,3 +517,47 @@ def test_a_panels_component_of_another_kind_is_listed_with_its_path(layer, tmp_p
     assert [(d.field, d.reason) for d in report.dropped] == [
         ("Observation.component[0]", "not_kept")
     ]
+
+
+def test_the_parts_of_a_dosage_and_a_dispense_request_not_kept_are_listed(layer, tmp_path):
+    timing = {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}}
+    medication = {
+        "resourceType": "MedicationRequest",
+        "id": "m1",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {"text": "Acetaminophen 325 MG"},
+        "subject": {"reference": "Patient/p1"},
+        "encounter": {"reference": "Encounter/e1"},
+        "dosageInstruction": [
+            {
+                "timing": timing,
+                "asNeededBoolean": True,
+                "additionalInstruction": [{"text": "planted"}],
+            },
+            {"text": "planted"},
+        ],
+        "dispenseRequest": {"numberOfRepeatsAllowed": 1, "expectedSupplyDuration": {"value": 5}},
+    }
+    path = _write(tmp_path / "v.ndjson", *_visit(medication))
+
+    report = import_files(layer, [path], actor="import:test")
+
+    assert report.counts[("MedicationRequest", "created")] == 1, report.refusals
+    assert sorted((d.field, d.reason) for d in report.dropped if "Medication" in d.field) == [
+        ("MedicationRequest.dispenseRequest.expectedSupplyDuration", "not_kept"),
+        ("MedicationRequest.dosageInstruction[0].additionalInstruction", "not_kept"),
+        ("MedicationRequest.dosageInstruction[0].asNeededBoolean", "not_kept"),
+        ("MedicationRequest.dosageInstruction[1]", "not_kept"),
+    ]
+
+
+def test_the_parts_of_an_allergys_reaction_not_kept_are_listed(layer, tmp_path):
+    reaction = {**_allergy()["reaction"][0], "exposureRoute": {"text": "planted"}}
+    path = _write(tmp_path / "v.ndjson", *_visit(_allergy(reaction=[reaction])))
+
+    report = import_files(layer, [path], actor="import:test")
+
+    assert [(d.field, d.reason) for d in report.dropped] == [
+        ("AllergyIntolerance.reaction[0].exposureRoute", "not_kept")
+    ]

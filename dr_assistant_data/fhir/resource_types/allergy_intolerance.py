@@ -65,6 +65,8 @@ PATHS = {
     "recorded_at": "AllergyIntolerance.recordedDate",
 }
 """The FHIR element of each record field (how a refusal or a conflict names it)."""
+REACTION = frozenset({"manifestation", "severity", "description", "onset"})
+"""The parts of a reaction kept; the others (its substance, route, note) are listed."""
 CHECKED = (
     Allergy,
     {
@@ -118,7 +120,10 @@ def build(raw: Raw, a: Any, keys: list[str]) -> Draft:
             a.encounter, "AllergyIntolerance.encounter", "Encounter"
         )
         optional = frozenset({"encounter_id"})
-    return Draft(raw, "AllergyIntolerance", fields, keys, refs, optional, dropped=dropped)
+    held = {"reaction": dict.fromkeys(range(len(a.reaction or [])), REACTION)}
+    return Draft(
+        raw, "AllergyIntolerance", fields, keys, refs, optional, dropped=dropped, held=held
+    )
 
 
 def _reaction(reaction: Any, index: int, dropped: list[tuple[str, str]]) -> dict[str, Any]:
