@@ -561,3 +561,22 @@ def test_the_parts_of_an_allergys_reaction_not_kept_are_listed(layer, tmp_path):
     assert [(d.field, d.reason) for d in report.dropped] == [
         ("AllergyIntolerance.reaction[0].exposureRoute", "not_kept")
     ]
+
+
+def test_an_encounters_other_participants_types_and_an_end_not_after_its_start_are_listed(
+    layer, tmp_path
+):
+    encounter = _encounter()
+    encounter["participant"].append({"individual": {"display": "a nurse"}})
+    encounter["type"].append({"text": "second type"})
+    encounter["period"]["end"] = encounter["period"]["start"]
+
+    path = _write(tmp_path / "v.ndjson", _patient(), _practitioner(), encounter)
+    report = import_files(layer, [path], actor="import:test")
+
+    assert report.counts[("Encounter", "created")] == 1, report.refusals
+    assert sorted((d.field, d.reason) for d in report.dropped) == [
+        ("Encounter.participant[1]", "not_kept"),
+        ("Encounter.period.end", "not_kept"),
+        ("Encounter.type[1]", "not_kept"),
+    ]
