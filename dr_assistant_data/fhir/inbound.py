@@ -173,7 +173,7 @@ def _left_out(
     for element, kept in held.items():
         items = resource.get(element)
         path = f"{kind}.{element}"
-        if isinstance(items, dict) and 0 in kept:  # an element that is no list
+        if isinstance(items, dict) and 0 in kept and element not in positions:  # no list
             dropped += [(f"{path}.{key}", NOT_KEPT) for key in items if key not in kept[0]]
             continue
         if not isinstance(items, list):
