@@ -34,6 +34,13 @@ class Draft:
     extra: dict[str, Any] = field(default_factory=dict)
     dropped: list[tuple[str, str]] = field(default_factory=list)
     """``(FHIR element, reason)`` of each element left out."""
+    held: dict[str, dict[int, frozenset[str]]] = field(default_factory=dict)
+    """Elements read in part: ``{element: {item index (in the model): the keys of the
+    item kept}}`` (an element that is no list: item 0); the other items and keys are
+    listed as dropped (``not_kept``)."""
+    paths: dict[str, str] = field(default_factory=dict)
+    """The element a field was read from, where finer than its type's path for that field
+    (``{"email": "Patient.telecom[1].value"}``): how a dropped field is named."""
 
 
 def scoped(draft: Draft, source: str) -> Draft:
@@ -135,6 +142,18 @@ def clinic_code(value: Any, allowed: tuple[str, ...], path: str) -> str | None:
     return code
 
 
+def optional_code(
+    value: Any, allowed: tuple[str, ...], path: str, dropped: list[tuple[str, str]]
+) -> str | None:
+    """``clinic_code`` of an optional element: a code the clinic has no equivalent for is
+    dropped (listed in ``dropped``), never the resource."""
+    try:
+        return clinic_code(value, allowed, path)
+    except Refusal as refusal:
+        dropped.append((path, refusal.code))
+        return None
+
+
 def concept_code(concept: Any, allowed: tuple[str, ...], path: str) -> str | None:
     """The clinic's code of a status CodeableConcept (its first coding with a code)."""
     code = next((code for _, code in codings(concept) if code), None)
@@ -175,9 +194,15 @@ def phone_number(value: str, country: str | None) -> str:
 
 
 def telecom_value(points: Any, system: str) -> str | None:
-    for point in points or []:
+    index = telecom_at(points, system)
+    return str(points[index].value) if index is not None else None
+
+
+def telecom_at(points: Any, system: str) -> int | None:
+    """The index of the first contact point of ``system`` with a value."""
+    for index, point in enumerate(points or []):
         if point.system == system and point.value:
-            return str(point.value)
+            return index
     return None
 
 

@@ -19,6 +19,7 @@ into a refusal or a dropped element.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -43,6 +44,7 @@ from .reading import MAX_RESOURCE_BYTES, Raw
 from .resource_types import REGISTRY
 
 MAX_STRING = 200_000
+_INDEXED = re.compile(r"(?P<head>\w+\.(?P<element>\w+))\[(?P<index>\d+)\]")
 
 
 NOT_REPORTED = frozenset({"resourceType", "id", "meta", "text"})
@@ -51,6 +53,11 @@ its narrative (a rendering of the elements themselves)."""
 
 
 EXTENSIONS_READ = frozenset({codes.STATUS_EXTENSION, codes.DURATION_EXTENSION})
+
+
+DROPPED_INVALID = frozenset({INVALID, UNSUPPORTED_CODE})
+"""The reasons an element dropped by a builder has that refuse its resource under
+``strict`` (an element the note's fields cannot hold is kept as text, not refused)."""
 
 
 MAX_DROPPED = 20
@@ -69,10 +76,16 @@ def draft(raw: Raw, *, strict: bool = False) -> Draft:
     if raw.resource.get("modifierExtension"):
         raise Refusal(f"{kind}.modifierExtension", UNSUPPORTED_CODE)
     dropped = _not_kept(kind, raw.resource)
-    resource = _checked(kind, raw.resource, dropped, strict)
+    positions: dict[str, list[int]] = {}
+    resource = _checked(kind, raw.resource, dropped, strict, positions)
     keys = own_keys(kind, raw.resource.get("id"), raw.full_url)
     built = REGISTRY[kind].build(raw, resource, keys)
-    built.dropped = dropped + built.dropped + _invalid_fields(built, strict)
+    invalid = next((d for d in built.dropped if d[1] in DROPPED_INVALID), None)
+    if strict and invalid is not None:
+        raise Refusal(*invalid)
+    left_out = _left_out(kind, raw.resource, built.held, positions)
+    invalid_fields = _invalid_fields(built, strict, positions)
+    built.dropped = dropped + built.dropped + left_out + invalid_fields
     return built
 
 
@@ -92,18 +105,22 @@ def _not_kept(kind: str, resource: dict[str, Any]) -> list[tuple[str, str]]:
     return dropped
 
 
-def _invalid_fields(built: Draft, strict: bool) -> list[tuple[str, str]]:
-    """Drop the optional fields the layer's rules would refuse (``strict``: refuse)."""
+def _invalid_fields(
+    built: Draft, strict: bool, positions: dict[str, list[int]]
+) -> list[tuple[str, str]]:
+    """Drop the optional fields the layer's rules would refuse (``strict``: refuse), each
+    named by the element it was read from, at its place in the resource."""
     checked = REGISTRY[built.resource_type].checked
     if checked is None:
         return []
     model, paths = checked
     columns = columns_of(model)
     dropped = []
-    for name, path in paths.items():
+    for name, element in paths.items():
         value = built.fields.get(name)
         if value is None or name not in columns:
             continue
+        path = _placed(built.paths.get(name, element), positions)
         try:
             columns[name].check.clean(value, name)
         except ValidationError:
@@ -112,6 +129,18 @@ def _invalid_fields(built: Draft, strict: bool) -> list[tuple[str, str]]:
             built.fields[name] = None
             dropped.append((path, INVALID))
     return dropped
+
+
+def _placed(path: str, positions: dict[str, list[int]]) -> str:
+    """``path`` (``Patient.telecom[1].value``, its index the model's) with the index of
+    the item's place in the resource."""
+    found = _INDEXED.match(path)
+    if found is None or found["element"] not in positions:
+        return path
+    places = positions[found["element"]]
+    index = int(found["index"])
+    place = places[index] if index < len(places) else index
+    return f"{found['head']}[{place}]{path[found.end() :]}"
 
 
 def _screen(value: Any, path: str, budget: list[int] | None = None) -> None:
@@ -130,11 +159,49 @@ def _screen(value: Any, path: str, budget: list[int] | None = None) -> None:
             raise Refusal(path, TOO_LARGE)
 
 
+def _left_out(
+    kind: str,
+    resource: dict[str, Any],
+    held: dict[str, dict[int, frozenset[str]]],
+    positions: dict[str, list[int]],
+) -> list[tuple[str, str]]:
+    """The parts of the elements a builder read in part (``Draft.held``): each item of a
+    list not read (``Patient.name[1]``), and each key of an item read that is not kept
+    (``Patient.name[0].prefix``; of an element that is no list, item 0's). Items are named
+    by their place in the resource, and those the model refused are listed already."""
+    dropped = []
+    for element, kept in held.items():
+        items = resource.get(element)
+        path = f"{kind}.{element}"
+        if isinstance(items, dict) and 0 in kept and element not in positions:  # no list
+            dropped += [(f"{path}.{key}", NOT_KEPT) for key in items if key not in kept[0]]
+            continue
+        if not isinstance(items, list):
+            continue
+        places = positions.get(element, list(range(len(items))))
+        read = {places[index]: keys for index, keys in kept.items() if index < len(places)}
+        for place in places:
+            item = items[place]
+            if place not in read:
+                dropped.append((f"{path}[{place}]", NOT_KEPT))
+            elif isinstance(item, dict):
+                dropped += [
+                    (f"{path}[{place}].{k}", NOT_KEPT) for k in item if k not in read[place]
+                ]
+    return dropped
+
+
 def _checked(
-    kind: str, resource: dict[str, Any], dropped: list[tuple[str, str]], strict: bool
+    kind: str,
+    resource: dict[str, Any],
+    dropped: list[tuple[str, str]],
+    strict: bool,
+    positions: dict[str, list[int]],
 ) -> Any:
     """The model of the kept elements; an optional one the model refuses is dropped (the
-    item of a list, or the element) and the rest validated again."""
+    item of a list, or the element) and the rest validated again. ``positions`` gets,
+    for each list element an item was dropped from, the places in the resource of the
+    items left (the model's item 0 may be the resource's item 1)."""
     kept = {
         key: resource[key]
         for key in ("resourceType", "id", *REGISTRY[kind].kept)
@@ -144,25 +211,47 @@ def _checked(
         try:
             return get_fhir_model_class(kind).model_validate(kept)
         except ModelError as error:
-            location = error.errors()[0]["loc"] if error.errors() else ()
-            names = [str(part) for part in location if not isinstance(part, int)]
-            path = ".".join([kind, *names[:3]])
+            location = tuple(error.errors()[0]["loc"]) if error.errors() else ()
             element = str(location[0]) if location else ""
             element = "class" if element == "class_fhir" else element
+            index = location[1] if len(location) > 1 else None
+            if isinstance(index, int) and element in positions:
+                location = (location[0], positions[element][index], *location[2:])
+            path = element_path(kind, location)
             if strict or element not in kept or element in REGISTRY[kind].essential:
                 raise Refusal(path, INVALID) from None
-            _drop(kept, element, location[1] if len(location) > 1 else None)
+            _drop(kept, element, index, positions)
             dropped.append((path, INVALID))
         except (TypeError, ValueError):
             raise Refusal(kind, INVALID) from None
     raise Refusal(kind, INVALID)
 
 
-def _drop(kept: dict[str, Any], element: str, index: object) -> None:
-    """Leave out ``kept[element]``, or only its item ``index`` when it is a list."""
+def element_path(kind: str, location: tuple[int | str, ...]) -> str:
+    """A model error's location as a FHIR path with list indexes
+    (``Patient.address[1].period.start``), to its third element at most."""
+    path, names = kind, 0
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+            continue
+        if names == 3:
+            break
+        names += 1
+        path += "." + ("class" if part == "class_fhir" else str(part))
+    return path
+
+
+def _drop(
+    kept: dict[str, Any], element: str, index: object, positions: dict[str, list[int]]
+) -> None:
+    """Leave out ``kept[element]``, or only its item ``index`` when it is a list (whose
+    items left keep their places in ``positions``)."""
     value = kept[element]
     if isinstance(value, list) and isinstance(index, int) and 0 <= index < len(value):
         kept[element] = [item for i, item in enumerate(value) if i != index]
+        positions.setdefault(element, list(range(len(value)))).pop(index)
         if kept[element]:
             return
     del kept[element]
+    positions[element] = []

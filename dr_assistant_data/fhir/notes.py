@@ -8,6 +8,8 @@ back gives the value that was written, so a note survives export and import unch
 Sections of other systems are read where a LOINC or SNOMED code names a SOAP text field,
 and free-text notes (a ``DocumentReference`` attachment) are kept whole as the note's
 raw text, with their headed parts (``# Chief Complaint``) filled into the fields they name.
+A field the note model cannot hold (a list item over its length, too many items, a vital
+sign out of range) is left out by ``fitting``: the rest of the note is kept.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from html import escape
 from html.parser import HTMLParser
 from typing import Any
 
+from ..documents.clinical_note import MAX_NOTE_BYTES, NoteContent
+from ..documents.validation import embed, validate
+from ..errors import ValidationError
 from .codes import LOINC, NOTE_SECTION_SYSTEM, SNOMED
 
 XHTML = "http://www.w3.org/1999/xhtml"
@@ -78,6 +83,8 @@ HEADINGS = {  # free-text headings -> (part, field)
     "follow-up": ("plan", "follow_up"),
 }
 _HEADING = re.compile(r"^#{1,6}\s*(.+?)\s*#*\s*$")
+_ITEMS = re.compile(r"[,;] ")
+"""What separates the items of a list on one line (``aspirin, mold``; ``a 5 mg tablet; b``)."""
 
 
 def sections(content: dict[str, Any], transcript: str | None = None) -> list[dict[str, Any]]:
@@ -115,12 +122,16 @@ def narrative(value: Any, kind: str) -> dict[str, str]:
     return {"status": "generated", "div": f'<div xmlns="{XHTML}">{body}</div>'}
 
 
-def content_of(section_list: list[dict[str, Any]]) -> tuple[dict[str, Any], str | None]:
+def content_of(
+    section_list: list[dict[str, Any]],
+) -> tuple[dict[str, Any], str | None, dict[str, str]]:
     """The note content and raw text of Composition sections (JSON, as the resource has
-    them). Sections this reads nothing from are left out."""
+    them), and the section each field came from (``{"subjective.medications":
+    "section[0].section[4]"}``). Sections this reads nothing from are left out."""
     content: dict[str, dict[str, Any]] = {}
     transcript = None
-    for section in _flattened(section_list):
+    places: dict[str, str] = {}
+    for path, section in _flattened(section_list, "section"):
         div = (section.get("text") or {}).get("div")
         if not isinstance(div, str):
             continue
@@ -138,7 +149,8 @@ def content_of(section_list: list[dict[str, Any]]) -> tuple[dict[str, Any], str 
             value = _json(value)
         if value not in (None, "", []):
             content.setdefault(part, {})[name] = value
-    return content, transcript
+            places[f"{part}.{name}"] = path
+    return content, transcript, places
 
 
 def content_of_text(text: str) -> dict[str, Any]:
@@ -156,7 +168,7 @@ def content_of_text(text: str) -> dict[str, Any]:
             return
         if FIELDS[part][name] == LIST:
             items = [line.removeprefix("- ").strip() for line in body]
-            value: Any = [item for chunk in items for item in chunk.split(", ") if item]
+            value: Any = [item for chunk in items for item in _ITEMS.split(chunk) if item]
         else:
             value = "\n".join(body)
         content.setdefault(part, {})[name] = value
@@ -172,17 +184,36 @@ def content_of_text(text: str) -> dict[str, Any]:
     return content
 
 
+def fitting(content: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``content`` without the fields the note model refuses, and those fields' names
+    (``subjective.medications``), each checked on its own as a note's content is."""
+    kept: dict[str, dict[str, Any]] = {}
+    refused = []
+    for part, values in content.items():
+        for name, value in values.items():
+            try:
+                one = embed(NoteContent, {part: {name: value}}, "content")
+                validate(one, max_bytes=MAX_NOTE_BYTES, name="content")
+            except ValidationError:
+                refused.append(f"{part}.{name}")
+            else:
+                kept.setdefault(part, {})[name] = value
+    return kept, refused
+
+
 def _code(code: str) -> dict[str, Any]:
     return {"coding": [{"system": NOTE_SECTION_SYSTEM, "code": code}]}
 
 
-def _flattened(section_list: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _flattened(section_list: list[dict[str, Any]], path: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every section and sub-section, with its path (``section[0].section[4]``)."""
     found = []
-    for section in section_list:
+    for index, section in enumerate(section_list):
         if not isinstance(section, dict):
             continue
-        found.append(section)
-        found.extend(_flattened(section.get("section") or []))
+        here = f"{path}[{index}]"
+        found.append((here, section))
+        found.extend(_flattened(section.get("section") or [], f"{here}.section"))
     return found
 
 

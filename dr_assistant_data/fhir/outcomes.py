@@ -50,6 +50,7 @@ UNREADABLE = "unreadable"  # missing, a directory, a symlink loop, no permission
 NOT_A_FILE = "not_a_file"  # a device, a pipe, a socket
 # reason codes of an element dropped
 NOT_KEPT = "not_kept"  # an element the schema has no place for
+KEPT_AS_TEXT = "kept_as_text"  # a part of a note's text its fields cannot hold: in the text only
 STOPPED = "stopped"  # the run stopped before the resource could be written
 
 MAX_LISTED = 10_000

@@ -37,9 +37,19 @@ from tests.helpers.layers import scratch_database, settings_for
 VITAL_SIGN_CODES = {code for code, _ in VITAL_SIGNS.values()} | {BLOOD_PRESSURE_PANEL[0]}
 
 
+ALL_AGES = {"seed": 23, "people": 10, "ages": "0-140"}
+"""Ten people of every age, whose oldest have notes listing more medications on one line
+(``# Medications``, 513 to 517 characters) than one item of a list holds."""
+
+
 @pytest.fixture(scope="module")
 def population(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return generate(tmp_path_factory.mktemp("synthea"))
+
+
+@pytest.fixture(scope="module")
+def all_ages(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return generate(tmp_path_factory.mktemp("synthea-all-ages"), **ALL_AGES)
 
 
 def _mrn(patient: dict) -> str:
@@ -121,6 +131,21 @@ def test_a_synthea_population_lands_field_by_field(layer, population):
             assert sorted(n.raw_transcription for n in notes) == sorted(texts)
             assert {n.status for n in notes} == {"signed"}
             assert all(n.content.subjective.chief_complaint for n in notes)
+
+
+def test_a_population_of_all_ages_lands_every_note_with_nothing_refused(layer, all_ages):
+    report = import_files(layer, all_ages, actor="import:test")
+
+    assert report.total("refused") == 0, report.refusals[:5]
+    notes = list(resources(all_ages, "DocumentReference"))
+    assert report.counts[("DocumentReference", "created")] == len(notes)
+    with layer.unit_of_work(actor="test") as uow:
+        listed = [
+            note.content.subjective.medications
+            for note in uow.clinical_notes.iterate()
+            if note.content.subjective is not None
+        ]
+    assert max(len("; ".join(medications)) for medications in listed) > 500
 
 
 def _is_vital_sign(observation: dict) -> bool:

@@ -5,6 +5,7 @@ patient's record without coming back twice."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from dr_assistant_data import DataLayer
-from dr_assistant_data.fhir import import_files
+from dr_assistant_data.fhir import FhirImport, import_files
 from dr_assistant_data.fhir.codes import ACT_CODE, NOTE_VITALS_TAG, RXNORM
 from dr_assistant_data.fhir.exporter import export_bulk, patient_record
 from dr_assistant_data.relational.vocabulary import ENCOUNTER_CLASSES
@@ -392,4 +393,190 @@ def test_a_chart_record_in_another_patients_encounter_is_refused(layer, tmp_path
     kind = resource["resourceType"]
     assert [(r.resource_type, r.field, r.reason) for r in report.refusals] == [
         (kind, f"{kind}.encounter", "cross_patient_reference")
+    ]
+
+
+def _note(text: str) -> dict[str, Any]:
+    return {
+        "resourceType": "DocumentReference",
+        "id": "n1",
+        "status": "current",
+        "docStatus": "final",
+        "type": {"coding": [{"system": "http://loinc.org", "code": "34117-2"}]},
+        "subject": {"reference": "Patient/p1"},
+        "content": [
+            {
+                "attachment": {
+                    "contentType": "text/plain; charset=utf-8",
+                    "data": base64.b64encode(text.encode()).decode(),
+                }
+            }
+        ],
+        "context": {"encounter": [{"reference": "Encounter/e1"}]},
+    }
+
+
+def test_a_notes_part_its_fields_cannot_hold_stays_in_its_text_and_is_listed(layer, tmp_path):
+    medication = "planted-" + "x" * 512  # one item of 520 characters: over the list's 500
+    text = f"# Chief Complaint\nfever\n\n# Medications\n{medication}\n"
+    path = _write(tmp_path / "v.ndjson", *_visit(_note(text)))
+
+    report = import_files(layer, [path], actor="import:test")
+
+    assert report.counts[("DocumentReference", "created")] == 1, report.refusals
+    dropped = [(d.field, d.reason) for d in report.dropped if d.resource_type != "Encounter"]
+    assert ("DocumentReference.content[0].attachment.data", "kept_as_text") in dropped
+    assert "planted" not in json.dumps(report.as_json())
+    with layer.unit_of_work(actor="test") as uow:
+        [note] = uow.clinical_notes.for_patient(uow.patients.list()[0].id)
+        assert note.raw_transcription == text
+        assert note.content.subjective.chief_complaint == "fever"
+        assert note.content.subjective.medications == []
+
+
+def test_a_medication_line_of_items_separated_by_semicolons_is_a_list(layer, tmp_path):
+    medications = "; ".join(f"drug {n} 100 mg oral tablet" for n in range(20))  # 548 chars
+    path = _write(tmp_path / "v.ndjson", *_visit(_note(f"# Medications\n{medications}\n")))
+
+    import_files(layer, [path], actor="import:test")
+
+    with layer.unit_of_work(actor="test") as uow:
+        [note] = uow.clinical_notes.for_patient(uow.patients.list()[0].id)
+        assert note.content.subjective.medications == medications.split("; ")
+
+
+@pytest.mark.parametrize(
+    ("changes", "path"),
+    [
+        ({"criticality": "very-high"}, "AllergyIntolerance.criticality"),
+        ({"category": ["cosmetic"]}, "AllergyIntolerance.category[0]"),
+    ],
+)
+def test_an_allergy_with_a_code_the_clinic_has_not_lands_without_that_element(
+    layer, tmp_path, changes, path
+):
+    report = import_files(
+        layer, [_write(tmp_path / "v.ndjson", *_visit(_allergy(**changes)))], actor="t"
+    )
+
+    assert report.counts[("AllergyIntolerance", "created")] == 1, report.refusals
+    assert [(d.field, d.reason) for d in report.dropped] == [(path, "unsupported_code")]
+    with layer.unit_of_work(actor="test") as uow:
+        [patient] = uow.patients.list()
+        assert patient.allergies == ["Penicillin G"]
+
+
+def test_an_allergy_reactions_unknown_severity_is_dropped_with_its_nested_path(layer, tmp_path):
+    reactions = _allergy()["reaction"] * 2
+    reactions[1] = {**reactions[1], "severity": "catastrophic"}
+    path = _write(tmp_path / "v.ndjson", *_visit(_allergy(reaction=reactions)))
+
+    report = import_files(layer, [path], actor="import:test")
+
+    assert [(d.field, d.reason) for d in report.dropped] == [
+        ("AllergyIntolerance.reaction[1].severity", "unsupported_code")
+    ]
+    with layer.unit_of_work(actor="test") as uow:
+        [allergy] = uow.allergies.list()
+        assert [r["severity"] for r in allergy.reactions] == ["severe", None]
+
+
+def test_strict_refuses_an_allergy_with_a_code_the_clinic_has_not(layer, tmp_path):
+    path = _write(tmp_path / "v.ndjson", *_visit(_allergy(criticality="very-high")))
+
+    report = FhirImport(layer, actor="import:test", strict=True).run([path])
+
+    assert [(r.field, r.reason) for r in report.refusals] == [
+        ("AllergyIntolerance.criticality", "unsupported_code")
+    ]
+    with layer.unit_of_work(actor="test") as uow:
+        assert uow.allergies.list() == []
+
+
+def test_a_blood_pressure_panel_with_a_reading_the_layer_refuses_is_refused_whole(layer, tmp_path):
+    panel = _blood_pressure()
+    panel["component"][0]["valueQuantity"]["value"] = 1e7  # no plausible systolic pressure
+
+    report = import_files(layer, [_write(tmp_path / "v.ndjson", *_visit(panel))], actor="t")
+
+    assert [(r.field, r.reason) for r in report.refusals] == [
+        ("Observation.component[0].valueQuantity", "invalid")
+    ]
+    with layer.unit_of_work(actor="test") as uow:
+        assert uow.vital_signs.list() == []
+
+
+def test_a_panels_component_of_another_kind_is_listed_with_its_path(layer, tmp_path):
+    panel = _blood_pressure()
+    mean = {"coding": [{"system": "http://loinc.org", "code": "8478-0"}]}
+    panel["component"].insert(0, {"code": mean, "valueQuantity": {"value": 101}})
+
+    report = import_files(layer, [_write(tmp_path / "v.ndjson", *_visit(panel))], actor="t")
+
+    assert report.counts[("Observation", "created")] == 1, report.refusals
+    assert [(d.field, d.reason) for d in report.dropped] == [
+        ("Observation.component[0]", "not_kept")
+    ]
+
+
+def test_the_parts_of_a_dosage_and_a_dispense_request_not_kept_are_listed(layer, tmp_path):
+    timing = {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}}
+    medication = {
+        "resourceType": "MedicationRequest",
+        "id": "m1",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {"text": "Acetaminophen 325 MG"},
+        "subject": {"reference": "Patient/p1"},
+        "encounter": {"reference": "Encounter/e1"},
+        "dosageInstruction": [
+            {
+                "timing": timing,
+                "asNeededBoolean": True,
+                "additionalInstruction": [{"text": "planted"}],
+            },
+            {"text": "planted"},
+        ],
+        "dispenseRequest": {"numberOfRepeatsAllowed": 1, "expectedSupplyDuration": {"value": 5}},
+    }
+    path = _write(tmp_path / "v.ndjson", *_visit(medication))
+
+    report = import_files(layer, [path], actor="import:test")
+
+    assert report.counts[("MedicationRequest", "created")] == 1, report.refusals
+    assert sorted((d.field, d.reason) for d in report.dropped if "Medication" in d.field) == [
+        ("MedicationRequest.dispenseRequest.expectedSupplyDuration", "not_kept"),
+        ("MedicationRequest.dosageInstruction[0].additionalInstruction", "not_kept"),
+        ("MedicationRequest.dosageInstruction[0].asNeededBoolean", "not_kept"),
+        ("MedicationRequest.dosageInstruction[1]", "not_kept"),
+    ]
+
+
+def test_the_parts_of_an_allergys_reaction_not_kept_are_listed(layer, tmp_path):
+    reaction = {**_allergy()["reaction"][0], "exposureRoute": {"text": "planted"}}
+    path = _write(tmp_path / "v.ndjson", *_visit(_allergy(reaction=[reaction])))
+
+    report = import_files(layer, [path], actor="import:test")
+
+    assert [(d.field, d.reason) for d in report.dropped] == [
+        ("AllergyIntolerance.reaction[0].exposureRoute", "not_kept")
+    ]
+
+
+def test_an_encounters_other_participants_types_and_an_end_not_after_its_start_are_listed(
+    layer, tmp_path
+):
+    encounter = _encounter()
+    encounter["participant"].append({"individual": {"display": "a nurse"}})
+    encounter["type"].append({"text": "second type"})
+    encounter["period"]["end"] = encounter["period"]["start"]
+
+    path = _write(tmp_path / "v.ndjson", _patient(), _practitioner(), encounter)
+    report = import_files(layer, [path], actor="import:test")
+
+    assert report.counts[("Encounter", "created")] == 1, report.refusals
+    assert sorted((d.field, d.reason) for d in report.dropped) == [
+        ("Encounter.participant[1]", "not_kept"),
+        ("Encounter.period.end", "not_kept"),
+        ("Encounter.type[1]", "not_kept"),
     ]

@@ -72,7 +72,7 @@ def test_an_email_that_does_not_parse_is_dropped_and_the_patient_kept(layer, tmp
 
     assert report.counts[("Patient", "created")] == 1
     assert [(d.position, d.field, d.reason) for d in report.dropped] == [
-        (1, "Patient.telecom", "invalid")
+        (1, "Patient.telecom[0].value", "invalid")
     ]
     assert "planted" not in json.dumps(report.as_json())
     with layer.unit_of_work(actor="test") as uow:
@@ -88,7 +88,7 @@ def test_an_optional_element_the_fhir_model_refuses_is_dropped_alone(layer, tmp_
 
     assert report.counts[("Patient", "created")] == 1
     assert [(d.field, d.reason) for d in report.dropped] == [
-        ("Patient.address.period.start", "invalid")
+        ("Patient.address[0].period.start", "invalid")
     ]
     with layer.unit_of_work(actor="test") as uow:
         (patient,) = uow.patients.list()
@@ -100,7 +100,9 @@ def test_strict_refuses_a_resource_with_an_invalid_optional_element(layer, tmp_p
 
     report = FhirImport(layer, actor="import:test", strict=True).run([path])
 
-    assert [(r.field, r.reason) for r in report.refusals] == [("Patient.telecom", "invalid")]
+    assert [(r.field, r.reason) for r in report.refusals] == [
+        ("Patient.telecom[0].value", "invalid")
+    ]
     with layer.unit_of_work(actor="test") as uow:
         assert uow.patients.count() == 0
 
@@ -138,3 +140,28 @@ def test_a_modifier_extension_refuses_the_resource(layer, tmp_path):
     assert [(r.field, r.reason) for r in report.refusals] == [
         ("Patient.modifierExtension", "unsupported_code")
     ]
+
+
+def test_dropped_elements_inside_kept_ones_are_listed_with_their_nested_paths(layer, tmp_path):
+    names = [
+        {"use": "official", "family": "Rao", "given": ["Luis"], "prefix": ["planted"]},
+        {"use": "maiden", "family": "planted"},
+    ]
+    telecom = [
+        {"system": "phone", "value": "+919800000001", "use": "mobile"},
+        {"system": "email", "value": EMAIL},
+    ]
+    ssn = {"system": "http://hl7.org/fhir/sid/us-ssn", "value": "999-planted"}
+    path = _write(tmp_path / "p.ndjson", _patient(name=names, telecom=telecom, identifier=[ssn]))
+
+    report = import_files(layer, [path], actor="import:test")
+
+    assert report.counts[("Patient", "created")] == 1
+    assert sorted((d.field, d.reason) for d in report.dropped) == [
+        ("Patient.identifier[0]", "not_kept"),
+        ("Patient.name[0].prefix", "not_kept"),
+        ("Patient.name[1]", "not_kept"),
+        ("Patient.telecom[0].use", "not_kept"),
+        ("Patient.telecom[1].value", "invalid"),
+    ]
+    assert "planted" not in json.dumps(report.as_json())

@@ -5,7 +5,10 @@ so the list travels only here and is never written twice.
 A refuted or entered-in-error allergy is kept as such and never shown as active; an
 entered-in-error one has no clinical status, as FHIR requires, in and out. A resource
 without a clinical status that is neither refuted nor entered in error is kept as active:
-an allergy the file does not rule out stays in front of the doctor.
+an allergy the file does not rule out stays in front of the doctor. A category, type,
+criticality or reaction severity the clinic has no code for is dropped and listed, never
+the allergy: losing an allergy over its criticality is the worse harm (``strict`` refuses
+it instead).
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from ...relational.vocabulary import (
 from .. import codes
 from ..elements import (
     Draft,
-    clinic_code,
     concept_code,
     fhir_code,
     first_coding,
+    optional_code,
     optional_moment,
     reference_to,
     text_of,
@@ -62,6 +65,8 @@ PATHS = {
     "recorded_at": "AllergyIntolerance.recordedDate",
 }
 """The FHIR element of each record field (how a refusal or a conflict names it)."""
+REACTION = frozenset({"manifestation", "severity", "description", "onset"})
+"""The parts of a reaction kept; the others (its substance, route, note) are listed."""
 CHECKED = (
     Allergy,
     {
@@ -92,16 +97,19 @@ def build(raw: Raw, a: Any, keys: list[str]) -> Draft:
         "substance": substance,
         "substance_code": coded["code"],
         "substance_system": coded["system"],
-        "category": clinic_code(
-            a.category[0] if a.category else None, ALLERGY_CATEGORIES, "AllergyIntolerance.category"
+        "category": optional_code(
+            a.category[0] if a.category else None,
+            ALLERGY_CATEGORIES,
+            "AllergyIntolerance.category[0]",
+            dropped,
         ),
-        "allergy_type": clinic_code(a.type, ALLERGY_TYPES, "AllergyIntolerance.type"),
-        "criticality": clinic_code(
-            a.criticality, ALLERGY_CRITICALITIES, "AllergyIntolerance.criticality"
+        "allergy_type": optional_code(a.type, ALLERGY_TYPES, "AllergyIntolerance.type", dropped),
+        "criticality": optional_code(
+            a.criticality, ALLERGY_CRITICALITIES, "AllergyIntolerance.criticality", dropped
         ),
         "clinical_status": clinical,
         "verification_status": verification,
-        "reactions": [_reaction(r, dropped) for r in a.reaction or []],
+        "reactions": [_reaction(r, i, dropped) for i, r in enumerate(a.reaction or [])],
         "onset_at": optional_moment(a.onsetDateTime, "AllergyIntolerance.onsetDateTime", dropped),
         "recorded_at": optional_moment(a.recordedDate, "AllergyIntolerance.recordedDate", dropped),
     }
@@ -112,14 +120,19 @@ def build(raw: Raw, a: Any, keys: list[str]) -> Draft:
             a.encounter, "AllergyIntolerance.encounter", "Encounter"
         )
         optional = frozenset({"encounter_id"})
-    return Draft(raw, "AllergyIntolerance", fields, keys, refs, optional, dropped=dropped)
+    held = {"reaction": dict.fromkeys(range(len(a.reaction or [])), REACTION)}
+    return Draft(
+        raw, "AllergyIntolerance", fields, keys, refs, optional, dropped=dropped, held=held
+    )
 
 
-def _reaction(reaction: Any, dropped: list[tuple[str, str]]) -> dict[str, Any]:
-    path = "AllergyIntolerance.reaction"
+def _reaction(reaction: Any, index: int, dropped: list[tuple[str, str]]) -> dict[str, Any]:
+    path = f"AllergyIntolerance.reaction[{index}]"
     return {
         "manifestations": [first_coding(m) for m in reaction.manifestation or []],
-        "severity": clinic_code(reaction.severity, REACTION_SEVERITIES, f"{path}.severity"),
+        "severity": optional_code(
+            reaction.severity, REACTION_SEVERITIES, f"{path}.severity", dropped
+        ),
         "description": reaction.description,
         "onset_at": when(optional_moment(reaction.onset, f"{path}.onset", dropped)),
     }

@@ -10,7 +10,7 @@ from typing import Any
 from .. import codes, notes
 from ..elements import Draft, codings, note_draft, note_type, reference_to
 from ..outbound import JSON, reference, resource, when
-from ..outcomes import NOT_A_RECORD, REQUIRED, SKIPPED, Refusal
+from ..outcomes import INVALID, NOT_A_RECORD, REQUIRED, SKIPPED, Refusal
 from ..reading import Raw
 from ..resource_type import ResourceType
 from ..writers import write_notes
@@ -26,7 +26,8 @@ def build(raw: Raw, c: Any, keys: list[str]) -> Draft:
     if (codes.SNOMED, codes.RECORD_TYPE[0]) in codings(c.type):
         raise Refusal("Composition.type", NOT_A_RECORD, SKIPPED)
     resource = raw.resource or {}
-    content, transcript = notes.content_of(resource.get("section") or [])
+    found, transcript, places = notes.content_of(resource.get("section") or [])
+    content, unfit = notes.fitting(found)
     if not content and not transcript:
         raise Refusal("Composition.section", REQUIRED)
     fields = {
@@ -36,6 +37,7 @@ def build(raw: Raw, c: Any, keys: list[str]) -> Draft:
     }
     signed = c.status in ("final", "amended")
     draft = note_draft(raw, "Composition", c, fields, keys, c.encounter, signed)
+    draft.dropped = [(f"Composition.{places[name]}", INVALID) for name in unfit]
     legal = next((a for a in c.attester or [] if a.party is not None), None)
     if signed and legal is not None:
         draft.refs["signed_by"] = reference_to(

@@ -9,7 +9,7 @@ from .. import codes
 from ..elements import Draft, codings, first_coding, moment, reference_to, status_in, text_of
 from ..export_rows import one_resource_each
 from ..outbound import JSON, concept, meta, reference, resource, when
-from ..outcomes import REQUIRED, Refusal
+from ..outcomes import NOT_KEPT, REQUIRED, Refusal
 from ..reading import Raw
 from ..resource_type import ResourceType
 from ..writers import Simple, simple_writer
@@ -19,6 +19,10 @@ KEPT = (
     "reasonCode",
 )
 ESSENTIAL = frozenset({"status", "class", "subject", "participant", "period"})
+PARTICIPANT = frozenset({"type", "individual"})
+CONCEPT = frozenset({"coding", "text"})
+"""The parts kept of the doctor's participant, the first type and the reason read; the
+other participants, types and reasons are listed as dropped."""
 CHECKED = (
     Encounter,
     {
@@ -44,15 +48,15 @@ PATHS = {
 """The FHIR element of each record field (how a refusal or a conflict names it)."""
 
 
-def _performer(participants: Any) -> Any:
-    """The encounter's doctor: its primary performer, else its attender, else the first
-    participant who is a practitioner."""
-    people = [p for p in participants or [] if p.individual is not None]
+def _performer(participants: Any) -> int | None:
+    """The index of the encounter's doctor: its primary performer, else its attender,
+    else the first participant who is a practitioner."""
+    people = [(i, p) for i, p in enumerate(participants or []) if p.individual is not None]
     for wanted in ("PPRF", "ATND"):
-        for person in people:
+        for index, person in people:
             if any(code == wanted for kind in person.type or [] for _, code in codings(kind)):
-                return person.individual
-    return people[0].individual if people else None
+                return index
+    return people[0][0] if people else None
 
 
 def build(raw: Raw, e: Any, keys: list[str]) -> Draft:
@@ -74,13 +78,25 @@ def build(raw: Raw, e: Any, keys: list[str]) -> Draft:
         "end_time": end if end is not None and end > start else None,
         "chief_complaint": next((t for t in map(text_of, e.reasonCode or []) if t), None),
     }
+    performer = _performer(e.participant)
     refs = {
         "patient_id": reference_to(e.subject, "Encounter.subject", "Patient"),
         "doctor_id": reference_to(
-            _performer(e.participant), "Encounter.participant", "Practitioner"
+            e.participant[performer].individual if performer is not None else None,
+            "Encounter.participant",
+            "Practitioner",
         ),
     }
-    return Draft(raw, "Encounter", fields, keys, refs)
+    reason = next((i for i, concept in enumerate(e.reasonCode or []) if text_of(concept)), None)
+    held = {
+        "participant": {performer: PARTICIPANT} if performer is not None else {},
+        "type": {0: CONCEPT},
+        "reasonCode": {reason: CONCEPT} if reason is not None else {},
+    }
+    draft = Draft(raw, "Encounter", fields, keys, refs, held=held)
+    if end is not None and end <= start:
+        draft.dropped.append(("Encounter.period.end", NOT_KEPT))  # the schema: end after start
+    return draft
 
 
 def outbound(row: Any) -> JSON:

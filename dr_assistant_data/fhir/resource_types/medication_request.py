@@ -86,7 +86,19 @@ def build(raw: Raw, m: Any, keys: list[str]) -> Draft:
         "refills": dispense.numberOfRepeatsAllowed or 0 if dispense else 0,
         "instructions": dose.patientInstruction if dose is not None else None,
     }
-    return ordered_item(raw, "MedicationRequest", m, fields, item, keys, m.groupIdentifier)
+    draft = ordered_item(raw, "MedicationRequest", m, fields, item, keys, m.groupIdentifier)
+    as_needed = dose is not None and bool(dose.asNeededBoolean or dose.asNeededCodeableConcept)
+    dosage = DOSAGE | AS_NEEDED if item["frequency"] == "as needed" or not as_needed else DOSAGE
+    draft.held = {"dosageInstruction": {0: dosage}, "dispenseRequest": {0: DISPENSE}}
+    return draft
+
+
+DOSAGE = frozenset({"text", "doseAndRate", "timing", "patientInstruction"})
+AS_NEEDED = frozenset({"asNeededBoolean", "asNeededCodeableConcept"})
+"""Kept as the frequency ("as needed") when the timing gives none, and a false flag says
+no more than its absence; an as-needed flag beside a timing is listed as dropped."""
+DISPENSE = frozenset({"validityPeriod", "quantity", "numberOfRepeatsAllowed", "performer"})
+"""The parts of the first dosage line and of the dispense request kept."""
 
 
 def _whole(value: Any) -> int | None:

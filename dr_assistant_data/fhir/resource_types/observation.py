@@ -17,7 +17,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ...errors import ValidationError
 from ...relational.models import VitalSign
+from ...relational.rules.validation import columns_of
 from ...relational.vocabulary import (
     BLOOD_PRESSURE_PANEL,
     OBSERVATION_STATUSES,
@@ -30,6 +32,7 @@ from ..outbound import JSON, meta, reference, resource, when
 from ..outcomes import (
     CREATED,
     HELD_BY_NOTE,
+    INVALID,
     LINKED,
     NOT_KEPT,
     REQUIRED,
@@ -64,6 +67,8 @@ PATHS = {
     "status": "Observation.status",
 }
 """The FHIR element of each record field (how a refusal or a conflict names it)."""
+FINER = ("code", "code_system", "code_display")
+"""A reading's own coding, finer than its kind (an oral temperature)."""
 KIND_OF = {code: kind for kind, (code, _) in VITAL_SIGNS.items()}
 VITAL_SIGNS_CATEGORY = "vital-signs"
 NOTE_VITALS = uuid.UUID("5f0c8d2e-3b7a-4e51-9a0d-2c6f1e4b8a93")
@@ -90,14 +95,20 @@ def build(raw: Raw, o: Any, keys: list[str]) -> Draft:
         optional = frozenset({"encounter_id"})
     dropped: list[tuple[str, str]] = []
     if (codes.LOINC, BLOOD_PRESSURE_PANEL[0]) in codings(o.code):
-        parts = [(c.code, c.valueQuantity, "Observation.component") for c in o.component or []]
-        measured = [m for m in (_measured(*part, dropped) for part in parts) if m]
+        measured = []
+        for index, component in enumerate(o.component or []):
+            path = f"Observation.component[{index}]"
+            reading = _measured(component.code, component.valueQuantity, path, dropped)
+            if reading is None:
+                dropped.append((path, NOT_KEPT))
+            else:
+                measured.append(reading)
         if not measured:
             raise Refusal("Observation.component", REQUIRED)
         measured.sort(key=lambda reading: VITAL_SIGN_KINDS.index(reading["kind"]))
         extra = {"components": [common | m for m in measured], "panel_id": uuid.uuid4()}
         return Draft(raw, "Observation", {}, keys, refs, optional, extra, dropped)
-    one = _measured(o.code, o.valueQuantity, "Observation.code", None)
+    one = _measured(o.code, o.valueQuantity, "Observation", dropped)
     if one is None:
         raise Refusal("Observation.code", UNSUPPORTED_CODE, UNSUPPORTED)
     extra = {"components": [common | one]}
@@ -105,21 +116,23 @@ def build(raw: Raw, o: Any, keys: list[str]) -> Draft:
 
 
 def _measured(
-    concept: Any, quantity: Any, path: str, dropped: list[tuple[str, str]] | None
+    concept: Any, quantity: Any, path: str, dropped: list[tuple[str, str]]
 ) -> dict[str, Any] | None:
-    """The vital sign ``concept`` codes and its value; ``None`` (listed in ``dropped``
-    when given) when it is none of the nine kinds."""
+    """The vital sign ``concept`` codes and its value, as the layer's rules accept them
+    (``path``: the element holding both); ``None`` when it is none of the nine kinds.
+
+    A value or unit the rules refuse refuses the resource, a blood pressure panel whole:
+    a diastolic reading without its systolic would read as a blood pressure that was
+    not taken. A finer coding they refuse is dropped, the kind being the LOINC code's."""
     loinc = [code for system, code in codings(concept) if system == codes.LOINC]
     kind = next((KIND_OF[code] for code in loinc if code in KIND_OF), None)
     if kind is None:
-        if dropped is not None:
-            dropped.append((path, NOT_KEPT))
         return None
     if quantity is None or quantity.value is None:
         raise Refusal(f"{path}.valueQuantity", REQUIRED)
     base = VITAL_SIGNS[kind][0]
     finer = next((c for c in concept.coding if c.code and c.code != base), None)
-    return {
+    reading = {
         "kind": kind,
         "value": float(quantity.value),
         "unit": quantity.code or quantity.unit or VITAL_SIGNS[kind][1],
@@ -127,6 +140,16 @@ def _measured(
         "code_system": finer.system if finer else None,
         "code_display": finer.display if finer else None,
     }
+    columns = columns_of(VitalSign)
+    for name in ("value", "unit", *FINER):
+        try:
+            columns[name].check.clean(reading[name], name)
+        except ValidationError:
+            if name not in FINER:
+                raise Refusal(f"{path}.valueQuantity", INVALID) from None
+            dropped.append((f"{path}.code", INVALID))
+            return reading | dict.fromkeys(FINER)
+    return reading
 
 
 # -- writing: a row per measurement, one outcome per resource -------------------------------

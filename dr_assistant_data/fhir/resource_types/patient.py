@@ -11,7 +11,16 @@ from typing import Any
 from ...errors import ValidationError
 from ...relational.models import Patient
 from .. import codes
-from ..elements import Draft, codings, day, name_of, phone_number, status_in, telecom_value
+from ..elements import (
+    Draft,
+    codings,
+    day,
+    name_of,
+    phone_number,
+    status_in,
+    telecom_at,
+    telecom_value,
+)
 from ..outbound import JSON, meta, resource
 from ..outcomes import REQUIRED, Refusal
 from ..reading import Raw
@@ -48,6 +57,13 @@ PATHS = {
     "status": "Patient.active",
 }
 """The FHIR element of each record field (how a refusal or a conflict names it)."""
+NAME = frozenset({"use", "given", "family"})
+IDENTIFIER = frozenset({"system", "type", "value"})
+CONTACT_POINT = frozenset({"system", "value"})
+ADDRESS = frozenset({"line", "city", "district", "state", "postalCode", "country"})
+CONTACT = frozenset({"name", "relationship", "telecom"})
+"""The parts of the items of a list element kept (of the official name, the first
+address...); the others, and the items not read, are listed as dropped."""
 
 
 def build(raw: Raw, p: Any, keys: list[str]) -> Draft:
@@ -70,21 +86,37 @@ def build(raw: Raw, p: Any, keys: list[str]) -> Draft:
         "mrn": None,
         "abha_id": None,
     }
-    for ident in p.identifier or []:
+    paths: dict[str, str] = {}
+    identifiers: dict[int, frozenset[str]] = {}
+    for index, ident in enumerate(p.identifier or []):
         if not ident.value:
             continue
         if ident.system in codes.ABHA_SYSTEMS and fields["abha_id"] is None:
-            fields["abha_id"] = str(ident.value)
+            kept = "abha_id"
         elif (codes.V2_0203, "MR") in codings(ident.type) and fields["mrn"] is None:
-            fields["mrn"] = str(ident.value)
+            kept = "mrn"
+        else:
+            continue
+        fields[kept] = str(ident.value)
+        paths[kept] = f"Patient.identifier[{index}].value"
+        identifiers[index] = IDENTIFIER
     address = p.address[0] if p.address else None
     country = address.country if address is not None else None
+    telecom = {system: telecom_at(p.telecom, system) for system in ("phone", "email")}
     phone = telecom_value(p.telecom, "phone")
     fields["phone"] = phone_number(phone, country) if phone else None
     fields["email"] = telecom_value(p.telecom, "email")
+    paths |= {s: f"Patient.telecom[{i}].value" for s, i in telecom.items() if i is not None}
     fields["address"] = _address_of(address)
-    fields["emergency_contact"] = _contact_of(p.contact, country)
-    return Draft(raw, "Patient", fields, keys)
+    contact, fields["emergency_contact"] = _contact_of(p.contact, country)
+    held = {
+        "name": {next(i for i, n in enumerate(p.name) if n is name): NAME},
+        "identifier": identifiers,
+        "telecom": {i: CONTACT_POINT for i in telecom.values() if i is not None},
+        "address": {0: ADDRESS},
+        "contact": {contact: CONTACT} if contact is not None else {},
+    }
+    return Draft(raw, "Patient", fields, keys, held=held, paths=paths)
 
 
 def _address_of(address: Any) -> dict[str, Any] | None:
@@ -102,8 +134,9 @@ def _address_of(address: Any) -> dict[str, Any] | None:
     return kept or None
 
 
-def _contact_of(contacts: Any, country: str | None) -> dict[str, Any] | None:
-    for contact in contacts or []:
+def _contact_of(contacts: Any, country: str | None) -> tuple[int | None, dict[str, Any] | None]:
+    """The first contact that says something, and its index."""
+    for index, contact in enumerate(contacts or []):
         relationships = [_relationship(concept) for concept in contact.relationship or []]
         found = {
             "name": (
@@ -121,8 +154,8 @@ def _contact_of(contacts: Any, country: str | None) -> dict[str, Any] | None:
         }
         kept = {key: value for key, value in found.items() if value}
         if kept:
-            return kept
-    return None
+            return index, kept
+    return None, None
 
 
 def _relationship(concept: Any) -> str | None:
