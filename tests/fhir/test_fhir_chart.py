@@ -563,13 +563,13 @@ def test_the_parts_of_an_allergys_reaction_not_kept_are_listed(layer, tmp_path):
     ]
 
 
-def test_an_encounters_other_participants_types_and_an_end_not_after_its_start_are_listed(
+def test_an_encounters_other_participants_types_and_an_end_before_its_start_are_listed(
     layer, tmp_path
 ):
     encounter = _encounter()
     encounter["participant"].append({"individual": {"display": "a nurse"}})
     encounter["type"].append({"text": "second type"})
-    encounter["period"]["end"] = encounter["period"]["start"]
+    encounter["period"]["end"] = "2019-01-01T00:00:00+00:00"
 
     path = _write(tmp_path / "v.ndjson", _patient(), _practitioner(), encounter)
     report = import_files(layer, [path], actor="import:test")
@@ -580,3 +580,17 @@ def test_an_encounters_other_participants_types_and_an_end_not_after_its_start_a
         ("Encounter.period.end", "not_kept"),
         ("Encounter.type[1]", "not_kept"),
     ]
+
+
+def test_an_encounter_that_ends_when_it_starts_keeps_its_end(layer, tmp_path):
+    encounter = _encounter()
+    encounter["period"]["end"] = encounter["period"]["start"]
+
+    path = _write(tmp_path / "v.ndjson", _patient(), _practitioner(), encounter)
+    report = import_files(layer, [path], actor="import:test")
+
+    assert report.counts[("Encounter", "created")] == 1, report.refusals
+    assert report.dropped == []
+    with layer.unit_of_work(actor="test") as uow:
+        (stored,) = uow.encounters.list()
+        assert stored.end_time == stored.start_time

@@ -214,3 +214,46 @@ def test_revision_0003_is_not_downgraded_while_identifiers_are_sealed(fresh_url)
         assert current(layer) == ("0003",)
         with layer.engine.connect() as connection:
             assert connection.scalar(text("SELECT phone FROM patients")).startswith("v1:")
+
+
+def _an_encounter_ending_when_it_starts(layer: DataLayer) -> None:
+    moment = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    with layer.unit_of_work(actor="test") as uow:
+        doctor = uow.users.create(
+            username="ravi",
+            email="ravi@clinic.in",
+            full_name="Dr Ravi",
+            role="doctor",
+            password_hash="x",
+        )
+        patient = uow.patients.create(**patient_fields())
+        uow.encounters.create(
+            patient_id=patient.id, doctor_id=doctor.id, start_time=moment, end_time=moment
+        )
+
+
+def test_revision_0021_keeps_an_encounter_that_ends_when_it_starts_and_refuses_to_go_back(fresh):
+    _an_encounter_ending_when_it_starts(fresh)
+    head = current(fresh)
+
+    with pytest.raises(DataLayerError) as refused:
+        fresh.downgrade("0020")
+    assert "revision 0021 cannot be downgraded" in str(refused.value)
+    assert current(fresh) == head
+
+
+def test_revision_0021_goes_down_and_up_again_on_the_embedded_file(tmp_path):
+    def encounters_table(layer: DataLayer) -> str:
+        with layer.engine.connect() as connection:
+            return str(
+                connection.scalar(text("SELECT sql FROM sqlite_master WHERE name = 'encounters'"))
+            )
+
+    with DataLayer(settings_for(f"sqlite:///{tmp_path / 'clinic.db'}")) as layer:
+        layer.migrate()
+        assert "end_time >= start_time" in encounters_table(layer)
+        layer.downgrade("0020")
+        assert "end_time > start_time" in encounters_table(layer)
+        assert "end_time >= start_time" not in encounters_table(layer)
+        layer.migrate()
+        _an_encounter_ending_when_it_starts(layer)

@@ -75,7 +75,7 @@ def build(raw: Raw, e: Any, keys: list[str]) -> Draft:
         "type_display": kind_of_visit["display"],
         "status": status_in(codes.ENCOUNTER_STATUS, e.status, "Encounter.status"),
         "start_time": start,
-        "end_time": end if end is not None and end > start else None,
+        "end_time": end if end is not None and end >= start else None,
         "chief_complaint": next((t for t in map(text_of, e.reasonCode or []) if t), None),
     }
     performer = _performer(e.participant)
@@ -94,8 +94,8 @@ def build(raw: Raw, e: Any, keys: list[str]) -> Draft:
         "reasonCode": {reason: CONCEPT} if reason is not None else {},
     }
     draft = Draft(raw, "Encounter", fields, keys, refs, held=held)
-    if end is not None and end <= start:
-        draft.dropped.append(("Encounter.period.end", NOT_KEPT))  # the schema: end after start
+    if end is not None and end < start:
+        draft.dropped.append(("Encounter.period.end", NOT_KEPT))  # the schema: not before it
     return draft
 
 

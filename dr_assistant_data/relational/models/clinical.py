@@ -24,7 +24,7 @@ from .scheduling import Appointment
 class Encounter(Versioned, Entity):
     __tablename__ = "encounters"
     __table_args__ = (
-        CheckConstraint("end_time IS NULL OR end_time > start_time", name="end_after_start"),
+        CheckConstraint("end_time IS NULL OR end_time >= start_time", name="end_not_before_start"),
         Index("ix_encounters_patient_id_start_time", "patient_id", "start_time"),
         Index("ix_encounters_doctor_id_start_time", "doctor_id", "start_time"),
         partial_index("ix_encounters_appointment_id", "appointment_id"),

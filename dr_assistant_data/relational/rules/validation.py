@@ -90,7 +90,7 @@ ORDERINGS: dict[type, tuple[Ordering, ...]] = {
         Ordering("start_time", "end_time"),
         Ordering("check_in_time", "check_out_time", strict=False),
     ),
-    Encounter: (Ordering("start_time", "end_time"),),
+    Encounter: (Ordering("start_time", "end_time", strict=False),),
     Prescription: (Ordering("valid_from", "valid_until", strict=False),),
     Order: (Ordering("ordered_at", "completed_at", strict=False),),
     Condition: (Ordering("onset_at", "abatement_at", strict=False),),
