@@ -66,8 +66,8 @@ class Workers:
         """Run everything in line from now on (a worker died or cannot be started)."""
         logger.warning("worker processes unavailable: the work runs in line")
         self.count = 0
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:  # the others end before the work goes on in line
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
     def _started(self) -> ProcessPoolExecutor | None:
