@@ -43,7 +43,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Row, func, select
+from sqlalchemy import Connection, Engine, Row, String, func, select, type_coerce
 
 from ...errors import NotFoundError
 from ...progress import ProgressCallback, Tally
@@ -97,13 +97,14 @@ class _Broken(Exception):
 @dataclass(frozen=True)
 class _Chunk:
     """The events of ``xid`` in ``[low, high)`` (no upper bound for ``None``) and ``seq``
-    in ``[first, end)`` (to the end for ``None``): one keyset range of a batch or of the
-    unsealed tail."""
+    in ``[first, end)``: one keyset range of a batch or of the unsealed tail, ``full`` when
+    it is not the last of its batch (it holds exactly a chunk's events then)."""
 
     low: int
     high: int | None
     first: int
-    end: int | None
+    end: int
+    full: bool
 
 
 @dataclass(frozen=True)
@@ -118,20 +119,22 @@ class _Checked:
 
 
 def _check_chunk(connection: Connection, key: AuditKey, chunk: _Chunk) -> _Checked:
+    # By seq alone, the xid range checked here: given the xid range too, the server may walk
+    # the (xid, seq) index over the whole batch for each chunk. The id as the server writes
+    # it, the text the MACs cover, without a UUID object in between.
+    columns = [type_coerce(c, String) if c.key == "id" else c for c in EVENTS.c]
     statement = (
-        select(EVENTS)
-        .where(EVENTS.c.xid >= chunk.low, EVENTS.c.seq >= chunk.first)
+        select(*columns)
+        .where(EVENTS.c.seq >= chunk.first, EVENTS.c.seq < chunk.end)
         .order_by(EVENTS.c.seq)
     )
-    if chunk.high is not None:
-        statement = statement.where(EVENTS.c.xid < chunk.high)
-    if chunk.end is not None:
-        statement = statement.where(EVENTS.c.seq < chunk.end)
     builder = RootBuilder()
     previous: str | None = None  # the last link chained before 0008, read once needed
     rows = connection.execute(statement).mappings()
     # iterated, a row's mapping yields its column names: str keys
     for row in cast("Iterator[Mapping[str, Any]]", rows):
+        if row["xid"] < chunk.low or (chunk.high is not None and row["xid"] >= chunk.high):
+            continue  # another batch's, among this one's in seq order
         if row["xid"] == 0 and row["prev_hash"] is not None:  # chained before 0008
             if previous is None:
                 previous = _predecessor(connection, chunk.first)
@@ -201,7 +204,7 @@ class _Walk:
         if chunk.high is None:  # the unsealed tail: no root to give
             return
         assert self.seal is not None
-        if chunk.end is not None and checked.events != size:  # changed while walked
+        if chunk.full and checked.events != size:  # changed while walked
             raise _Broken(BATCH_CHANGED, batch=self.seal.batch)
         for leaves, digest in checked.subtrees:
             self.builder.add_subtree(leaves, digest)
@@ -249,11 +252,7 @@ class _Walk:
             for step in self.steps(connection, page):
                 future = None
                 if isinstance(step, _Chunk):
-                    if (
-                        pool is None
-                        and processes > 1
-                        and (step.end is not None or self.events >= size)
-                    ):
+                    if pool is None and processes > 1 and (step.full or self.events >= size):
                         assert parallel is not None
                         pool = _pool(parallel, self.key)
                     if pool is not None:
@@ -353,21 +352,30 @@ def _chunks(
     connection: Connection, low: int, high: int | None, size: int, page: int
 ) -> Iterator[_Chunk]:
     """The chunks of ``size`` events of ``xid`` in ``[low, high)``: the ``seq`` of every
-    ``size``-th event, numbered by the server and streamed through a server-side cursor."""
+    ``size``-th event, numbered by the server and streamed through a server-side cursor,
+    with the last ``seq`` of the range."""
     in_range = [EVENTS.c.xid >= low] + ([EVENTS.c.xid < high] if high is not None else [])
     numbered = (
-        select(EVENTS.c.seq, func.row_number().over(order_by=EVENTS.c.seq).label("n"))
+        select(
+            EVENTS.c.seq,
+            func.row_number().over(order_by=EVENTS.c.seq).label("n"),
+            func.max(EVENTS.c.seq).over().label("last"),
+        )
         .where(*in_range)
         .subquery()
     )
-    firsts = select(numbered.c.seq).where((numbered.c.n - 1) % size == 0).order_by(numbered.c.seq)
-    first: int | None = None
-    for (seq,) in connection.execute(firsts, execution_options={"yield_per": page}):
-        if first is not None:
-            yield _Chunk(low, high, first, seq)
-        first = seq
-    if first is not None:
-        yield _Chunk(low, high, first, None)
+    firsts = (
+        select(numbered.c.seq, numbered.c.last)
+        .where((numbered.c.n - 1) % size == 0)
+        .order_by(numbered.c.seq)
+    )
+    previous: tuple[int, int] | None = None  # the first seq of a chunk, the range's last
+    for seq, last in connection.execute(firsts, execution_options={"yield_per": page}):
+        if previous is not None:
+            yield _Chunk(low, high, previous[0], seq, full=True)
+        previous = (seq, last)
+    if previous is not None:
+        yield _Chunk(low, high, previous[0], previous[1] + 1, full=False)
 
 
 # --- worker processes --------------------------------------------------------------------
