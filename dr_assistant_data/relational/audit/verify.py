@@ -35,15 +35,16 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import signal
+import typing
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, String, func, select, type_coerce
+from sqlalchemy import Connection, Engine, Row, String, cast, func, select
 
 from ...errors import NotFoundError
 from ...progress import ProgressCallback, Tally
@@ -121,8 +122,8 @@ class _Checked:
 def _check_chunk(connection: Connection, key: AuditKey, chunk: _Chunk) -> _Checked:
     # By seq alone, the xid range checked here: given the xid range too, the server may walk
     # the (xid, seq) index over the whole batch for each chunk. The id as the server writes
-    # it, the text the MACs cover, without a UUID object in between.
-    columns = [type_coerce(c, String) if c.key == "id" else c for c in EVENTS.c]
+    # it, the text the MACs cover, without the driver's UUID object in between.
+    columns = [cast(c, String).label("id") if c.key == "id" else c for c in EVENTS.c]
     statement = (
         select(*columns)
         .where(EVENTS.c.seq >= chunk.first, EVENTS.c.seq < chunk.end)
@@ -132,7 +133,7 @@ def _check_chunk(connection: Connection, key: AuditKey, chunk: _Chunk) -> _Check
     previous: str | None = None  # the last link chained before 0008, read once needed
     rows = connection.execute(statement).mappings()
     # iterated, a row's mapping yields its column names: str keys
-    for row in cast("Iterator[Mapping[str, Any]]", rows):
+    for row in typing.cast("Iterator[Mapping[str, Any]]", rows):
         if row["xid"] < chunk.low or (chunk.high is not None and row["xid"] >= chunk.high):
             continue  # another batch's, among this one's in seq order
         if row["xid"] == 0 and row["prev_hash"] is not None:  # chained before 0008
