@@ -122,8 +122,10 @@ class _Checked:
 def _check_chunk(connection: Connection, key: AuditKey, chunk: _Chunk) -> _Checked:
     # By seq alone, the xid range checked here: given the xid range too, the server may walk
     # the (xid, seq) index over the whole batch for each chunk. The id as the server writes
-    # it, the text the MACs cover, without the driver's UUID object in between.
-    columns = [cast(c, String).label("id") if c.key == "id" else c for c in EVENTS.c]
+    # it on PostgreSQL, the text the MACs cover, without the driver's UUID object in between
+    # (an embedded SQLite file stores it as bare hex: there the UUID is made).
+    text_id = connection.dialect.name == "postgresql"
+    columns = [cast(c, String).label("id") if text_id and c.key == "id" else c for c in EVENTS.c]
     statement = (
         select(*columns)
         .where(EVENTS.c.seq >= chunk.first, EVENTS.c.seq < chunk.end)
