@@ -10,9 +10,11 @@ a million events.
 * Seal latency: for every event of the lock-free run (its actor says so), the time from
   its ``occurred_at`` (taken before its commit, so the figure errs long) to the checkpoint
   covering its batch.
-* Verification: ``events`` events (HMACs computed here, written by COPY in several
-  transactions, sealed) in a scratch database, then ``verify`` in a child process, timed,
-  with that process's peak RSS.
+* Verification: a quarter of ``events`` events, then all of them (HMACs computed here,
+  written by COPY in several transactions, sealed) in a scratch database, each time
+  verified in a child process as the layer does (worker processes), timed, with that
+  process's peak RSS and its largest worker's: memory flat in the number of events shows
+  as a ratio near 1 between the two sizes. At full size, also verified in one process.
 """
 
 from __future__ import annotations
@@ -192,35 +194,57 @@ def _seal_latency(dl: DataLayer, checkpoints: Path) -> dict[str, Any]:
 
 
 def verification(events: int, chunk: int = 100_000) -> dict[str, Any]:
-    """``events`` events in a scratch database, sealed, then verified in a child process."""
+    """A quarter of ``events`` events in a scratch database, sealed and verified, then the
+    rest, sealed and the whole log verified: as the layer verifies (chunks in worker
+    processes), and at full size also in one process, each verification in a child process
+    of its own (its peak RSS, and its largest worker's)."""
+    figures: dict[str, Any] = {"audit_generate_s": 0.0, "audit_seal_all_s": 0.0}
     with scratch_layer(pool_size=2) as dl, tempfile.TemporaryDirectory() as folder:
-        started = time.perf_counter()
-        key = dl.settings.audit_signing_key
-        for first in range(0, events, chunk):
-            _copy_events(dl, key, min(chunk, events - first))
-        generated = time.perf_counter() - started
-        sealer = _sealer(dl, Path(folder))
-        began = time.perf_counter()
-        while sealer.run_once() is not None or _unsealed(dl):
-            time.sleep(0.01)
-        sealed = time.perf_counter() - began
-        sealer.resign()
-        child = subprocess.run(  # noqa: S603 - this interpreter, the bench's own module
-            [sys.executable, "-m", "bench.audit_verify", folder],
-            env={**os.environ, "BENCH_VERIFY_DATABASE_URL": dl.settings.database_url},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        measured = json.loads(child.stdout)
-    return {
-        "audit_verify_events": measured["rows_checked"],
-        "audit_verify_ok": measured["ok"],
-        "audit_verify_s": measured["seconds"],
-        "audit_verify_peak_rss_mb": measured["peak_rss_mb"],
-        "audit_generate_s": generated,
-        "audit_seal_all_s": sealed,
-    }
+        key, written = dl.settings.audit_signing_key, 0
+        for size, name in ((max(events // 4, 1), "audit_verify_small"), (events, "audit_verify")):
+            started = time.perf_counter()
+            for first in range(written, size, chunk):
+                _copy_events(dl, key, min(chunk, size - first))
+            figures["audit_generate_s"] += time.perf_counter() - started
+            written = size
+            sealer = _sealer(dl, Path(folder))
+            began = time.perf_counter()
+            while sealer.run_once() is not None or _unsealed(dl):
+                time.sleep(0.01)
+            figures["audit_seal_all_s"] += time.perf_counter() - began
+            sealer.resign()
+            measured = _verified(dl, folder)
+            figures |= {
+                f"{name}_events": measured["rows_checked"],
+                f"{name}_ok": measured["ok"],
+                f"{name}_s": measured["seconds"],
+                f"{name}_events_per_s": measured["rows_checked"] / measured["seconds"],
+                f"{name}_peak_rss_mb": measured["peak_rss_mb"],
+                f"{name}_workers_peak_rss_mb": measured["workers_peak_rss_mb"],
+            }
+        figures["audit_verify_processes"] = measured["processes"]
+        alone = _verified(dl, folder, "--one-process")
+    figures["audit_verify_one_process_s"] = alone["seconds"]
+    figures["audit_verify_vs_one_process"] = alone["seconds"] / figures["audit_verify_s"]
+    figures["audit_verify_rss_growth"] = (
+        figures["audit_verify_peak_rss_mb"] + figures["audit_verify_workers_peak_rss_mb"]
+    ) / (
+        figures["audit_verify_small_peak_rss_mb"]
+        + figures["audit_verify_small_workers_peak_rss_mb"]
+    )
+    figures["audit_generate_events_per_s"] = events / figures["audit_generate_s"]
+    return figures
+
+
+def _verified(dl: DataLayer, checkpoints: str, *options: str) -> dict[str, Any]:
+    child = subprocess.run(  # noqa: S603 - this interpreter, the bench's own module
+        [sys.executable, "-m", "bench.audit_verify", checkpoints, *options],
+        env={**os.environ, "BENCH_VERIFY_DATABASE_URL": dl.settings.database_url},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(child.stdout))
 
 
 def _unsealed(dl: DataLayer) -> bool:

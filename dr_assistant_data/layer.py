@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -216,7 +219,9 @@ class DataLayer:
         """Check every event and sealed batch of the audit log against the latest exported
         checkpoint; the report names the first problem (``relational/audit/verify.py``), a
         checkpoint store that cannot be read or holds what is not a checkpoint among them.
-        ``progress`` hears of the events checked (``progress.py``)."""
+        ``progress`` hears of the events checked (``progress.py``). On PostgreSQL a log of
+        more than one chunk is checked in a worker process per CPU, each with an engine of
+        its own."""
         store = self.audit_checkpoints
         try:
             latest = store.latest() if store is not None else None
@@ -229,7 +234,15 @@ class DataLayer:
                 latest,
                 anchored_store=store is not None,
                 progress=progress,
+                parallel=self._audit_workers(),
             )
+
+    def _audit_workers(self) -> audit_verify.Parallel | None:
+        if self.engine.dialect.name != "postgresql":  # an embedded file: one process
+            return None
+        processes = len(os.sched_getaffinity(0))
+        settings = dataclasses.replace(self.settings)  # without its keys built: they do not pickle
+        return audit_verify.Parallel(processes, functools.partial(build_engine, settings))
 
     def prove_audit_event(self, event_id: object) -> InclusionProof:
         """Proof that one audit event is in the log, intact, under the latest checkpoint

@@ -116,7 +116,18 @@ FIGURES = {
     "audit_verify_ok",
     "audit_verify_s",
     "audit_verify_peak_rss_mb",
+    "audit_verify_events_per_s",
+    "audit_verify_workers_peak_rss_mb",
+    "audit_verify_processes",
+    *(
+        f"audit_verify_small_{figure}"
+        for figure in ("events", "ok", "s", "events_per_s", "peak_rss_mb", "workers_peak_rss_mb")
+    ),
+    "audit_verify_one_process_s",
+    "audit_verify_vs_one_process",
+    "audit_verify_rss_growth",
     "audit_generate_s",
+    "audit_generate_events_per_s",
     "audit_seal_all_s",
     "fhir_resources",
     "fhir_import_per_s",
@@ -158,3 +169,4 @@ def test_the_benchmark_reports_every_figure_and_target_as_json(tmp_path):
     assert results["figures"]["get_cached_round_trips"].endswith("1 redis")
     assert results["figures"]["audit_verify_events"] == 500
     assert results["figures"]["audit_verify_ok"] is True
+    assert results["figures"]["audit_verify_small_events"] == 125

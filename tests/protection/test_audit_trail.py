@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from dr_assistant_data.protection.audit_key import audit_key_from
+from dr_assistant_data.protection.audit_key import audit_key_from, canonical
 from dr_assistant_data.relational.audit.trail import event_content
 from dr_assistant_data.relational.models import AuditEvent
 from dr_assistant_data.testing import PatientFactory, PrescriptionFactory, bind_factories
@@ -119,3 +121,22 @@ def test_concurrent_commits_each_leave_their_signed_events(dl):
     rows = chain_rows(dl)
     assert len(rows) == 20
     assert_chain_intact(rows)
+
+
+def test_the_canonical_form_that_macs_cover_is_fixed_byte_for_byte():
+    """Stored events, seals and checkpoints verify only while it stays the same: escaped
+    non-ASCII and DEL, floats as ``repr``, datetimes with microseconds, keys sorted at every
+    depth, tuples as lists (a faster encoder, ``orjson`` say, differs on each of these)."""
+    content = {
+        "actor": "Dr. Müller \u2013 医生 \x7f\n",
+        "occurred_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "id": uuid.UUID(int=5),
+        "floats": [1e16, 1e-07, 0.1, -0.0],
+        "nested": {"z": (1, True, None), "a": {"y": [], "b": "x"}},
+    }
+    assert canonical(content) == (
+        b'{"actor":"Dr. M\\u00fcller \\u2013 \\u533b\\u751f \\u007f\\n",'
+        b'"floats":[1e+16,1e-07,0.1,-0.0],"id":"00000000-0000-0000-0000-000000000005",'
+        b'"nested":{"a":{"b":"x","y":[]},"z":[1,true,null]},'
+        b'"occurred_at":"2026-01-02T03:04:05.000000+00:00"}'
+    )

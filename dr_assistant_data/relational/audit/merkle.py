@@ -3,8 +3,11 @@
 ``leaf = SHA-256(0x00 || data)``, ``node = SHA-256(0x01 || left || right)``; a tree of ``n``
 leaves splits at the largest power of two below ``n``. :class:`RootBuilder` takes leaves one
 at a time and keeps one hash per level (memory grows with log2 of the leaf count), so a
-batch of any size is hashed while streamed. :func:`audit_path` and :func:`root_from_path`
-prove that one leaf is in a tree of a given root without the other leaves.
+batch of any size is hashed while streamed; it also takes whole subtrees another builder
+hashed (:attr:`RootBuilder.subtrees`), so a batch's leaves can be hashed in parts, in
+parallel, each part starting at a multiple of a power of two and holding that many.
+:func:`audit_path` and :func:`root_from_path` prove that one leaf is in a tree of a given
+root without the other leaves.
 """
 
 from __future__ import annotations
@@ -31,11 +34,24 @@ class RootBuilder:
         self._levels: list[tuple[int, bytes]] = []  # (subtree size, hash), largest first
 
     def add(self, leaf: bytes) -> None:
-        self.size += 1
-        self._levels.append((1, leaf))
+        self.add_subtree(1, leaf)
+
+    def add_subtree(self, size: int, digest: bytes) -> None:
+        """The next ``size`` leaves, already hashed into ``digest``: a complete subtree
+        (``size`` a power of two) whose first leaf is at a multiple of ``size``, as each
+        of another builder's :attr:`subtrees` is when that builder's first leaf is at a
+        multiple of a power of two at least its size."""
+        self.size += size
+        self._levels.append((size, digest))
         while len(self._levels) > 1 and self._levels[-1][0] == self._levels[-2][0]:
             (size, right), (_, left) = self._levels.pop(), self._levels.pop()
             self._levels.append((2 * size, node_hash(left, right)))
+
+    @property
+    def subtrees(self) -> list[tuple[int, bytes]]:
+        """The complete subtrees the leaves so far form, largest (leftmost) first, as
+        ``(leaf count, hash)``: what :meth:`add_subtree` takes."""
+        return list(self._levels)
 
     def root(self) -> str:
         """The hex root (``EMPTY_ROOT`` without leaves); the smaller subtrees on the right
