@@ -135,3 +135,12 @@ def test_a_rolled_back_create_leaves_nothing_written_and_its_entity_readable_and
         assert uow.patients.get(patient.id) is None
     assert _stored_count(dl, "patients") == 0
     assert _stored_count(dl, "audit_events") == 0
+
+
+def test_a_created_patient_looks_up_no_doctors_day_it_could_not_be_on(dl, count_queries):
+    """A patient write drops the cached days the patient is booked on (found by a query);
+    a patient just inserted is on none, so its create and commit send its INSERT and the
+    commit alone."""
+    with count_queries() as log, dl.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields())
+    assert [s for s in log.statements if "appointments" in s] == []

@@ -50,13 +50,18 @@ def collect(session: Session, _context: Any) -> None:
     note_written(session, chain(session.new, session.dirty, session.deleted))
 
 
-def note_written(session: Session, rows: Iterable[object], *, fresh: bool = False) -> None:
+def note_written(
+    session: Session, rows: Iterable[object], *, fresh: bool = False, inserted: bool = False
+) -> None:
     """Owe the keys ``rows`` affect, delivered after the commit like a flush's: the entry
-    point for writes that bypass the flush (bulk inserts, ``bulk.py``).
+    point for writes that bypass the flush (bulk inserts, ``bulk.py``; a create's INSERT,
+    ``repositories/inserted.py``).
 
-    ``fresh``: the rows were just inserted under ids generated for them, so no read can
-    have cached their own key (not even as absent); only the reads they join — a doctor's
-    day, a timeline, an unread count — are owed.
+    ``inserted``: the rows were just inserted, so no cached list's entry embeds them yet
+    (a new row in the flush is known by ``session.new``). ``fresh``: inserted, and under
+    ids generated for them, so no read can have cached their own key (not even as
+    absent); only the reads they join — a doctor's day, a timeline, an unread count — are
+    owed.
     """
     context = context_of(session)
     store = context.cache_store
@@ -67,7 +72,7 @@ def note_written(session: Session, rows: Iterable[object], *, fresh: bool = Fals
     embedded: dict[CachedList, set[Any]] = {}
     for row in rows:
         context.owed.update(affected_keys(store, row, fresh=fresh))
-        if not fresh and row not in session.new:  # a new row is in no list's entry yet
+        if not (fresh or inserted) and row not in session.new:
             for read in lists_embedding(type(row)):
                 embedded.setdefault(read, set()).add(row.id)  # type: ignore[attr-defined]
     for read, ids in embedded.items():

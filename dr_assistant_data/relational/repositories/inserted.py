@@ -56,6 +56,6 @@ def insert_new(session: Session, model: type[M], fields: dict[str, Any]) -> M:
     mapper: Mapper[M] = model.__mapper__
     identity = mapper.identity_key_from_primary_key((values["id"],))
     entity: M = attach_as_inserted(session, mapper, identity, values)
-    note_written(session, (entity,))
+    note_written(session, (entity,), inserted=True)
     bulk.record_created(session, model, [values])
     return entity
