@@ -7,6 +7,7 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy import event
 from dr_assistant_data import DataLayer
 
 from .reads import DAY, uncached_units
+from .scratch import raw_postgres
 
 MIX = ("get",) * 6 + ("day",) * 2 + ("update",) * 2
 """Out of ten operations: six patient reads, two doctor's days, two patient edits."""
@@ -108,9 +110,13 @@ def stampede(dl: DataLayer, *, threads: int) -> dict[str, Any]:
     return {"stampede_threads": threads, "stampede_loads": len(loads)}
 
 
-def scaling(dl: DataLayer, *, threads: int, operations: int) -> dict[str, Any]:
+def scaling(dl: DataLayer, *, threads: int, operations: int, runs: int = 3) -> dict[str, Any]:
     """Uncached gets per second on ``threads`` threads over one thread, each get a fresh
-    unit of work (as many threads as the pool has connections, at most ``threads``)."""
+    unit of work (as many threads as the pool has connections, at most ``threads``); the
+    raw driver's SELECT by primary key on a connection per thread alike, alternated with
+    it in the same loop. With the thread count, a process gains only what its calls spend
+    outside the interpreter lock: the ceiling is one thread's wall time per call over its
+    CPU time per call (``scaling_ceiling``)."""
     threads = min(threads, dl.settings.db_pool_size)
     units = uncached_units(dl)
     with dl.unit_of_work(actor="bench") as uow:
@@ -118,18 +124,42 @@ def scaling(dl: DataLayer, *, threads: int, operations: int) -> dict[str, Any]:
             first_name="Uma", last_name="Scale", date_of_birth=date(1970, 2, 1), gender="female"
         )
 
-    def gets() -> None:
+    def layer_gets() -> None:
         for _ in range(operations):
             with units() as uow:
                 uow.patients.get(patient.id)
 
-    rates = {}
-    for count in (1, threads):
+    def raw_gets() -> None:
+        connection = raw_postgres(dl)
+        connection.autocommit = True
+        cursor = connection.cursor()
+        for _ in range(operations):
+            cursor.execute("SELECT * FROM patients WHERE id = %s", (str(patient.id),))
+            cursor.fetchone()
+        connection.close()
+
+    def rate(gets: Callable[[], None], count: int) -> tuple[float, float]:
+        """Gets per second on ``count`` threads, and the CPU seconds per get."""
         workers = [threading.Thread(target=gets) for _ in range(count)]
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.join()
-        rates[count] = count * operations / (time.perf_counter() - began)
-    return {"scaling_threads": threads, "scaling_vs_one_thread": rates[threads] / rates[1]}
+        wall = time.perf_counter() - began
+        return count * operations / wall, (time.process_time() - cpu) / (count * operations)
+
+    ratios: dict[str, list[float]] = {"layer": [], "raw": []}
+    ceilings = []
+    for _ in range(runs):
+        for name, gets in (("layer", layer_gets), ("raw", raw_gets)):
+            one, cpu_per_get = rate(gets, 1)
+            ratios[name].append(rate(gets, threads)[0] / one)
+            if name == "layer":
+                ceilings.append((1 / one) / cpu_per_get)
+    return {
+        "scaling_threads": threads,
+        "scaling_vs_one_thread": statistics.median(ratios["layer"]),
+        "raw_scaling_vs_one_thread": statistics.median(ratios["raw"]),
+        "scaling_ceiling": statistics.median(ceilings),
+    }

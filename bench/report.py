@@ -220,6 +220,20 @@ def rows(results: dict[str, Any]) -> list[Row]:
             f"x{f['scaling_vs_one_thread']:.2f} " + verdict(f, "scaling_vs_one_thread"),
         ),
         (
+            "  peer: psycopg2 SELECT by PK, same threads",
+            "",
+            "one thread",
+            "",
+            f"x{f['raw_scaling_vs_one_thread']:.2f}",
+        ),
+        (
+            "  ceiling: one thread's wall / CPU per get",
+            "",
+            "",
+            "",
+            f"x{f['scaling_ceiling']:.2f} (the interpreter lock)",
+        ),
+        (
             f"{f['concurrency_threads']} threads, pool {f['concurrency_pool']}, mixed",
             f"{f['concurrency_ops_per_s']:.0f} ops/s",
             "p50 / p99",

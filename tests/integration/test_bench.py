@@ -91,6 +91,8 @@ FIGURES = {
     "export_entities_vs_raw",
     "scaling_threads",
     "scaling_vs_one_thread",
+    "raw_scaling_vs_one_thread",
+    "scaling_ceiling",
     "concurrency_threads",
     "concurrency_pool",
     "concurrency_operations",
