@@ -52,30 +52,22 @@ downgrade_refusal = Refusal(
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        with op.batch_alter_table("encounters") as batch:
-            batch.drop_constraint(op.f(OLD), type_="check")
-            batch.create_check_constraint(op.f(NEW), "end_time IS NULL OR end_time >= start_time")
-        return
-    op.execute(f"ALTER TABLE encounters DROP CONSTRAINT IF EXISTS {NEW}")
-    op.execute(
-        f"ALTER TABLE encounters ADD CONSTRAINT {NEW} "
-        "CHECK (end_time IS NULL OR end_time >= start_time) NOT VALID"
-    )
-    validate_constraint("encounters", NEW)
-    op.execute(f"ALTER TABLE encounters DROP CONSTRAINT IF EXISTS {OLD}")
+    _replace(OLD, NEW, "end_time IS NULL OR end_time >= start_time")
 
 
 def downgrade() -> None:
+    _replace(NEW, OLD, "end_time IS NULL OR end_time > start_time")
+
+
+def _replace(old: str, new: str, condition: str) -> None:
+    """Put constraint ``new`` (``condition``) in the place of ``old``: on PostgreSQL added
+    ``NOT VALID`` beside it, validated on its own, then ``old`` dropped."""
     if op.get_bind().dialect.name != "postgresql":
         with op.batch_alter_table("encounters") as batch:
-            batch.drop_constraint(op.f(NEW), type_="check")
-            batch.create_check_constraint(op.f(OLD), "end_time IS NULL OR end_time > start_time")
+            batch.drop_constraint(op.f(old), type_="check")
+            batch.create_check_constraint(op.f(new), condition)
         return
-    op.execute(f"ALTER TABLE encounters DROP CONSTRAINT IF EXISTS {OLD}")
-    op.execute(
-        f"ALTER TABLE encounters ADD CONSTRAINT {OLD} "
-        "CHECK (end_time IS NULL OR end_time > start_time) NOT VALID"
-    )
-    validate_constraint("encounters", OLD)
-    op.execute(f"ALTER TABLE encounters DROP CONSTRAINT IF EXISTS {NEW}")
+    op.execute(f"ALTER TABLE encounters DROP CONSTRAINT IF EXISTS {new}")
+    op.execute(f"ALTER TABLE encounters ADD CONSTRAINT {new} CHECK ({condition}) NOT VALID")
+    validate_constraint("encounters", new)
+    op.execute(f"ALTER TABLE encounters DROP CONSTRAINT IF EXISTS {old}")

@@ -19,6 +19,7 @@ from dr_assistant_data import DataLayer
 from dr_assistant_data.cli.main import main
 from dr_assistant_data.errors import DataLayerError, ValidationError
 from dr_assistant_data.migrations import relational as relational_migrations
+from dr_assistant_data.testing import EncounterFactory, bind_factories
 from tests.helpers.layers import ADMIN_URL, patient_fields, scratch_database, settings_for
 from tests.integration.test_flask import build_app
 
@@ -218,18 +219,8 @@ def test_revision_0003_is_not_downgraded_while_identifiers_are_sealed(fresh_url)
 
 def _an_encounter_ending_when_it_starts(layer: DataLayer) -> None:
     moment = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-    with layer.unit_of_work(actor="test") as uow:
-        doctor = uow.users.create(
-            username="ravi",
-            email="ravi@clinic.in",
-            full_name="Dr Ravi",
-            role="doctor",
-            password_hash="x",
-        )
-        patient = uow.patients.create(**patient_fields())
-        uow.encounters.create(
-            patient_id=patient.id, doctor_id=doctor.id, start_time=moment, end_time=moment
-        )
+    with layer.unit_of_work(actor="test") as uow, bind_factories(uow):
+        EncounterFactory(start_time=moment, end_time=moment)
 
 
 def test_revision_0021_keeps_an_encounter_that_ends_when_it_starts_and_refuses_to_go_back(fresh):
