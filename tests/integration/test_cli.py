@@ -406,3 +406,14 @@ def test_an_unsupported_driver_exits_2_naming_the_supported_one(monkeypatch, cap
     assert "postgresql+psycopg2://" in err
     assert "Traceback" not in err
     assert "n0t-for-logs" not in err
+
+
+def test_a_command_stopped_by_ctrl_c_says_so_in_a_line_and_exits_130(monkeypatch, capsys):
+    import dr_assistant_data.cli.main as cli
+
+    def interrupted(_args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_run_in_own_layer", interrupted)
+    assert main(["verify-audit"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
