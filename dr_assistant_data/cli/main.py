@@ -81,7 +81,7 @@ def _reported(run: Callable[[], int]) -> int:
     except DataLayerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2 if isinstance(error, ConfigurationError) else 1
-    except KeyboardInterrupt:  # the command has stopped its workers and rolled back
+    except KeyboardInterrupt:  # its workers stopped, what it had not committed rolled back
         print("interrupted", file=sys.stderr)
         return 130
 
