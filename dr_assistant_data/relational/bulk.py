@@ -56,7 +56,7 @@ from .audit.trail import (
 from .base import Entity, Versioned
 from .caching.invalidation import inserted_values_needed, note_inserted
 from .connection.replicas import mark_written
-from .driver.copy_rows import copy_lines, insert_rows, line_encoder
+from .driver.copy_rows import copy_lines, insert_into, insert_rows, line_encoder
 from .encryption import blind_indexes, index_value, session_keyring
 from .models import AuditEvent
 from .rules import validation as rules
@@ -193,7 +193,7 @@ class _Encoding:
     @classmethod
     def of(cls, session: Session, model: type[Entity], trail: AuditTrail | None) -> _Encoding:
         table: Table = model.__table__
-        dialect = session.get_bind(clause=table.insert()).dialect
+        dialect = session.get_bind(clause=insert_into(table)).dialect
         columns, _ = _layout(table, issubclass(model, Versioned))
         postgresql = dialect.name == "postgresql"
         return cls(
@@ -230,8 +230,7 @@ class _Encoding:
     def _event(self, values: dict[str, Any], now: datetime) -> str | dict[str, object] | None:
         if self.trail is None:
             return None
-        change = Change("create", self.table.name, str(values["id"]), written_fields(values), now)
-        row = self.trail.event_row(change)
+        row = self.trail.event_row(_created(self.table.name, values, now))
         return row if self.encode_event is None else self.encode_event(row)
 
 
@@ -412,9 +411,12 @@ def record_created(session: Session, model: type[Entity], rows: list[dict[str, A
     if trail is None:
         return
     now = utcnow()
-    table = model.__tablename__
-    for row in rows:
-        trail.changes.append(Change("create", table, str(row["id"]), written_fields(row), now))
+    trail.changes.extend(_created(model.__tablename__, row, now) for row in rows)
+
+
+def _created(table: str, values: dict[str, Any], now: datetime) -> Change:
+    """The audit trail's change for a new row of ``table`` written with ``values``."""
+    return Change("create", table, str(values["id"]), written_fields(values), now)
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -31,6 +31,7 @@ from sqlalchemy.orm.instrumentation import ClassManager
 
 from ...cache.store import CacheStore
 from ...session_context import context_of
+from ..driver.copy_rows import insert_into
 from . import outbox as cache_outbox
 from .policy import CachedList, lists_embedding, reads_written_by
 
@@ -127,7 +128,7 @@ def deliver_embedding(session: Session, transaction: SessionTransaction) -> None
     keys: set[str] = set()
     try:
         for read, ids in embedded.items():
-            primary = session.get_bind(clause=read.model.__table__.insert()).engine
+            primary = session.get_bind(clause=insert_into(read.model.__table__)).engine
             with primary.connect() as connection:
                 keys |= read.keys_embedding(store, connection, ids)
     except SQLAlchemyError:
