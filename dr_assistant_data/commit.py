@@ -3,7 +3,7 @@
 A unit of work commits in these phases (:func:`commit`), each done by the module named:
 
 1. flush and validate — ``session.flush()``: the ``before_flush`` rules (actor, row
-   values: ``relational/session.py``, ``relational/rules.py``; chart records:
+   values: ``relational/session.py``, ``relational/rules/validation.py``; chart records:
    ``relational/rules/chart_integrity.py``; allergy lists: ``relational/allergy_list.py``; blind
    indexes: ``relational/encryption.py``); the flushed rows' audit changes and pending
    cache keys are collected (``after_flush``). A ``create`` whose row only its own rules
@@ -133,7 +133,7 @@ def listeners(participants: Participants) -> Iterator[Listener]:
     listeners of one event in this order."""
     cache, outbox, router = participants.cache_store, participants.outbox, participants.router
     # every flush, before any SQL: refuse what is invalid, then derive from valid values
-    yield "before_flush", validate_rows  # relational/session.py, relational/rules.py
+    yield "before_flush", validate_rows  # relational/session.py, relational/rules/validation.py
     yield "before_flush", check_chart_records  # relational/rules/chart_integrity.py
     yield "before_flush", keep_allergy_lists  # relational/allergy_list.py
     yield "before_flush", fill_blind_indexes  # relational/encryption.py

@@ -129,4 +129,4 @@ def test_the_problem_list_is_not_cached_so_a_committed_change_is_read_at_once(dl
     with dl.unit_of_work(actor="test") as uow:
         uow.conditions.get(problem.id).verification_status = "entered_in_error"
     assert problems(dl, problem.patient_id, active_only=True) == []
-    assert reads_written_by(Condition) == []  # on purpose: caching.py says why
+    assert reads_written_by(Condition) == []  # on purpose: caching/policy.py says why
