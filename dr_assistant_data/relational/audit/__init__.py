@@ -5,5 +5,6 @@ the sealing of events into hash-chained batches (``seal.py``, ``merkle.py``), th
 verification and inclusion proofs (``verify.py``) and the checkpoint stores a seal is
 anchored in (``checkpoints.py``). It may import ``models``, ``driver``, the declarative
 foundation of ``relational`` and the packages below ``relational`` (``session_context``,
-``protection``, ``values``, ``errors``); nothing of ``caching``, ``connection`` or above.
+``progress``, ``protection``, ``values``, ``errors``); nothing of ``caching``,
+``connection`` or above.
 """
