@@ -3,9 +3,8 @@
 It starts a throwaway PostgreSQL and Redis (one server, or a Sentinel set), runs worker
 processes that read and write patients and threads that edit notes and upload dictation,
 all through the public API, injects faults at random, records every operation with its
-start and end, then checks the invariants of DESIGN.md section 8 over the whole history.
-Prints a table (``--json`` for machines); exits 1 on any violation. See
-docs/explanation/guarantees.md.
+start and end, then checks the invariants docs/explanation/guarantees.md lists over the
+whole history. Prints a table (``--json`` for machines); exits 1 on any violation.
 """
 
 from __future__ import annotations

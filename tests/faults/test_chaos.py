@@ -1,5 +1,6 @@
 """A short seeded fault campaign (``python -m chaos``) on servers of its own: every fault
-kind is injected, and no invariant of DESIGN.md section 8 is violated over the history."""
+kind is injected, and no invariant docs/explanation/guarantees.md lists is violated over the
+history."""
 
 from __future__ import annotations
 
