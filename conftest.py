@@ -27,6 +27,9 @@ from dr_assistant_data import DataLayer, Settings
 from dr_assistant_data.testing.databases import TemplateDatabase
 from tests.helpers.layers import ADMIN_URL
 
+PAGES = ("README.md", "docs/*.md", "docs/*/*.md")
+"""The pages whose examples run (``Path.match`` patterns; a test holds every page of
+``docs/`` to them)."""
 PAGE_ENVIRONMENT = ("DATABASE_URL", "MONGODB_URI", "REDIS_URL", "APP_ENV")
 _template: TemplateDatabase | None = None
 _run = ExitStack()
@@ -86,7 +89,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 pytest_collect_file = Sybil(
     parsers=[PythonCodeBlockParser()],
-    patterns=["README.md", "docs/*.md", "docs/*/*.md"],
+    patterns=PAGES,
     setup=_page_setup,
     teardown=_page_teardown,
 ).pytest()

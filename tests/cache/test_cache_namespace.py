@@ -23,7 +23,7 @@ from dr_assistant_data.cache.store import delete_matching
 from dr_assistant_data.testing.queries import counting_queries
 from dr_assistant_data.testing.servers.ports import eventually
 from tests.helpers.cache_helpers import new_patient, read_patient
-from tests.helpers.layers import ADMIN_URL, scratch_database, settings_for
+from tests.helpers.layers import ADMIN_URL, REDIS_URL, scratch_database, settings_for
 from tests.helpers.process_steps import (
     in_process,
     last_name,
@@ -50,13 +50,13 @@ def libpq(url: str) -> str:
 
 @contextmanager
 def own_keys_removed(url: str) -> Iterator[None]:
-    """Delete this database's keys under the default prefix (Redis at 6379 is shared)."""
+    """Delete this database's keys under the default prefix (the tests' Redis is shared)."""
     with DataLayer(settings_for(url, **DEFAULT)) as layer:
         prefix = layer.cache_store.keys.prefix
     try:
         yield
     finally:
-        client = redis.Redis.from_url(Settings().redis_url)
+        client = redis.Redis.from_url(REDIS_URL)
         delete_matching(client, prefix + "*")
         client.close()
 

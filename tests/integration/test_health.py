@@ -10,7 +10,6 @@ import pytest
 from dr_assistant_data import DataLayer
 from tests.helpers.layers import scratch_database, settings_for
 
-REDIS = "redis://127.0.0.1:6379/0"
 OUTBOX_LOGGER = "dr_assistant_data.cache.outbox"
 
 
@@ -62,7 +61,7 @@ def test_the_outbox_listener_logs_an_outage_once_and_its_end_once(caplog):
     with (
         scratch_database("dr_assistant_health") as url,
         caplog.at_level("WARNING", logger=OUTBOX_LOGGER),
-        DataLayer(settings_for(url, redis_url=REDIS)) as layer,
+        DataLayer(settings_for(url)) as layer,  # on the tests' Redis (TEST_REDIS_URL)
     ):
         layer.engine  # noqa: B018 - starts the listener, on a database without its table
         time.sleep(4)
