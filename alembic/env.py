@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine
 from dr_assistant_data.migrations import database_objects  # noqa: F401 - compared too
 from dr_assistant_data.migrations.locking import LockPolicy, migrating
 from dr_assistant_data.migrations.numbering import number_new_revisions
+from dr_assistant_data.migrations.refusals import refuse_before_any_step
 from dr_assistant_data.relational.base import Base
 from dr_assistant_data.relational.connection.engine import build_engine
 from dr_assistant_data.settings import Settings
@@ -51,6 +52,8 @@ def _run(connection: Connection) -> None:
         # the layer's upgrade() counts applied revisions to name the one that failed
         on_version_apply=config.attributes.get("on_version_apply", ()),
     )
+    # each revision commits on its own: a refusal anywhere on the path is checked first
+    refuse_before_any_step(context.get_context())
     with context.begin_transaction():
         context.run_migrations()
 

@@ -2,25 +2,25 @@
 
 A revision declares its refusals as module constants, ``downgrade_refusal`` (and, where
 applying it could fail on stored rows, ``upgrade_refusal``): a :class:`Refusal`. Before
-the first step of a migration runs, :func:`refusals_on_path` asks each revision on the
-path whether its refusal holds on the data as it is, and :func:`refuse_path` refuses the
-whole migration, naming every revision that refuses and why: a refused migration changes
-nothing, even when a revision above the refusing one would commit on its own
-(``autocommit_block``, ``online.py``).
+the first step of an online migration runs, whoever started it (``migrate``,
+``downgrade``, ``flask data ...`` or ``alembic`` run by hand), ``alembic/env.py`` has
+:func:`refuse_before_any_step` ask each revision on the path Alembic is about to run
+whether its refusal holds on the data as it is, and refuse the whole migration, naming
+every revision that refuses and why: a refused migration changes nothing, although each
+revision commits on its own (``transaction_per_migration``, and ``autocommit_block`` in
+``online.py``).
 
-The revision also enforces its refusal itself (:meth:`Refusal.enforce`, online and in
-offline SQL alike), for a path the layer does not plan (``alembic downgrade`` run by
-hand): its transaction then rolls back. On PostgreSQL that check is a ``DO`` block, so
-``alembic downgrade --sql`` output refuses too; embedded SQLite is asked directly.
+The revision also enforces its refusal itself (:meth:`Refusal.enforce`), as the last
+guard and for offline SQL: on PostgreSQL that check is a ``DO`` block, so ``alembic
+downgrade --sql`` output refuses too; embedded SQLite is asked directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from types import ModuleType
 
 from alembic import op
+from alembic.runtime.migration import MigrationContext, RevisionStep
 from sqlalchemy import Connection, text
 
 from ..errors import DataLayerError
@@ -63,22 +63,31 @@ class Refusal:
             raise RefusedMigration(self.message)
 
 
-def refusals_on_path(
-    connection: Connection, revisions: Iterable[ModuleType], direction: str
-) -> list[str]:
-    """The messages of the ``"upgrade"`` or ``"downgrade"`` refusals that hold among
-    ``revisions`` (the revision modules a migration would run, in order)."""
-    refusals = (getattr(module, f"{direction}_refusal", None) for module in revisions)
-    return [
-        refusal.message
-        for refusal in refusals
-        if isinstance(refusal, Refusal) and refusal.holds(connection)
-    ]
-
-
-def refuse_path(messages: list[str], direction: str, target: str) -> None:
-    """Refuse the whole migration when any revision on its path refuses."""
-    if messages:
+def refuse_before_any_step(migration: MigrationContext) -> None:
+    """Refuse the migration ``migration`` is about to run (``RefusedMigration``, before
+    any step) when a revision on its path refuses on the data as it is. A transaction the
+    check began is rolled back; one the caller holds is left to it."""
+    connection = migration.connection
+    plan = migration.opts.get("fn")
+    if connection is None or plan is None:
+        return
+    began = not connection.in_transaction()
+    heads = migration.get_current_heads()
+    # a database with no revision holds no rows a revision could damage
+    steps = [s for s in plan(heads, migration) if isinstance(s, RevisionStep)] if heads else []
+    refusing = []
+    for step in steps:
+        refusal = getattr(step.revision.module, f"{_direction(step)}_refusal", None)
+        if isinstance(refusal, Refusal) and refusal.holds(connection):
+            refusing.append(refusal.message)
+    if began:
+        connection.rollback()
+    if refusing:
         raise RefusedMigration(
-            f"{direction} to {target} refused, nothing was changed: " + "; ".join(messages)
+            f"{_direction(steps[0])} to {migration.opts['destination_rev']} refused, "
+            "nothing was changed: " + "; ".join(refusing)
         )
+
+
+def _direction(step: RevisionStep) -> str:
+    return "upgrade" if step.is_upgrade else "downgrade"

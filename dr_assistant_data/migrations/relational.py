@@ -2,14 +2,15 @@
 
 The revisions live in the repository's ``alembic/`` directory, shipped inside the package
 as ``dr_assistant_data.revisions``. Every operation runs on a connection the caller's
-engine provides, in one transaction: PostgreSQL's DDL is transactional, so a failing
-revision leaves the schema as it was, and the error names that revision. (A revision that
-opens an ``autocommit_block``, for ``CREATE INDEX CONCURRENTLY`` say, commits what ran
-before it.) A revision that refuses because of what the database holds refuses before any
-step of the path runs, so a refused upgrade or downgrade changes nothing
-(``refusals.py``). Upgrades and downgrades hold a PostgreSQL advisory lock, so several deploys
-starting at once apply each revision exactly once, and wait at most the lock policy's
-timeout for a table lock before starting again (``locking.py``).
+engine provides, each revision in a transaction of its own: PostgreSQL's DDL is
+transactional, so a failing revision is rolled back alone, and the error names it. (A
+revision that opens an ``autocommit_block``, for ``CREATE INDEX CONCURRENTLY`` say,
+commits what ran before it.) A revision that refuses because of what the database holds
+refuses before any step of the path runs, so a refused upgrade or downgrade changes
+nothing (``refusals.py``, asked by ``alembic/env.py`` whoever runs the migration).
+Upgrades and downgrades hold a PostgreSQL advisory lock, so several deploys starting at
+once apply each revision exactly once, and wait at most the lock policy's timeout for a
+table lock before starting again (``locking.py``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ from .locking import (
     migrating,
     with_lock_retries,
 )
-from .refusals import refusals_on_path, refuse_path
 
 __all__ = ["MIGRATION_LOCK", "LockPolicy", "downgrade", "drift", "status", "upgrade"]
 
@@ -104,13 +104,12 @@ def upgrade(
     tally = Tally(progress)
 
     def attempt() -> None:
-        with engine.connect() as connection, migrating(connection, policy):
-            current = _current(connection)
-            # a database with no revision holds no rows a revision could damage
-            path = _upgrade_path(current, revision) if current else []
-            _refuse_before_any_step(connection, path, "upgrade", revision)
-            with _naming_the_failed_revision(connection, revision, tally) as config:
-                command.upgrade(config, revision)
+        with (
+            engine.connect() as connection,
+            migrating(connection, policy),
+            _naming_the_failed_revision(connection, revision, tally) as config,
+        ):
+            command.upgrade(config, revision)
 
     with_lock_retries(policy, attempt)
     tally.finish()
@@ -169,24 +168,9 @@ def _upgrade_path(current: tuple[str, ...], target: str) -> list[Script]:
     return [script for script in reversed(list(path)) if script.revision not in current]
 
 
-def _downgrade_path(current: tuple[str, ...], target: str) -> list[Script]:
-    """The revisions a downgrade from ``current`` to ``target`` would undo, in order."""
-    return list(_scripts().iterate_revisions(current, target, select_for_downgrade=True))
-
-
 def _revisions_between(connection: Connection, target: str) -> list[str]:
     """The revisions an upgrade to ``target`` would apply, in order."""
     return [script.revision for script in _upgrade_path(_current(connection), target)]
-
-
-def _refuse_before_any_step(
-    connection: Connection, path: list[Script], direction: str, target: str
-) -> None:
-    """Refuse the migration, before any of its steps ran, when a revision on ``path``
-    refuses on the data as it is; leaves ``connection`` with no transaction open."""
-    refusing = refusals_on_path(connection, (script.module for script in path), direction)
-    connection.rollback()
-    refuse_path(refusing, direction, target)
 
 
 @_migration_errors
@@ -198,8 +182,6 @@ def downgrade(engine: Engine, revision: str, policy: LockPolicy | None = None) -
 
     def attempt() -> None:
         with engine.connect() as connection, migrating(connection, policy):
-            path = _downgrade_path(_current(connection), revision)
-            _refuse_before_any_step(connection, path, "downgrade", revision)
             command.downgrade(alembic_config(connection), revision)
 
     with_lock_retries(policy, attempt)

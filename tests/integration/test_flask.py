@@ -72,6 +72,11 @@ def build_app(
         current_uow.patients.update(patient_id, status="inactive")
         return "deactivated"
 
+    @app.post("/patients/<uuid:patient_id>/rename-as-of-version-1")
+    def rename_stale(patient_id: uuid.UUID) -> str:
+        current_uow.patients.update(patient_id, expected_version=1, last_name="Sharma")
+        return "renamed"
+
     @app.get("/ping")
     def ping() -> str:
         return "pong"
@@ -179,6 +184,20 @@ def test_a_missing_record_is_a_404(app):
     response = app.test_client().post(f"/patients/{uuid.uuid4()}/deactivate")
 
     assert (response.status_code, response.json["error"]) == (404, "not_found")
+
+
+def test_a_write_that_lost_a_race_is_a_409(app, dl):
+    with dl.unit_of_work(actor="test") as uow:
+        patient = uow.patients.create(**patient_fields())
+    with dl.unit_of_work(actor="test") as uow:
+        uow.patients.update(patient.id, last_name="Iyer")  # version 2 now
+
+    response = app.test_client().post(f"/patients/{patient.id}/rename-as-of-version-1")
+
+    assert (response.status_code, response.json["error"]) == (409, "conflict")
+    assert "Iyer" not in response.text
+    with dl.unit_of_work(actor="test") as uow:
+        assert uow.patients.get(patient.id).last_name == "Iyer"
 
 
 def test_an_unmigrated_database_is_a_503(dl):

@@ -22,6 +22,7 @@ from dr_assistant_data.migrations import relational as relational_migrations
 from dr_assistant_data.testing import EncounterFactory, bind_factories
 from tests.helpers.layers import ADMIN_URL, patient_fields, scratch_database, settings_for
 from tests.integration.test_flask import build_app
+from tests.migrations.test_migrations import run_alembic
 
 
 @pytest.fixture
@@ -144,6 +145,20 @@ def test_the_downgrade_command_names_the_refusing_revision_and_changes_nothing(
     assert main(["downgrade", "base"]) == 1
     assert "revision 0008 cannot be downgraded" in capsys.readouterr().err
     assert current(fresh) == head
+
+
+def test_alembic_downgrade_run_by_hand_is_refused_before_any_step_and_changes_nothing(fresh):
+    with fresh.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields(phone="+919800000002"))
+    head, objects = current(fresh), schema_objects(fresh)
+
+    result = run_alembic("downgrade", "base", database_url=fresh.settings.database_url)
+
+    assert result.returncode != 0
+    assert "downgrade to base refused, nothing was changed" in result.stderr
+    assert "revision 0003 cannot be downgraded" in result.stderr
+    assert "+919800000002" not in result.stdout + result.stderr
+    assert (current(fresh), schema_objects(fresh)) == (head, objects)
 
 
 def test_an_upgrade_refused_by_a_revision_applies_none_of_the_path(fresh_url):
