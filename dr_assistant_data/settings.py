@@ -552,8 +552,11 @@ def misspelt_settings(
             continue
         upper = name.upper()
         close = difflib.get_close_matches(upper, known, n=1, cutoff=SIMILARITY)
-        if close or upper.startswith(LAYER_LOOKING_PREFIXES):
-            nearest = close or difflib.get_close_matches(upper, known, n=1)
+        prefix = next((p for p in LAYER_LOOKING_PREFIXES if upper.startswith(p)), None)
+        if close or prefix is not None:
+            # a name with a layer's prefix is likeliest one of the settings of that prefix
+            alike = [k for k in known if prefix is None or k.startswith(prefix)] or known
+            nearest = close or difflib.get_close_matches(upper, alike, n=1)
             found.append((name, nearest[0] if nearest else None))
     return found
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 
 from dr_assistant_data import ConfigurationError, Settings
-from dr_assistant_data.settings import DEFAULT_DATABASE_URL, ENVIRONMENT_VARIABLES
+from dr_assistant_data.settings import (
+    DEFAULT_DATABASE_URL,
+    ENVIRONMENT_VARIABLES,
+    misspelt_settings,
+)
 from tests.helpers.error_chains import assert_carries_no_caller_value
 
 
@@ -300,6 +304,11 @@ def test_a_variable_with_the_layers_prefix_that_is_no_setting_is_warned_about(ca
         Settings.from_env({"DB_POOL_MAXIMUM": "20"})
 
     assert [record.args[1] for record in caplog.records] == ["DB_POOL_MAXIMUM"]
+
+
+def test_the_setting_a_prefixed_name_is_taken_for_has_its_prefix():
+    # MONGODB_POOL_SIZE is the closest of all names, but a DB_ name means a DB_ setting
+    assert misspelt_settings(["DB_POOL_SIZE"]) == [("DB_POOL_SIZE", "DB_POOL_MAX")]
 
 
 def test_variables_that_are_not_the_layers_are_not_warned_about(caplog):
