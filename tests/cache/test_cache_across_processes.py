@@ -66,6 +66,13 @@ def cached(layer, patient_id) -> str:
     return name
 
 
+def test_a_patient_another_process_read_before_its_create_committed_is_read_there_after(dl, reader):
+    with reader.unit_of_work(actor="test") as uow:
+        patient = uow.patients.create(**patient_fields(last_name="Rao"))
+        assert in_process(last_name, dl.settings.database_url, shared(), patient.id) is None
+    assert in_process(last_name, dl.settings.database_url, shared(), patient.id) == "Rao"
+
+
 def test_an_invalidation_the_writer_could_not_deliver_reaches_every_other_process(
     dl, reader, proxy
 ):

@@ -17,8 +17,9 @@ set of columns (``copy_rows.insert_row``):
 3. the entity, persistent in the session as if the flush had inserted it
    (``caching/attach.py``): edits to it are flushed, audited and version-checked as to
    any entity, ``get`` returns it from the identity map, and a rollback makes it transient;
-4. its owed cache keys, as a flush owes them (``caching/invalidation.py``: its own key and
-   the reads it joins, in the transaction's outbox row, delivered after the commit), and
+4. its owed cache keys, as a flush owes them (``caching/invalidation.py``: the reads it
+   joins, in the transaction's outbox row, delivered after the commit; not its own key,
+   which no read holds: absence is not cached), and
    its audit event (``bulk.record_created``), written and signed at commit with the others.
 
 Sending the INSERT at once, not with the COMMIT, keeps the contract that a taken unique
