@@ -16,6 +16,7 @@ import io
 import operator
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -80,7 +81,12 @@ def insert_into(table: Table) -> Insert:
     return table.insert()
 
 
-def insert_row(session: Session, table: Table, row: dict[str, Any]) -> None:
+def insert_row(
+    session: Session,
+    table: Table,
+    row: dict[str, Any],
+    sending: Callable[[Session], AbstractContextManager[object]],
+) -> None:
     """Insert ``row`` (a value for every column of ``table`` it sets, its primary key new)
     in the session's transaction, by its INSERT compiled once per table and set of columns:
     no statement is built, compiled or looked up in a cache per call. Bound as any
@@ -90,16 +96,17 @@ def insert_row(session: Session, table: Table, row: dict[str, Any]) -> None:
     the connection's next statement or its COMMIT (``round_trips.deferred``, ``seen``), if
     the transaction allows: later statements see it, and a refusal (a CHECK the validation
     let through) is the contract's error from the COMMIT, with nothing committed. Otherwise,
-    or behind a transaction pooler, it is sent now, through the engine's events
-    (``round_trips.py`` begins the transaction with it, the query log times it), and a
-    refusal is the contract's error from this call."""
+    or behind a transaction pooler, it is sent now, in the block ``sending(session)``,
+    through the engine's events (``round_trips.py`` begins the transaction with it, the
+    query log times it), and a refusal is the contract's error from this call."""
     connection = primary_connection(session, table)
     statement = _insert_of(connection.dialect, table, tuple(row))
     if not checked_against_others(table, row) and deferred(
         connection, [(statement.sql, statement.bound(row))], seen=True
     ):
         return
-    _send_now(connection, statement.sql, statement.driver_parameters(row))
+    with sending(session):
+        _send_now(connection, statement.sql, statement.driver_parameters(row))
 
 
 def checked_against_others(table: Table, row: Mapping[str, Any]) -> bool:

@@ -57,8 +57,8 @@ def insert_new(session: Session, model: type[M], fields: dict[str, Any]) -> M:
     session.flush()  # what is pending goes first, as the create's own flush would send it
     keyring = session_keyring(session) if blind_indexes(model) else None
     values = bulk.new_row(model, keyring, dict(fields))
-    with as_flushed(session):  # a refusal leaves the unit spent, as a refused flush does
-        insert_row(session, model.__table__, values)
+    # sent now, a refusal leaves the unit spent, as a refused flush does
+    insert_row(session, model.__table__, values, as_flushed)
     mapper: Mapper[M] = model.__mapper__
     identity = mapper.identity_key_from_primary_key((values["id"],))
     entity: M = attach_as_inserted(session, mapper, identity, values)
