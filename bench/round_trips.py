@@ -1,8 +1,10 @@
 """Round trips per operation: PostgreSQL's counted with engine and pool events (each
 statement, the BEGIN psycopg2 sends before one, the COMMIT or ROLLBACK that ends a
 transaction, each pool ping and new connection; a BEGIN or deferred SQL sent in the same
-query string as a statement or the COMMIT is no round trip of its own), Redis's with a
-hook on the client connection's sending of commands (a pipeline or a script is one)."""
+query string as a statement or the COMMIT is no round trip of its own; a create's deferred
+INSERT sent ahead of a later statement is one, which this count misses: no figure's
+operation makes one), Redis's with a hook on the client connection's sending of commands
+(a pipeline or a script is one)."""
 
 from __future__ import annotations
 

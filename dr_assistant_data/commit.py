@@ -7,9 +7,10 @@ A unit of work commits in these phases (:func:`commit`), each done by the module
    ``relational/rules/chart_integrity.py``; allergy lists: ``relational/allergy_list.py``; blind
    indexes: ``relational/encryption.py``); the flushed rows' audit changes and pending
    cache keys are collected (``after_flush``). A ``create`` whose row only its own rules
-   apply to went out when it was made, by an INSERT compiled once, checked by the same
-   rules and with its audit change and keys collected the same way
-   (``relational/repositories/inserted.py``);
+   apply to is an INSERT compiled once, checked by the same rules and with its audit
+   change and keys collected the same way (``relational/repositories/inserted.py``), sent
+   when it was made if another row could refuse it, else with the next statement or the
+   COMMIT (4);
 2. audit events — written, signed, into the transaction (``relational/audit/trail.py``);
    with the unit's ``document_commits`` row when it wrote documents
    (``documents/journal.py``);

@@ -4,8 +4,10 @@ A miss claims the key before loading: one script takes its lock (a Redis lock sh
 every process, expiring after ``CACHE_LOCK_TIMEOUT``) and captures its generation
 (``backends.py``: no stale set); the guarded write releases the lock. Concurrent misses of
 one key therefore cause one load: the others wait for its value, and load themselves only
-if the lock is released or expires without one. What is read this way, under which key,
-and when the shared cache must be bypassed is the caller's policy
+if the lock is released or expires without one. Absence is never cached: a load that finds
+nothing (``None``) releases the lock and stores nothing, so the next read loads again, and a
+row inserted later under that key is read as soon as it is committed. What is read this
+way, under which key, and when the shared cache must be bypassed is the caller's policy
 (``relational/caching/policy.py``). Values go straight through the region's backend
 (``backends.py``: one GET, one open, one JSON parse per hit), not dogpile's value envelope.
 """
@@ -30,7 +32,8 @@ WAIT = 0.01
 
 def read_through(store: CacheStore, region_name: str, key: str, create: Callable[[], T]) -> T:
     """The cached value of ``key``, or ``create()``'s, stored only if the key was not
-    invalidated between the capture of its generation and the store."""
+    invalidated between the capture of its generation and the store (and ``None``, nothing
+    found, never)."""
     backend = store.backend(region_name)
     with telemetry.Span("cache", **{"cache.region": region_name, "operation": "read"}) as span:
         value, span.outcome = _read_through(store, backend, region_name, key, create)
@@ -64,6 +67,10 @@ def _read_through(
     except BaseException:
         backend.release(claimed)
         raise
+    if value is None:  # absence is not cached
+        backend.release(claimed)
+        store.stats.count(region_name, "miss")
+        return value, "miss"
     with expecting(claimed):
         backend.set_values({key: value})  # releases the lock
     store.stats.count(region_name, "miss")
@@ -76,9 +83,9 @@ def read_many(
     keys: Mapping[K, str],
     load: Callable[[list[K]], Mapping[K, Any]],
 ) -> dict[K, Any]:
-    """The cached value of each of ``keys``: one multi-get, then one ``load`` of the
-    misses (``None`` for each it does not return), stored under their captured
-    generations."""
+    """The value of each of ``keys`` that has one: one multi-get, then one ``load`` of the
+    misses, whose values are stored under their captured generations; a key ``load`` does
+    not return is left out, and nothing is stored for it (absence is not cached)."""
     with telemetry.Span("cache", **{"cache.region": region_name, "operation": "read_many"}) as span:
         cached, misses = _read_many(store, region_name, keys, load)
         span.outcome = "miss" if misses else "hit"
@@ -101,9 +108,10 @@ def _read_many(
         store.stats.count(region_name, "miss", len(missing))
         store.stats.count(region_name, "load")
         generations = store.generations(region_name, [keys[id] for id in missing])
-        loaded = load(missing)
-        fresh = {id: loaded.get(id) for id in missing}
+        loaded = {id: value for id, value in load(missing).items() if value is not None}
         with expecting(generations):
-            backend.set_values({keys[id]: value for id, value in fresh.items()})
-        cached.update(fresh)
+            backend.set_values({keys[id]: value for id, value in loaded.items()})
+        for id in missing:
+            del cached[id]
+        cached.update(loaded)
     return cached, len(missing)

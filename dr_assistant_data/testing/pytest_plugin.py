@@ -130,7 +130,10 @@ def assert_max_queries(
     data_layer: DataLayer,
 ) -> Callable[[int], AbstractContextManager[QueryLog]]:
     """``with assert_max_queries(n):`` fails the test when the block sends more than ``n``
-    statements to the test's database, listing them (never their values)."""
+    statements to the test's database, listing them (never their values): the statements
+    the engine executes, not the SQL a unit of work sends with its COMMIT or ahead of its
+    next statement (``relational/driver/round_trips.py``: audit events, the outbox row, a
+    create's INSERT no other row could refuse)."""
     return lambda limit: at_most_queries(data_layer.engine, limit)
 
 

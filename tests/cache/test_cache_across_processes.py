@@ -66,6 +66,13 @@ def cached(layer, patient_id) -> str:
     return name
 
 
+def test_a_patient_another_process_read_before_its_create_committed_is_read_there_after(dl, reader):
+    with reader.unit_of_work(actor="test") as uow:
+        patient = uow.patients.create(**patient_fields(last_name="Rao"))
+        assert in_process(last_name, dl.settings.database_url, shared(), patient.id) is None
+    assert in_process(last_name, dl.settings.database_url, shared(), patient.id) == "Rao"
+
+
 def test_an_invalidation_the_writer_could_not_deliver_reaches_every_other_process(
     dl, reader, proxy
 ):
@@ -193,11 +200,13 @@ def test_a_load_whose_generation_predates_a_new_epoch_stores_nothing(reader):
 
 
 def test_a_writes_outbox_row_goes_with_its_commit_not_in_a_round_trip_of_its_own(dl):
-    new_patient(dl)  # this process has taken its block of outbox ids
+    patient = new_patient(dl)
+    with dl.unit_of_work(actor="test") as uow:  # this process takes its block of outbox ids
+        uow.patients.update(patient.id, last_name="Sharma")
     with counting_queries(dl.engine) as queries, dl.unit_of_work(actor="test") as uow:
-        uow.patients.create(**patient_fields())
-    assert len(queries.statements) == 1  # BEGIN; INSERT: the rest is sent with the COMMIT
-    assert "cache_invalidations" not in queries.statements[0]
+        uow.patients.update(patient.id, last_name="Kumar")
+    assert any(statement.startswith("BEGIN; UPDATE patients") for statement in queries.statements)
+    assert not any("cache_invalidations" in statement for statement in queries.statements)
 
 
 def test_outbox_ids_are_taken_a_block_at_a_time_and_never_reused_by_a_forked_child(dl):

@@ -3,8 +3,10 @@ under which key, and which writes drop it; the store and the listeners follow it
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
+from dr_assistant_data.cache.keys import LOCK_SUFFIX
 from dr_assistant_data.cache.store import REGION_TTLS
 from dr_assistant_data.relational.caching.policy import (
     PATIENTS,
@@ -17,7 +19,7 @@ from dr_assistant_data.relational.caching.policy import (
 from dr_assistant_data.relational.models import Patient, Task, User
 from dr_assistant_data.session_context import context_of
 from dr_assistant_data.testing import AppointmentFactory, DoctorFactory, bind_factories
-from tests.helpers.cache_helpers import DAY, NINE_IN_KOLKATA, new_patient
+from tests.helpers.cache_helpers import DAY, NINE_IN_KOLKATA, new_patient, read, read_patient
 from tests.helpers.layers import patient_fields
 
 
@@ -71,8 +73,44 @@ def test_a_patient_edit_owes_only_the_patients_own_key(dl):
         assert context_of(uow.session).owed == {PATIENTS.name(dl.cache_store, patient.id)}
 
 
-def test_a_created_patient_owes_its_own_key_which_may_be_cached_as_absent(dl):
+def test_a_created_patient_owes_no_key_of_its_own(dl):
+    with dl.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields())
+        uow.session.flush()
+        assert context_of(uow.session).owed == set()
+
+
+def test_a_patient_read_before_its_create_commits_is_read_after_the_commit(dl):
     with dl.unit_of_work(actor="test") as uow:
         patient = uow.patients.create(**patient_fields())
-        uow.session.flush()
-        assert context_of(uow.session).owed == {PATIENTS.name(dl.cache_store, patient.id)}
+        assert read_patient(dl, patient.id) is None  # another unit: not committed yet
+    assert read_patient(dl, patient.id).id == patient.id
+
+
+def test_a_patient_flushed_with_its_allergies_and_read_before_the_commit_is_read_after(dl):
+    with dl.unit_of_work(actor="test") as uow:
+        patient = uow.patients.create(**patient_fields(allergies=["latex"]))
+        assert read(dl, lambda other: other.patients.get_many([patient.id])) == []
+    assert read_patient(dl, patient.id).allergies == ["latex"]
+
+
+def test_an_id_without_a_row_is_not_cached(dl, count_queries):
+    missing = uuid.uuid4()
+    assert read_patient(dl, missing) is None
+    assert read(dl, lambda uow: uow.patients.get_many([missing])) == []
+    with count_queries() as queries:
+        assert read_patient(dl, missing) is None
+        assert read(dl, lambda uow: uow.patients.get_many([missing])) == []
+    assert queries.count == 2  # each read loads again
+    key = PATIENTS.name(dl.cache_store, missing)
+    assert dl.cache_store.client.exists(key, key + LOCK_SUFFIX) == 0  # the claim released
+
+
+def test_a_deleted_patient_is_not_cached(dl, count_queries):
+    patient = new_patient(dl)
+    with dl.unit_of_work(actor="test") as uow:
+        uow.patients.delete(patient.id)
+    assert read_patient(dl, patient.id) is None
+    with count_queries() as queries:
+        assert read_patient(dl, patient.id) is None
+    assert queries.count == 1

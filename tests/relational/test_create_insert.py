@@ -144,3 +144,91 @@ def test_a_created_patient_looks_up_no_doctors_day_it_could_not_be_on(dl, count_
     with count_queries() as log, dl.unit_of_work(actor="test") as uow:
         uow.patients.create(**patient_fields())
     assert [s for s in log.statements if "appointments" in s] == []
+
+
+def test_a_plain_patient_create_sends_its_insert_with_its_commit(dl, count_queries):
+    """No unique, exclusion or foreign key column set: nothing another row could refuse
+    it for, so its INSERT goes with the COMMIT (``round_trips.deferred``), which the query
+    counter, counting the statements the engine executes, does not see."""
+    with count_queries() as log, dl.unit_of_work(actor="test") as uow:
+        patient = uow.patients.create(**patient_fields())
+    assert log.count == 0
+    assert _scalar(dl, "SELECT first_name FROM patients WHERE id = :id", id=patient.id) == "Ananya"
+    assert _stored_count(dl, "audit_events") == 1
+
+
+def test_statements_after_a_create_in_its_unit_see_its_row(dl):
+    with dl.unit_of_work(actor="test") as uow:
+        patient = uow.patients.create(**patient_fields())
+        assert uow.patients.count() == 1
+        assert [found.id for found in uow.patients.search_by_name("Ananya")] == [patient.id]
+        by_sql = text("SELECT last_name FROM patients WHERE id = :id")
+        assert uow.session.execute(by_sql, {"id": patient.id}).scalar() == "Rao"
+    assert _stored_count(dl, "patients") == 1
+
+
+def test_a_row_referring_to_a_created_patient_is_written_in_the_same_unit(dl):
+    with dl.unit_of_work(actor="test") as uow, bind_factories(uow):
+        doctor = DoctorFactory()
+    start = clinic_day_start() + timedelta(hours=3)
+    with dl.unit_of_work(actor="test") as uow:
+        patient = uow.patients.create(**patient_fields())
+        uow.appointments.create(
+            doctor_id=doctor.id,
+            patient_id=patient.id,
+            start_time=start,
+            end_time=start + timedelta(minutes=15),
+        )
+    assert _stored_count(dl, "appointments") == 1
+
+
+def test_a_create_then_a_bulk_create_in_the_same_unit_commit_together(dl):
+    with dl.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields())
+        result = uow.patients.create_many([patient_fields(first_name=f"P{n}") for n in range(3)])
+        assert len(result.created) == 3
+        assert uow.patients.count() == 4
+    assert _stored_count(dl, "patients") == 4
+
+
+def test_creates_in_a_unit_that_rolls_back_leave_nothing(dl):
+    with dl.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields())
+        uow.rollback()
+    with dl.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields())
+        uow.patients.create(**patient_fields(first_name="Meera"))
+        uow.rollback()
+    assert _stored_count(dl, "patients") == 0
+
+
+@pytest.fixture
+def no_zed(dl):
+    """A rule only the database holds: no patient named Zed."""
+    with dl.engine.begin() as connection:
+        connection.execute(
+            text("ALTER TABLE patients ADD CONSTRAINT no_zed CHECK (first_name <> 'Zed')")
+        )
+    yield
+    with dl.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE patients DROP CONSTRAINT no_zed"))
+
+
+def test_a_create_refused_at_its_commit_raises_the_contracts_error_and_commits_nothing(dl, no_zed):
+    with pytest.raises(ValidationError), dl.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields())
+        uow.patients.create(**patient_fields(first_name="Zed"))
+    assert _stored_count(dl, "patients") == 0
+    assert _stored_count(dl, "audit_events") == 0
+
+
+def test_a_create_refused_before_the_next_statement_raises_the_contracts_error_from_it(dl, no_zed):
+    with pytest.raises(ValidationError), dl.unit_of_work(actor="test") as uow:
+        uow.patients.create(**patient_fields(first_name="Zed"))
+        try:
+            uow.patients.count()
+        except ValidationError:
+            raised_by_the_count = True
+            raise
+    assert raised_by_the_count
+    assert _stored_count(dl, "patients") == 0

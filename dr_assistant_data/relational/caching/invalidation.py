@@ -3,9 +3,9 @@ write counts however it is made (a repository call, a plain attribute change, a 
 caller's own session).
 
 * ``after_flush`` collects the keys each flushed insert, update or delete affects, as the
-  policy declares them (``policy.py``: the row's own key, the doctor's day of an
-  appointment, the old and the new doctor and day when it moves, the days that embed an
-  edited patient, ...) into the session's context; from then until the transaction ends
+  policy declares them (``policy.py``: an updated or deleted row's own key, the doctor's
+  day of an appointment, the old and the new doctor and day when it moves, the days that
+  embed an edited patient, ...) into the session's context; from then until the transaction ends
   the session reads past the shared cache (``caching.shared_store``);
 * after the commit (``commit.committed``), :func:`deliver` delivers them (generation bump
   and delete, ``CacheStore.invalidate``): only once the data is committed, so no reader
@@ -38,11 +38,11 @@ from .policy import CachedList, lists_embedding, reads_written_by
 logger = logging.getLogger(__name__)
 
 
-def affected_keys(store: CacheStore, row: object, *, fresh: bool = False) -> Iterator[str]:
-    """The keys whose cached value may change when ``row`` is written (``fresh``: but
+def affected_keys(store: CacheStore, row: object, *, inserted: bool = False) -> Iterator[str]:
+    """The keys whose cached value may change when ``row`` is written (``inserted``: but
     not its own, see ``note_written``)."""
     for read in reads_written_by(type(row)):
-        if not (fresh and read.names_its_row):
+        if not (inserted and read.names_its_row):
             yield from read.keys_written(store, row)
 
 
@@ -51,17 +51,15 @@ def collect(session: Session, _context: Any) -> None:
     note_written(session, chain(session.new, session.dirty, session.deleted))
 
 
-def note_written(
-    session: Session, rows: Iterable[object], *, fresh: bool = False, inserted: bool = False
-) -> None:
+def note_written(session: Session, rows: Iterable[object], *, inserted: bool = False) -> None:
     """Owe the keys ``rows`` affect, delivered after the commit like a flush's: the entry
     point for writes that bypass the flush (bulk inserts, ``bulk.py``; a create's INSERT,
     ``repositories/inserted.py``).
 
-    ``inserted``: the rows were just inserted, so no cached list's entry embeds them yet
-    (a new row in the flush is known by ``session.new``). ``fresh``: inserted, and under
-    ids generated for them, so no read can have cached their own key (not even as
-    absent); only the reads they join — a doctor's day, a timeline, an unread count — are
+    ``inserted``: the rows were just inserted (as is a new row in the flush, known by
+    ``session.new``), so no read holds them yet: not their own key (a read by id caches
+    only a row it found, ``policy.CachedEntity``), nor a cached list's entry that embeds
+    them. Only the reads they join — a doctor's day, a timeline, an unread count — are
     owed.
     """
     context = context_of(session)
@@ -71,9 +69,11 @@ def note_written(
     if context.owed is None:
         context.owed = set()
     embedded: dict[CachedList, set[Any]] = {}
+    new = session.new
     for row in rows:
-        context.owed.update(affected_keys(store, row, fresh=fresh))
-        if not (fresh or inserted) and row not in session.new:
+        just_inserted = inserted or row in new
+        context.owed.update(affected_keys(store, row, inserted=just_inserted))
+        if not just_inserted:
             for read in lists_embedding(type(row)):
                 embedded.setdefault(read, set()).add(row.id)  # type: ignore[attr-defined]
     for read, ids in embedded.items():
@@ -83,7 +83,7 @@ def note_written(
 
 
 def note_inserted(session: Session, model: type, rows: Sequence[Mapping[str, Any]]) -> None:
-    """``note_written(fresh=True)`` for rows of ``model`` inserted without entities (bulk
+    """``note_written(inserted=True)`` for rows of ``model`` inserted without entities (bulk
     inserts, ``bulk.py``), given as their column values: entities are built for the
     policy's key parts only when a read other than the row's own can hold them."""
     entities = []
@@ -93,7 +93,7 @@ def note_inserted(session: Session, model: type, rows: Sequence[Mapping[str, Any
             entity = manager.new_instance()
             entity.__dict__.update(values)
             entities.append(entity)
-    note_written(session, entities, fresh=True)
+    note_written(session, entities, inserted=True)
 
 
 def inserted_values_needed(model: type) -> bool:

@@ -4,7 +4,8 @@
 its region (a ``CACHE_TTL_*`` of the store), its model and the attributes of a row of that
 model that name its key. A flushed insert, update or delete of a row of the model drops
 the key its attributes name, before and after the write (an appointment moved to another
-doctor or day drops both days: ``invalidation.py``). Repositories read through the
+doctor or day drops both days: ``invalidation.py``); an insert, no key of its own id, which
+no read can have cached (``CachedEntity``). Repositories read through the
 entries: a model with a :class:`CachedEntity` has ``get`` and ``get_many`` cached, a list
 or a count is read through its entry. Adding a cached read is one entry (and its test).
 
@@ -112,14 +113,16 @@ class CachedRead:
 
     @property
     def names_its_row(self) -> bool:
-        """Its key is the row's own id (a row just inserted under a new id is in no such
-        key, not even cached as absent)."""
+        """Its key is the row's own id: a row just inserted is in no such key (only rows
+        found are cached, ``CachedEntity``)."""
         return self.key == ("id",)
 
 
 @dataclass(frozen=True)
 class CachedEntity(CachedRead):
-    """Rows of ``model`` by id, in the ``entities`` region (a missing row cached as such)."""
+    """Rows of ``model`` by id, in the ``entities`` region. Only a row found is cached:
+    an id with no row (or a soft-deleted one) is loaded again by every read, so the id of
+    a row being inserted, read before its commit, holds nothing the insert must drop."""
 
     @classmethod
     def of(cls, model: type[Entity]) -> CachedEntity:
@@ -169,6 +172,7 @@ class CachedEntity(CachedRead):
         store = shared_store(session)
         if store is None:
             return [from_load(row) for row in load(list(ids))]
+        codec = codec_for(self.model)
         wanted = list(dict.fromkeys(ids))
         outside = [id for id in wanted if not _in_session(session, self.model, id)]
         keys = {id: self.name(store, id) for id in outside}
@@ -176,13 +180,12 @@ class CachedEntity(CachedRead):
             store,
             self.region,
             keys,
-            lambda missing: {row.id: _encode_or_none(row) for row in load(missing)},
+            lambda missing: {row.id: codec.encode(row) for row in load(missing)},
         )
         in_session = [id for id in wanted if id not in keys]
         found = {row.id: from_load(row) for row in load(in_session)} if in_session else {}
         for id, values in cached.items():
-            if values is not None:
-                found[id] = from_cache(values)
+            found[id] = from_cache(values)
         return [found[id] for id in ids if id in found]
 
 

@@ -16,15 +16,26 @@ import io
 import operator
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import psycopg2
-from sqlalchemy import Connection, Dialect, Insert, Table, insert
+from sqlalchemy import (
+    Column,
+    Connection,
+    Dialect,
+    Insert,
+    Table,
+    UniqueConstraint,
+    insert,
+)
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.visitors import iterate
 
 from .round_trips import deferred, transactional
 from .translate import contract_error, translated
@@ -70,15 +81,67 @@ def insert_into(table: Table) -> Insert:
     return table.insert()
 
 
-def insert_row(session: Session, table: Table, row: dict[str, Any]) -> None:
-    """Insert ``row`` (a value for every column of ``table`` it sets) now, in the session's
-    transaction, by its INSERT compiled once per table and set of columns: no statement is
-    built, compiled or looked up in a cache per call. Bound as any statement's values
-    (sealed, serialized), through the engine's events (``round_trips.py`` begins the
-    transaction with it, the query log times it); failures are the contract's errors."""
+def insert_row(
+    session: Session,
+    table: Table,
+    row: dict[str, Any],
+    sending: Callable[[Session], AbstractContextManager[object]],
+) -> None:
+    """Insert ``row`` (a value for every column of ``table`` it sets, its primary key new)
+    in the session's transaction, by its INSERT compiled once per table and set of columns:
+    no statement is built, compiled or looked up in a cache per call. Bound as any
+    statement's values (sealed, serialized).
+
+    When no other row can refuse it (:func:`checked_against_others` is false), it goes with
+    the connection's next statement or its COMMIT (``round_trips.deferred``, ``seen``), if
+    the transaction allows: later statements see it, and a refusal (a CHECK the validation
+    let through) is the contract's error from the COMMIT, with nothing committed. Otherwise,
+    or behind a transaction pooler, it is sent now, in the block ``sending(session)``,
+    through the engine's events (``round_trips.py`` begins the transaction with it, the
+    query log times it), and a refusal is the contract's error from this call."""
     connection = primary_connection(session, table)
     statement = _insert_of(connection.dialect, table, tuple(row))
-    _send_now(connection, statement.sql, statement.driver_parameters(row))
+    if not checked_against_others(table, row) and deferred(
+        connection, [(statement.sql, statement.bound(row))], seen=True
+    ):
+        return
+    with sending(session):
+        _send_now(connection, statement.sql, statement.driver_parameters(row))
+
+
+def checked_against_others(table: Table, row: Mapping[str, Any]) -> bool:
+    """Whether the database checks new ``row`` of ``table`` against other rows: a value set
+    in a column of a foreign key, a unique constraint or index (one that includes the
+    primary key aside: a new key makes it unique), or a table with an exclusion
+    constraint or a unique index whose NULLs are not distinct."""
+    compared = _compared_columns(table)
+    return compared is None or any(row.get(key) is not None for key in compared)
+
+
+@functools.cache
+def _compared_columns(table: Table) -> frozenset[str] | None:
+    """The keys of ``table``'s columns a new row is checked against other rows by (see
+    :func:`checked_against_others`), worked out once per table; ``None``: every column."""
+    if any(isinstance(constraint, ExcludeConstraint) for constraint in table.constraints):
+        return None
+    primary = set(table.primary_key.columns)
+    compared = {key.parent.key for key in table.foreign_keys}
+    uniques: list[tuple[Sequence[Any], Any]] = [
+        (list(constraint.columns), constraint)
+        for constraint in table.constraints
+        if isinstance(constraint, UniqueConstraint)
+    ]
+    uniques += [(index.expressions, index) for index in table.indexes if index.unique]
+    for expressions, unique in uniques:
+        columns = {
+            column for each in expressions for column in iterate(each) if isinstance(column, Column)
+        }
+        if columns & primary:
+            continue
+        if unique.dialect_options["postgresql"]["nulls_not_distinct"]:
+            return None
+        compared |= {column.key for column in columns}
+    return frozenset(compared)
 
 
 _send_now = translated(Connection.exec_driver_sql)

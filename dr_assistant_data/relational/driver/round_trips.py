@@ -16,21 +16,32 @@ The first statement that is not a plain SELECT (a flush, ``FOR UPDATE``, a savep
 caller's own SQL) opens the transaction in the same round trip (``BEGIN; <statement>``);
 a streamed read leaves the transaction to psycopg2, whose server-side cursors need one;
 SQL sent on the DBAPI connection directly (a COPY) opens it first (:func:`transactional`).
-Statements the transaction only has to contain by its end (the audit events) are
-:func:`deferred` and sent with its ``COMMIT`` (``INSERT ...; COMMIT``): PostgreSQL runs a
-query string in order and stops at the first error, so a refused event commits nothing,
-and a ``ROLLBACK`` drops them unsent. The unit's writes, locks and audit events commit or
-roll back together; a unit that only read sends neither BEGIN nor COMMIT, and a create is
-its INSERT and its COMMIT. Not behind a transaction pooler, whose ``SET LOCAL`` statement
-timeout needs a transaction around every statement.
+Statements the transaction only has to contain by its end (the audit events, the outbox
+row) are :func:`deferred` and sent with its ``COMMIT`` (``INSERT ...; COMMIT``): PostgreSQL
+runs a query string in order and stops at the first error, so a refused event commits
+nothing (the transaction is then rolled back at once: SQLAlchemy rolls back no transaction
+whose commit raised), and a ``ROLLBACK`` drops them unsent. Rows later statements may read
+or refer to (a create's INSERT that no other row can refuse, ``copy_rows.insert_row``) are
+deferred as ``seen``: sent, with the BEGIN if it is still to go, before whatever reaches
+the connection next — any statement, a plain autocommit SELECT included (it then runs in
+the transaction and sees them), SQL sent on the DBAPI connection (:func:`transactional`),
+a server-side cursor — in a round trip of their own, or else with the COMMIT; a refusal is
+then the error of that statement or of the commit. The unit's writes, locks and audit
+events commit or roll back together; a unit that only read sends neither BEGIN nor COMMIT,
+and a create is its INSERT and its COMMIT, in one round trip when nothing can refuse it.
+SQL sent this way is not an engine statement: query counting (``testing/queries.py``) and
+the slow-query log do not see it. Not behind a transaction pooler, whose ``SET LOCAL``
+statement timeout needs a transaction around every statement.
 """
 
 from __future__ import annotations
 
+import contextlib
 import select
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg2
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE as IDLE
 from sqlalchemy import CompoundSelect, Connection, Dialect, Engine, Select, event
 from sqlalchemy import exc as sa_exc
@@ -40,9 +51,12 @@ READS_OUTSIDE = "reads_outside_transaction"
 """On a dialect: its engine's units of work read in autocommit. In a pooled connection's
 ``info``: this checkout does, and this module begins and ends its transaction."""
 OPEN = "transaction_open"
+UNSENT_BEGIN = "begin_unsent"
+AHEAD = "statements_ahead"
 DEFERRED = "deferred_statements"
-"""In a pooled connection's ``info``: the transaction this module began, and the SQL it
-sends with its COMMIT."""
+"""In a pooled connection's ``info``: the transaction this module began, whether its BEGIN
+is yet to be sent, the SQL it sends before the next statement or with the COMMIT, and the
+SQL it sends with the COMMIT."""
 
 
 def install(engine: Engine, *, reads_outside_transactions: bool) -> None:
@@ -69,18 +83,30 @@ def read_outside_transaction(
 
 
 def transactional(connection: Connection) -> None:
-    """Open the transaction now if this module has yet to: before SQL sent on the DBAPI
-    connection directly (a COPY), which no engine event sees."""
-    info = connection.connection.info
-    if info.get(READS_OUTSIDE) and not info.get(OPEN):
-        _send(connection.connection, ["BEGIN"])
+    """Open the transaction now if this module has yet to, and send what must precede any
+    later statement: before SQL sent on the DBAPI connection directly (a COPY), which no
+    engine event sees."""
+    pooled = connection.connection
+    info = pooled.info
+    if not info.get(READS_OUTSIDE):
+        return
+    if not info.get(OPEN):
         info[OPEN] = True
+        info[UNSENT_BEGIN] = True
+    _send_ahead(pooled, _ahead(info))
 
 
-def deferred(connection: Connection, statements: Sequence[tuple[str, dict[str, Any]]]) -> bool:
+def deferred(
+    connection: Connection,
+    statements: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    seen: bool = False,
+) -> bool:
     """Send ``statements`` (SQL and its parameters, bound as any statement's) with the
-    transaction's COMMIT; ``False`` when this connection's transaction is not this module's
-    (the caller executes them)."""
+    transaction's COMMIT, or, when ``seen`` (rows later statements of the transaction may
+    read, or refer to), before the next statement sent on this connection if one comes
+    first; ``False`` when this connection's transaction is not this module's (the caller
+    executes them)."""
     pooled = connection.connection
     info = pooled.info
     if not info.get(READS_OUTSIDE):
@@ -94,8 +120,8 @@ def deferred(connection: Connection, statements: Sequence[tuple[str, dict[str, A
         cursor.close()
     if not info.get(OPEN):
         info[OPEN] = True
-        sql.insert(0, "BEGIN")
-    info.setdefault(DEFERRED, []).extend(sql)
+        info[UNSENT_BEGIN] = True
+    info.setdefault(AHEAD if seen else DEFERRED, []).extend(sql)
     return True
 
 
@@ -115,11 +141,15 @@ def _begin_with_first_write(
 ) -> tuple[str, Any]:
     pooled = connection.connection
     info = pooled.info
-    if not info.get(READS_OUTSIDE) or _plain_read(context):
+    if not info.get(READS_OUTSIDE):
+        return statement, parameters
+    if AHEAD in info:  # rows this statement may read or refer to: in the transaction first
+        _send_ahead(pooled, _ahead(info))
+    if _plain_read(context):
         return statement, parameters
     if getattr(context, "_is_server_side", False):
         _hand_to_driver(pooled)
-    elif not info.get(OPEN):
+    elif not info.get(OPEN) or info.pop(UNSENT_BEGIN, False):
         info[OPEN] = True
         if executemany:  # the statement runs once per set of parameters
             cursor.execute("BEGIN")
@@ -128,15 +158,34 @@ def _begin_with_first_write(
     return statement, parameters
 
 
+def _ahead(info: dict[str, Any]) -> list[str]:
+    """The SQL to send before anything else of the transaction (its BEGIN if unsent, the
+    rows deferred as seen), taken from ``info``: once sent, nothing of it is pending."""
+    rows: list[str] = info.pop(AHEAD, [])
+    return ["BEGIN", *rows] if info.pop(UNSENT_BEGIN, False) else rows
+
+
+def _send_ahead(pooled: Any, statements: list[str]) -> None:
+    """Send ``statements`` before the statement about to run; a refusal is a SQLAlchemy
+    error, as that statement's would be (the caller's translation makes it the contract's),
+    and it names no statement: their text holds the rows' values."""
+    if not statements:
+        return
+    try:
+        _send(pooled, statements)
+    except psycopg2.Error as error:
+        raise sa_exc.DBAPIError.instance(None, None, error, psycopg2.Error) from None
+
+
 def _hand_to_driver(pooled: Any) -> None:
     """Let psycopg2 run the rest of the transaction (a server-side cursor must be declared
     in a transaction psycopg2 knows of): deferred SQL sent now, autocommit off. Should this
     module have begun the transaction, PostgreSQL answers psycopg2's BEGIN with a warning."""
     info = pooled.info
     info.pop(READS_OUTSIDE)
-    pending = info.pop(DEFERRED, None)
+    pending = [*_ahead(info), *info.pop(DEFERRED, ())]
     if info.pop(OPEN, False) and pending:
-        _send(pooled, pending)
+        _send_ahead(pooled, pending)
     pooled.dbapi_connection.autocommit = False
 
 
@@ -163,15 +212,25 @@ def _end_own_transactions(dialect: Dialect) -> None:
         if not info.get(OPEN):
             commit(connection)
             return
-        _send(connection, [*info.get(DEFERRED, ()), "COMMIT"])  # on failure: still open
-        info.pop(OPEN)
-        info.pop(DEFERRED, None)
+        try:
+            _send(connection, [*_ahead(info), *info.pop(DEFERRED, ()), "COMMIT"])
+        except psycopg2.Error:
+            # a statement refused before the COMMIT leaves the transaction aborted, and
+            # SQLAlchemy rolls back no transaction whose commit raised: it ends here
+            with contextlib.suppress(psycopg2.Error):
+                _send(connection, ["ROLLBACK"])
+            raise
+        finally:
+            info.pop(OPEN, None)
 
     def do_rollback(connection: Any) -> None:
         info = _info(connection)
         info.pop(DEFERRED, None)
+        info.pop(AHEAD, None)
+        unsent = info.pop(UNSENT_BEGIN, False)  # then nothing of it reached the server
         if info.pop(OPEN, False):
-            _send(connection, ["ROLLBACK"])
+            if not unsent:
+                _send(connection, ["ROLLBACK"])
         else:
             rollback(connection)
 
@@ -200,7 +259,7 @@ def _send(connection: Any, statements: list[str]) -> None:
 
 
 def _transactional_again(dbapi_connection: Any, record: Any) -> None:
-    for key in (OPEN, DEFERRED):
+    for key in (OPEN, UNSENT_BEGIN, AHEAD, DEFERRED):
         record.info.pop(key, None)
     reading = record.info.pop(READS_OUTSIDE, False)
     if reading and dbapi_connection is not None and not dbapi_connection.closed:

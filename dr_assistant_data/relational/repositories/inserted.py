@@ -11,18 +11,24 @@ set of columns (``copy_rows.insert_row``):
    normalized (``rules.validate_new``: the checks a flush applies to a new row), its
    blind indexes and column defaults filled (``bulk.new_row``); a refusal is
    ``ValidationError(field)`` before any SQL and the session is left as it was;
-2. the INSERT, in the unit's transaction (begun with it in one round trip, as a flush's
-   INSERT is: ``round_trips.py``); a refusal by the database is the contract's error, from
-   this call, and leaves the unit of work spent, as a refused flush does;
+2. the INSERT, in the unit's transaction (``copy_rows.insert_row``): when it sets a
+   column another row can refuse it for (a foreign key, a unique or exclusion constraint:
+   a taken MRN, a missing patient, an overlap), sent at once (begun with the transaction
+   in one round trip, as a flush's INSERT is: ``round_trips.py``), so the refusal is the
+   contract's error from this call, and leaves the unit of work spent, as a refused flush
+   does; otherwise, under its new id, nothing but a rule the validation already applied
+   could refuse it, and it goes with the unit's next statement (which sees it) or its
+   COMMIT: a create and its commit are one round trip;
 3. the entity, persistent in the session as if the flush had inserted it
    (``caching/attach.py``): edits to it are flushed, audited and version-checked as to
    any entity, ``get`` returns it from the identity map, and a rollback makes it transient;
-4. its owed cache keys, as a flush owes them (``caching/invalidation.py``: its own key and
-   the reads it joins, in the transaction's outbox row, delivered after the commit), and
+4. its owed cache keys, as a flush owes them (``caching/invalidation.py``: the reads it
+   joins, in the transaction's outbox row, delivered after the commit; not its own key,
+   which no read holds: absence is not cached), and
    its audit event (``bulk.record_created``), written and signed at commit with the others.
 
-Sending the INSERT at once, not with the COMMIT, keeps the contract that a taken unique
-value or an overlap surfaces from the call that caused it.
+Sending an INSERT that sets such a column at once, not with the COMMIT, keeps the contract
+that a taken unique value or an overlap surfaces from the call that caused it.
 """
 
 from __future__ import annotations
@@ -51,8 +57,8 @@ def insert_new(session: Session, model: type[M], fields: dict[str, Any]) -> M:
     session.flush()  # what is pending goes first, as the create's own flush would send it
     keyring = session_keyring(session) if blind_indexes(model) else None
     values = bulk.new_row(model, keyring, dict(fields))
-    with as_flushed(session):  # a refusal leaves the unit spent, as a refused flush does
-        insert_row(session, model.__table__, values)
+    # sent now, a refusal leaves the unit spent, as a refused flush does
+    insert_row(session, model.__table__, values, as_flushed)
     mapper: Mapper[M] = model.__mapper__
     identity = mapper.identity_key_from_primary_key((values["id"],))
     entity: M = attach_as_inserted(session, mapper, identity, values)
