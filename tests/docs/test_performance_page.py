@@ -33,6 +33,12 @@ def test_every_ratio_the_commentary_quotes_is_one_of_the_rendered_table():
     quoted = [
         match.group(0)
         for match in RATIO.finditer(PAGE)
-        if (f"x{match.group(1)}" if match.group(1) else f"{match.group(2)}x") not in figures
+        # the whole figure: x1.1 is not quoting a table's x1.14
+        if not re.search(
+            rf"(?<![\d.])x{match.group(1)}(?![\d.])"
+            if match.group(1)
+            else rf"(?<![\d.]){match.group(2)}x(?![\d.])",
+            figures,
+        )
     ]
     assert quoted == []
