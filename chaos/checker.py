@@ -7,7 +7,8 @@ audit trail is written in the same transaction as the change, so an operation co
 exactly when an audit event bears its id (the audit invariant below checks that the trail
 itself is right: one event per acknowledged write, none for a refused one, as many per
 patient as its version went up, and a chain that verifies). Commit order is the patient's
-``version`` (optimistic locking: one increment per committed update).
+``version`` (optimistic locking: one increment per committed update); a create made the
+initial version.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 INVARIANTS = ("stale_read", "lost_write", "audit", "documents", "gridfs", "raw_error")
 NOTE_CONTENT = {"note_create", "note_update", "note_amend"}
 DOCUMENT_WRITES = {*NOTE_CONTENT, "note_sign", "recording", "recording_broken"}
-AUDITED = {"write", *DOCUMENT_WRITES}
+PATIENT_WRITES = {"write", "create"}
+AUDITED = {*PATIENT_WRITES, *DOCUMENT_WRITES}
 COMPANIONS = {"allergies"}
 """Entities audited beside a write's own record under its correlation id: the allergy rows
 a patient's names list is kept in step with (``relational/allergy_list.py``)."""
@@ -37,6 +39,9 @@ class Facts:
 
     patients: dict[str, tuple[int, str | None]]
     """patient id → (version, allergy value)"""
+    created: dict[str, str]
+    """last name → id of each patient the workers created (a create's last name is its
+    operation's unique value)"""
     initial_version: int
     events: list[tuple[str, str, str, str]]
     """(correlation id, entity type, entity id, action) of every audit event, in chain order"""
@@ -88,6 +93,7 @@ def check(
     _windows_after_kills(reads, versions, verdict, kill_window_bound_ms)
     _lost_writes(ops, facts, versions, verdict)
     _audit(ops, facts, by_correlation, verdict)
+    _creates(ops, facts, by_correlation, verdict)
     _documents(ops, facts, by_correlation, verdict)
     _gridfs(facts, verdict)
     _raw_errors(ops, verdict)
@@ -110,13 +116,15 @@ def _patients_of_days(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _committed_versions(facts: Facts) -> dict[str, int]:
-    """The version each committed patient write made, by correlation id: the n-th update
-    event of a patient in chain order made version ``initial + n`` (the audit invariant
-    checks that the counts agree)."""
+    """The version each committed patient write made, by correlation id: a create made
+    version ``initial``, the n-th update event of a patient in chain order version
+    ``initial + n`` (the audit invariant checks that the counts agree)."""
     made: dict[str, int] = {}
     count: Counter[str] = Counter()
     for correlation, entity_type, entity_id, action in facts.events:
-        if entity_type == "patients" and action == "update":
+        if entity_type == "patients" and action == "create":
+            made[correlation] = facts.initial_version
+        elif entity_type == "patients" and action == "update":
             count[entity_id] += 1
             made[correlation] = facts.initial_version + count[entity_id]
     return made
@@ -125,11 +133,13 @@ def _committed_versions(facts: Facts) -> dict[str, int]:
 def _stale_reads(
     ops: list[dict[str, Any]], versions: dict[str, int], verdict: Verdict, bound_ms: float
 ) -> None:
-    """A read that began after a committed write returned to its caller (acknowledged, or
-    with an error though it had committed) must see that write's version or a later one."""
+    """A read that began after a committed write or create returned to its caller
+    (acknowledged, or with an error though it had committed) must see that write's version
+    or a later one; one that found no patient after its create returned is stale whatever
+    the bound (absence is never cached)."""
     writes: dict[str, list[tuple[float, int, str]]] = defaultdict(list)
     for op in ops:
-        if op["kind"] == "write" and op["end"] is not None and op["id"] in versions:
+        if op["kind"] in PATIENT_WRITES and op["end"] is not None and op["id"] in versions:
             writes[op["key"]].append((op["end"], versions[op["id"]], op["outcome"]))
     for key in writes:
         writes[key].sort()
@@ -148,11 +158,11 @@ def _stale_reads(
         width_ms = (op["start"] - end) * 1000
         verdict.stale_reads += 1
         verdict.max_stale_ms = max(verdict.max_stale_ms, width_ms)
-        if width_ms > bound_ms:
+        if width_ms > bound_ms or not seen:
             told = "acknowledged" if outcome == "ok" else "committed (its caller saw an error)"
+            saw = f"read version {seen}" if seen else "found no patient"
             verdict.violations["stale_read"].append(
-                f"{op['id']} read version {seen} {width_ms:.0f} ms after version {version} "
-                f"was {told}"
+                f"{op['id']} {saw} {width_ms:.0f} ms after version {version} was {told}"
             )
 
 
@@ -247,6 +257,41 @@ def _audit(
         found.append("the audit log does not verify against its latest checkpoint")
     if facts.sealed_total != facts.event_total:
         found.append(f"{facts.event_total} audit events, {facts.sealed_total} sealed")
+
+
+def _creates(
+    ops: list[dict[str, Any]],
+    facts: Facts,
+    by_correlation: dict[str, list[Any]],
+    verdict: Verdict,
+) -> None:
+    """An acknowledged create's patient exists, under the id its caller was given; a
+    created patient exists exactly when the create's audit event does, whatever its caller
+    was told: the row and its event commit together or not at all. No other unit of work
+    finds the patient before its create commits."""
+    for op in ops:
+        if op["kind"] == "read" and op.get("uncommitted") and op.get("version") is not None:
+            verdict.violations["stale_read"].append(
+                f"{op['id']} found patient {op['key']} before {op['uncommitted']} committed"
+            )
+        if op["kind"] != "create":
+            continue
+        row = facts.created.get(op["value"])
+        events = [
+            entity_id
+            for entity_type, entity_id, action in by_correlation[op["id"]]
+            if entity_type == "patients" and action == "create"
+        ]
+        if op["outcome"] == "ok" and row is None:
+            verdict.violations["lost_write"].append(f"{op['id']} was acknowledged, no patient")
+        elif row is not None and op.get("key", row) != row:
+            verdict.violations["lost_write"].append(
+                f"{op['id']} was given patient {op['key']}, created {row}"
+            )
+        if events != ([row] if row is not None else []):
+            verdict.violations["audit"].append(
+                f"{op['id']} ({op['outcome']}): patient {row}, create events for {events}"
+            )
 
 
 def _documents(

@@ -66,12 +66,15 @@ def final_state(dl: DataLayer, patients: list[str]) -> Facts:
     sealed."""
     report = seal_everything(dl)
     with dl.engine.connect() as connection:
-        rows = connection.execute(select(Patient.id, Patient.version, Patient.allergies))
+        rows = connection.execute(
+            select(Patient.id, Patient.version, Patient.allergies, Patient.last_name)
+        ).all()
         versions = {
             str(pid): (version, (allergies or [None])[0])
-            for pid, version, allergies in rows
+            for pid, version, allergies, _ in rows
             if str(pid) in patients
         }
+        created = {name: str(pid) for pid, _, _, name in rows if str(pid) not in patients}
         events = [
             (c, t, e, a)
             for c, t, e, a in connection.execute(
@@ -97,6 +100,7 @@ def final_state(dl: DataLayer, patients: list[str]) -> Facts:
     )
     return Facts(
         patients=versions,
+        created=created,
         initial_version=INITIAL_VERSION,
         events=events,
         chain_ok=report.ok and report.unsealed == 0,

@@ -17,6 +17,7 @@ def op(op_id: str, kind: str, start: float, end: float | None, outcome: str, **f
 def facts(**overrides: Any) -> Facts:
     values: dict[str, Any] = {
         "patients": {PATIENT: (2, "a")},
+        "created": {},
         "initial_version": 1,
         "events": [("w-1", "patients", PATIENT, "update")],
         "chain_ok": True,
@@ -163,3 +164,79 @@ def test_a_driver_exception_out_of_the_layer_is_a_raw_error():
 def test_a_sealed_total_that_differs_from_the_events_stored_is_a_violation():
     verdict = check([WRITE], facts(event_total=1, sealed_total=2), stale_bound_ms=0)
     assert verdict.violations["audit"] == ["1 audit events, 2 sealed"]
+
+
+NEW = "p9"
+CREATE = op("c-1", "create", 1.0, 2.0, "ok", key=NEW, value="w1-c1")
+CREATED = facts(
+    created={"w1-c1": NEW},
+    events=[*facts().events, ("c-1", "patients", NEW, "create")],
+)
+
+
+def test_an_acknowledged_create_read_before_and_after_it_returned_passes():
+    before = op("r-1", "read", 1.5, 1.6, "ok", key=NEW, uncommitted="c-1")
+    after = op("r-2", "read", 2.5, 2.6, "ok", key=NEW, version=1)
+    assert not check([WRITE, CREATE, before, after], CREATED, stale_bound_ms=0).failed
+
+
+def test_an_acknowledged_create_whose_patient_does_not_exist_is_a_lost_write():
+    state = facts(events=CREATED.events)
+    found = violations([WRITE, CREATE], state)
+    assert found["lost_write"] == 1
+    assert found["audit"] == 1  # and its event has no row
+
+
+def test_an_acknowledged_create_whose_caller_was_given_another_id_is_a_lost_write():
+    given = {**CREATE, "key": "p8"}
+    assert violations([WRITE, given], CREATED)["lost_write"] == 1
+
+
+def test_an_acknowledged_create_without_its_audit_event_breaks_the_audit_invariant():
+    state = facts(created={"w1-c1": NEW})
+    assert violations([WRITE, CREATE], state)["audit"] >= 1
+    twice = facts(
+        created={"w1-c1": NEW}, events=[*CREATED.events, ("c-1", "patients", NEW, "create")]
+    )
+    assert violations([WRITE, CREATE], twice)["audit"] >= 1
+
+
+def test_a_create_that_raised_exists_exactly_when_its_audit_event_does():
+    for outcome in ("unknown", "fail"):
+        raised = {**CREATE, "outcome": outcome}
+        nothing = facts()
+        assert violations([WRITE, raised], nothing)["audit"] == 0
+        row_alone = facts(created={"w1-c1": NEW})
+        assert violations([WRITE, raised], row_alone)["audit"] == 1
+        event_alone = facts(events=CREATED.events)
+        assert violations([WRITE, raised], event_alone)["audit"] >= 1
+    unknown = {**CREATE, "outcome": "unknown"}
+    assert violations([WRITE, unknown], CREATED)["audit"] == 0
+    refused = {**CREATE, "outcome": "fail"}
+    assert violations([WRITE, refused], CREATED)["audit"] == 1  # committed though refused
+
+
+def test_a_create_killed_before_its_id_was_recorded_is_found_by_its_value():
+    killed = {k: v for k, v in CREATE.items() if k != "key"} | {"outcome": "unknown", "end": None}
+    assert violations([WRITE, killed], CREATED)["audit"] == 0
+    assert violations([WRITE, killed], facts(created={"w1-c1": NEW}))["audit"] == 1
+
+
+def test_no_patient_found_after_its_create_returned_is_a_stale_absence_whatever_the_bound():
+    absent = op("r-1", "read", 2.5, 2.6, "ok", key=NEW)
+    verdict = check([WRITE, CREATE, absent], CREATED, stale_bound_ms=10_000)
+    assert len(verdict.violations["stale_read"]) == 1
+    assert "found no patient" in verdict.violations["stale_read"][0]
+
+
+def test_no_patient_found_after_a_create_that_committed_though_its_caller_saw_an_error():
+    unknown = {**CREATE, "outcome": "unknown"}
+    absent = op("r-1", "read", 2.5, 2.6, "ok", key=NEW)
+    assert violations([WRITE, unknown, absent], CREATED)["stale_read"] == 1
+    assert violations([WRITE, unknown, absent], facts())["stale_read"] == 0  # never committed
+
+
+def test_a_patient_found_by_another_unit_before_its_create_committed_is_a_dirty_read():
+    dirty = op("r-1", "read", 1.5, 1.6, "ok", key=NEW, version=1, uncommitted="c-1")
+    found = check([WRITE, CREATE, dirty], CREATED, stale_bound_ms=0).violations["stale_read"]
+    assert found == ["r-1 found patient p9 before c-1 committed"]
