@@ -149,7 +149,8 @@ def campaign(args: argparse.Namespace, folder: Path, stack: ExitStack) -> dict[s
     sealers.stop()
 
     settle(dl)
-    final_reads(settings, [*patients, probe], folder)
+    created = [op["key"] for op in load(folder) if op["kind"] == "create" and "key" in op]
+    final_reads(settings, [*patients, probe, *created], folder)
     ops = load(folder)
     verdict = check(
         ops,
@@ -180,7 +181,8 @@ def settle(dl: DataLayer) -> None:
 
 
 def final_reads(settings: dict[str, Any], patients: list[str], folder: Path) -> None:
-    """A fresh layer's view once everything is calm: each patient read once more."""
+    """A fresh layer's view once everything is calm: each patient (those the workers
+    created too, committed or not) read once more."""
     history = History(folder / "final.jsonl", "final")
     dl = DataLayer(settings_from(settings))
     try:

@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Collection
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,13 @@ from dr_assistant_data.cache.store import CacheStore
 from .history import History
 
 WRITE_SHARE = 0.3
+CREATE_SHARE = 0.1
+"""Of the writes, those that create a patient."""
 DAY_SHARE = 0.3
 """Of the reads, those of the doctor's day (one cache entry with every patient of the day)."""
+CREATED_SHARE = 0.3
+"""Of the reads of one patient, those of a patient this process created (once it has)."""
+BORN = date(1980, 1, 1)
 
 
 def settings_from(config: dict[str, Any]) -> Settings:
@@ -53,9 +59,33 @@ def write(dl: DataLayer, history: History, patient: str, rng: random.Random) -> 
         op.result["version"] = written.version
 
 
-def read(dl: DataLayer, history: History, patient: str) -> int | None:
-    """Read the patient; the version read (``None`` if the read failed)."""
-    with history.operation("read", key=patient) as op:
+def create(dl: DataLayer, history: History, rng: random.Random) -> str | None:
+    """Create a patient; its id if the create was acknowledged."""
+    value = f"{history.process}-c{rng.getrandbits(32):08x}"
+    with (
+        history.operation("create", value=value) as op,
+        dl.unit_of_work(actor="chaos", correlation_id=op.id) as uow,
+    ):
+        new = uow.patients.create(
+            first_name="Chaos", last_name=value, date_of_birth=BORN, gender="other"
+        )
+        op.result["key"] = str(new.id)
+        history.write(id=op.id, phase="created", key=op.result["key"])  # a SIGKILL's too
+        read(dl, history, op.result["key"], uncommitted=op.id)  # another unit: absent
+        time.sleep(rng.uniform(0, 0.01))
+        op.committing = True
+    if op.outcome != "ok":
+        return None
+    read(dl, history, op.result["key"])  # a fresh unit: found, never a stale absence
+    key: str = op.result["key"]
+    return key
+
+
+def read(dl: DataLayer, history: History, patient: str, **fields: str) -> int | None:
+    """Read the patient; the version read (``None`` if the read failed or found none).
+    ``fields`` go into its history (``uncommitted``: the create of this patient not yet
+    committed)."""
+    with history.operation("read", key=patient, **fields) as op:
         with dl.unit_of_work(read_only=True) as uow:
             found = uow.patients.get(patient)
         if found is not None:
@@ -99,15 +129,21 @@ def run(config: dict[str, Any]) -> None:
     history = History(Path(config["history"]), config["process"])
     armed = die_after_a_commit_when_armed(history)
     dl = DataLayer(settings_from(config["settings"]))
+    created: list[str] = []
     try:
         for _ in range(config["quota"]):
             patient = rng.choice(config["patients"])
             if armed.is_set():
                 write(dl, history, config["probe"], rng)
             elif rng.random() < WRITE_SHARE:
-                write(dl, history, patient, rng)
+                if rng.random() >= CREATE_SHARE:
+                    write(dl, history, patient, rng)
+                elif new := create(dl, history, rng):
+                    created.append(new)
             elif rng.random() < DAY_SHARE:
                 read_day(dl, history, config["doctor"], config["day"])
+            elif created and rng.random() < CREATED_SHARE:
+                read(dl, history, rng.choice(created))
             else:
                 read(dl, history, patient)
             time.sleep(rng.expovariate(config["rate"]))

@@ -38,6 +38,8 @@ def test_a_seeded_campaign_with_every_fault_kind_finds_no_violation(tmp_path):
     # the window after a writer died between COMMIT and delivery was measured, not skipped
     # (its bound is checked as a stale_read violation)
     assert results["writers_killed_after_commit"] >= 1
+    # creates ran, each read by another unit before its commit and by a fresh one after
+    assert results["operations"]["create"].get("ok", 0) >= 1
     assert set(results["violations"]) == INVARIANTS
     assert "faults injected" in finished.stdout
     assert results["violations"] == dict.fromkeys(INVARIANTS, 0), finished.stdout
