@@ -155,6 +155,8 @@ class DocumentJournal:
         self, step: Callable[[Database[Raw], str, list[tuple[str, Any]]], None], what: str
     ) -> None:
         """Apply ``step`` to what was written, then start afresh (``_start_afresh``)."""
+        if not self._written:  # most units write no document: nothing to settle
+            return
         written, unit = self._start_afresh()
         if not written:
             return
