@@ -82,9 +82,15 @@ class _Span:
 def start(name: str, **attributes: Attribute) -> Activity:
     """A span named ``dr_assistant_data.<name>``, current until ``end(outcome, error,
     **more)``; each attribute is reported as ``dr.<key>``."""
-    if trace is None or isinstance(trace.get_tracer_provider(), _NO_OP_PROVIDERS):
+    if not active():
         return _NOTHING  # the hot paths (a cache hit) pay one type check, no span
     return _Span(name, {f"dr.{key}": value for key, value in attributes.items()})
+
+
+def active() -> bool:
+    """Whether a span would be recorded: a provider other than the API's no-op is set.
+    A hot path asks first, and runs bare when not (no span object, no attributes)."""
+    return trace is not None and not isinstance(trace.get_tracer_provider(), _NO_OP_PROVIDERS)
 
 
 class Span:
@@ -129,6 +135,8 @@ def _traced(kind: str, method: F, attributes: Callable[[Any], Mapping[str, Attri
 
     @functools.wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not active():
+            return method(self, *args, **kwargs)
         with Span(kind, operation=operation, **attributes(self)) as span:
             result = method(self, *args, **kwargs)
             span.attributes = _rows(result)

@@ -20,9 +20,10 @@ and the error (``BackendUnavailableError``) propagates. The commit, phase by pha
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -141,21 +142,21 @@ class UnitOfWork:
             self._activity.end("failed", error)
             raise
         self._session = session
-        self.users = UserRepository(session)
-        self.patients = PatientRepository(session)
-        self.appointments = AppointmentRepository(session, self._clinic_timezone)
-        self.encounters = EncounterRepository(session)
-        self.prescriptions = PrescriptionRepository(session)
-        self.orders = OrderRepository(session)
-        self.conditions = ConditionRepository(session)
-        self.allergies = AllergyRepository(session)
-        self.vital_signs = VitalSignRepository(session)
-        self.tasks = TaskRepository(session)
-        self.alerts = AlertRepository(session)
-        self.audit = AuditRepository(session)
-        self.clinical_notes = ClinicalNoteRepository(self._documents, self._journal, session)
-        self.voice_recordings = VoiceRecordingRepository(self._documents, self._journal, session)
+        for name in vars(self).keys() & _REPOSITORIES.keys():  # entered again: built anew
+            del self.__dict__[name]
         return self
+
+    if not TYPE_CHECKING:  # the annotations above type each repository; a typo stays one
+
+        def __getattr__(self, name: str) -> Any:
+            """A repository, built on its first use in the block and kept as a plain
+            attribute from then on: a unit of work pays only for the repositories it uses."""
+            build = _REPOSITORIES.get(name)
+            if build is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            repository = build(self, self.session)
+            setattr(self, name, repository)
+            return repository
 
     def _open(self) -> Session:
         audit = AuditTrail(
@@ -220,3 +221,26 @@ class UnitOfWork:
         document writes since the last commit."""
         rollback(self.session)
         self._journal.release()
+
+
+_REPOSITORIES: dict[str, Callable[[UnitOfWork, Session], object]] = {
+    "users": lambda unit, session: UserRepository(session),
+    "patients": lambda unit, session: PatientRepository(session),
+    "appointments": lambda unit, session: AppointmentRepository(session, unit.clinic_timezone),
+    "encounters": lambda unit, session: EncounterRepository(session),
+    "prescriptions": lambda unit, session: PrescriptionRepository(session),
+    "orders": lambda unit, session: OrderRepository(session),
+    "tasks": lambda unit, session: TaskRepository(session),
+    "alerts": lambda unit, session: AlertRepository(session),
+    "conditions": lambda unit, session: ConditionRepository(session),
+    "allergies": lambda unit, session: AllergyRepository(session),
+    "vital_signs": lambda unit, session: VitalSignRepository(session),
+    "audit": lambda unit, session: AuditRepository(session),
+    "clinical_notes": lambda unit, session: ClinicalNoteRepository(
+        unit._documents, unit._journal, session
+    ),
+    "voice_recordings": lambda unit, session: VoiceRecordingRepository(
+        unit._documents, unit._journal, session
+    ),
+}
+"""How each repository the class annotates is built from the unit's session."""

@@ -30,6 +30,8 @@ class CircuitBreaker:
         return not self.allows()
 
     def success(self) -> None:
+        if not self._failures and not self._open_until:  # the hot path: nothing to reset
+            return
         with self._lock:
             self._failures = 0
             self._open_until = 0.0

@@ -44,7 +44,7 @@ class CacheKeys:
         """A cached read of rows of ``table``, named by ``parts``: the first (an id) is
         the hash tag, the others (a day) qualify it."""
         id, *qualifiers = parts
-        tail = "".join(f":{qualifier}" for qualifier in qualifiers)
+        tail = "".join(f":{qualifier}" for qualifier in qualifiers) if qualifiers else ""
         return f"{self.namespace}{kind}:{schema_tag(table)}:{{{id}}}{tail}"
 
     def entity(self, table: Table, id: uuid.UUID) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 
 EVENTS = ("hit", "miss", "load", "invalidation", "error")
 
@@ -13,11 +13,11 @@ class CacheStats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: dict[str, Counter[str]] = {}
+        self._counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
 
     def count(self, region: str, event: str, by: int = 1) -> None:
         with self._lock:
-            self._counts.setdefault(region, Counter())[event] += by
+            self._counts[region][event] += by  # a Counter made once per region, not per call
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         with self._lock:

@@ -35,6 +35,8 @@ def read_through(store: CacheStore, region_name: str, key: str, create: Callable
     invalidated between the capture of its generation and the store (and ``None``, nothing
     found, never)."""
     backend = store.backend(region_name)
+    if not telemetry.active():
+        return _read_through(store, backend, region_name, key, create)[0]
     with telemetry.Span("cache", **{"cache.region": region_name, "operation": "read"}) as span:
         value, span.outcome = _read_through(store, backend, region_name, key, create)
     return value

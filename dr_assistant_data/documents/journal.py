@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 from mongoengine import EmbeddedDocument
@@ -78,8 +79,13 @@ class DocumentJournal:
 
     def __init__(self, db: Callable[[], Database[Raw]]) -> None:
         self._db = db
-        self.unit_id = uuid.uuid4().hex
         self._written: dict[tuple[str, Any], None] = {}
+
+    @cached_property
+    def unit_id(self) -> str:
+        """The id its writes are marked with and its commit row holds: drawn when first
+        needed, so a unit of work that writes no document draws none."""
+        return uuid.uuid4().hex
 
     def marker(self, before: Raw | None) -> Raw:
         return {"unit": self.unit_id, "at": utcnow(), "before": before}
@@ -155,6 +161,8 @@ class DocumentJournal:
         self, step: Callable[[Database[Raw], str, list[tuple[str, Any]]], None], what: str
     ) -> None:
         """Apply ``step`` to what was written, then start afresh (``_start_afresh``)."""
+        if not self._written:  # most units write no document: nothing to settle
+            return
         written, unit = self._start_afresh()
         if not written:
             return

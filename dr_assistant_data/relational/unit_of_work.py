@@ -61,7 +61,9 @@ def untouched(session: Session) -> bool:
     a commit would flush nothing, write nothing and send nothing."""
     if session.get_transaction() is not None or trail(session).changes:
         return False
-    return not (session.new or session.deleted or session.dirty)
+    # identity_map.check_modified(): session.dirty's states (modified, not deleted), not
+    # built into a set only to be tested for emptiness
+    return not (session.new or session.deleted or session.identity_map.check_modified())
 
 
 def rollback(session: Session) -> None:

@@ -110,6 +110,26 @@ def test_a_unit_of_work_cannot_be_used_outside_its_block(dl):
         _ = uow.session
 
 
+def test_each_repository_is_built_on_first_use_as_its_annotated_class(dl):
+    annotated = inspect.get_annotations(UnitOfWork, eval_str=True)  # its repositories
+    assert len(annotated) == 14
+    uow = dl.unit_of_work(actor="test")
+    with pytest.raises(DataLayerError, match="not open"):
+        _ = uow.patients
+    with uow:
+        assert not vars(uow).keys() & annotated.keys()  # none built on entering
+        patients = uow.patients
+        assert uow.patients is patients
+        assert vars(uow)["patients"] is patients
+        for name, kind in annotated.items():
+            assert isinstance(getattr(uow, name), kind), name
+        with pytest.raises(AttributeError):
+            _ = uow.no_such_repository
+    with uow:  # entered again: its repositories are those of the new session
+        assert uow.patients is not patients
+        assert uow.patients.session is uow.session
+
+
 def test_two_writers_of_one_row_one_wins_the_other_conflicts(dl):
     """Both read version 1; the second commit's UPDATE finds the version moved on."""
     with dl.unit_of_work(actor="test") as uow:

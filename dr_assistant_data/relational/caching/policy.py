@@ -412,7 +412,7 @@ def shared_store(session: Session) -> CacheStore | None:
         return None
     if not store.trusted():  # it could miss another process's invalidation (outbox.py)
         return None
-    if session.new or session.deleted or session.dirty:
+    if session.new or session.deleted or session.identity_map.check_modified():  # as untouched
         return None
     return store
 
