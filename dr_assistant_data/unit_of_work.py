@@ -158,6 +158,12 @@ class UnitOfWork:
             setattr(self, name, repository)
             return repository
 
+    def __dir__(self) -> list[str]:
+        """The attributes, and in the block the repositories not yet built (``dir()``,
+        ``inspect.getmembers`` and completion list every repository it can build)."""
+        open_ = self._session is not None
+        return sorted({*super().__dir__(), *(_REPOSITORIES if open_ else ())})
+
     def _open(self) -> Session:
         audit = AuditTrail(
             actor=self.actor,

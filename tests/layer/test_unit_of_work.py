@@ -125,6 +125,10 @@ def test_each_repository_is_built_on_first_use_as_its_annotated_class(dl):
             assert isinstance(getattr(uow, name), kind), name
         with pytest.raises(AttributeError):
             _ = uow.no_such_repository
+    unopened = dl.unit_of_work(actor="test")
+    assert not set(dir(unopened)) & annotated.keys()  # not open: none it could build
+    with unopened:
+        assert set(dir(unopened)) >= annotated.keys()  # in the block: every one, unbuilt
     with uow:  # entered again: its repositories are those of the new session
         assert uow.patients is not patients
         assert uow.patients.session is uow.session
