@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..errors import BackendUnavailableError, ValidationError
 from ..session_context import context_of
 from .audit.trail import AuditTrail, trail_of
+from .caching.policy import has_unflushed_changes
 from .driver.translate import translated
 
 WAL_POSITION = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
@@ -61,9 +62,7 @@ def untouched(session: Session) -> bool:
     a commit would flush nothing, write nothing and send nothing."""
     if session.get_transaction() is not None or trail(session).changes:
         return False
-    # identity_map.check_modified(): session.dirty's states (modified, not deleted), not
-    # built into a set only to be tested for emptiness
-    return not (session.new or session.deleted or session.identity_map.check_modified())
+    return not has_unflushed_changes(session)
 
 
 def rollback(session: Session) -> None:

@@ -412,9 +412,16 @@ def shared_store(session: Session) -> CacheStore | None:
         return None
     if not store.trusted():  # it could miss another process's invalidation (outbox.py)
         return None
-    if session.new or session.deleted or session.identity_map.check_modified():  # as untouched
+    if has_unflushed_changes(session):
         return None
     return store
+
+
+def has_unflushed_changes(session: Session) -> bool:
+    """A row added, deleted or modified and not yet flushed: ``session.new``,
+    ``session.deleted`` or ``session.dirty``, the last asked of the identity map
+    (``check_modified``) rather than built into a set only to be tested for emptiness."""
+    return bool(session.new or session.deleted or session.identity_map.check_modified())
 
 
 def _in_session(session: Session, model: type[Entity], id: uuid.UUID) -> bool:
