@@ -164,8 +164,6 @@ class DocumentJournal:
         if not self._written:  # most units write no document: nothing to settle
             return
         written, unit = self._start_afresh()
-        if not written:
-            return
         try:
             step(self._db(), unit, written)
         except DataLayerError:
